@@ -1,0 +1,189 @@
+"""API keys and roles.
+
+A key is ``ask_`` + 32 url-safe random characters. Only its SHA-256 digest is stored, under
+``as:apikey:<digest>`` (a hash: id, name, role, agents, rate, burst, created_at, revoked_at), with
+``as:apikeys`` mapping key ids to digests for listing and revoking by id. A lookup is one ``HGETALL``
+on the digest, with no cache, so a revoked key is refused by every API process on its next request.
+Keys are looked up by digest (a one-way function of the secret), and the stored digest is compared with
+``hmac.compare_digest``, so response timing says nothing about the secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import cast
+
+import redis
+import redis.asyncio as aioredis
+
+from agent_sessions.errors import Forbidden, Unauthorized
+from agent_sessions.redis_client import outage_as_unavailable, outage_as_unavailable_sync
+
+SECRET_RE = re.compile(r"ask_[A-Za-z0-9_-]{24,128}")
+KEY_ID_RE = re.compile(r"kid_[0-9a-f]{12}")
+PREFIX = "as:"
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    EDITOR = "editor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    name: str
+    role: Role
+    agents: tuple[str, ...]
+    rate: float | None
+    burst: int | None
+    created_at: int
+    revoked_at: int | None
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> ApiKey:
+        return cls(
+            id=fields["id"],
+            name=fields.get("name", ""),
+            role=Role(fields["role"]),
+            agents=tuple(a for a in fields.get("agents", "").split(",") if a),
+            rate=float(fields["rate"]) if fields.get("rate") else None,
+            burst=int(fields["burst"]) if fields.get("burst") else None,
+            created_at=int(fields.get("created_at", "0")),
+            revoked_at=int(fields["revoked_at"]) if fields.get("revoked_at") else None,
+        )
+
+    def allows_agent(self, agent: str) -> bool:
+        return not self.agents or agent in self.agents
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def record_key(key_digest: str) -> str:
+    return f"{PREFIX}apikey:{key_digest}"
+
+
+INDEX_KEY = f"{PREFIX}apikeys"
+
+
+def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str:
+    if x_api_key:
+        secret = x_api_key.strip()
+    elif authorization:
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Authorization header must be 'Bearer <key>'")
+        secret = value.strip()
+    else:
+        raise Unauthorized("missing API key: send it as the x-api-key header")
+    if not SECRET_RE.fullmatch(secret):
+        raise Unauthorized("malformed API key")
+    return secret
+
+
+async def authenticate(client: aioredis.Redis, secret: str) -> ApiKey:
+    key_digest = digest(secret)
+    async with outage_as_unavailable():
+        fields = cast(dict[str, str], await client.hgetall(record_key(key_digest)))  # type: ignore[misc]
+    if not fields or not hmac.compare_digest(fields.get("digest", ""), key_digest):
+        raise Unauthorized("unknown API key")
+    key = ApiKey.from_fields(fields)
+    if key.revoked_at is not None:
+        raise Unauthorized("API key revoked")
+    return key
+
+
+def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool = True) -> None:
+    """Raise ``Forbidden`` unless ``key`` has at least role ``need`` and may act on ``agent``.
+
+    A key limited to some agents gets 403 for any other agent, whether or not it exists (no existence
+    oracle). ``any_agent=False`` marks operations on no single agent (creating one), which only an
+    unlimited key may do.
+    """
+    if key.role.rank < need.rank:
+        raise Forbidden(f"a {key.role} key cannot do this; it needs the {need} role")
+    if agent is not None and not key.allows_agent(agent):
+        raise Forbidden("this key is not allowed to access this agent")
+    if agent is None and not any_agent and key.agents:
+        raise Forbidden("a key limited to some agents cannot do this")
+
+
+class Keyring:
+    """Key management for the CLI (synchronous: it runs outside any event loop)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+
+    def create(
+        self,
+        role: Role,
+        agents: tuple[str, ...] = (),
+        name: str = "",
+        rate: float | None = None,
+        burst: int | None = None,
+    ) -> tuple[ApiKey, str]:
+        secret = "ask_" + secrets.token_urlsafe(24)
+        key = ApiKey(
+            id="kid_" + secrets.token_hex(6),
+            name=name,
+            role=role,
+            agents=agents,
+            rate=rate,
+            burst=burst,
+            created_at=int(time.time() * 1000),
+            revoked_at=None,
+        )
+        key_digest = digest(secret)
+        fields = {
+            "id": key.id,
+            "name": name,
+            "role": role.value,
+            "agents": ",".join(agents),
+            "rate": "" if rate is None else repr(rate),
+            "burst": "" if burst is None else str(burst),
+            "created_at": str(key.created_at),
+            "digest": key_digest,
+        }
+        with outage_as_unavailable_sync():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.hset(record_key(key_digest), mapping=fields)  # type: ignore[arg-type]
+            pipe.hset(INDEX_KEY, key.id, key_digest)
+            pipe.execute()
+        return key, secret
+
+    def list(self) -> list[ApiKey]:
+        with outage_as_unavailable_sync():
+            index = cast(dict[str, str], self.redis.hgetall(INDEX_KEY))
+            pipe = self.redis.pipeline(transaction=False)
+            for key_digest in index.values():
+                pipe.hgetall(record_key(key_digest))
+            records = pipe.execute()
+        keys = [ApiKey.from_fields(fields) for fields in records if fields]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def revoke(self, id_or_secret: str) -> ApiKey | None:
+        """Revoke by key id or by the key itself; ``None`` when no such key exists."""
+        with outage_as_unavailable_sync():
+            if KEY_ID_RE.fullmatch(id_or_secret):
+                key_digest = cast(str | None, self.redis.hget(INDEX_KEY, id_or_secret))
+            elif SECRET_RE.fullmatch(id_or_secret):
+                key_digest = digest(id_or_secret)
+            else:
+                return None
+            if key_digest is None or not self.redis.exists(record_key(key_digest)):
+                return None
+            self.redis.hsetnx(record_key(key_digest), "revoked_at", str(int(time.time() * 1000)))
+            return ApiKey.from_fields(cast(dict[str, str], self.redis.hgetall(record_key(key_digest))))

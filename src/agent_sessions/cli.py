@@ -1,0 +1,127 @@
+"""The ``agent-sessions`` command: serve, dev, keys. Each subcommand reads settings once and delegates."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError, StoreUnavailable
+from agent_sessions.models import AGENT_KEY_RE
+from agent_sessions.redis_client import sync_client
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="agent-sessions", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API (needs REDIS_URL)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="API processes (stateless; share one Redis)")
+
+    dev = sub.add_parser("dev", help="run everything locally on an embedded Redis")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--data-dir", default=".data", help="where Redis keeps its data (default ./.data)")
+
+    keys = sub.add_parser("keys", help="create, list and revoke API keys (needs REDIS_URL)")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    create = keys_sub.add_parser("create", help="make a key; prints it once, alone on the last line")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--agent", action="append", default=[], help="limit to this agent (repeatable)")
+    create.add_argument("--name", default="")
+    create.add_argument("--rate", type=float, help="tokens per second (default: RATE_LIMIT_RATE)")
+    create.add_argument("--burst", type=int, help="bucket size (default: RATE_LIMIT_BURST)")
+    keys_sub.add_parser("list", help="list keys (never their secrets)")
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by id (kid_...) or by the key itself")
+    revoke.add_argument("id_or_key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        if args.command == "serve":
+            return _serve(args, settings)
+        if args.command == "dev":
+            return _dev(args, settings)
+        return _keys(args, settings)
+    except ConfigError as exc:
+        print(f"agent-sessions: {exc}", file=sys.stderr)
+        return 2
+    except StoreUnavailable:
+        print("agent-sessions: cannot reach Redis at REDIS_URL", file=sys.stderr)
+        return 3
+
+
+def _require_redis(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none")
+    return settings.redis_url
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    _require_redis(settings)
+    # Each worker process builds its own app (and reads the same environment) through the factory.
+    uvicorn.run("agent_sessions.web.app:create_app", factory=True, host=args.host, port=args.port,
+                workers=args.workers, access_log=False, proxy_headers=True)
+    return 0
+
+
+def _dev(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from agent_sessions import dev
+    from agent_sessions.redis_server import RedisServer
+    from agent_sessions.web.app import create_app
+
+    data_dir = Path(args.data_dir).resolve()
+    server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock").start()
+    try:
+        settings = settings.model_copy(update={"redis_url": server.url})
+        secret = dev.seed(settings, data_dir)
+        print(dev.banner(f"http://{args.host}:{args.port}", server.url, secret), flush=True)
+        uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port)).run()
+    finally:
+        server.stop()
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    keyring = Keyring(sync_client(_require_redis(settings)))
+    if args.keys_command == "create":
+        bad = [a for a in args.agent if not AGENT_KEY_RE.fullmatch(a)]
+        if bad:
+            raise ConfigError(f"not an agent key: {', '.join(bad)}")
+        if (args.rate is not None and args.rate <= 0) or (args.burst is not None and args.burst < 1):
+            raise ConfigError("--rate must be > 0 and --burst >= 1")
+        key, secret = keyring.create(Role(args.role), tuple(args.agent), args.name, args.rate, args.burst)
+        scope = ",".join(key.agents) or "all agents"
+        print(f"created {key.id} ({key.role}, {scope}); the key is shown once, store it now:")
+        print(secret)
+        return 0
+    if args.keys_command == "list":
+        print(f"{'ID':<17} {'ROLE':<7} {'AGENTS':<30} {'RATE':>6} {'BURST':>6} {'STATUS':<8} NAME")
+        for k in keyring.list():
+            rate = "-" if k.rate is None else f"{k.rate:g}"
+            burst = "-" if k.burst is None else str(k.burst)
+            status = "revoked" if k.revoked_at else "active"
+            print(f"{k.id:<17} {k.role:<7} {','.join(k.agents) or '*':<30} {rate:>6} {burst:>6} {status:<8} {k.name}")
+        return 0
+    revoked = keyring.revoke(args.id_or_key)
+    if revoked is None:
+        print("agent-sessions: no such key", file=sys.stderr)
+        return 1
+    print(f"revoked {revoked.id} {revoked.name}".rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

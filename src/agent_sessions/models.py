@@ -1,0 +1,201 @@
+"""Request and response shapes, defined once.
+
+Request bodies are ``TypedDict``s validated by pydantic straight from JSON bytes: the result holds only
+the fields the client sent, which is exactly the PATCH semantics ("only the fields sent change"), and
+strict mode means ``"true"`` is not a boolean and ``null`` is not a string. The same types generate the
+OpenAPI document (``web/openapi.py``), so the spec cannot drift from what is enforced.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from agent_sessions.errors import InvalidMetadata, InvalidRequest
+
+KEY_MAX_LENGTH = 64
+AGENT_KEY_RE = re.compile(r"agt_[0-9a-zA-Z_-]+")
+SESSION_KEY_RE = re.compile(r"ase_[0-9a-zA-Z_-]+")
+
+AgentKey = Annotated[str, StringConstraints(pattern=r"^agt_[0-9a-zA-Z_-]+$", max_length=KEY_MAX_LENGTH)]
+SessionKey = Annotated[str, StringConstraints(pattern=r"^ase_[0-9a-zA-Z_-]+$", max_length=KEY_MAX_LENGTH)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+Description = Annotated[str, StringConstraints(max_length=16 * 1024)]
+Metadata = dict[str, Any]
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
+class AgentCreate(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    key: NotRequired[AgentKey]
+    name: Name
+    description: NotRequired[Description]
+    metadata: NotRequired[Metadata]
+    enabled: NotRequired[bool]
+
+
+class AgentPatch(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    name: Name
+    description: Description
+    metadata: Metadata
+    enabled: bool
+
+
+class SessionCreate(TypedDict, total=False):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    key: SessionKey
+    name: Annotated[str, StringConstraints(max_length=255)]
+    description: Description
+    metadata: Metadata
+    enabled: bool
+
+
+class SessionPatch(TypedDict, total=False):
+    """The seed's PATCH body. ``name`` is set at creation only (the contract's PATCH has three fields)."""
+
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    description: Description
+    metadata: Metadata
+    enabled: bool
+
+
+class Agent(TypedDict):
+    key: str
+    name: str
+    description: str
+    metadata: Metadata
+    enabled: bool
+    created_at: str
+    updated_at: str
+
+
+class Session(TypedDict):
+    id: str
+    agent_key: str
+    name: str
+    description: str
+    metadata: Metadata
+    enabled: bool
+    created_at: str
+    updated_at: str
+    version: int
+
+
+class PageMetadata(TypedDict):
+    page_key: str | None
+    total_count: int
+
+
+class AgentList(TypedDict):
+    agents: list[Agent]
+    metadata: PageMetadata
+
+
+class SessionList(TypedDict):
+    sessions: list[Session]
+    metadata: PageMetadata
+
+
+class ErrorBody(TypedDict):
+    code: str
+    messages: list[str]
+    request_id: str
+    field_errors: NotRequired[dict[str, str]]
+
+
+class Health(TypedDict):
+    status: Literal["ok"]
+
+
+BODY_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {
+    t: TypeAdapter(t) for t in (AgentCreate, AgentPatch, SessionCreate, SessionPatch)
+}
+
+
+def parse_body(model: type[Any], raw: bytes) -> dict[str, Any]:
+    """Validate JSON bytes against a body type; errors become ``invalid_request``/``invalid_metadata``."""
+    try:
+        body: dict[str, Any] = BODY_ADAPTERS[model].validate_json(raw)
+    except ValidationError as exc:
+        raise _body_error(exc) from None
+    return body
+
+
+def _body_error(exc: ValidationError) -> InvalidRequest:
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    if first["type"] == "json_invalid":
+        return InvalidRequest(f"body is not valid JSON: {first['msg'].removeprefix('Invalid JSON: ')}")
+    if not first["loc"]:
+        return InvalidRequest("body must be a JSON object")
+    fields: dict[str, str] = {}
+    for err in errors:
+        path = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            fields[path] = "unknown or read-only field; it cannot be set"
+        elif err["type"] == "missing":
+            fields[path] = "field required"
+        else:
+            fields[path] = err["msg"]
+    if any(path == "metadata" or path.startswith("metadata.") for path in fields):
+        return InvalidMetadata.for_fields({k: v for k, v in fields.items() if k.startswith("metadata")})
+    return InvalidRequest.for_fields(fields)
+
+
+@dataclass(frozen=True)
+class MetadataLimits:
+    max_keys: int = 64
+    max_key_length: int = 64
+    max_depth: int = 5
+    max_bytes: int = 16 * 1024
+
+
+# JSON consumers in other languages (JavaScript above all) lose precision past 2**53; past 64 bits
+# most cannot parse the number at all. Reject those instead of storing something readers mangle.
+_INT_LIMIT = 2**63
+
+
+def encode_metadata(value: Metadata, limits: MetadataLimits) -> bytes:
+    """Check ``value`` against the limits and return its canonical JSON (sorted keys, compact).
+
+    Canonical form makes "the same metadata" a byte comparison inside the Lua script, so a PATCH
+    that sends equal metadata in another key order is still a no-op.
+    """
+    if len(value) > limits.max_keys:
+        raise _metadata_error("metadata", f"at most {limits.max_keys} top-level keys allowed")
+    _check_value(value, "metadata", 1, limits)
+    encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if len(encoded) > limits.max_bytes:
+        raise _metadata_error("metadata", f"serialized size {len(encoded)} exceeds {limits.max_bytes} bytes")
+    return encoded
+
+
+def _check_value(value: Any, path: str, depth: int, limits: MetadataLimits) -> None:
+    if isinstance(value, dict):
+        if depth > limits.max_depth:
+            raise _metadata_error(path, f"nesting deeper than {limits.max_depth} levels")
+        for key, item in value.items():
+            if not 1 <= len(key) <= limits.max_key_length:
+                raise _metadata_error(f"{path}.{key}", f"keys must be 1-{limits.max_key_length} characters")
+            _check_value(item, f"{path}.{key}", depth + 1, limits)
+    elif isinstance(value, list):
+        if depth > limits.max_depth:
+            raise _metadata_error(path, f"nesting deeper than {limits.max_depth} levels")
+        for index, item in enumerate(value):
+            _check_value(item, f"{path}[{index}]", depth + 1, limits)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise _metadata_error(path, "numbers must be finite")
+    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT_LIMIT <= value < _INT_LIMIT:
+        raise _metadata_error(path, "integer out of the 64-bit range")
+
+
+def _metadata_error(path: str, message: str) -> InvalidMetadata:
+    return InvalidMetadata.for_fields({path: message})

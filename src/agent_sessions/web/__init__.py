@@ -1,0 +1,1 @@
+"""HTTP edge: the Starlette app, its routes and the error mapping."""

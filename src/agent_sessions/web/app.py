@@ -1,0 +1,96 @@
+"""``create_app()``: the one place the HTTP service is wired together.
+
+The Redis client is owned by the lifespan: created at start-up, closed at shutdown, never at import.
+Nothing here connects eagerly, so the API starts while Redis is down and answers 503 until it returns.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError
+from agent_sessions.models import MetadataLimits
+from agent_sessions.redis_client import async_client
+from agent_sessions.services import Services
+from agent_sessions.store import Store
+from agent_sessions.web import openapi
+from agent_sessions.web.errors import HANDLERS, JSON
+from agent_sessions.web.routes import ENDPOINTS, route
+
+CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+class RequestIdMiddleware:
+    """Echo a client's ``X-Request-ID`` (if sane) or make one; put it on every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        rid = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else "req_" + secrets.token_hex(12)
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers["x-request-id"] = rid
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def metadata_limits(settings: Settings) -> MetadataLimits:
+    return MetadataLimits(
+        max_keys=settings.metadata_max_keys,
+        max_key_length=settings.metadata_max_key_length,
+        max_depth=settings.metadata_max_depth,
+        max_bytes=settings.metadata_max_bytes,
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set: the API needs a Redis server (or run `agent-sessions dev`)")
+    redis_url = settings.redis_url
+    spec = openapi.document(ENDPOINTS)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        client = async_client(redis_url, settings.redis_timeout)
+        app.state.settings = settings
+        app.state.redis = client
+        app.state.services = Services(Store(client), metadata_limits(settings))
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(spec, media_type=JSON)
+
+    routes = [route(e) for e in ENDPOINTS]
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False))
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(RequestIdMiddleware)],
+        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

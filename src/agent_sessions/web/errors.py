@@ -1,0 +1,99 @@
+"""The one table that maps domain errors to HTTP, and the handlers that render the error body.
+
+Body shape everywhere: ``{"code", "messages", "request_id", "field_errors"?}``. A 500 says nothing
+about internals; the traceback goes to the log under the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+
+import orjson
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from agent_sessions import errors
+
+log = logging.getLogger("agent_sessions.web")
+
+STATUS: dict[type[errors.ServiceError], int] = {
+    errors.InvalidRequest: 400,
+    errors.InvalidMetadata: 400,
+    errors.Unauthorized: 401,
+    errors.Forbidden: 403,
+    errors.NotFound: 404,
+    errors.AgentNotFound: 404,
+    errors.SessionNotFound: 404,
+    errors.AlreadyExists: 409,
+    errors.AgentAlreadyExists: 409,
+    errors.SessionAlreadyExists: 409,
+    errors.PreconditionFailed: 412,
+    errors.RequestTooLarge: 413,
+    errors.UnsupportedMediaType: 415,
+    errors.RateLimited: 429,
+    errors.StoreUnavailable: 503,
+}
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+JSON = "application/json"
+
+
+def status_of(exc: errors.ServiceError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 500
+
+
+def request_id(request: Request) -> str:
+    state = request.scope.setdefault("state", {})
+    rid: str = state.setdefault("request_id", "req_" + secrets.token_hex(12))
+    return rid
+
+
+def error_response(
+    request: Request,
+    status: int,
+    code: str,
+    messages: list[str],
+    field_errors: Mapping[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    rid = request_id(request)
+    body: dict[str, object] = {"code": code, "messages": messages, "request_id": rid}
+    if field_errors:
+        body["field_errors"] = dict(field_errors)
+    return Response(orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ServiceError)
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="agent-sessions"'
+    elif isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, errors.StoreUnavailable):
+        headers["Retry-After"] = "1"
+        log.warning("redis unavailable: %r", exc.__cause__)
+    return error_response(request, status_of(exc), exc.code, exc.messages, exc.field_errors, headers)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "invalid_request")
+    return error_response(request, exc.status_code, code, [str(exc.detail)], headers=dict(exc.headers or {}))
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error in request %s", request_id(request), exc_info=exc)
+    return error_response(request, 500, "internal_error", ["internal error; quote the request id to support"])
+
+
+HANDLERS = {
+    errors.ServiceError: service_error,
+    HTTPException: http_error,
+    Exception: internal_error,
+}

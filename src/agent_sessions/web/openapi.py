@@ -1,0 +1,114 @@
+"""``/openapi.json``, generated from the endpoint table and the same pydantic types that validate.
+
+Which error responses an endpoint documents follows from what it does (needs a key, takes a body, has
+path keys, creates), the same facts that decide which checks ``routes.route`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from pydantic import TypeAdapter
+
+from agent_sessions import __version__, models
+
+if TYPE_CHECKING:
+    from agent_sessions.web.routes import Endpoint
+
+REF = "#/components/schemas/{model}"
+ERROR_TEXT = {
+    400: "invalid_request or invalid_metadata",
+    401: "unauthorized: API key missing, unknown, malformed or revoked",
+    403: "forbidden: the key's role or agent scope does not allow this",
+    404: "agent_not_found or session_not_found",
+    409: "agent_already_exists or session_already_exists",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limit_exceeded",
+    503: "service_unavailable: Redis unreachable; retry after Retry-After seconds",
+}
+RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+HEADERS = {
+    "X-Request-ID": {"description": "the client's X-Request-ID, or a generated one", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "authentication scheme", "schema": {"type": "string"}},
+    "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}},
+}
+
+
+def _schema(t: type[Any], components: dict[str, Any]) -> dict[str, str]:
+    schema = TypeAdapter(t).json_schema(ref_template=REF)
+    components.update(schema.pop("$defs", {}))
+    components[t.__name__] = schema
+    return {"$ref": REF.format(model=t.__name__)}
+
+
+def _response(description: str, schema: dict[str, Any] | None, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "headers": {h: {"$ref": f"#/components/headers/{h}"} for h in ("X-Request-ID", *headers)},
+    }
+    if schema is not None:
+        response["content"] = {"application/json": {"schema": schema}}
+    return response
+
+
+def error_statuses(e: Endpoint) -> list[int]:
+    statuses = set()
+    if e.role is not None:
+        statuses |= {401, 403, 429, 503}
+    if e.path_keys or e.body is not None or e.query:
+        statuses.add(400)
+    if e.path_keys:
+        statuses.add(404)
+    if e.body is not None:
+        statuses |= {413, 415}
+    if e.creates:
+        statuses.add(409)
+    if e.path == "/readyz":
+        statuses.add(503)
+    return sorted(statuses)
+
+
+def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
+    op: dict[str, Any] = {"operationId": e.handler.__name__, "summary": e.summary}
+    params: list[dict[str, Any]] = [
+        {"name": k, "in": "path", "required": True,
+         "schema": {"type": "string", "maxLength": models.KEY_MAX_LENGTH,
+                    "pattern": "^agt_[0-9a-zA-Z_-]+$" if k == "agent_key" else "^ase_[0-9a-zA-Z_-]+$"}}
+        for k in e.path_keys
+    ]
+    params += [{"name": q.name, "in": "query", "required": False, "schema": q.schema, "description": q.description}
+               for q in e.query]
+    if params:
+        op["parameters"] = params
+    if e.body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema(e.body, components)}}}
+    success = _schema(e.response, components) if e.response is not None else None
+    op["responses"] = {str(e.status): _response("success", success)}
+    for status in error_statuses(e):
+        op["responses"][str(status)] = _response(ERROR_TEXT[status], error, RESPONSE_HEADERS.get(status, ()))
+    op["security"] = [{"apiKey": []}, {"bearer": []}] if e.role is not None else []
+    return op
+
+
+def document(endpoints: tuple[Endpoint, ...]) -> bytes:
+    components: dict[str, Any] = {}
+    error = _schema(models.ErrorBody, components)
+    paths: dict[str, dict[str, Any]] = {}
+    for e in endpoints:
+        paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, components, error)
+    spec = {
+        "openapi": "3.1.0",
+        "info": {"title": "agent-sessions", "version": __version__},
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "headers": HEADERS,
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+    return orjson.dumps(spec)
