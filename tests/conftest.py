@@ -83,14 +83,23 @@ def admin(make_key: MakeKey) -> dict[str, str]:
 @pytest.fixture
 def seeded(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
     """The seed's agent and session, as the seed's examples show them before the PATCH."""
-    assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "Customer support"}, headers=admin).status_code == 201
+    assert (
+        client.post(
+            "/v2/agents", json={"key": SEED_AGENT, "name": "Customer support"}, headers=admin
+        ).status_code
+        == 201
+    )
     response = client.post(
         f"/v2/agents/{SEED_AGENT}/sessions",
         json={
             "key": SEED_SESSION,
             "description": "Customer support session for billing inquiry",
-            "metadata": {"customer_id": "customer_12345", "priority": "high", "channel": "web_chat",
-                         "issue_category": "billing"},
+            "metadata": {
+                "customer_id": "customer_12345",
+                "priority": "high",
+                "channel": "web_chat",
+                "issue_category": "billing",
+            },
         },
         headers=admin,
     )

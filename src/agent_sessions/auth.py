@@ -97,7 +97,7 @@ def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str
 async def authenticate(client: aioredis.Redis, secret: str) -> ApiKey:
     key_digest = digest(secret)
     async with outage_as_unavailable():
-        fields = cast(dict[str, str], await client.hgetall(record_key(key_digest)))  # type: ignore[misc]
+        fields = cast(dict[str, str], await client.hgetall(record_key(key_digest)))
     if not fields or not hmac.compare_digest(fields.get("digest", ""), key_digest):
         raise Unauthorized("unknown API key")
     key = ApiKey.from_fields(fields)

@@ -61,7 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _require_redis(settings: Settings) -> str:
     if not settings.redis_url:
-        raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none")
+        raise ConfigError(
+            "REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none"
+        )
     return settings.redis_url
 
 
@@ -70,8 +72,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     _require_redis(settings)
     # Each worker process builds its own app (and reads the same environment) through the factory.
-    uvicorn.run("agent_sessions.web.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, access_log=False, proxy_headers=True)
+    uvicorn.run(
+        "agent_sessions.web.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        proxy_headers=True,
+    )
     return 0
 
 
@@ -113,7 +122,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
             rate = "-" if k.rate is None else f"{k.rate:g}"
             burst = "-" if k.burst is None else str(k.burst)
             status = "revoked" if k.revoked_at else "active"
-            print(f"{k.id:<17} {k.role:<7} {','.join(k.agents) or '*':<30} {rate:>6} {burst:>6} {status:<8} {k.name}")
+            agents = ",".join(k.agents) or "*"
+            print(f"{k.id:<17} {k.role:<7} {agents:<30} {rate:>6} {burst:>6} {status:<8} {k.name}")
         return 0
     revoked = keyring.revoke(args.id_or_key)
     if revoked is None:

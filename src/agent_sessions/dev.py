@@ -9,6 +9,7 @@ production runs ``agent-sessions serve`` against a managed Redis.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 from pathlib import Path
@@ -49,20 +50,23 @@ async def _seed_data(settings: Settings) -> None:
     services = Services(Store(client), MetadataLimits())
     try:
         if await client.set(SEEDED_MARK, "1", nx=True):
-            try:
+            with contextlib.suppress(AgentAlreadyExists):
                 await services.create_agent({"key": SEED_AGENT, "name": "Customer support"})
-            except AgentAlreadyExists:
-                pass
-            try:
-                await services.create_session(SEED_AGENT, {
-                    "key": SEED_SESSION,
-                    "name": "Billing inquiry",
-                    "description": "Customer support session for billing inquiry",
-                    "metadata": {"customer_id": "customer_12345", "priority": "high",
-                                 "channel": "web_chat", "issue_category": "billing"},
-                })
-            except SessionAlreadyExists:
-                pass
+            with contextlib.suppress(SessionAlreadyExists):
+                await services.create_session(
+                    SEED_AGENT,
+                    {
+                        "key": SEED_SESSION,
+                        "name": "Billing inquiry",
+                        "description": "Customer support session for billing inquiry",
+                        "metadata": {
+                            "customer_id": "customer_12345",
+                            "priority": "high",
+                            "channel": "web_chat",
+                            "issue_category": "billing",
+                        },
+                    },
+                )
     finally:
         await client.aclose()
 
@@ -98,16 +102,18 @@ def seed(settings: Settings, data_dir: Path) -> str:
 def banner(base_url: str, redis_url: str, secret: str) -> str:
     url = f"{base_url}/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
     body = orjson.dumps(SEED_PATCH).decode()
-    return "\n".join([
-        "agent-sessions dev is running.",
-        f"  API:        {base_url}   (OpenAPI at {base_url}/openapi.json)",
-        f"  Redis:      export REDIS_URL={redis_url}   (for `agent-sessions keys ...`)",
-        f"  Admin key:  {secret}",
-        "",
-        "Try the seed's example PATCH:",
-        f"  curl -s -X PATCH {url} \\",
-        f"    -H 'x-api-key: {secret}' -H 'Content-Type: application/json' \\",
-        f"    -d {shlex.quote(body)}",
-        "",
-        "Ctrl-C stops the API and Redis; data stays in the data directory for the next run.",
-    ])
+    return "\n".join(
+        [
+            "agent-sessions dev is running.",
+            f"  API:        {base_url}   (OpenAPI at {base_url}/openapi.json)",
+            f"  Redis:      export REDIS_URL={redis_url}   (for `agent-sessions keys ...`)",
+            f"  Admin key:  {secret}",
+            "",
+            "Try the seed's example PATCH:",
+            f"  curl -s -X PATCH {url} \\",
+            f"    -H 'x-api-key: {secret}' -H 'Content-Type: application/json' \\",
+            f"    -d {shlex.quote(body)}",
+            "",
+            "Ctrl-C stops the API and Redis; data stays in the data directory for the next run.",
+        ]
+    )

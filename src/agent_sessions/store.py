@@ -88,7 +88,9 @@ class Store:
 
     # -- agents -------------------------------------------------------------------------------------
 
-    async def create_agent(self, agent: str, name: str, description: str, metadata: bytes, enabled: bool) -> Fields:
+    async def create_agent(
+        self, agent: str, name: str, description: str, metadata: bytes, enabled: bool
+    ) -> Fields:
         reply = await self._run(
             "agent_create",
             [self.keys.agent(agent), self.keys.agents],
@@ -100,7 +102,7 @@ class Store:
 
     async def get_agent(self, agent: str) -> Fields:
         async with outage_as_unavailable():
-            fields = cast(Fields, await self.redis.hgetall(self.keys.agent(agent)))  # type: ignore[misc]
+            fields = cast(Fields, await self.redis.hgetall(self.keys.agent(agent)))
         if not fields:
             raise AgentNotFound()
         return fields
@@ -153,7 +155,9 @@ class Store:
             raise SessionNotFound()
         return cast(Fields, fields)
 
-    async def update_session(self, agent: str, session: str, changes: dict[str, str | bytes]) -> tuple[bool, Fields]:
+    async def update_session(
+        self, agent: str, session: str, changes: dict[str, str | bytes]
+    ) -> tuple[bool, Fields]:
         """Apply ``changes``; returns (whether anything changed, the session's fields after)."""
         args: list[Any] = [session]
         for field, value in changes.items():

@@ -16,13 +16,23 @@ URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 
 
 def test_agent_crud(client: TestClient, admin: dict[str, str]) -> None:
-    created = client.post("/v2/agents", json={"name": "Support", "metadata": {"team": "billing"}}, headers=admin)
+    created = client.post(
+        "/v2/agents", json={"name": "Support", "metadata": {"team": "billing"}}, headers=admin
+    )
     assert created.status_code == 201
     agent = created.json()
-    assert agent["key"].startswith("agt_") and agent["enabled"] is True and agent["metadata"] == {"team": "billing"}
+    assert (
+        agent["key"].startswith("agt_")
+        and agent["enabled"] is True
+        and agent["metadata"] == {"team": "billing"}
+    )
     url = f"/v2/agents/{agent['key']}"
     assert client.get(url, headers=admin).json() == agent
-    error(client.post("/v2/agents", json={"key": agent["key"], "name": "dup"}, headers=admin), 409, "agent_already_exists")
+    error(
+        client.post("/v2/agents", json={"key": agent["key"], "name": "dup"}, headers=admin),
+        409,
+        "agent_already_exists",
+    )
     updated = client.patch(url, json={"description": "d", "enabled": False}, headers=admin).json()
     assert updated["description"] == "d" and updated["enabled"] is False and updated["name"] == "Support"
     assert client.patch(url, json={}, headers=admin).json() == updated
@@ -35,8 +45,9 @@ def test_agent_crud(client: TestClient, admin: dict[str, str]) -> None:
     error(client.delete(url, headers=admin), 404, "agent_not_found")
 
 
-def test_deleting_an_agent_deletes_its_sessions(client: TestClient, admin: dict[str, str], seeded: Any,
-                                                sync_redis: redis.Redis) -> None:
+def test_deleting_an_agent_deletes_its_sessions(
+    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis
+) -> None:
     assert client.delete(f"/v2/agents/{SEED_AGENT}", headers=admin).status_code == 204
     assert sync_redis.keys("as:session*") == []
     error(client.get(URL, headers=admin), 404, "agent_not_found")
@@ -44,10 +55,18 @@ def test_deleting_an_agent_deletes_its_sessions(client: TestClient, admin: dict[
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"x-api-key": "ask_" + "A" * 32}, {"x-api-key": "not-a-key"}, {"authorization": "Basic abc"},
-     {"authorization": "Bearer "}, {"authorization": "Bearer ask_" + "B" * 32}],
+    [
+        {},
+        {"x-api-key": "ask_" + "A" * 32},
+        {"x-api-key": "not-a-key"},
+        {"authorization": "Basic abc"},
+        {"authorization": "Bearer "},
+        {"authorization": "Bearer ask_" + "B" * 32},
+    ],
 )
-def test_missing_unknown_or_malformed_keys_are_401(client: TestClient, seeded: Any, headers: dict[str, str]) -> None:
+def test_missing_unknown_or_malformed_keys_are_401(
+    client: TestClient, seeded: Any, headers: dict[str, str]
+) -> None:
     response = client.patch(URL, json={"bad": "body"}, headers=headers)
     error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -74,7 +93,11 @@ def test_roles(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
 
 def test_forbidden_comes_before_body_validation(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
     viewer = {"x-api-key": make_key("viewer")}
-    error(client.patch(URL, content=b"not json", headers={**viewer, "content-type": "text/plain"}), 403, "forbidden")
+    error(
+        client.patch(URL, content=b"not json", headers={**viewer, "content-type": "text/plain"}),
+        403,
+        "forbidden",
+    )
 
 
 def test_scoped_key_gets_403_for_other_agents_whether_or_not_they_exist(
@@ -85,8 +108,11 @@ def test_scoped_key_gets_403_for_other_agents_whether_or_not_they_exist(
     assert client.patch(URL, json={"enabled": False}, headers=scoped).status_code == 200
     for agent in ("agt_other", "agt_does_not_exist", "bad key"):
         error(client.get(f"/v2/agents/{agent}/sessions/{SEED_SESSION}", headers=scoped), 403, "forbidden")
-        error(client.patch(f"/v2/agents/{agent}/sessions/{SEED_SESSION}", json={"x": 1}, headers=scoped),
-              403, "forbidden")
+        error(
+            client.patch(f"/v2/agents/{agent}/sessions/{SEED_SESSION}", json={"x": 1}, headers=scoped),
+            403,
+            "forbidden",
+        )
 
 
 def test_scoped_admin_sees_only_its_agents_and_cannot_create_new_ones(
@@ -117,7 +143,8 @@ def test_revoked_key_is_refused_at_once(client: TestClient, sync_redis: redis.Re
 
 def test_only_digests_are_stored(sync_redis: redis.Redis) -> None:
     key, secret = Keyring(sync_redis).create(Role.VIEWER, name="frontend")
-    dump = str({k: sync_redis.hgetall(k) if sync_redis.type(k) == "hash" else None for k in sync_redis.keys("*")})
+    dump = str(
+        {k: sync_redis.hgetall(k) if sync_redis.type(k) == "hash" else None for k in sync_redis.keys("*")}
+    )
     assert secret not in dump and secret[4:] not in dump
     assert key.id in dump
-

@@ -63,13 +63,17 @@ def test_only_sent_fields_change(client: TestClient, admin: dict[str, str], seed
     assert body["version"] == 3
 
 
-def test_metadata_is_replaced_completely(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
+def test_metadata_is_replaced_completely(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
+) -> None:
     body = client.patch(URL, json={"metadata": {"priority": "low"}}, headers=admin).json()
     assert body["metadata"] == {"priority": "low"}
     assert client.patch(URL, json={"metadata": {}}, headers=admin).json()["metadata"] == {}
 
 
-@pytest.mark.parametrize("patch", [{}, {"enabled": True}, {"description": "Customer support session for billing inquiry"}])
+@pytest.mark.parametrize(
+    "patch", [{}, {"enabled": True}, {"description": "Customer support session for billing inquiry"}]
+)
 def test_empty_and_value_equal_patches_are_noops(
     client: TestClient, admin: dict[str, str], seeded: dict[str, Any], patch: dict[str, Any]
 ) -> None:
@@ -97,21 +101,41 @@ def test_equal_metadata_in_another_key_order_is_a_noop(
     ],
 )
 def test_bad_fields_are_400_and_change_nothing(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any], sync_redis: redis.Redis, raw: str, field: str
+    client: TestClient,
+    admin: dict[str, str],
+    seeded: dict[str, Any],
+    sync_redis: redis.Redis,
+    raw: str,
+    field: str,
 ) -> None:
     before = sync_redis.hgetall(f"as:session:{SEED_AGENT}:{SEED_SESSION}")
-    body = error(client.patch(URL, content=raw, headers={**admin, "content-type": "application/json"}),
-                 400, "invalid_request")
+    body = error(
+        client.patch(URL, content=raw, headers={**admin, "content-type": "application/json"}),
+        400,
+        "invalid_request",
+    )
     assert field in body["field_errors"]
     assert sync_redis.hgetall(f"as:session:{SEED_AGENT}:{SEED_SESSION}") == before
 
 
-@pytest.mark.parametrize("raw", ["not json", "[1]", "", '{"metadata": {"a": ' + "[" * 5000 + "]" * 5000 + "}}",
-                                 '{"metadata": {"n": ' + "9" * 30000 + "}}"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "not json",
+        "[1]",
+        "",
+        '{"metadata": {"a": ' + "[" * 5000 + "]" * 5000 + "}}",
+        '{"metadata": {"n": ' + "9" * 30000 + "}}",
+    ],
+)
 def test_malformed_bodies_and_json_bombs_are_400(
     client: TestClient, admin: dict[str, str], seeded: dict[str, Any], raw: str
 ) -> None:
-    error(client.patch(URL, content=raw, headers={**admin, "content-type": "application/json"}), 400, "invalid_request")
+    error(
+        client.patch(URL, content=raw, headers={**admin, "content-type": "application/json"}),
+        400,
+        "invalid_request",
+    )
 
 
 def test_metadata_limit_violation_names_the_path(
@@ -120,7 +144,9 @@ def test_metadata_limit_violation_names_the_path(
     deep: dict[str, Any] = {"x": 1}
     for _ in range(6):
         deep = {"a": deep}
-    body = error(client.patch(URL, json={"metadata": deep, "description": "x"}, headers=admin), 400, "invalid_metadata")
+    body = error(
+        client.patch(URL, json={"metadata": deep, "description": "x"}, headers=admin), 400, "invalid_metadata"
+    )
     assert list(body["field_errors"]) == ["metadata.a.a.a.a.a"]
     error(client.patch(URL, json={"metadata": [1]}, headers=admin), 400, "invalid_metadata")
     assert sync_redis.hget(f"as:session:{SEED_AGENT}:{SEED_SESSION}", "version") == "1"
@@ -128,13 +154,20 @@ def test_metadata_limit_violation_names_the_path(
 
 def test_body_over_64_kib_is_413(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     big = '{"description": "' + "x" * (64 * 1024) + '"}'
-    error(client.patch(URL, content=big, headers={**admin, "content-type": "application/json"}), 413, "request_too_large")
+    error(
+        client.patch(URL, content=big, headers={**admin, "content-type": "application/json"}),
+        413,
+        "request_too_large",
+    )
 
     def chunks() -> Any:  # no Content-Length: the limit holds on the streamed body too
         yield big.encode()
 
-    error(client.patch(URL, content=chunks(), headers={**admin, "content-type": "application/json"}),
-          413, "request_too_large")
+    error(
+        client.patch(URL, content=chunks(), headers={**admin, "content-type": "application/json"}),
+        413,
+        "request_too_large",
+    )
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
@@ -145,9 +178,14 @@ def test_non_json_content_type_is_415(
     error(client.patch(URL, content=b'{"enabled": false}', headers=headers), 415, "unsupported_media_type")
 
 
-def test_json_with_charset_is_accepted(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
-    response = client.patch(URL, content=b'{"enabled": false}',
-                            headers={**admin, "content-type": "application/json; charset=utf-8"})
+def test_json_with_charset_is_accepted(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
+) -> None:
+    response = client.patch(
+        URL,
+        content=b'{"enabled": false}',
+        headers={**admin, "content-type": "application/json; charset=utf-8"},
+    )
     assert response.status_code == 200
 
 
@@ -160,14 +198,23 @@ def test_json_with_charset_is_accepted(client: TestClient, admin: dict[str, str]
         f"/v2/agents/{SEED_AGENT}/sessions/ase_a.b",
     ],
 )
-def test_bad_path_keys_are_400(client: TestClient, admin: dict[str, str], seeded: dict[str, Any], url: str) -> None:
+def test_bad_path_keys_are_400(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any], url: str
+) -> None:
     error(client.patch(url, json={"enabled": False}, headers=admin), 400, "invalid_request")
 
 
-def test_missing_agent_and_session_are_404(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
-    error(client.patch(f"/v2/agents/agt_nope/sessions/{SEED_SESSION}", json={"enabled": False}, headers=admin),
-          404, "agent_not_found")
-    error(client.patch(f"{SESSIONS}/ase_nope", json={"enabled": False}, headers=admin), 404, "session_not_found")
+def test_missing_agent_and_session_are_404(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
+) -> None:
+    error(
+        client.patch(f"/v2/agents/agt_nope/sessions/{SEED_SESSION}", json={"enabled": False}, headers=admin),
+        404,
+        "agent_not_found",
+    )
+    error(
+        client.patch(f"{SESSIONS}/ase_nope", json={"enabled": False}, headers=admin), 404, "session_not_found"
+    )
     error(client.patch(f"{SESSIONS}/ase_nope", json={}, headers=admin), 404, "session_not_found")
     error(client.get(f"{SESSIONS}/ase_nope", headers=admin), 404, "session_not_found")
     error(client.delete(f"{SESSIONS}/ase_nope", headers=admin), 404, "session_not_found")
@@ -186,7 +233,9 @@ def test_create_session_generates_key_and_refuses_duplicates(
     error(client.post(SESSIONS, json={"key": "bad_key"}, headers=admin), 400, "invalid_request")
 
 
-def test_list_sessions_pages_and_filters(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
+def test_list_sessions_pages_and_filters(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
+) -> None:
     for i in range(5):
         client.post(SESSIONS, json={"key": f"ase_{i}", "enabled": i % 2 == 0}, headers=admin)
     keys, page_key = [], None
@@ -206,10 +255,20 @@ def test_list_sessions_pages_and_filters(client: TestClient, admin: dict[str, st
     assert [s["id"] for s in enabled["sessions"]] == ["ase_0", "ase_2", "ase_4", SEED_SESSION]
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"limit": "x"}, {"enabled": "yes"},
-                                    {"page_key": "!!!"}, {"page_key": "YWd0X3g"}])
-def test_list_rejects_bad_query(client: TestClient, admin: dict[str, str], seeded: dict[str, Any],
-                                params: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "x"},
+        {"enabled": "yes"},
+        {"page_key": "!!!"},
+        {"page_key": "YWd0X3g"},
+    ],
+)
+def test_list_rejects_bad_query(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any], params: dict[str, Any]
+) -> None:
     error(client.get(SESSIONS, params=params, headers=admin), 400, "invalid_request")
 
 
@@ -220,7 +279,9 @@ def test_delete_session(client: TestClient, admin: dict[str, str], seeded: dict[
     assert client.get(SESSIONS, headers=admin).json()["metadata"]["total_count"] == 0
 
 
-def test_request_id_is_echoed_or_generated(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
+def test_request_id_is_echoed_or_generated(
+    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
+) -> None:
     assert client.get(URL, headers={**admin, "x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
     generated = client.get(URL, headers=admin).headers["x-request-id"]
     assert generated.startswith("req_")

@@ -64,8 +64,13 @@ async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_
     await store.create_agent("agt_b", "B", "", b"{}", True)
     await store.create_session("agt_b", "ase_1", "", "", b"{}", True)
     assert await store.delete_agent(A) == 2
-    assert sorted(sync_redis.keys("*")) == ["as:agent:agt_b", "as:agents", "as:session:agt_b:ase_1",
-                                           "as:sessions:agt_b", "as:sessions:agt_b:on"]
+    assert sorted(sync_redis.keys("*")) == [
+        "as:agent:agt_b",
+        "as:agents",
+        "as:session:agt_b:ase_1",
+        "as:sessions:agt_b",
+        "as:sessions:agt_b:on",
+    ]
     with pytest.raises(AgentNotFound):
         await store.delete_agent(A)
 
@@ -100,11 +105,15 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
 async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
-    changed, after = await store.update_session(A, S, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"})
+    changed, after = await store.update_session(
+        A, S, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"}
+    )
     assert not changed and after == before
 
 
-async def test_session_update_moves_the_session_between_enabled_indexes(store: Store, sync_redis: redis.Redis) -> None:
+async def test_session_update_moves_the_session_between_enabled_indexes(
+    store: Store, sync_redis: redis.Redis
+) -> None:
     await make(store, S)
     await store.update_session(A, S, {"enabled": "0"})
     assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == []
@@ -114,7 +123,9 @@ async def test_session_update_moves_the_session_between_enabled_indexes(store: S
     assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == []
 
 
-async def test_session_update_missing_agent_or_session_writes_nothing(store: Store, sync_redis: redis.Redis) -> None:
+async def test_session_update_missing_agent_or_session_writes_nothing(
+    store: Store, sync_redis: redis.Redis
+) -> None:
     with pytest.raises(AgentNotFound):
         await store.update_session(A, S, {"description": "x"})
     await make(store)

@@ -43,7 +43,7 @@ JSON = "application/json"
 def status_of(exc: errors.ServiceError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
-            return STATUS[cls]  # type: ignore[index]
+            return STATUS[cls]
     return 500
 
 
@@ -65,7 +65,9 @@ def error_response(
     body: dict[str, object] = {"code": code, "messages": messages, "request_id": rid}
     if field_errors:
         body["field_errors"] = dict(field_errors)
-    return Response(orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON)
+    return Response(
+        orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON
+    )
 
 
 async def service_error(request: Request, exc: Exception) -> Response:

@@ -28,9 +28,16 @@ ERROR_TEXT = {
     429: "rate_limit_exceeded",
     503: "service_unavailable: Redis unreachable; retry after Retry-After seconds",
 }
-RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
+RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {
+    401: ("WWW-Authenticate",),
+    429: ("Retry-After",),
+    503: ("Retry-After",),
+}
 HEADERS = {
-    "X-Request-ID": {"description": "the client's X-Request-ID, or a generated one", "schema": {"type": "string"}},
+    "X-Request-ID": {
+        "description": "the client's X-Request-ID, or a generated one",
+        "schema": {"type": "string"},
+    },
     "WWW-Authenticate": {"description": "authentication scheme", "schema": {"type": "string"}},
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}},
 }
@@ -43,7 +50,9 @@ def _schema(t: type[Any], components: dict[str, Any]) -> dict[str, str]:
     return {"$ref": REF.format(model=t.__name__)}
 
 
-def _response(description: str, schema: dict[str, Any] | None, headers: tuple[str, ...] = ()) -> dict[str, Any]:
+def _response(
+    description: str, schema: dict[str, Any] | None, headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "headers": {h: {"$ref": f"#/components/headers/{h}"} for h in ("X-Request-ID", *headers)},
@@ -73,17 +82,29 @@ def error_statuses(e: Endpoint) -> list[int]:
 def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
     op: dict[str, Any] = {"operationId": e.handler.__name__, "summary": e.summary}
     params: list[dict[str, Any]] = [
-        {"name": k, "in": "path", "required": True,
-         "schema": {"type": "string", "maxLength": models.KEY_MAX_LENGTH,
-                    "pattern": "^agt_[0-9a-zA-Z_-]+$" if k == "agent_key" else "^ase_[0-9a-zA-Z_-]+$"}}
+        {
+            "name": k,
+            "in": "path",
+            "required": True,
+            "schema": {
+                "type": "string",
+                "maxLength": models.KEY_MAX_LENGTH,
+                "pattern": "^agt_[0-9a-zA-Z_-]+$" if k == "agent_key" else "^ase_[0-9a-zA-Z_-]+$",
+            },
+        }
         for k in e.path_keys
     ]
-    params += [{"name": q.name, "in": "query", "required": False, "schema": q.schema, "description": q.description}
-               for q in e.query]
+    params += [
+        {"name": q.name, "in": "query", "required": False, "schema": q.schema, "description": q.description}
+        for q in e.query
+    ]
     if params:
         op["parameters"] = params
     if e.body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _schema(e.body, components)}}}
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _schema(e.body, components)}},
+        }
     success = _schema(e.response, components) if e.response is not None else None
     op["responses"] = {str(e.status): _response("success", success)}
     for status in error_statuses(e):

@@ -127,7 +127,9 @@ async def create_session(c: Call) -> tuple[int, Any]:
 
 async def list_sessions(c: Call) -> tuple[int, Any]:
     limit, enabled = query_limit(c.request), query_enabled(c.request)
-    return 200, await c.services.list_sessions(c.agent, enabled, c.request.query_params.get("page_key"), limit)
+    return 200, await c.services.list_sessions(
+        c.agent, enabled, c.request.query_params.get("page_key"), limit
+    )
 
 
 async def get_session(c: Call) -> tuple[int, Any]:
@@ -158,21 +160,68 @@ SESSIONS = "/v2/agents/{agent_key}/sessions"
 SESSION = "/v2/agents/{agent_key}/sessions/{session_key}"
 
 ENDPOINTS: tuple[Endpoint, ...] = (
-    Endpoint("POST", AGENTS, create_agent, "Create an agent", Role.ADMIN, any_agent=False,
-             body=models.AgentCreate, response=models.Agent, status=201, creates=True),
-    Endpoint("GET", AGENTS, list_agents, "List agents (a key limited to some agents sees those)",
-             Role.VIEWER, response=models.AgentList, query=(LIMIT, PAGE_KEY)),
+    Endpoint(
+        "POST",
+        AGENTS,
+        create_agent,
+        "Create an agent",
+        Role.ADMIN,
+        any_agent=False,
+        body=models.AgentCreate,
+        response=models.Agent,
+        status=201,
+        creates=True,
+    ),
+    Endpoint(
+        "GET",
+        AGENTS,
+        list_agents,
+        "List agents (a key limited to some agents sees those)",
+        Role.VIEWER,
+        response=models.AgentList,
+        query=(LIMIT, PAGE_KEY),
+    ),
     Endpoint("GET", AGENT, get_agent, "Get an agent", Role.VIEWER, response=models.Agent),
-    Endpoint("PATCH", AGENT, update_agent, "Update an agent", Role.ADMIN,
-             body=models.AgentPatch, response=models.Agent),
+    Endpoint(
+        "PATCH",
+        AGENT,
+        update_agent,
+        "Update an agent",
+        Role.ADMIN,
+        body=models.AgentPatch,
+        response=models.Agent,
+    ),
     Endpoint("DELETE", AGENT, delete_agent, "Delete an agent and all its sessions", Role.ADMIN, status=204),
-    Endpoint("POST", SESSIONS, create_session, "Create a session", Role.EDITOR,
-             body=models.SessionCreate, response=models.Session, status=201, creates=True),
-    Endpoint("GET", SESSIONS, list_sessions, "List an agent's sessions", Role.VIEWER,
-             response=models.SessionList, query=(LIMIT, PAGE_KEY, ENABLED)),
+    Endpoint(
+        "POST",
+        SESSIONS,
+        create_session,
+        "Create a session",
+        Role.EDITOR,
+        body=models.SessionCreate,
+        response=models.Session,
+        status=201,
+        creates=True,
+    ),
+    Endpoint(
+        "GET",
+        SESSIONS,
+        list_sessions,
+        "List an agent's sessions",
+        Role.VIEWER,
+        response=models.SessionList,
+        query=(LIMIT, PAGE_KEY, ENABLED),
+    ),
     Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session),
-    Endpoint("PATCH", SESSION, update_session, "Update a session's description, metadata or enabled flag",
-             Role.EDITOR, body=models.SessionPatch, response=models.Session),
+    Endpoint(
+        "PATCH",
+        SESSION,
+        update_session,
+        "Update a session's description, metadata or enabled flag",
+        Role.EDITOR,
+        body=models.SessionPatch,
+        response=models.Session,
+    ),
     Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204),
     Endpoint("GET", "/healthz", healthz, "Liveness: the process answers", response=models.Health),
     Endpoint("GET", "/readyz", readyz, "Readiness: Redis answers a PING", response=models.Health),
@@ -203,7 +252,9 @@ def route(endpoint: Endpoint) -> Route:
         state = request.app.state
         key = None
         if endpoint.role is not None:
-            secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
+            secret = secret_from_headers(
+                request.headers.get("x-api-key"), request.headers.get("authorization")
+            )
             key = await authenticate(state.redis, secret)
             agent = request.path_params.get("agent_key")
             authorize(key, endpoint.role, agent, any_agent=endpoint.any_agent)

@@ -1,0 +1,73 @@
+"""Running our own commands as real processes."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def command(name: str = "agent-sessions") -> str:
+    return str(BIN / name)
+
+
+def env(**extra: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKER_URL")}
+    return base | extra
+
+
+def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> str:
+    """Collect stdout until a line contains ``marker`` (or fail with what was seen).
+
+    A thread reads, because select() on a buffered pipe misses lines already in the buffer.
+    """
+    assert proc.stdout is not None
+    stdout = proc.stdout
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.1)
+        except queue.Empty:
+            if proc.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if marker in line:
+            return "".join(seen)
+    raise AssertionError(f"{marker!r} not seen; output so far:\n{''.join(seen)}")
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up in {timeout}s")
+
+
+def stop(proc: subprocess.Popen[str], sig: int, timeout: float = 20.0) -> bool:
+    """Send ``sig`` and wait; True when the process ended cleanly (exit 0, or by that very signal,
+    which uvicorn re-raises after its graceful shutdown)."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        return proc.wait(timeout) in (0, -sig)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("process did not stop on signal") from None

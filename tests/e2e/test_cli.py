@@ -1,0 +1,118 @@
+"""The CLI as a user runs it: make keys, serve over real HTTP, use and revoke a key."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from agent_sessions.redis_server import free_port
+from tests.e2e.helpers import command, env, stop, wait_http
+
+pytestmark = pytest.mark.e2e
+
+
+def cli(*args: str, redis_url: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {"REDIS_URL": redis_url} if redis_url else {}
+    return subprocess.run([command(), *args], capture_output=True, text=True, env=env(**extra), timeout=60)
+
+
+def test_serve_refuses_to_start_without_redis_url() -> None:
+    result = cli("serve", "--port", str(free_port()))
+    assert result.returncode == 2
+    assert "REDIS_URL" in result.stderr
+
+
+def test_keys_need_redis_url_and_validate_input(redis_url: str) -> None:
+    assert cli("keys", "list").returncode == 2
+    assert cli("keys", "create", "--role", "admin", "--agent", "nope", redis_url=redis_url).returncode == 2
+    assert cli("keys", "create", "--role", "root", redis_url=redis_url).returncode != 0
+    assert cli("keys", "revoke", "kid_000000000000", redis_url=redis_url).returncode == 1
+
+
+@pytest.fixture
+def server(redis_url: str) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [command(), "serve", "--port", str(port)],
+        env=env(REDIS_URL=redis_url),
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz")
+        yield base
+    finally:
+        assert stop(proc, signal.SIGTERM)
+
+
+def test_key_made_by_cli_works_over_http_until_revoked(redis_url: str, server: str) -> None:
+    made = cli(
+        "keys",
+        "create",
+        "--role",
+        "admin",
+        "--name",
+        "ops",
+        "--rate",
+        "5",
+        "--burst",
+        "10",
+        redis_url=redis_url,
+    )
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip().splitlines()[-1]
+    assert secret.startswith("ask_") and len(secret) >= 28
+    headers = {"x-api-key": secret}
+
+    created = httpx.post(f"{server}/v2/agents", json={"key": "agt_cli", "name": "CLI"}, headers=headers)
+    assert created.status_code == 201, created.text
+    session = httpx.post(f"{server}/v2/agents/agt_cli/sessions", json={"key": "ase_1"}, headers=headers)
+    assert session.status_code == 201
+    patched = httpx.patch(
+        f"{server}/v2/agents/agt_cli/sessions/ase_1",
+        json={"metadata": {"priority": "urgent"}},
+        headers=headers,
+    )
+    assert patched.json()["metadata"] == {"priority": "urgent"} and patched.json()["version"] == 2
+
+    listed = cli("keys", "list", redis_url=redis_url).stdout
+    key_id = made.stdout.split()[1]
+    assert key_id.startswith("kid_") and key_id in listed and "ops" in listed and "admin" in listed
+    assert secret not in listed and secret[4:] not in listed
+    assert " 5 " in listed and " 10 " in listed
+
+    assert cli("keys", "revoke", key_id, redis_url=redis_url).returncode == 0
+    revoked_at = time.monotonic()
+    while httpx.get(f"{server}/v2/agents/agt_cli", headers=headers).status_code != 401:
+        assert time.monotonic() - revoked_at < 1.0, "revoked key still accepted after one second"
+        time.sleep(0.05)
+    assert "revoked" in cli("keys", "list", redis_url=redis_url).stdout
+
+
+def test_revoke_by_the_key_itself(redis_url: str, server: str) -> None:
+    secret = cli("keys", "create", "--role", "viewer", redis_url=redis_url).stdout.strip().splitlines()[-1]
+    assert httpx.get(f"{server}/v2/agents", headers={"x-api-key": secret}).status_code == 200
+    assert cli("keys", "revoke", secret, redis_url=redis_url).returncode == 0
+    assert httpx.get(f"{server}/v2/agents", headers={"x-api-key": secret}).status_code == 401
+
+
+def test_serve_with_several_workers(redis_url: str) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [command(), "serve", "--port", str(port), "--workers", "2"],
+        env=env(REDIS_URL=redis_url),
+        text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz")
+    finally:
+        assert stop(proc, signal.SIGTERM)

@@ -1,0 +1,53 @@
+"""/openapi.json describes every route, body and error, from the same types that validate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from agent_sessions.models import SessionPatch
+from agent_sessions.web.routes import ENDPOINTS
+
+
+def spec(client: TestClient) -> dict[str, Any]:
+    response = client.get("/openapi.json")
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_every_served_route_is_documented(client: TestClient) -> None:
+    paths = spec(client)["paths"]
+    served = {
+        (m.lower(), r.path)
+        for r in client.app.routes
+        if isinstance(r, Route) and r.include_in_schema  # type: ignore[attr-defined]
+        for m in (r.methods or ())
+        if m != "HEAD"
+    }
+    documented = {(m, p) for p, ops in paths.items() for m in ops}
+    assert served == documented
+    assert len(documented) == len(ENDPOINTS)
+
+
+def test_patch_documents_body_and_every_error(client: TestClient) -> None:
+    document = spec(client)
+    op = document["paths"]["/v2/agents/{agent_key}/sessions/{session_key}"]["patch"]
+    assert set(op["responses"]) == {"200", "400", "401", "403", "404", "413", "415", "429", "503"}
+    body_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    body = document["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
+    assert set(body["properties"]) == set(SessionPatch.__annotations__) - {"__pydantic_config__"}
+    assert body["additionalProperties"] is False
+    assert body["properties"]["enabled"]["type"] == "boolean"
+    error_ref = op["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
+    error = document["components"]["schemas"][error_ref.rsplit("/", 1)[1]]
+    assert set(error["required"]) == {"code", "messages", "request_id"}
+    assert "Retry-After" in op["responses"]["503"]["headers"]
+
+
+def test_creates_document_conflicts(client: TestClient) -> None:
+    paths = spec(client)["paths"]
+    assert "409" in paths["/v2/agents"]["post"]["responses"]
+    assert "409" in paths["/v2/agents/{agent_key}/sessions"]["post"]["responses"]

@@ -1,0 +1,24 @@
+"""The wheel ships the Lua scripts (the service cannot run without them)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from agent_sessions.store import SCRIPTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_wheel_contains_every_lua_script(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    wheel = next(tmp_path.glob("agent_sessions-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for script in SCRIPTS:
+        assert f"agent_sessions/lua/{script}.lua" in names
+    assert set(SCRIPTS) == {p.stem for p in (ROOT / "src/agent_sessions/lua").glob("*.lua")}
