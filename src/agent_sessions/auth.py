@@ -2,16 +2,16 @@
 
 A key is ``ask_`` + 32 url-safe random characters. Only its SHA-256 digest is stored, under
 ``as:apikey:<digest>`` (a hash: id, name, role, agents, rate, burst, created_at, revoked_at), with
-``as:apikeys`` mapping key ids to digests for listing and revoking by id. A lookup is one ``HGETALL``
-on the digest, with no cache, so a revoked key is refused by every API process on its next request.
+``as:apikeys`` mapping key ids to digests for listing and revoking by id. Keys are read from Redis on
+every request, never cached, so a revoked key is refused by every API process on its next request.
 Keys are looked up by digest (a one-way function of the secret), and the stored digest is compared with
-``hmac.compare_digest``, so response timing says nothing about the secret.
+``hmac.compare_digest``, so response timing says nothing about the secret. The lookup itself runs in
+``lua/gate.lua`` together with rate limiting (``ratelimit.Gate``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 import time
@@ -20,10 +20,9 @@ from enum import StrEnum
 from typing import cast
 
 import redis
-import redis.asyncio as aioredis
 
 from agent_sessions.errors import Forbidden, Unauthorized
-from agent_sessions.redis_client import outage_as_unavailable, outage_as_unavailable_sync
+from agent_sessions.redis_client import outage_as_unavailable_sync
 
 SECRET_RE = re.compile(r"ask_[A-Za-z0-9_-]{24,128}")
 KEY_ID_RE = re.compile(r"kid_[0-9a-f]{12}")
@@ -94,18 +93,6 @@ def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str
     return secret
 
 
-async def authenticate(client: aioredis.Redis, secret: str) -> ApiKey:
-    key_digest = digest(secret)
-    async with outage_as_unavailable():
-        fields = cast(dict[str, str], await client.hgetall(record_key(key_digest)))
-    if not fields or not hmac.compare_digest(fields.get("digest", ""), key_digest):
-        raise Unauthorized("unknown API key")
-    key = ApiKey.from_fields(fields)
-    if key.revoked_at is not None:
-        raise Unauthorized("API key revoked")
-    return key
-
-
 def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool = True) -> None:
     """Raise ``Forbidden`` unless ``key`` has at least role ``need`` and may act on ``agent``.
 
@@ -173,6 +160,11 @@ class Keyring:
             records = pipe.execute()
         keys = [ApiKey.from_fields(fields) for fields in records if fields]
         return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def is_active(self, secret: str) -> bool:
+        with outage_as_unavailable_sync():
+            fields = cast(dict[str, str], self.redis.hgetall(record_key(digest(secret))))
+        return bool(fields) and not fields.get("revoked_at")
 
     def revoke(self, id_or_secret: str) -> ApiKey | None:
         """Revoke by key id or by the key itself; ``None`` when no such key exists."""

@@ -21,6 +21,8 @@ ENV_VARS: dict[str, str] = {
     "BROKER_URL": "broker_url",
     "RATE_LIMIT_RATE": "rate_limit_rate",
     "RATE_LIMIT_BURST": "rate_limit_burst",
+    "AUTH_FAILURE_RATE": "auth_failure_rate",
+    "AUTH_FAILURE_BURST": "auth_failure_burst",
     "ESCALATION_WEBHOOK_URL": "escalation_webhook_url",
     "ESCALATION_WEBHOOK_SECRET": "escalation_webhook_secret",
     "REPORT_DIMENSIONS": "report_dimensions",
@@ -40,6 +42,9 @@ class Settings(BaseModel):
     broker_url: str | None = None
     rate_limit_rate: float = Field(default=50.0, gt=0)
     rate_limit_burst: int = Field(default=100, ge=1)
+    # Failed authentications allowed per client address: a burst, then this many per second.
+    auth_failure_rate: float = Field(default=1.0, gt=0)
+    auth_failure_burst: int = Field(default=20, ge=1)
     escalation_webhook_url: str | None = None
     escalation_webhook_secret: str | None = None
     report_dimensions: tuple[str, ...] = (

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import orjson
 
-from agent_sessions.auth import Keyring, Role, authenticate
+from agent_sessions.auth import Keyring, Role
 from agent_sessions.config import Settings
-from agent_sessions.errors import AgentAlreadyExists, SessionAlreadyExists, Unauthorized
+from agent_sessions.errors import AgentAlreadyExists, SessionAlreadyExists
 from agent_sessions.models import MetadataLimits
 from agent_sessions.redis_client import async_client, sync_client
 from agent_sessions.services import Services
@@ -71,28 +71,17 @@ async def _seed_data(settings: Settings) -> None:
         await client.aclose()
 
 
-async def _key_still_valid(settings: Settings, secret: str) -> bool:
-    assert settings.redis_url
-    client = async_client(settings.redis_url, settings.redis_timeout)
-    try:
-        await authenticate(client, secret)
-        return True
-    except Unauthorized:
-        return False
-    finally:
-        await client.aclose()
-
-
 def seed(settings: Settings, data_dir: Path) -> str:
     """Seed on first run; return the dev admin key (made anew if the stored one was revoked)."""
     assert settings.redis_url
     asyncio.run(_seed_data(settings))
+    keyring = Keyring(sync_client(settings.redis_url))
     key_file = data_dir / "admin-key"
     if key_file.exists():
         secret = key_file.read_text().strip()
-        if asyncio.run(_key_still_valid(settings, secret)):
+        if keyring.is_active(secret):
             return secret
-    _, secret = Keyring(sync_client(settings.redis_url)).create(Role.ADMIN, name="dev admin")
+    _, secret = keyring.create(Role.ADMIN, name="dev admin")
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(secret + "\n")

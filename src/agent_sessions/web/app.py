@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.models import MetadataLimits
+from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis_client import async_client
 from agent_sessions.services import Services
 from agent_sessions.store import Store
@@ -32,8 +33,10 @@ from agent_sessions.web.routes import ENDPOINTS, route
 CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 
 
-class RequestIdMiddleware:
-    """Echo a client's ``X-Request-ID`` (if sane) or make one; put it on every response."""
+class ResponseHeadersMiddleware:
+    """Put ``X-Request-ID`` (the client's, if sane, else a new one) on every response, and whatever
+    headers the request pipeline left in ``state["response_headers"]`` (the rate-limit headers), so
+    that error responses carry them too."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,16 +47,19 @@ class RequestIdMiddleware:
             return
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         rid = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else "req_" + secrets.token_hex(12)
-        scope.setdefault("state", {})["request_id"] = rid
+        state = scope.setdefault("state", {})
+        state["request_id"] = rid
 
-        async def send_with_id(message: Message) -> None:
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 if "x-request-id" not in headers:
                     headers["x-request-id"] = rid
+                for name, value in state.get("response_headers", ()):
+                    headers.append(name, value)
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_headers)
 
 
 def metadata_limits(settings: Settings) -> MetadataLimits:
@@ -62,6 +68,15 @@ def metadata_limits(settings: Settings) -> MetadataLimits:
         max_key_length=settings.metadata_max_key_length,
         max_depth=settings.metadata_max_depth,
         max_bytes=settings.metadata_max_bytes,
+    )
+
+
+def rate_limits(settings: Settings) -> Limits:
+    return Limits(
+        rate=settings.rate_limit_rate,
+        burst=settings.rate_limit_burst,
+        failure_rate=settings.auth_failure_rate,
+        failure_burst=settings.auth_failure_burst,
     )
 
 
@@ -78,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.redis = client
         app.state.services = Services(Store(client), metadata_limits(settings))
+        app.state.gate = Gate(client, rate_limits(settings))
         try:
             yield
         finally:
@@ -90,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(RequestIdMiddleware)],
+        middleware=[Middleware(ResponseHeadersMiddleware)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

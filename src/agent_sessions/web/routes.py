@@ -2,8 +2,9 @@
 built from this table, so the documented contract is the enforced one.
 
 Each request goes through the same steps in the contract's order (DESIGN.md §2):
-authenticate (401) -> rate limit (429) -> authorize (403) -> path keys, content type, size and body
-(400/413/415) -> the service call (404/409/412). Handlers are one service call each.
+authenticate and rate limit in one Redis round trip (401, 429) -> authorize (403) -> path keys,
+content type, size and body (400/413/415) -> the service call (404/409/412). Handlers are one service
+call each.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from agent_sessions import models
-from agent_sessions.auth import ApiKey, Role, authenticate, authorize, secret_from_headers
-from agent_sessions.errors import InvalidRequest, RequestTooLarge, UnsupportedMediaType
+from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
+from agent_sessions.errors import InvalidRequest, RateLimited, RequestTooLarge, UnsupportedMediaType
+from agent_sessions.ratelimit import retry_after
 from agent_sessions.services import Services, check_path_keys
 from agent_sessions.web.errors import JSON
 
@@ -255,7 +257,11 @@ def route(endpoint: Endpoint) -> Route:
             secret = secret_from_headers(
                 request.headers.get("x-api-key"), request.headers.get("authorization")
             )
-            key = await authenticate(state.redis, secret)
+            address = request.client.host if request.client else "unknown"
+            key, quota, allowed = await state.gate.admit(secret, address)
+            request.state.response_headers = quota.headers()
+            if not allowed:
+                raise RateLimited(retry_after(quota.next_token_ms))
             agent = request.path_params.get("agent_key")
             authorize(key, endpoint.role, agent, any_agent=endpoint.any_agent)
         if endpoint.path_keys:
