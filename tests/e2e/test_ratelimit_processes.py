@@ -1,0 +1,83 @@
+"""Two API processes, one Redis, many concurrent connections: in every window the number of
+successful requests stays within burst + rate x window."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.redis_server import free_port
+from tests.e2e.helpers import command, env, stop, wait_http
+
+pytestmark = pytest.mark.e2e
+RATE, BURST = 20.0, 10
+DURATION, CONNECTIONS = 2.0, 16
+
+
+@pytest.fixture
+def two_servers(redis_url: str) -> Iterator[list[str]]:
+    procs, bases = [], []
+    for _ in range(2):
+        port = free_port()
+        procs.append(
+            subprocess.Popen(
+                [command(), "serve", "--port", str(port)],
+                env=env(REDIS_URL=redis_url),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+        )
+        bases.append(f"http://127.0.0.1:{port}")
+    try:
+        for base in bases:
+            wait_http(f"{base}/healthz")
+        yield bases
+    finally:
+        for proc in procs:
+            assert stop(proc, signal.SIGTERM)
+
+
+async def hammer(bases: list[str], secret: str) -> list[tuple[float, float, int]]:
+    """(sent, received, status) of every request, from CONNECTIONS concurrent clients for DURATION."""
+    results: list[tuple[float, float, int]] = []
+    deadline = time.monotonic() + DURATION
+
+    async def worker(i: int) -> None:
+        async with httpx.AsyncClient(base_url=bases[i % len(bases)], headers={"x-api-key": secret}) as client:
+            while time.monotonic() < deadline:
+                sent = time.monotonic()
+                response = await client.get("/v2/agents")
+                results.append((sent, time.monotonic(), response.status_code))
+
+    await asyncio.gather(*(worker(i) for i in range(CONNECTIONS)))
+    return results
+
+
+def test_successes_never_exceed_burst_plus_rate_times_window(redis_url: str, two_servers: list[str]) -> None:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, secret = Keyring(conn).create(Role.VIEWER, rate=RATE, burst=BURST)
+    results = asyncio.run(hammer(two_servers, secret))
+    statuses = {status for _, _, status in results}
+    assert statuses <= {200, 429}
+    ok = sorted((sent, received) for sent, received, status in results if status == 200)
+    assert 429 in statuses and len(ok) >= BURST  # the limit was reached, and the test was not vacuous
+    # Each success happened in Redis somewhere inside [sent, received]. For any window from one
+    # success's sending to another's receipt, the successes wholly inside it are bounded.
+    for i, (start, _) in enumerate(ok):
+        for _, end in ok[i:]:
+            if end <= start:
+                continue
+            inside = sum(1 for s, r in ok if s >= start and r <= end)
+            assert inside <= BURST + RATE * (end - start), (inside, end - start)
+    # And over the whole run, the limit let through about what it should (not far fewer).
+    span = max(r for _, r in ok) - min(s for s, _ in ok)
+    assert len(ok) >= 0.5 * (BURST + RATE * span) - 1

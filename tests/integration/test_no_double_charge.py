@@ -1,0 +1,74 @@
+"""A connection cut after Redis ran a script must not make the client run it again.
+
+redis-py retries failed commands by default; our client does not (``redis_client``). If that policy
+regressed, the cut request below would charge the bucket (or bump the version) more than once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from agent_sessions.auth import Keyring, Role, digest
+from agent_sessions.config import Settings
+from agent_sessions.redis_server import RedisServer
+from agent_sessions.web.app import create_app
+from tests.integration.test_api_sessions import error
+from tests.proxy import CuttingProxy
+
+URL = "/v2/agents/agt_a/sessions/ase_1"
+
+
+@pytest.fixture
+def through_proxy(
+    redis_server: RedisServer, redis_url: str
+) -> Iterator[tuple[TestClient, CuttingProxy, str]]:
+    direct = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, secret = Keyring(direct).create(Role.ADMIN, rate=0.001, burst=100)
+    with (
+        CuttingProxy(redis_server.port) as proxy,
+        TestClient(create_app(Settings(redis_url=proxy.url))) as client,
+    ):
+        headers = {"x-api-key": secret}
+        assert (
+            client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
+        )
+        assert (
+            client.post("/v2/agents/agt_a/sessions", json={"key": "ase_1"}, headers=headers).status_code
+            == 201
+        )
+        yield client, proxy, secret
+    direct.close()
+
+
+def tokens(sync_redis: redis.Redis, secret: str) -> int:
+    return int(float(sync_redis.hget(f"as:rl:key:{digest(secret)}", "tokens") or 0))
+
+
+def test_gate_reply_lost_charges_the_bucket_once(
+    through_proxy: tuple[TestClient, CuttingProxy, str], sync_redis: redis.Redis
+) -> None:
+    client, proxy, secret = through_proxy
+    before = tokens(sync_redis, secret)
+    proxy.cut_after(0)
+    error(client.get(URL, headers={"x-api-key": secret}), 503, "service_unavailable")
+    proxy.cut_after(None)
+    assert tokens(sync_redis, secret) == before - 1
+
+
+def test_update_reply_lost_applies_the_update_once(
+    through_proxy: tuple[TestClient, CuttingProxy, str], sync_redis: redis.Redis
+) -> None:
+    client, proxy, secret = through_proxy
+    headers = {"x-api-key": secret}
+    assert (
+        client.patch(URL, json={"description": "warm"}, headers=headers).status_code == 200
+    )  # scripts loaded
+    proxy.cut_after(1)  # the gate's reply passes, the update script's reply is lost
+    error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
+    proxy.cut_after(None)
+    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "3"
+    assert sync_redis.hget("as:session:agt_a:ase_1", "description") == "once"
