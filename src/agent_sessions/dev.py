@@ -19,6 +19,7 @@ import orjson
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import AgentAlreadyExists, SessionAlreadyExists
+from agent_sessions.events import SYSTEM
 from agent_sessions.models import MetadataLimits
 from agent_sessions.redis_client import async_client, sync_client
 from agent_sessions.services import Services
@@ -66,6 +67,7 @@ async def _seed_data(settings: Settings) -> None:
                             "issue_category": "billing",
                         },
                     },
+                    SYSTEM,
                 )
     finally:
         await client.aclose()

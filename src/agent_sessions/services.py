@@ -10,12 +10,10 @@ import base64
 import binascii
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from agent_sessions.errors import AgentNotFound, InvalidRequest
+from agent_sessions.events import Origin
 from agent_sessions.models import (
     AGENT_KEY_RE,
     KEY_MAX_LENGTH,
@@ -28,38 +26,8 @@ from agent_sessions.models import (
     SessionList,
     encode_metadata,
 )
-from agent_sessions.store import Fields, Page, Store
-
-
-def timestamp(ms: str) -> str:
-    """Milliseconds since the epoch -> RFC 3339 UTC with ``Z``, to the second (as in the seed)."""
-    return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def agent_resource(agent: str, fields: Fields) -> Agent:
-    return {
-        "key": agent,
-        "name": fields["name"],
-        "description": fields["description"],
-        "metadata": orjson.loads(fields["metadata"]),
-        "enabled": fields["enabled"] == "1",
-        "created_at": timestamp(fields["created_at"]),
-        "updated_at": timestamp(fields["updated_at"]),
-    }
-
-
-def session_resource(agent: str, session: str, fields: Fields) -> Session:
-    return {
-        "id": session,
-        "agent_key": agent,
-        "name": fields["name"],
-        "description": fields["description"],
-        "metadata": orjson.loads(fields["metadata"]),
-        "enabled": fields["enabled"] == "1",
-        "created_at": timestamp(fields["created_at"]),
-        "updated_at": timestamp(fields["updated_at"]),
-        "version": int(fields["version"]),
-    }
+from agent_sessions.resources import agent_resource, session_resource
+from agent_sessions.store import Page, Store
 
 
 def check_path_keys(agent: str, session: str | None = None) -> None:
@@ -141,17 +109,18 @@ class Services:
         _, fields = await self.store.update_agent(agent, _flags(body, self.limits))
         return agent_resource(agent, fields)
 
-    async def delete_agent(self, agent: str) -> None:
-        await self.store.delete_agent(agent)
+    async def delete_agent(self, agent: str, origin: Origin) -> None:
+        await self.store.delete_agent(agent, origin)
 
     # -- sessions -----------------------------------------------------------------------------------
 
-    async def create_session(self, agent: str, body: dict[str, Any]) -> Session:
+    async def create_session(self, agent: str, body: dict[str, Any], origin: Origin) -> Session:
         session = body.get("key") or "ase_" + secrets.token_urlsafe(16)
         metadata = encode_metadata(body.get("metadata", {}), self.limits)
         fields = await self.store.create_session(
             agent,
             session,
+            origin,
             body.get("name", ""),
             body.get("description", ""),
             metadata,
@@ -171,15 +140,15 @@ class Services:
         sessions = [session_resource(agent, key, fields) for key, fields in page.items]
         return {"sessions": sessions, "metadata": _page_metadata(page)}
 
-    async def update_session(self, agent: str, session: str, body: dict[str, Any]) -> Session:
+    async def update_session(self, agent: str, session: str, body: dict[str, Any], origin: Origin) -> Session:
         """The PATCH. ``{}`` reads the session (existence checks still apply) and changes nothing."""
         if not body:
             return await self.get_session(agent, session)
-        _, fields = await self.store.update_session(agent, session, _flags(body, self.limits))
+        _, fields = await self.store.update_session(agent, session, origin, _flags(body, self.limits))
         return session_resource(agent, session, fields)
 
-    async def delete_session(self, agent: str, session: str) -> None:
-        await self.store.delete_session(agent, session)
+    async def delete_session(self, agent: str, session: str, origin: Origin) -> None:
+        await self.store.delete_session(agent, session, origin)
 
 
 def _page_metadata(page: Page) -> PageMetadata:

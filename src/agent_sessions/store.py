@@ -20,6 +20,7 @@ from agent_sessions.errors import (
     SessionAlreadyExists,
     SessionNotFound,
 )
+from agent_sessions.events import OUTBOX, Origin, new_event_id
 from agent_sessions.redis_client import outage_as_unavailable
 
 Fields = dict[str, str]
@@ -114,11 +115,11 @@ class Store:
             raise AgentNotFound()
         return reply[0] == "ok", _pairs(reply[1:])
 
-    async def delete_agent(self, agent: str) -> int:
+    async def delete_agent(self, agent: str, origin: Origin) -> int:
         reply = await self._run(
             "agent_delete",
-            [self.keys.agent(agent), self.keys.agents, *self.keys.session_indexes(agent)],
-            [agent, self.keys.session_prefix(agent)],
+            [self.keys.agent(agent), self.keys.agents, *self.keys.session_indexes(agent), OUTBOX],
+            [agent, self.keys.session_prefix(agent), *_event_args(origin)],
         )
         if reply[0] == "not_found":
             raise AgentNotFound()
@@ -130,12 +131,24 @@ class Store:
     # -- sessions -----------------------------------------------------------------------------------
 
     async def create_session(
-        self, agent: str, session: str, name: str, description: str, metadata: bytes, enabled: bool
+        self,
+        agent: str,
+        session: str,
+        origin: Origin,
+        name: str,
+        description: str,
+        metadata: bytes,
+        enabled: bool,
     ) -> Fields:
         reply = await self._run(
             "session_create",
-            [self.keys.agent(agent), self.keys.session(agent, session), *self.keys.session_indexes(agent)],
-            [session, name, description, metadata, "1" if enabled else "0"],
+            [
+                self.keys.agent(agent),
+                self.keys.session(agent, session),
+                *self.keys.session_indexes(agent),
+                OUTBOX,
+            ],
+            [agent, session, *_event_args(origin), name, description, metadata, "1" if enabled else "0"],
         )
         if reply[0] == "agent_not_found":
             raise AgentNotFound()
@@ -156,10 +169,10 @@ class Store:
         return cast(Fields, fields)
 
     async def update_session(
-        self, agent: str, session: str, changes: dict[str, str | bytes]
+        self, agent: str, session: str, origin: Origin, changes: dict[str, str | bytes]
     ) -> tuple[bool, Fields]:
         """Apply ``changes``; returns (whether anything changed, the session's fields after)."""
-        args: list[Any] = [session]
+        args: list[Any] = [agent, session, *_event_args(origin)]
         for field, value in changes.items():
             args += (field, value)
         reply = await self._run(
@@ -169,17 +182,23 @@ class Store:
                 self.keys.session(agent, session),
                 self.keys.sessions(agent, True),
                 self.keys.sessions(agent, False),
+                OUTBOX,
             ],
             args,
         )
         _raise_missing(reply[0])
         return reply[0] == "ok", _pairs(reply[1:])
 
-    async def delete_session(self, agent: str, session: str) -> Fields:
+    async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
         reply = await self._run(
             "session_delete",
-            [self.keys.agent(agent), self.keys.session(agent, session), *self.keys.session_indexes(agent)],
-            [session],
+            [
+                self.keys.agent(agent),
+                self.keys.session(agent, session),
+                *self.keys.session_indexes(agent),
+                OUTBOX,
+            ],
+            [agent, session, *_event_args(origin)],
         )
         _raise_missing(reply[0])
         return _pairs(reply[1:])
@@ -199,6 +218,10 @@ class Store:
             raise AgentNotFound()
         items = [(member, _pairs(flat)) for member, flat in reply[3:] if flat]
         return Page(items=items, total=int(reply[1]), next_member=reply[2] or None)
+
+
+def _event_args(origin: Origin) -> list[str]:
+    return [new_event_id(), origin.actor, origin.request_id]
 
 
 def _raise_missing(status: str) -> None:

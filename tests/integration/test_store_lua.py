@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import AgentAlreadyExists, AgentNotFound, SessionAlreadyExists, SessionNotFound
+from agent_sessions.events import OUTBOX, Origin, event_from_entry
 from agent_sessions.redis_client import async_client
 from agent_sessions.store import Store
 
 pytestmark = pytest.mark.anyio
 A, S = "agt_a", "ase_1"
+ORIGIN = Origin("kid_test", "req_test")
 
 
 @pytest.fixture
@@ -27,7 +30,11 @@ async def store(redis_url: str) -> AsyncIterator[Store]:
 async def make(store: Store, *sessions: str, enabled: bool = True) -> None:
     await store.create_agent(A, "Agent A", "", b"{}", True)
     for s in sessions:
-        await store.create_session(A, s, "", "d", b'{"p":1}', enabled)
+        await store.create_session(A, s, ORIGIN, "", "d", b'{"p":1}', enabled)
+
+
+def events(sync_redis: redis.Redis) -> list[dict[str, Any]]:
+    return [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
 
 
 async def redis_ms(client: aioredis.Redis) -> int:
@@ -62,27 +69,28 @@ async def test_agent_update_changes_only_what_differs(store: Store) -> None:
 async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, "ase_1", "ase_2")
     await store.create_agent("agt_b", "B", "", b"{}", True)
-    await store.create_session("agt_b", "ase_1", "", "", b"{}", True)
-    assert await store.delete_agent(A) == 2
+    await store.create_session("agt_b", "ase_1", ORIGIN, "", "", b"{}", True)
+    assert await store.delete_agent(A, ORIGIN) == 2
     assert sorted(sync_redis.keys("*")) == [
         "as:agent:agt_b",
         "as:agents",
+        "as:outbox",
         "as:session:agt_b:ase_1",
         "as:sessions:agt_b",
         "as:sessions:agt_b:on",
     ]
     with pytest.raises(AgentNotFound):
-        await store.delete_agent(A)
+        await store.delete_agent(A, ORIGIN)
 
 
 async def test_session_create_checks_agent_and_duplicates(store: Store, sync_redis: redis.Redis) -> None:
     with pytest.raises(AgentNotFound):
-        await store.create_session(A, S, "", "", b"{}", True)
+        await store.create_session(A, S, ORIGIN, "", "", b"{}", True)
     assert sync_redis.keys("*") == []
     await make(store, "ase_on")
-    await store.create_session(A, "ase_off", "", "", b"{}", False)
+    await store.create_session(A, "ase_off", ORIGIN, "", "", b"{}", False)
     with pytest.raises(SessionAlreadyExists):
-        await store.create_session(A, "ase_on", "", "other", b"{}", True)
+        await store.create_session(A, "ase_on", ORIGIN, "", "other", b"{}", True)
     assert sync_redis.hget("as:session:agt_a:ase_on", "description") == "d"
     assert sync_redis.zrange("as:sessions:agt_a", 0, -1) == ["ase_off", "ase_on"]
     assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == ["ase_on"]
@@ -94,7 +102,7 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
     await make(store, S)
     before = await store.get_session(A, S)
     await asyncio.sleep(0.002)
-    changed, after = await store.update_session(A, S, {"description": "new", "metadata": b'{"p":1}'})
+    changed, after = await store.update_session(A, S, ORIGIN, {"description": "new", "metadata": b'{"p":1}'})
     assert changed
     assert after["version"] == "2" and after["description"] == "new" and after["metadata"] == '{"p":1}'
     assert int(after["updated_at"]) > int(before["updated_at"])
@@ -106,7 +114,7 @@ async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
     changed, after = await store.update_session(
-        A, S, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"}
+        A, S, ORIGIN, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"}
     )
     assert not changed and after == before
 
@@ -115,10 +123,10 @@ async def test_session_update_moves_the_session_between_enabled_indexes(
     store: Store, sync_redis: redis.Redis
 ) -> None:
     await make(store, S)
-    await store.update_session(A, S, {"enabled": "0"})
+    await store.update_session(A, S, ORIGIN, {"enabled": "0"})
     assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == []
     assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == [S]
-    await store.update_session(A, S, {"enabled": "1"})
+    await store.update_session(A, S, ORIGIN, {"enabled": "1"})
     assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == [S]
     assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == []
 
@@ -127,32 +135,32 @@ async def test_session_update_missing_agent_or_session_writes_nothing(
     store: Store, sync_redis: redis.Redis
 ) -> None:
     with pytest.raises(AgentNotFound):
-        await store.update_session(A, S, {"description": "x"})
+        await store.update_session(A, S, ORIGIN, {"description": "x"})
     await make(store)
     with pytest.raises(SessionNotFound):
-        await store.update_session(A, S, {"description": "x"})
+        await store.update_session(A, S, ORIGIN, {"description": "x"})
     assert not sync_redis.exists("as:session:agt_a:ase_1")
 
 
 async def test_concurrent_updates_each_bump_the_version_exactly_once(store: Store) -> None:
     await make(store, S)
-    await asyncio.gather(*(store.update_session(A, S, {"description": f"v{i}"}) for i in range(100)))
+    await asyncio.gather(*(store.update_session(A, S, ORIGIN, {"description": f"v{i}"}) for i in range(100)))
     assert (await store.get_session(A, S))["version"] == "101"
 
 
 async def test_session_delete(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
-    deleted = await store.delete_session(A, S)
+    deleted = await store.delete_session(A, S, ORIGIN)
     assert deleted["description"] == "d"
     assert sync_redis.keys("as:session*") == []
     assert sync_redis.exists("as:sessions:agt_a", "as:sessions:agt_a:on") == 0
     with pytest.raises(SessionNotFound):
-        await store.delete_session(A, S)
+        await store.delete_session(A, S, ORIGIN)
 
 
 async def test_page_walks_the_index_in_order_with_filter(store: Store) -> None:
     await make(store, *(f"ase_{i:02d}" for i in range(7)))
-    await store.create_session(A, "ase_x", "", "", b"{}", False)
+    await store.create_session(A, "ase_x", ORIGIN, "", "", b"{}", False)
     seen, after = [], ""
     while True:
         page = await store.list_sessions(A, None, after, 3)
@@ -181,5 +189,49 @@ async def test_page_of_agents(store: Store) -> None:
 async def test_scripts_reload_after_redis_forgets_them(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
     sync_redis.script_flush()
-    changed, _ = await store.update_session(A, S, {"description": "after flush"})
+    changed, _ = await store.update_session(A, S, ORIGIN, {"description": "after flush"})
     assert changed
+
+
+async def test_create_update_delete_emit_events_atomically(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, S)
+    await store.update_session(A, S, ORIGIN, {"description": "d", "enabled": "1"})  # no-op: no event
+    await store.update_session(A, S, ORIGIN, {"description": "new", "metadata": b'{"p":2}', "enabled": "1"})
+    await store.delete_session(A, S, Origin("kid_other", "req_2"))
+    created, updated, deleted = events(sync_redis)
+    assert created["type"] == "session.created" and created["version"] == 1 and created["changes"] == {}
+    assert created["session"]["metadata"] == {"p": 1} and created["actor"] == "kid_test"
+    assert updated["type"] == "session.updated" and updated["version"] == 2
+    assert updated["changes"] == {
+        "description": {"old": "d", "new": "new"},
+        "metadata": {"old": {"p": 1}, "new": {"p": 2}},
+    }
+    assert updated["session"]["version"] == 2 and updated["request_id"] == "req_test"
+    assert updated["occurred_at"].endswith("Z") and "." in updated["occurred_at"]
+    assert deleted["type"] == "session.deleted" and deleted["version"] == 3
+    assert deleted["session"]["description"] == "new" and deleted["actor"] == "kid_other"
+    assert len({e["event_id"] for e in (created, updated, deleted)}) == 3
+
+
+async def test_failed_writes_emit_nothing(store: Store, sync_redis: redis.Redis) -> None:
+    for call in (
+        store.create_session(A, S, ORIGIN, "", "", b"{}", True),
+        store.update_session(A, S, ORIGIN, {"description": "x"}),
+        store.delete_session(A, S, ORIGIN),
+    ):
+        with pytest.raises((AgentNotFound, SessionNotFound)):
+            await call
+    assert sync_redis.xlen(OUTBOX) == 0
+
+
+async def test_agent_delete_emits_one_deletion_per_session(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, "ase_1", "ase_2")
+    await store.update_session(A, "ase_2", ORIGIN, {"description": "changed"})
+    sync_redis.delete(OUTBOX)
+    await store.delete_agent(A, ORIGIN)
+    deleted = events(sync_redis)
+    assert [(e["type"], e["session_key"], e["version"]) for e in deleted] == [
+        ("session.deleted", "ase_1", 2),
+        ("session.deleted", "ase_2", 3),
+    ]
+    assert len({e["event_id"] for e in deleted}) == 2

@@ -21,9 +21,10 @@ from starlette.routing import Route
 from agent_sessions import models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
 from agent_sessions.errors import InvalidRequest, RateLimited, RequestTooLarge, UnsupportedMediaType
+from agent_sessions.events import Origin
 from agent_sessions.ratelimit import retry_after
 from agent_sessions.services import Services, check_path_keys
-from agent_sessions.web.errors import JSON
+from agent_sessions.web.errors import JSON, request_id
 
 JSON_TYPES = ("application/json",)
 
@@ -42,6 +43,10 @@ class Call:
     @property
     def session(self) -> str:
         return str(self.request.path_params["session_key"])
+
+    @property
+    def origin(self) -> Origin:
+        return Origin(self.key.id if self.key else "anonymous", request_id(self.request))
 
 
 Handler = Callable[[Call], Awaitable[tuple[int, Any]]]
@@ -119,12 +124,12 @@ async def update_agent(c: Call) -> tuple[int, Any]:
 
 
 async def delete_agent(c: Call) -> tuple[int, Any]:
-    await c.services.delete_agent(c.agent)
+    await c.services.delete_agent(c.agent, c.origin)
     return 204, None
 
 
 async def create_session(c: Call) -> tuple[int, Any]:
-    return 201, await c.services.create_session(c.agent, c.body)
+    return 201, await c.services.create_session(c.agent, c.body, c.origin)
 
 
 async def list_sessions(c: Call) -> tuple[int, Any]:
@@ -139,11 +144,11 @@ async def get_session(c: Call) -> tuple[int, Any]:
 
 
 async def update_session(c: Call) -> tuple[int, Any]:
-    return 200, await c.services.update_session(c.agent, c.session, c.body)
+    return 200, await c.services.update_session(c.agent, c.session, c.body, c.origin)
 
 
 async def delete_session(c: Call) -> tuple[int, Any]:
-    await c.services.delete_session(c.agent, c.session)
+    await c.services.delete_session(c.agent, c.session, c.origin)
     return 204, None
 
 

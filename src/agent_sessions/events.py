@@ -1,0 +1,92 @@
+"""Session events: what the write scripts put in the outbox, and what consumers receive.
+
+An event (DESIGN.md §4)::
+
+    {"event_id": "evt_…", "type": "session.updated", "occurred_at": "…Z", "agent_key": "agt_…",
+     "session_key": "ase_…", "version": 7, "changes": {"metadata": {"old": {…}, "new": {…}}},
+     "session": {full session after the change}, "actor": "<key id>", "request_id": "req_…"}
+
+``changes`` holds each changed field's old and new value (``session.updated``; empty for created and
+deleted). For ``session.deleted``, ``session`` is the last state and ``version`` is one past it.
+Delivery is at least once: consumers dedupe on ``event_id`` (equivalently, on agent, session and
+version, which identify an event just as uniquely).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from agent_sessions.resources import event_time, session_resource
+
+OUTBOX = "as:outbox"
+RELAY_GROUP = "relay"
+
+CREATED, UPDATED, DELETED = "session.created", "session.updated", "session.deleted"
+
+# Consumers, by Dramatiq actor name and queue. The relay enqueues by these names, so the API and the
+# relay never import actor code; tests check the actors are declared with the same names and queues.
+REPORT = ("report_event", "reports")
+ESCALATE = ("escalate", "escalations")
+DELIVER_WEBHOOK = ("deliver_webhook", "webhooks")
+DEAD_LETTER = ("dead_letter_webhook", "webhooks")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who caused a change: the API key id and the request id (both land in the event)."""
+
+    actor: str
+    request_id: str
+
+
+SYSTEM = Origin("system", "")
+
+
+def new_event_id() -> str:
+    return "evt_" + secrets.token_hex(12)
+
+
+Event = dict[str, Any]
+
+
+def event_from_entry(fields: dict[str, str]) -> Event:
+    """An outbox stream entry (see lua/_outbox.lua) -> the event consumers receive."""
+    agent, session = fields["agent_key"], fields["session_key"]
+    snapshot = {k[2:]: v for k, v in fields.items() if k.startswith("s:")}
+    resource = session_resource(agent, session, snapshot)
+    changes = {}
+    for key, old in fields.items():
+        if key.startswith("o:"):
+            name = key[2:]
+            changes[name] = {"old": _decode(name, old), "new": resource[name]}  # type: ignore[literal-required]
+    return {
+        "event_id": fields["event_id"],
+        "type": fields["type"],
+        "occurred_at": event_time(fields["occurred_at"]),
+        "agent_key": agent,
+        "session_key": session,
+        "version": int(fields["version"]),
+        "changes": changes,
+        "session": resource,
+        "actor": fields["actor"],
+        "request_id": fields["request_id"],
+    }
+
+
+def _decode(field: str, stored: str) -> Any:
+    if field == "metadata":
+        return orjson.loads(stored)
+    if field == "enabled":
+        return stored == "1"
+    return stored
+
+
+def consumers(event: Event) -> list[tuple[str, str]]:
+    """(actor, queue) of every consumer of this event."""
+    if event["type"] == UPDATED:
+        return [REPORT, ESCALATE]
+    return [REPORT]

@@ -1,0 +1,27 @@
+-- _outbox.lua: prelude prepended to every script that changes a session (see lua/__init__.py).
+-- It appends one event to the outbox stream in the same atomic step as the change: both or neither.
+--
+-- Outbox entry (stream as:outbox, read by the relay through consumer group "relay"):
+--   type, event_id, agent_key, session_key, version, occurred_at (ms, Redis TIME), actor, request_id,
+--   o:<field>  the old value of each changed field (session.updated only)
+--   s:<field>  the session hash after the change (for session.deleted: its last state)
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+end
+
+local function emit_event(stream, kind, event_id, agent, session, version, at, actor, request_id, snapshot, old)
+  local entry = {'type', kind, 'event_id', event_id, 'agent_key', agent, 'session_key', session,
+    'version', tostring(version), 'occurred_at', at, 'actor', actor, 'request_id', request_id}
+  for i = 1, #old, 2 do
+    entry[#entry + 1] = 'o:' .. old[i]
+    entry[#entry + 1] = old[i + 1]
+  end
+  for i = 1, #snapshot, 2 do
+    entry[#entry + 1] = 's:' .. snapshot[i]
+    entry[#entry + 1] = snapshot[i + 1]
+  end
+  redis.call('XADD', stream, '*', unpack(entry))
+end
+

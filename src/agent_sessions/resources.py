@@ -1,0 +1,48 @@
+"""Stored hash fields -> the resources clients see (the API's responses and the events' ``session``)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+
+from agent_sessions.models import Agent, Session
+
+Fields = dict[str, str]
+
+
+def timestamp(ms: str) -> str:
+    """Milliseconds since the epoch -> RFC 3339 UTC with ``Z``, to the second (as in the seed)."""
+    return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def agent_resource(agent: str, fields: Fields) -> Agent:
+    return {
+        "key": agent,
+        "name": fields["name"],
+        "description": fields["description"],
+        "metadata": orjson.loads(fields["metadata"]),
+        "enabled": fields["enabled"] == "1",
+        "created_at": timestamp(fields["created_at"]),
+        "updated_at": timestamp(fields["updated_at"]),
+    }
+
+
+def session_resource(agent: str, session: str, fields: Fields) -> Session:
+    return {
+        "id": session,
+        "agent_key": agent,
+        "name": fields["name"],
+        "description": fields["description"],
+        "metadata": orjson.loads(fields["metadata"]),
+        "enabled": fields["enabled"] == "1",
+        "created_at": timestamp(fields["created_at"]),
+        "updated_at": timestamp(fields["updated_at"]),
+        "version": int(fields["version"]),
+    }
+
+
+def event_time(ms: str) -> str:
+    """Events carry milliseconds: consumers order and measure latency with them."""
+    moment = datetime.fromtimestamp(int(ms) / 1000, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
