@@ -84,9 +84,7 @@ def admin(make_key: MakeKey) -> dict[str, str]:
 def seeded(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
     """The seed's agent and session, as the seed's examples show them before the PATCH."""
     assert (
-        client.post(
-            "/v2/agents", json={"key": SEED_AGENT, "name": "Customer support"}, headers=admin
-        ).status_code
+        client.post("/v2/agents", json={"key": SEED_AGENT, "name": "Customer support"}, headers=admin).status_code
         == 201
     )
     response = client.post(

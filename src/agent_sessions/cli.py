@@ -28,6 +28,16 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=8000)
     dev.add_argument("--data-dir", default=".data", help="where Redis keeps its data (default ./.data)")
 
+    worker = sub.add_parser("worker", help="run the outbox relay and the Dramatiq workers (needs REDIS_URL)")
+    worker.add_argument("--processes", type=int, default=1, help="Dramatiq worker processes")
+    worker.add_argument("--threads", type=int, default=8, help="threads per worker process")
+
+    dead = sub.add_parser("deadletters", help="webhook deliveries that exhausted their retries")
+    dead_sub = dead.add_subparsers(dest="dead_command", required=True)
+    dead_sub.add_parser("list", help="list dead letters")
+    retry = dead_sub.add_parser("retry", help="send a dead letter again (with a fresh retry schedule)")
+    retry.add_argument("id", help="the escalation's event id (evt_...)")
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys (needs REDIS_URL)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key; prints it once, alone on the last line")
@@ -50,6 +60,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args, settings)
         if args.command == "dev":
             return _dev(args, settings)
+        if args.command == "worker":
+            from agent_sessions.worker_command import run_worker
+
+            return run_worker(settings, args.processes, args.threads)
+        if args.command == "deadletters":
+            return _deadletters(args, settings)
         return _keys(args, settings)
     except ConfigError as exc:
         print(f"agent-sessions: {exc}", file=sys.stderr)
@@ -61,9 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _require_redis(settings: Settings) -> str:
     if not settings.redis_url:
-        raise ConfigError(
-            "REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none"
-        )
+        raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none")
     return settings.redis_url
 
 
@@ -93,13 +107,42 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 
     data_dir = Path(args.data_dir).resolve()
     server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock").start()
+    workers = None
     try:
-        settings = settings.model_copy(update={"redis_url": server.url})
+        settings = settings.model_copy(update={"redis_url": server.url, "broker_url": None})
         secret = dev.seed(settings, data_dir)
+        workers = dev.start_workers(server.url)
         print(dev.banner(f"http://{args.host}:{args.port}", server.url, secret), flush=True)
         uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port)).run()
     finally:
+        if workers is not None:
+            dev.stop_workers(workers)
         server.stop()
+    return 0
+
+
+def _deadletters(args: argparse.Namespace, settings: Settings) -> int:
+    from agent_sessions.broker import enqueue_delivery, make_broker
+    from agent_sessions.escalations import Escalations
+
+    escalations = Escalations(sync_client(_require_redis(settings)))
+    if args.dead_command == "list":
+        print(f"{'ID':<29} {'AGENT':<24} {'SESSION':<28} {'TRIES':>5}  LAST ERROR")
+        for d in escalations.dead_letters():
+            print(
+                f"{d['id']:<29} {d.get('agent_key', ''):<24} {d.get('session_key', ''):<28} "
+                f"{d.get('attempts', ''):>5}  {d.get('last_error', '')}"
+            )
+        return 0
+    if not escalations.revive(args.id):
+        print(f"agent-sessions: {args.id} is not a dead letter", file=sys.stderr)
+        return 1
+    broker = make_broker(settings)
+    try:
+        enqueue_delivery(broker, settings, args.id)
+    finally:
+        broker.close()
+    print(f"re-sending {args.id}")
     return 0
 
 

@@ -6,6 +6,8 @@ the result to ``create_app()`` or the CLI command they run.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -32,7 +34,27 @@ ENV_VARS: dict[str, str] = {
     "METADATA_MAX_BYTES": "metadata_max_bytes",
     "MAX_BODY_BYTES": "max_body_bytes",
     "REDIS_TIMEOUT": "redis_timeout",
+    "ESCALATE_WHEN_BECOMES": "escalate_when_becomes",
+    "ESCALATE_WHEN_CHANGES": "escalate_when_changes",
+    "WEBHOOK_MAX_RETRIES": "webhook_max_retries",
+    "WEBHOOK_MIN_BACKOFF_MS": "webhook_min_backoff_ms",
+    "WEBHOOK_MAX_BACKOFF_MS": "webhook_max_backoff_ms",
+    "WEBHOOK_TIMEOUT": "webhook_timeout",
+    "RELAY_CLAIM_IDLE_MS": "relay_claim_idle_ms",
 }
+
+
+def webhook_key(secret: str) -> bytes:
+    """A Standard Webhooks secret ``whsec_<base64>`` -> the HMAC key bytes."""
+    if not secret.startswith("whsec_"):
+        raise ValueError("must look like whsec_<base64>")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except binascii.Error:
+        raise ValueError("must look like whsec_<base64>") from None
+    if len(key) < 16:
+        raise ValueError("must decode to at least 16 bytes")
+    return key
 
 
 class Settings(BaseModel):
@@ -62,12 +84,48 @@ class Settings(BaseModel):
     # Socket and connect timeout for Redis, in seconds: an outage must become a fast 503, not a hang.
     redis_timeout: float = Field(default=1.0, gt=0)
 
-    @field_validator("report_dimensions", mode="before")
+    # Escalation rule (DESIGN.md §4): an update escalates when a metadata key becomes one of these
+    # values (and was not that before), or when one of these metadata keys changes at all.
+    escalate_when_becomes: tuple[tuple[str, str], ...] = (
+        ("priority", "urgent"),
+        ("resolution_status", "escalated"),
+    )
+    escalate_when_changes: tuple[str, ...] = ("escalation_level",)
+    # Webhook delivery: Dramatiq retries with exponential backoff, then dead-letters.
+    webhook_max_retries: int = Field(default=8, ge=0)
+    webhook_min_backoff_ms: int = Field(default=1_000, ge=1)
+    webhook_max_backoff_ms: int = Field(default=300_000, ge=1)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    # A relay reclaims outbox entries another relay read but did not acknowledge for this long.
+    relay_claim_idle_ms: int = Field(default=30_000, ge=100)
+
+    @field_validator("report_dimensions", "escalate_when_changes", mode="before")
     @classmethod
-    def _split_dimensions(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("escalate_when_becomes", mode="before")
+    @classmethod
+    def _split_pairs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            pairs = [part.strip().split("=", 1) for part in value.split(",") if part.strip()]
+            if any(len(p) != 2 or not p[0] for p in pairs):
+                raise ValueError("expected key=value pairs separated by commas")
+            return tuple((k.strip(), v.strip()) for k, v in pairs)
+        return value
+
+    @field_validator("escalation_webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: str | None) -> str | None:
+        if value is not None:
+            webhook_key(value)
+        return value
+
+    @property
+    def webhook_key(self) -> bytes | None:
+        return None if self.escalation_webhook_secret is None else webhook_key(self.escalation_webhook_secret)
 
     @property
     def effective_broker_url(self) -> str | None:

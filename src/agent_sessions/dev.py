@@ -12,6 +12,9 @@ import asyncio
 import contextlib
 import os
 import shlex
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -90,6 +93,23 @@ def seed(settings: Settings, data_dir: Path) -> str:
     return secret
 
 
+def start_workers(redis_url: str) -> subprocess.Popen[bytes]:
+    """``agent-sessions worker`` against the embedded Redis, in its own session so that Ctrl-C reaches
+    only us and we stop it in order (workers first, Redis last)."""
+    env = {**os.environ, "REDIS_URL": redis_url}
+    env.pop("BROKER_URL", None)
+    return subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "worker"], env=env, start_new_session=True)
+
+
+def stop_workers(workers: subprocess.Popen[bytes]) -> None:
+    if workers.poll() is None:
+        workers.send_signal(signal.SIGTERM)
+        try:
+            workers.wait(40)
+        except subprocess.TimeoutExpired:
+            workers.kill()
+
+
 def banner(base_url: str, redis_url: str, secret: str) -> str:
     url = f"{base_url}/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
     body = orjson.dumps(SEED_PATCH).decode()
@@ -105,6 +125,10 @@ def banner(base_url: str, redis_url: str, secret: str) -> str:
             f"    -H 'x-api-key: {secret}' -H 'Content-Type: application/json' \\",
             f"    -d {shlex.quote(body)}",
             "",
-            "Ctrl-C stops the API and Redis; data stays in the data directory for the next run.",
+            "Workers: the outbox relay and the reporting, escalation and webhook actors are running. Escalations",
+            "are logged; set ESCALATION_WEBHOOK_URL and ESCALATION_WEBHOOK_SECRET to have them POSTed.",
+            f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
+            "",
+            "Ctrl-C stops the API, the workers and Redis; data stays in the data directory for the next run.",
         ]
     )

@@ -26,6 +26,7 @@ from agent_sessions.models import (
     SessionList,
     encode_metadata,
 )
+from agent_sessions.reports import Report, report_from_hash
 from agent_sessions.resources import agent_resource, session_resource
 from agent_sessions.store import Page, Store
 
@@ -74,6 +75,7 @@ def _flags(changes: dict[str, Any], limits: MetadataLimits) -> dict[str, str | b
 class Services:
     store: Store
     limits: MetadataLimits
+    dimensions: tuple[str, ...] = ()
 
     # -- agents -------------------------------------------------------------------------------------
 
@@ -112,6 +114,9 @@ class Services:
     async def delete_agent(self, agent: str, origin: Origin) -> None:
         await self.store.delete_agent(agent, origin)
 
+    async def get_report(self, agent: str) -> Report:
+        return report_from_hash(agent, await self.store.report_fields(agent), self.dimensions)
+
     # -- sessions -----------------------------------------------------------------------------------
 
     async def create_session(self, agent: str, body: dict[str, Any], origin: Origin) -> Session:
@@ -131,12 +136,8 @@ class Services:
     async def get_session(self, agent: str, session: str) -> Session:
         return session_resource(agent, session, await self.store.get_session(agent, session))
 
-    async def list_sessions(
-        self, agent: str, enabled: bool | None, page_key: str | None, limit: int
-    ) -> SessionList:
-        page = await self.store.list_sessions(
-            agent, enabled, decode_page_key(page_key, SESSION_KEY_RE), limit
-        )
+    async def list_sessions(self, agent: str, enabled: bool | None, page_key: str | None, limit: int) -> SessionList:
+        page = await self.store.list_sessions(agent, enabled, decode_page_key(page_key, SESSION_KEY_RE), limit)
         sessions = [session_resource(agent, key, fields) for key, fields in page.items]
         return {"sessions": sessions, "metadata": _page_metadata(page)}
 

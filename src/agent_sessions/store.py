@@ -22,6 +22,7 @@ from agent_sessions.errors import (
 )
 from agent_sessions.events import OUTBOX, Origin, new_event_id
 from agent_sessions.redis_client import outage_as_unavailable
+from agent_sessions.reports import report_key
 
 Fields = dict[str, str]
 SCRIPTS = (
@@ -75,9 +76,7 @@ class Store:
     def __init__(self, client: aioredis.Redis, layout: KeyLayout | None = None) -> None:
         self.redis = client
         self.keys = layout or KeyLayout()
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(lua.source(name)) for name in SCRIPTS
-        }
+        self._scripts: dict[str, AsyncScript] = {name: client.register_script(lua.source(name)) for name in SCRIPTS}
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
         async with outage_as_unavailable():
@@ -89,9 +88,7 @@ class Store:
 
     # -- agents -------------------------------------------------------------------------------------
 
-    async def create_agent(
-        self, agent: str, name: str, description: str, metadata: bytes, enabled: bool
-    ) -> Fields:
+    async def create_agent(self, agent: str, name: str, description: str, metadata: bytes, enabled: bool) -> Fields:
         reply = await self._run(
             "agent_create",
             [self.keys.agent(agent), self.keys.agents],
@@ -107,6 +104,16 @@ class Store:
         if not fields:
             raise AgentNotFound()
         return fields
+
+    async def report_fields(self, agent: str) -> Fields:
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.agent(agent))
+            pipe.hgetall(report_key(agent))
+            agent_exists, fields = await pipe.execute()
+        if not agent_exists:
+            raise AgentNotFound()
+        return cast(Fields, fields)
 
     async def update_agent(self, agent: str, changes: dict[str, str | bytes]) -> tuple[bool, Fields]:
         args = [item for pair in changes.items() for item in pair]

@@ -27,7 +27,11 @@ def start_dev(cwd: Path, port: int) -> tuple[subprocess.Popen[str], str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
-    banner = read_until(proc, "Ctrl-C stops")
+    try:
+        banner = read_until(proc, "Ctrl-C stops")
+    except AssertionError:
+        stop(proc, signal.SIGINT)
+        raise
     return proc, banner
 
 

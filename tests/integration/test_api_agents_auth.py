@@ -16,16 +16,10 @@ URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 
 
 def test_agent_crud(client: TestClient, admin: dict[str, str]) -> None:
-    created = client.post(
-        "/v2/agents", json={"name": "Support", "metadata": {"team": "billing"}}, headers=admin
-    )
+    created = client.post("/v2/agents", json={"name": "Support", "metadata": {"team": "billing"}}, headers=admin)
     assert created.status_code == 201
     agent = created.json()
-    assert (
-        agent["key"].startswith("agt_")
-        and agent["enabled"] is True
-        and agent["metadata"] == {"team": "billing"}
-    )
+    assert agent["key"].startswith("agt_") and agent["enabled"] is True and agent["metadata"] == {"team": "billing"}
     url = f"/v2/agents/{agent['key']}"
     assert client.get(url, headers=admin).json() == agent
     error(
@@ -64,9 +58,7 @@ def test_deleting_an_agent_deletes_its_sessions(
         {"authorization": "Bearer ask_" + "B" * 32},
     ],
 )
-def test_missing_unknown_or_malformed_keys_are_401(
-    client: TestClient, seeded: Any, headers: dict[str, str]
-) -> None:
+def test_missing_unknown_or_malformed_keys_are_401(client: TestClient, seeded: Any, headers: dict[str, str]) -> None:
     response = client.patch(URL, json={"bad": "body"}, headers=headers)
     error(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -143,8 +135,6 @@ def test_revoked_key_is_refused_at_once(client: TestClient, sync_redis: redis.Re
 
 def test_only_digests_are_stored(sync_redis: redis.Redis) -> None:
     key, secret = Keyring(sync_redis).create(Role.VIEWER, name="frontend")
-    dump = str(
-        {k: sync_redis.hgetall(k) if sync_redis.type(k) == "hash" else None for k in sync_redis.keys("*")}
-    )
+    dump = str({k: sync_redis.hgetall(k) if sync_redis.type(k) == "hash" else None for k in sync_redis.keys("*")})
     assert secret not in dump and secret[4:] not in dump
     assert key.id in dump

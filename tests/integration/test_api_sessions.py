@@ -63,9 +63,7 @@ def test_only_sent_fields_change(client: TestClient, admin: dict[str, str], seed
     assert body["version"] == 3
 
 
-def test_metadata_is_replaced_completely(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
-) -> None:
+def test_metadata_is_replaced_completely(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     body = client.patch(URL, json={"metadata": {"priority": "low"}}, headers=admin).json()
     assert body["metadata"] == {"priority": "low"}
     assert client.patch(URL, json={"metadata": {}}, headers=admin).json()["metadata"] == {}
@@ -144,9 +142,7 @@ def test_metadata_limit_violation_names_the_path(
     deep: dict[str, Any] = {"x": 1}
     for _ in range(6):
         deep = {"a": deep}
-    body = error(
-        client.patch(URL, json={"metadata": deep, "description": "x"}, headers=admin), 400, "invalid_metadata"
-    )
+    body = error(client.patch(URL, json={"metadata": deep, "description": "x"}, headers=admin), 400, "invalid_metadata")
     assert list(body["field_errors"]) == ["metadata.a.a.a.a.a"]
     error(client.patch(URL, json={"metadata": [1]}, headers=admin), 400, "invalid_metadata")
     assert sync_redis.hget(f"as:session:{SEED_AGENT}:{SEED_SESSION}", "version") == "1"
@@ -178,9 +174,7 @@ def test_non_json_content_type_is_415(
     error(client.patch(URL, content=b'{"enabled": false}', headers=headers), 415, "unsupported_media_type")
 
 
-def test_json_with_charset_is_accepted(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
-) -> None:
+def test_json_with_charset_is_accepted(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     response = client.patch(
         URL,
         content=b'{"enabled": false}',
@@ -198,23 +192,17 @@ def test_json_with_charset_is_accepted(
         f"/v2/agents/{SEED_AGENT}/sessions/ase_a.b",
     ],
 )
-def test_bad_path_keys_are_400(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any], url: str
-) -> None:
+def test_bad_path_keys_are_400(client: TestClient, admin: dict[str, str], seeded: dict[str, Any], url: str) -> None:
     error(client.patch(url, json={"enabled": False}, headers=admin), 400, "invalid_request")
 
 
-def test_missing_agent_and_session_are_404(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
-) -> None:
+def test_missing_agent_and_session_are_404(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     error(
         client.patch(f"/v2/agents/agt_nope/sessions/{SEED_SESSION}", json={"enabled": False}, headers=admin),
         404,
         "agent_not_found",
     )
-    error(
-        client.patch(f"{SESSIONS}/ase_nope", json={"enabled": False}, headers=admin), 404, "session_not_found"
-    )
+    error(client.patch(f"{SESSIONS}/ase_nope", json={"enabled": False}, headers=admin), 404, "session_not_found")
     error(client.patch(f"{SESSIONS}/ase_nope", json={}, headers=admin), 404, "session_not_found")
     error(client.get(f"{SESSIONS}/ase_nope", headers=admin), 404, "session_not_found")
     error(client.delete(f"{SESSIONS}/ase_nope", headers=admin), 404, "session_not_found")
@@ -233,9 +221,7 @@ def test_create_session_generates_key_and_refuses_duplicates(
     error(client.post(SESSIONS, json={"key": "bad_key"}, headers=admin), 400, "invalid_request")
 
 
-def test_list_sessions_pages_and_filters(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
-) -> None:
+def test_list_sessions_pages_and_filters(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     for i in range(5):
         client.post(SESSIONS, json={"key": f"ase_{i}", "enabled": i % 2 == 0}, headers=admin)
     keys, page_key = [], None
@@ -279,9 +265,7 @@ def test_delete_session(client: TestClient, admin: dict[str, str], seeded: dict[
     assert client.get(SESSIONS, headers=admin).json()["metadata"]["total_count"] == 0
 
 
-def test_request_id_is_echoed_or_generated(
-    client: TestClient, admin: dict[str, str], seeded: dict[str, Any]
-) -> None:
+def test_request_id_is_echoed_or_generated(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     assert client.get(URL, headers={**admin, "x-request-id": "abc-123"}).headers["x-request-id"] == "abc-123"
     generated = client.get(URL, headers=admin).headers["x-request-id"]
     assert generated.startswith("req_")

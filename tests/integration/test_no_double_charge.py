@@ -23,9 +23,7 @@ URL = "/v2/agents/agt_a/sessions/ase_1"
 
 
 @pytest.fixture
-def through_proxy(
-    redis_server: RedisServer, redis_url: str
-) -> Iterator[tuple[TestClient, CuttingProxy, str]]:
+def through_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[tuple[TestClient, CuttingProxy, str]]:
     direct = redis.Redis.from_url(redis_url, decode_responses=True)
     _, secret = Keyring(direct).create(Role.ADMIN, rate=0.001, burst=100)
     with (
@@ -33,13 +31,8 @@ def through_proxy(
         TestClient(create_app(Settings(redis_url=proxy.url))) as client,
     ):
         headers = {"x-api-key": secret}
-        assert (
-            client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
-        )
-        assert (
-            client.post("/v2/agents/agt_a/sessions", json={"key": "ase_1"}, headers=headers).status_code
-            == 201
-        )
+        assert client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
+        assert client.post("/v2/agents/agt_a/sessions", json={"key": "ase_1"}, headers=headers).status_code == 201
         yield client, proxy, secret
     direct.close()
 
@@ -64,9 +57,7 @@ def test_update_reply_lost_applies_the_update_once(
 ) -> None:
     client, proxy, secret = through_proxy
     headers = {"x-api-key": secret}
-    assert (
-        client.patch(URL, json={"description": "warm"}, headers=headers).status_code == 200
-    )  # scripts loaded
+    assert client.patch(URL, json={"description": "warm"}, headers=headers).status_code == 200  # scripts loaded
     proxy.cut_after(1)  # the gate's reply passes, the update script's reply is lost
     error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
     proxy.cut_after(None)

@@ -36,13 +36,8 @@ def setup(own_redis: RedisServer) -> Iterator[tuple[TestClient, dict[str, str]]]
     _, key = Keyring(sync_client(own_redis.url)).create(Role.ADMIN)
     headers = {"x-api-key": key}
     with TestClient(create_app(Settings(redis_url=own_redis.url, redis_timeout=0.3))) as client:
-        assert (
-            client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
-        )
-        assert (
-            client.post("/v2/agents/agt_a/sessions", json={"key": "ase_1"}, headers=headers).status_code
-            == 201
-        )
+        assert client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
+        assert client.post("/v2/agents/agt_a/sessions", json={"key": "ase_1"}, headers=headers).status_code == 201
         yield client, headers
 
 
@@ -75,9 +70,7 @@ def test_redis_killed_gives_fast_503_then_recovers(
     assert response.status_code == 200 and response.json()["version"] == 2
 
 
-def test_frozen_redis_times_out_into_503(
-    own_redis: RedisServer, setup: tuple[TestClient, dict[str, str]]
-) -> None:
+def test_frozen_redis_times_out_into_503(own_redis: RedisServer, setup: tuple[TestClient, dict[str, str]]) -> None:
     client, headers = setup
     assert own_redis.process is not None
     own_redis.process.send_signal(signal.SIGSTOP)

@@ -79,9 +79,7 @@ async def test_bucket_key_expires_once_full(gate: Gate, sync_redis: redis.Redis)
 
 
 @pytest.mark.anyio
-async def test_failed_authentications_throttle_the_address_without_lookup(
-    gate: Gate, sync_redis: redis.Redis
-) -> None:
+async def test_failed_authentications_throttle_the_address_without_lookup(gate: Gate, sync_redis: redis.Redis) -> None:
     good = new_key(sync_redis)
     revoked = new_key(sync_redis)
     Keyring(sync_redis).revoke(revoked)

@@ -119,9 +119,7 @@ async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     assert not changed and after == before
 
 
-async def test_session_update_moves_the_session_between_enabled_indexes(
-    store: Store, sync_redis: redis.Redis
-) -> None:
+async def test_session_update_moves_the_session_between_enabled_indexes(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
     await store.update_session(A, S, ORIGIN, {"enabled": "0"})
     assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == []
@@ -131,9 +129,7 @@ async def test_session_update_moves_the_session_between_enabled_indexes(
     assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == []
 
 
-async def test_session_update_missing_agent_or_session_writes_nothing(
-    store: Store, sync_redis: redis.Redis
-) -> None:
+async def test_session_update_missing_agent_or_session_writes_nothing(store: Store, sync_redis: redis.Redis) -> None:
     with pytest.raises(AgentNotFound):
         await store.update_session(A, S, ORIGIN, {"description": "x"})
     await make(store)

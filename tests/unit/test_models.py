@@ -119,8 +119,7 @@ json_values = st.recursive(
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=20),
     lambda children: (
-        st.lists(children, max_size=3)
-        | st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=3)
+        st.lists(children, max_size=3) | st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=3)
     ),
     max_leaves=12,
 )

@@ -65,9 +65,7 @@ def error_response(
     body: dict[str, object] = {"code": code, "messages": messages, "request_id": rid}
     if field_errors:
         body["field_errors"] = dict(field_errors)
-    return Response(
-        orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON
-    )
+    return Response(orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON)
 
 
 async def service_error(request: Request, exc: Exception) -> Response:

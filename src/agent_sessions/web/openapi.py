@@ -50,9 +50,7 @@ def _schema(t: type[Any], components: dict[str, Any]) -> dict[str, str]:
     return {"$ref": REF.format(model=t.__name__)}
 
 
-def _response(
-    description: str, schema: dict[str, Any] | None, headers: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def _response(description: str, schema: dict[str, Any] | None, headers: tuple[str, ...] = ()) -> dict[str, Any]:
     response: dict[str, Any] = {
         "description": description,
         "headers": {h: {"$ref": f"#/components/headers/{h}"} for h in ("X-Request-ID", *headers)},

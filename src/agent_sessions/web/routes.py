@@ -23,6 +23,7 @@ from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
 from agent_sessions.errors import InvalidRequest, RateLimited, RequestTooLarge, UnsupportedMediaType
 from agent_sessions.events import Origin
 from agent_sessions.ratelimit import retry_after
+from agent_sessions.reports import Report
 from agent_sessions.services import Services, check_path_keys
 from agent_sessions.web.errors import JSON, request_id
 
@@ -128,15 +129,17 @@ async def delete_agent(c: Call) -> tuple[int, Any]:
     return 204, None
 
 
+async def get_report(c: Call) -> tuple[int, Any]:
+    return 200, await c.services.get_report(c.agent)
+
+
 async def create_session(c: Call) -> tuple[int, Any]:
     return 201, await c.services.create_session(c.agent, c.body, c.origin)
 
 
 async def list_sessions(c: Call) -> tuple[int, Any]:
     limit, enabled = query_limit(c.request), query_enabled(c.request)
-    return 200, await c.services.list_sessions(
-        c.agent, enabled, c.request.query_params.get("page_key"), limit
-    )
+    return 200, await c.services.list_sessions(c.agent, enabled, c.request.query_params.get("page_key"), limit)
 
 
 async def get_session(c: Call) -> tuple[int, Any]:
@@ -230,6 +233,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=models.Session,
     ),
     Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204),
+    Endpoint(
+        "GET",
+        f"{AGENT}/report",
+        get_report,
+        "The agent's aggregates, kept from session events (eventually consistent)",
+        Role.VIEWER,
+        response=Report,
+    ),
     Endpoint("GET", "/healthz", healthz, "Liveness: the process answers", response=models.Health),
     Endpoint("GET", "/readyz", readyz, "Readiness: Redis answers a PING", response=models.Health),
 )
@@ -259,9 +270,7 @@ def route(endpoint: Endpoint) -> Route:
         state = request.app.state
         key = None
         if endpoint.role is not None:
-            secret = secret_from_headers(
-                request.headers.get("x-api-key"), request.headers.get("authorization")
-            )
+            secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
             address = request.client.host if request.client else "unknown"
             key, quota, allowed = await state.gate.admit(secret, address)
             request.state.response_headers = quota.headers()

@@ -1,0 +1,91 @@
+"""``setup_broker()``: the one place the Dramatiq side is wired.
+
+``BROKER_URL`` (default ``REDIS_URL``) picks Dramatiq's Redis broker or, for ``amqp://``, RabbitMQ with
+publisher confirms on (``enqueue`` returns only once RabbitMQ has the message). The worker's own Redis
+connection (reports, escalations) is owned by the ``WorkerResources`` middleware: opened when a
+worker boots, closed when it shuts down, never at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.rabbitmq import RabbitmqBroker
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import Middleware
+
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError
+from agent_sessions.escalations import EscalationRule, Escalations
+from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK
+from agent_sessions.redis_client import sync_client
+from agent_sessions.reports import Reports
+
+
+class WorkerResources(Middleware):
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.rule = EscalationRule(settings.escalate_when_becomes, settings.escalate_when_changes)
+        self._redis: redis.Redis | None = None
+        self.reports: Reports
+        self.escalations: Escalations
+
+    def open(self) -> None:
+        if self._redis is None:
+            assert self.settings.redis_url
+            self._redis = sync_client(self.settings.redis_url, timeout=self.settings.redis_timeout * 5)
+            self.reports = Reports(self._redis, self.settings.report_dimensions)
+            self.escalations = Escalations(self._redis)
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self._redis = None
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.open()
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        self.close()
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    url = settings.effective_broker_url
+    if not url or not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set: the workers need Redis (and BROKER_URL, default REDIS_URL)")
+    broker: dramatiq.Broker
+    if url.startswith(("amqp://", "amqps://")):
+        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+    else:
+        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
+    broker.add_middleware(WorkerResources(settings))
+    return broker
+
+
+def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
+    """Build the broker and make it Dramatiq's global one (actors bind to it when imported)."""
+    broker = make_broker(settings or Settings.from_env())
+    dramatiq.set_broker(broker)
+    return broker
+
+
+def resources(broker: dramatiq.Broker | None = None) -> WorkerResources:
+    for middleware in (broker or dramatiq.get_broker()).middleware:
+        if isinstance(middleware, WorkerResources):
+            middleware.open()
+            return middleware
+    raise RuntimeError("the broker was not built by setup_broker()")
+
+
+def enqueue_delivery(broker: dramatiq.Broker, settings: Settings, event_id: str) -> None:
+    """Queue one webhook delivery by actor name, with the retry schedule from the settings."""
+    actor, queue = DELIVER_WEBHOOK
+    options = {
+        "max_retries": settings.webhook_max_retries,
+        "min_backoff": settings.webhook_min_backoff_ms,
+        "max_backoff": settings.webhook_max_backoff_ms,
+        "on_retry_exhausted": DEAD_LETTER[0],
+    }
+    broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(event_id,), kwargs={}, options=options))

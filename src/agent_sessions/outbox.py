@@ -1,0 +1,122 @@
+"""The outbox relay: moves events from the Redis outbox stream into Dramatiq.
+
+Each relay is one consumer of the stream's consumer group. It reads new entries, enqueues one message
+per consumer actor (by name: the relay never imports actor code), and only after the broker accepted
+them acknowledges and deletes the entries (so only acknowledged entries are ever trimmed). Entries that
+another relay read but never acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for
+``claim_idle_ms``. Delivery is therefore at least once; consumers dedupe on the event.
+Several relays may run at once: the group hands each entry to one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, cast
+
+import dramatiq
+import redis
+
+from agent_sessions.events import OUTBOX, RELAY_GROUP, consumers, event_from_entry
+
+log = logging.getLogger("agent_sessions.relay")
+POISON = "as:outbox:poison"
+
+Entry = tuple[str, dict[str, str]]
+
+
+class Relay:
+    def __init__(
+        self,
+        client: redis.Redis,
+        broker: dramatiq.Broker,
+        name: str | None = None,
+        claim_idle_ms: int = 30_000,
+        batch: int = 200,
+        block_ms: int = 1_000,
+    ) -> None:
+        self.redis = client
+        self.broker = broker
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.claim_idle_ms = claim_idle_ms
+        self.batch = batch
+        self.block_ms = block_ms
+        self._next_claim = 0.0
+
+    def ensure_group(self) -> None:
+        try:
+            self.redis.xgroup_create(OUTBOX, RELAY_GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def step(self) -> int:
+        """Relay one batch (reclaimed entries first); returns how many entries were relayed."""
+        entries = self._reclaim() or self._read()
+        if entries:
+            self.relay(entries)
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        log.info("relay %s started", self.name)
+        while not stop.is_set():
+            try:
+                self.step()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("relay: redis unavailable (%s); retrying", exc)
+                stop.wait(1.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start again
+
+    def _read(self) -> list[Entry]:
+        # RESP2 reply: [[stream, [(id, fields), ...]]] (redis-py's annotation describes RESP3)
+        reply: Any = self.redis.xreadgroup(RELAY_GROUP, self.name, {OUTBOX: ">"}, count=self.batch, block=self.block_ms)
+        if not reply:
+            return []
+        return cast(list[Entry], reply[0][1])
+
+    def _reclaim(self) -> list[Entry]:
+        if time.monotonic() < self._next_claim:
+            return []
+        self._next_claim = time.monotonic() + self.claim_idle_ms / 2000
+        reply: Any = self.redis.xautoclaim(OUTBOX, RELAY_GROUP, self.name, self.claim_idle_ms, "0-0", self.batch)
+        entries = [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        if entries:
+            log.info("relay %s reclaimed %d entries left by a dead relay", self.name, len(entries))
+        return entries
+
+    def relay(self, entries: list[Entry]) -> None:
+        done: list[str] = []
+        for entry_id, fields in entries:
+            try:
+                event = event_from_entry(fields)
+            except (KeyError, ValueError) as exc:
+                log.error("relay: malformed outbox entry %s moved to %s: %s", entry_id, POISON, exc)
+                self.redis.xadd(POISON, dict(fields) or {"empty": ""})  # type: ignore[arg-type]
+                done.append(entry_id)
+                continue
+            for actor, queue in consumers(event):
+                message: dramatiq.Message[Any] = dramatiq.Message(
+                    queue_name=queue, actor_name=actor, args=(event,), kwargs={}, options={}
+                )
+                self.broker.enqueue(message)
+            done.append(entry_id)
+        self.ack(done)
+
+    def ack(self, entry_ids: list[str]) -> None:
+        if entry_ids:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.xack(OUTBOX, RELAY_GROUP, *entry_ids)
+            pipe.xdel(OUTBOX, *entry_ids)
+            pipe.execute()
+
+
+def backlog(client: redis.Redis) -> int:
+    """Entries waiting in the outbox: not yet relayed, or relayed and not yet acknowledged."""
+    return int(client.xlen(OUTBOX))

@@ -1,0 +1,97 @@
+"""Per-agent reports, kept by the reporting actor from events alone (never by scanning sessions).
+
+The counting happens in ``lua/report_apply.lua`` (exactly once per event, in version order); this module
+prepares its arguments and turns the stored hash into the ``GET /v2/agents/{agent_key}/report`` body.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import orjson
+import redis
+from typing_extensions import TypedDict
+
+from agent_sessions import lua
+from agent_sessions.events import Event
+
+# How long a deleted session's reporter state outlives its last event (late duplicates still dedupe).
+DELETED_STATE_TTL = 7 * 24 * 3600
+
+
+class SessionCounts(TypedDict):
+    total: int
+    enabled: int
+
+
+class Total(TypedDict):
+    total: int
+
+
+class Report(TypedDict):
+    agent_key: str
+    sessions: SessionCounts
+    by_metadata: dict[str, dict[str, int]]
+    updates: Total
+    escalations: Total
+
+
+def report_key(agent: str) -> str:
+    return f"as:report:{agent}"
+
+
+def dimension_value(metadata: dict[str, Any], dimension: str) -> str:
+    """The value a session counts under for one dimension; "" (not counted) for absent or nested."""
+    value = metadata.get(dimension)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return orjson.dumps(value).decode()
+    return ""
+
+
+def report_from_hash(agent: str, fields: dict[str, str], dimensions: tuple[str, ...]) -> Report:
+    by_metadata: dict[str, dict[str, int]] = {d: {} for d in dimensions}
+    for field, count in fields.items():
+        if field.startswith("m:"):
+            dimension, _, value = field[2:].partition(":")
+            if dimension in by_metadata and int(count) > 0:
+                by_metadata[dimension][value] = int(count)
+    return {
+        "agent_key": agent,
+        "sessions": {
+            "total": int(fields.get("sessions_total", 0)),
+            "enabled": int(fields.get("sessions_enabled", 0)),
+        },
+        "by_metadata": by_metadata,
+        "updates": {"total": int(fields.get("updates_total", 0))},
+        "escalations": {"total": int(fields.get("escalations_total", 0))},
+    }
+
+
+class Reports:
+    """The writing side, used by the reporting actor (synchronous, like Dramatiq actors)."""
+
+    def __init__(self, client: redis.Redis, dimensions: tuple[str, ...]) -> None:
+        self.redis = client
+        self.dimensions = dimensions
+        self._apply = client.register_script(lua.source("report_apply"))
+
+    def apply(self, event: Event) -> bool:
+        """Count ``event``; False when it was already counted (a redelivery)."""
+        agent, session = event["agent_key"], event["session_key"]
+        incarnation = f"{agent}:{session}:{event['session']['created_at']}"
+        args: list[Any] = [
+            event["type"],
+            event["version"],
+            "1" if event["session"]["enabled"] else "0",
+            DELETED_STATE_TTL,
+        ]
+        for dimension in self.dimensions:
+            args += (dimension, dimension_value(event["session"]["metadata"], dimension))
+        keys = [report_key(agent), f"as:report:state:{incarnation}", f"as:report:ooo:{incarnation}"]
+        return cast(str, self._apply(keys=keys, args=args)) == "applied"
+
+    def read(self, agent: str) -> Report:
+        fields = cast(dict[str, str], self.redis.hgetall(report_key(agent)))
+        return report_from_hash(agent, fields, self.dimensions)

@@ -1,0 +1,77 @@
+"""``agent-sessions worker``: the outbox relay (in this process) and the Dramatiq workers (a child
+``dramatiq agent_sessions.workers`` process), started and stopped together.
+
+SIGTERM or SIGINT stops the relay after its current batch, then the workers, which finish or return
+their in-flight messages (Dramatiq's graceful shutdown). If the workers die, this command exits non-zero
+so that a supervisor restarts the pair. Run several of these, on several machines, to scale out.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+from agent_sessions.broker import make_broker
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError
+from agent_sessions.outbox import Relay
+from agent_sessions.redis_client import sync_client
+
+log = logging.getLogger("agent_sessions.worker")
+SHUTDOWN_TIMEOUT_MS = 30_000
+
+
+def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set: the relay and workers need Redis")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    broker = make_broker(settings)  # the relay only enqueues, by actor name
+    client = sync_client(settings.redis_url, timeout=settings.redis_timeout * 5)
+    relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "agent_sessions.workers",
+            "--processes",
+            str(processes),
+            "--threads",
+            str(threads),
+            "--worker-shutdown-timeout",
+            str(SHUTDOWN_TIMEOUT_MS),
+        ],
+    )
+    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
+    relay_thread.start()
+    code = 0
+    while not stop.wait(0.5):
+        if workers.poll() is not None:
+            log.error("dramatiq workers exited with %s; stopping", workers.returncode)
+            code = 1
+            stop.set()
+        elif not relay_thread.is_alive():
+            log.error("the relay stopped; stopping")
+            code = 1
+            stop.set()
+    relay_thread.join(timeout=10)
+    if workers.poll() is None:
+        workers.send_signal(signal.SIGTERM)
+        try:
+            workers.wait(SHUTDOWN_TIMEOUT_MS / 1000 + 5)
+        except subprocess.TimeoutExpired:
+            workers.kill()
+    client.close()
+    broker.close()
+    return code

@@ -1,0 +1,9 @@
+"""Dramatiq's entry module (``dramatiq agent_sessions.workers``): the broker first, then the actors."""
+
+from agent_sessions.broker import setup_broker
+
+broker = setup_broker()
+
+from agent_sessions import actors  # noqa: E402  (actors bind to the broker built above)
+
+__all__ = ["actors", "broker"]
