@@ -27,10 +27,13 @@ from agent_sessions.reports import Reports
 class WorkerResources(Middleware):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.rule = EscalationRule(settings.escalate_when_becomes, settings.escalate_when_changes)
         self._redis: redis.Redis | None = None
         self.reports: Reports
         self.escalations: Escalations
+
+    @property
+    def rule(self) -> EscalationRule:
+        return EscalationRule(self.settings.escalate_when_becomes, self.settings.escalate_when_changes)
 
     def open(self) -> None:
         if self._redis is None:

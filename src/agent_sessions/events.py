@@ -7,7 +7,9 @@ An event (DESIGN.md §4)::
      "session": {full session after the change}, "actor": "<key id>", "request_id": "req_…"}
 
 ``changes`` holds each changed field's old and new value (``session.updated``; empty for created and
-deleted). For ``session.deleted``, ``session`` is the last state and ``version`` is one past it.
+deleted). ``incarnation`` (the session's creation time in milliseconds) tells apart the lifetimes of a
+session key that was deleted and created again. For ``session.deleted``, ``session`` is the last
+state and ``version`` is one past it.
 Delivery is at least once: consumers dedupe on ``event_id`` (equivalently, on agent, session and
 version, which identify an event just as uniquely).
 """
@@ -70,6 +72,7 @@ def event_from_entry(fields: dict[str, str]) -> Event:
         "agent_key": agent,
         "session_key": session,
         "version": int(fields["version"]),
+        "incarnation": fields["s:created_at"],
         "changes": changes,
         "session": resource,
         "actor": fields["actor"],

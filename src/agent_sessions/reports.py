@@ -80,7 +80,7 @@ class Reports:
     def apply(self, event: Event) -> bool:
         """Count ``event``; False when it was already counted (a redelivery)."""
         agent, session = event["agent_key"], event["session_key"]
-        incarnation = f"{agent}:{session}:{event['session']['created_at']}"
+        incarnation = f"{agent}:{session}:{event['incarnation']}"
         args: list[Any] = [
             event["type"],
             event["version"],

@@ -127,9 +127,9 @@ def test_limit_is_checked_before_role_and_body(client: TestClient, limited: dict
 
 
 def test_every_authenticated_response_has_ratelimit_headers(
-    client: TestClient, admin: dict[str, str], make_key: MakeKey, seeded: Any
+    client: TestClient, make_key: MakeKey, seeded: Any
 ) -> None:
-    viewer = {"x-api-key": make_key("viewer")}
+    admin, viewer = {"x-api-key": make_key("admin")}, {"x-api-key": make_key("viewer")}
     responses = [
         client.get(URL, headers=admin),
         client.patch(URL, json={"bad": 1}, headers=admin),

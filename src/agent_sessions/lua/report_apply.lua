@@ -9,11 +9,11 @@
 -- Key layout:
 --   as:report:<agent>                         hash  sessions_total, sessions_enabled, updates_total,
 --                                                   escalations_total, m:<dimension>:<value> counts
---   as:report:state:<agent>:<session>:<created_at>   hash  c (versions 1..c all applied), sv (version of
+--   as:report:state:<agent>:<session>:<incarnation>  hash  c (versions 1..c all applied), sv (version of
 --                                                   the state counted), live, en, m:<dimension> values,
 --                                                   dv (the deleted version)
---   as:report:ooo:<agent>:<session>:<created_at>     set   versions above c applied out of order
--- (<created_at> tells apart a session deleted and created again with the same key.)
+--   as:report:ooo:<agent>:<session>:<incarnation>    set   versions above c applied out of order
+-- (<incarnation>, the creation time in ms, tells apart a session deleted and created again.)
 --
 -- KEYS[1] report hash    KEYS[2] session state    KEYS[3] out-of-order versions
 -- ARGV[1] event type     ARGV[2] version          ARGV[3] enabled ("1"/"0")

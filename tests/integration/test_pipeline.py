@@ -1,0 +1,323 @@
+"""Outbox -> relay -> actors -> reports, escalations and signed webhooks, in process.
+
+Real Redis for the outbox, reports and escalations; Dramatiq's StubBroker and an in-process worker for
+the queues (the end-to-end tests run the real brokers and processes); a real local HTTP receiver.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import dramatiq
+import pytest
+import redis
+from standardwebhooks import Webhook
+from starlette.testclient import TestClient
+
+from agent_sessions.broker import enqueue_delivery
+from agent_sessions.config import Settings
+from agent_sessions.escalations import EscalationRule, Escalations
+from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK, ESCALATE, OUTBOX, REPORT, event_from_entry
+from agent_sessions.outbox import Relay
+from agent_sessions.redis_client import sync_client
+from agent_sessions.reports import Reports
+from tests.receiver import Receiver
+from tests.stub import stub_broker, worker_resources
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+A = "agt_support"
+DIMS = ("priority", "channel", "issue_category", "resolution_status", "escalation_level")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def pipeline_settings(redis_url: str, receiver: Receiver) -> Settings:
+    return Settings(
+        redis_url=redis_url,
+        escalation_webhook_url=receiver.url,
+        escalation_webhook_secret=SECRET,
+        webhook_max_retries=2,
+        webhook_min_backoff_ms=10,
+        webhook_max_backoff_ms=40,
+        relay_claim_idle_ms=100,
+    )
+
+
+@pytest.fixture
+def worker(pipeline_settings: Settings) -> Iterator[dramatiq.Worker]:
+    """An in-process worker (as in Dramatiq's own tests), its resources pointed at this test's Redis."""
+    res = worker_resources()
+    res.close()
+    res.settings = pipeline_settings
+    stub_broker.flush_all()
+    w = dramatiq.Worker(stub_broker, worker_timeout=20, worker_threads=4)
+    w.start()
+    yield w
+    w.stop()
+    stub_broker.flush_all()
+    res.close()
+
+
+@pytest.fixture
+def relay(redis_url: str) -> Iterator[Relay]:
+    client = sync_client(redis_url)
+    r = Relay(client, stub_broker, name="relay-1", claim_idle_ms=100, block_ms=10)
+    r.ensure_group()
+    yield r
+    client.close()
+
+
+@pytest.fixture
+def api(client: TestClient, admin: dict[str, str]) -> Any:
+    assert client.post("/v2/agents", json={"key": A, "name": "Support"}, headers=admin).status_code == 201
+
+    def call(method: str, path: str, **kwargs: Any) -> Any:
+        response = client.request(method, f"/v2/agents/{A}{path}", headers=admin, **kwargs)
+        assert response.status_code < 300, response.text
+        return response.json() if response.content else None
+
+    return call
+
+
+def drain(relay: Relay) -> None:
+    while relay.step():
+        pass
+    for _ in range(3):  # actors enqueue more work (deliveries); join until all is quiet
+        for queue in (REPORT[1], ESCALATE[1], DELIVER_WEBHOOK[1]):
+            stub_broker.join(queue, fail_fast=False)
+
+
+def report(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
+    response = client.get(f"/v2/agents/{A}/report", headers=admin)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def recount(sync_redis: redis.Redis, agent: str) -> dict[str, Any]:
+    """What the report must say, from the stored sessions (independent of the reporting code)."""
+    sessions = [sync_redis.hgetall(k) for k in sync_redis.scan_iter(f"as:session:{agent}:*")]
+    by: dict[str, dict[str, int]] = {d: {} for d in DIMS}
+    for s in sessions:
+        metadata = __import__("json").loads(s["metadata"])
+        for d in DIMS:
+            if isinstance(metadata.get(d), str):
+                by[d][metadata[d]] = by[d].get(metadata[d], 0) + 1
+    return {
+        "sessions": {"total": len(sessions), "enabled": sum(s["enabled"] == "1" for s in sessions)},
+        "by_metadata": by,
+    }
+
+
+def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
+    api: Any, relay: Relay, sync_redis: redis.Redis
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1"})
+    api("PATCH", "/sessions/ase_1", json={"description": "x"})
+    stub_broker.flush_all()
+    assert sync_redis.xlen(OUTBOX) == 2
+    assert relay.step() == 2
+    assert stub_broker.queues[REPORT[1]].qsize() == 2
+    assert stub_broker.queues[ESCALATE[1]].qsize() == 1
+    assert sync_redis.xlen(OUTBOX) == 0
+    assert sync_redis.xpending(OUTBOX, "relay")["pending"] == 0
+
+
+def test_enqueue_failure_acknowledges_nothing(
+    api: Any, relay: Relay, sync_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1"})
+
+    def broker_down(message: Any, **kwargs: Any) -> None:
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(relay.broker, "enqueue", broker_down)
+    with pytest.raises(ConnectionError):
+        relay.step()
+    assert sync_redis.xlen(OUTBOX) == 1
+    assert sync_redis.xpending(OUTBOX, "relay")["pending"] == 1
+
+
+def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
+    api: Any,
+    relay: Relay,
+    worker: dramatiq.Worker,
+    redis_url: str,
+    sync_redis: redis.Redis,
+    client: TestClient,
+    admin: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1", "metadata": {"priority": "low"}})
+    api("PATCH", "/sessions/ase_1", json={"metadata": {"priority": "urgent"}})
+
+    def die(entry_ids: list[str]) -> None:
+        raise SystemExit("relay killed before acknowledging")
+
+    monkeypatch.setattr(relay, "ack", die)
+    with pytest.raises(SystemExit):
+        relay.step()  # enqueued, never acknowledged
+    monkeypatch.undo()
+    import time
+
+    time.sleep(0.15)  # the entries idle past claim_idle_ms
+    other = Relay(sync_client(redis_url), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
+    assert other.step() == 2  # reclaimed, enqueued again
+    drain(other)
+    body = report(client, admin)
+    assert body["sessions"] == {"total": 1, "enabled": 1}
+    assert body["updates"] == {"total": 1} and body["escalations"] == {"total": 1}
+    assert body["by_metadata"]["priority"] == {"urgent": 1}
+    assert sync_redis.xlen(OUTBOX) == 0
+
+
+def test_report_equals_recount_after_creates_updates_deletes(
+    api: Any,
+    relay: Relay,
+    worker: dramatiq.Worker,
+    sync_redis: redis.Redis,
+    client: TestClient,
+    admin: dict[str, str],
+) -> None:
+    rng = random.Random(7)
+    updates = 0
+    for i in range(30):
+        api("POST", "/sessions", json={"key": f"ase_{i}", "metadata": {"priority": rng.choice(["low", "high"])}})
+    for _ in range(120):
+        i = rng.randrange(30)
+        body = {
+            "metadata": {"priority": rng.choice(["low", "high", "urgent"]), "channel": rng.choice(["web", "phone"])},
+            "enabled": rng.random() < 0.7,
+        }
+        before = api("GET", f"/sessions/ase_{i}")["version"]
+        updates += api("PATCH", f"/sessions/ase_{i}", json=body)["version"] - before
+    for i in range(0, 30, 7):
+        api("DELETE", f"/sessions/ase_{i}")
+    api("POST", "/sessions", json={"key": "ase_0", "metadata": {"priority": "reborn"}})  # same key again
+    drain(relay)
+    body = report(client, admin)
+    expected = recount(sync_redis, A)
+    assert body["sessions"] == expected["sessions"]
+    assert body["by_metadata"] == expected["by_metadata"]
+    assert body["updates"]["total"] == updates
+
+
+def test_reporting_is_exact_with_duplicates_and_any_order(api: Any, redis_url: str, sync_redis: redis.Redis) -> None:
+    api("POST", "/sessions", json={"key": "ase_1", "metadata": {"priority": "low"}})
+    for p in ("high", "urgent", "low"):
+        api("PATCH", "/sessions/ase_1", json={"metadata": {"priority": p}})
+    api("PATCH", "/sessions/ase_1", json={"enabled": False})
+    api("DELETE", "/sessions/ase_1")
+    api("POST", "/sessions", json={"key": "ase_2", "metadata": {"priority": "high"}})
+    api("PATCH", "/sessions/ase_2", json={"enabled": False})
+    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    reports = Reports(sync_client(redis_url), DIMS)
+    for seed in range(5):
+        for key in sync_redis.scan_iter("as:report:*"):
+            sync_redis.delete(key)
+        shuffled = events * 2  # every event delivered twice
+        random.Random(seed).shuffle(shuffled)
+        applied = [reports.apply(e) for e in shuffled]
+        assert sum(applied) == len(events)
+        body = reports.read(A)
+        assert body["sessions"] == {"total": 1, "enabled": 0}
+        assert body["by_metadata"]["priority"] == {"high": 1}
+        assert body["updates"] == {"total": 5}
+
+
+def test_escalation_is_delivered_once_and_signed(
+    api: Any,
+    relay: Relay,
+    worker: dramatiq.Worker,
+    receiver: Receiver,
+    sync_redis: redis.Redis,
+    client: TestClient,
+    admin: dict[str, str],
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1", "metadata": {"priority": "high"}})
+    api("PATCH", "/sessions/ase_1", json={"description": "not an escalation"})
+    patched = api("PATCH", "/sessions/ase_1", json={"metadata": {"priority": "urgent"}})
+    drain(relay)
+    (delivery,) = receiver.wait_for(1)
+    payload = Webhook(SECRET).verify(delivery.body, delivery.headers)  # raises on a bad signature
+    assert payload["type"] == "session.escalated"
+    event = payload["data"]
+    assert event["type"] == "session.updated" and event["version"] == patched["version"] == 3
+    assert event["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "urgent"}}
+    assert delivery.headers["webhook-id"] == event["event_id"]
+    assert Escalations(sync_redis).get(event["event_id"])["status"] == "delivered"
+    assert report(client, admin)["escalations"] == {"total": 1}
+    drain(relay)
+    assert len(receiver.deliveries) == 1
+
+
+def test_receiver_failing_twice_still_ends_in_one_delivery(
+    api: Any, relay: Relay, worker: dramatiq.Worker, receiver: Receiver, sync_redis: redis.Redis
+) -> None:
+    receiver.fail_next(2)
+    api("POST", "/sessions", json={"key": "ase_1"})
+    api("PATCH", "/sessions/ase_1", json={"metadata": {"resolution_status": "escalated"}})
+    drain(relay)
+    receiver.wait_for(1)
+    assert [d.status for d in receiver.deliveries] == [500, 500, 204]
+    assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1  # stable across retries
+    assert len({d.body for d in receiver.deliveries}) == 1
+    record = Escalations(sync_redis).get(receiver.deliveries[0].headers["webhook-id"])
+    assert record["status"] == "delivered" and record["attempts"] == "2"
+
+
+def test_receiver_down_past_the_retries_dead_letters_then_resends(
+    api: Any,
+    relay: Relay,
+    worker: dramatiq.Worker,
+    receiver: Receiver,
+    sync_redis: redis.Redis,
+    pipeline_settings: Settings,
+) -> None:
+    receiver.fail_next(1000)
+    api("POST", "/sessions", json={"key": "ase_1"})
+    api("PATCH", "/sessions/ase_1", json={"metadata": {"escalation_level": "tier_2"}})
+    drain(relay)
+    stub_broker.join(DEAD_LETTER[1], fail_fast=False)
+    escalations = Escalations(sync_redis)
+    (dead,) = escalations.dead_letters()
+    assert dead["status"] == "dead" and dead["attempts"] == "3" and "HTTP 500" in dead["last_error"]
+    assert len(receiver.deliveries) == 3  # the first try and two retries
+
+    receiver.fail_next(0)
+    assert escalations.revive(dead["id"])
+    enqueue_delivery(stub_broker, pipeline_settings, dead["id"])
+    stub_broker.join(DELIVER_WEBHOOK[1], fail_fast=False)
+    (delivery,) = receiver.wait_for(1)
+    assert delivery.headers["webhook-id"] == dead["id"]
+    assert escalations.dead_letters() == [] and escalations.get(dead["id"])["status"] == "delivered"
+
+
+def test_actors_are_declared_under_the_names_the_relay_uses() -> None:
+    for actor, queue in (REPORT, ESCALATE, DELIVER_WEBHOOK, DEAD_LETTER):
+        assert stub_broker.get_actor(actor).queue_name == queue
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "reasons"),
+    [
+        ({"priority": "high"}, {"priority": "urgent"}, ["priority became urgent"]),
+        ({"priority": "urgent"}, {"priority": "urgent", "x": 1}, []),
+        ({}, {"resolution_status": "escalated"}, ["resolution_status became escalated"]),
+        ({"escalation_level": "tier_1"}, {"escalation_level": "tier_2"}, ["escalation_level changed"]),
+        ({"escalation_level": "tier_1"}, {}, ["escalation_level changed"]),
+        ({"priority": "low"}, {"priority": "high"}, []),
+    ],
+)
+def test_escalation_rule(before: dict[str, Any], after: dict[str, Any], reasons: list[str]) -> None:
+    rule = EscalationRule((("priority", "urgent"), ("resolution_status", "escalated")), ("escalation_level",))
+    event = {"session": {"metadata": after}, "changes": {"metadata": {"old": before, "new": after}}}
+    assert rule.reasons(event) == reasons

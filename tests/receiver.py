@@ -1,0 +1,69 @@
+"""A local webhook receiver: records every POST, can be told to fail the next N."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+
+
+@dataclass
+class Delivery:
+    headers: dict[str, str]
+    body: bytes
+    status: int
+    at: float
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.deliveries: list[Delivery] = []
+        self.failures_left = 0
+        self.lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with receiver.lock:
+                    status = 500 if receiver.failures_left > 0 else 204
+                    receiver.failures_left = max(0, receiver.failures_left - 1)
+                    headers = {k.lower(): v for k, v in self.headers.items()}
+                    receiver.deliveries.append(Delivery(headers, body, status, time.time()))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/escalations"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def fail_next(self, n: int) -> None:
+        with self.lock:
+            self.failures_left = n
+
+    def succeeded(self) -> list[Delivery]:
+        with self.lock:
+            return [d for d in self.deliveries if d.status < 300]
+
+    def wait_for(self, count: int, timeout: float = 20.0) -> list[Delivery]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.succeeded()) >= count:
+                return self.succeeded()
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} deliveries, got {self.deliveries}")
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
