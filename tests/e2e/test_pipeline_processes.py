@@ -1,0 +1,178 @@
+"""The whole product as it runs: `agent-sessions serve`, `agent-sessions worker` and a webhook receiver
+as real processes, on Dramatiq's Redis broker and on RabbitMQ (the local server on 5672)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from standardwebhooks import Webhook
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.redis_server import free_port
+from tests.conftest import IN_CI
+from tests.e2e.helpers import command, env, stop, wait_http
+from tests.integration.test_pipeline import DIMS, SECRET
+from tests.receiver import Receiver
+
+pytestmark = pytest.mark.e2e
+RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+AGENT = "agt_e2e"
+
+
+def rabbitmq_available() -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def purge_rabbitmq() -> None:
+    """The local RabbitMQ outlives test runs: leave no old messages in our queues."""
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    broker = RabbitmqBroker(url=RABBITMQ_URL)
+    for queue in ("reports", "escalations", "webhooks"):
+        broker.declare_queue(queue)
+    broker.flush_all()
+    broker.close()
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    if request.param == "redis":
+        return redis_url
+    if not rabbitmq_available():
+        if IN_CI:
+            pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672 (required in CI)")
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
+    purge_rabbitmq()
+    return RABBITMQ_URL
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture
+def system(redis_url: str, broker_url: str, receiver: Receiver) -> Iterator[tuple[str, dict[str, str]]]:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, secret = Keyring(conn).create(Role.ADMIN, rate=100_000.0, burst=100_000)
+    settings = env(
+        REDIS_URL=redis_url,
+        BROKER_URL=broker_url,
+        ESCALATION_WEBHOOK_URL=receiver.url,
+        ESCALATION_WEBHOOK_SECRET=SECRET,
+        WEBHOOK_MIN_BACKOFF_MS="50",
+        WEBHOOK_MAX_BACKOFF_MS="200",
+        WEBHOOK_MAX_RETRIES="5",
+    )
+    port = free_port()
+    api = subprocess.Popen([command(), "serve", "--port", str(port)], env=settings,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([command(), "worker", "--threads", "4"], env=settings,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz")
+        headers = {"x-api-key": secret}
+        assert httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "e2e"}, headers=headers).status_code == 201
+        yield base, headers
+    finally:
+        assert stop(worker, signal.SIGTERM, timeout=60)
+        assert stop(api, signal.SIGTERM)
+        conn.close()
+
+
+def wait_until(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.1)
+
+
+def test_escalating_patch_sends_one_signed_webhook(system: tuple[str, dict[str, str]], receiver: Receiver) -> None:
+    base, headers = system
+    sessions = f"{base}/v2/agents/{AGENT}/sessions"
+    assert httpx.post(sessions, json={"key": "ase_1", "metadata": {"priority": "high"}}, headers=headers).is_success
+    patched = httpx.patch(f"{sessions}/ase_1", json={"metadata": {"priority": "urgent"}}, headers=headers).json()
+    (delivery,) = receiver.wait_for(1, timeout=60)
+    payload = Webhook(SECRET).verify(delivery.body, delivery.headers)
+    assert payload["data"]["version"] == patched["version"] and payload["data"]["session_key"] == "ase_1"
+    time.sleep(1.0)
+    assert len(receiver.deliveries) == 1  # one, not one per consumer or per retry
+
+
+def test_receiver_failing_twice_still_gets_the_webhook(system: tuple[str, dict[str, str]], receiver: Receiver) -> None:
+    base, headers = system
+    receiver.fail_next(2)
+    sessions = f"{base}/v2/agents/{AGENT}/sessions"
+    assert httpx.post(sessions, json={"key": "ase_1"}, headers=headers).is_success
+    assert httpx.patch(f"{sessions}/ase_1", json={"metadata": {"resolution_status": "escalated"}}, headers=headers)
+    receiver.wait_for(1, timeout=60)
+    assert [d.status for d in receiver.deliveries] == [500, 500, 204]
+    Webhook(SECRET).verify(receiver.deliveries[-1].body, receiver.deliveries[-1].headers)
+
+
+def recount(conn: redis.Redis) -> dict[str, Any]:
+    sessions = [conn.hgetall(k) for k in conn.scan_iter(f"as:session:{AGENT}:*")]
+    by: dict[str, dict[str, int]] = {d: {} for d in DIMS}
+    for s in sessions:
+        metadata = json.loads(s["metadata"])
+        for d in DIMS:
+            if isinstance(metadata.get(d), str):
+                by[d][metadata[d]] = by[d].get(metadata[d], 0) + 1
+    return {
+        "agent_key": AGENT,
+        "sessions": {"total": len(sessions), "enabled": sum(s["enabled"] == "1" for s in sessions)},
+        "by_metadata": by,
+        "updates": {"total": sum(int(s["version"]) - 1 for s in sessions)},
+    }
+
+
+def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
+    system: tuple[str, dict[str, str]], redis_url: str
+) -> None:
+    base, headers = system
+    sessions = f"{base}/v2/agents/{AGENT}/sessions"
+    priorities, channels = ["low", "high", "urgent"], ["web_chat", "email", "phone"]
+
+    async def run() -> None:
+        async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+            await asyncio.gather(*(client.post(sessions, json={"key": f"ase_{i}"}) for i in range(20)))
+            limit = asyncio.Semaphore(32)
+
+            async def patch(n: int) -> None:
+                body = {"metadata": {"priority": priorities[n % 3], "channel": channels[n % 7 % 3]},
+                        "enabled": n % 5 != 0}
+                async with limit:
+                    response = await client.patch(f"{sessions}/ase_{n % 20}", json=body)
+                assert response.status_code == 200, response.text
+
+            await asyncio.gather(*(patch(n) for n in range(400)))
+
+    asyncio.run(run())
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    expected = recount(conn)
+    assert expected["updates"]["total"] > 100
+
+    def drained() -> bool:
+        report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
+        return bool(report["updates"] == expected["updates"])
+
+    wait_until(drained)
+    report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
+    assert {k: report[k] for k in expected} == expected
+    assert conn.xlen("as:outbox") == 0
