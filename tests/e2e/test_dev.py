@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -54,6 +55,12 @@ def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
         body = httpx.Response(200, content=result.stdout).json()
         assert {k: body[k] for k in SEED_RESPONSE} == SEED_RESPONSE
         assert body["version"] == 2
+        # dev runs the workers too: the seed's PATCH is an escalation, visible in the report.
+        report_url = f"http://127.0.0.1:{port}/v2/agents/agt_customer_support/report"
+        deadline = time.monotonic() + 60
+        while httpx.get(report_url, headers={"x-api-key": key.group(1)}).json()["escalations"]["total"] != 1:
+            assert time.monotonic() < deadline, "the seed's escalation was not recorded"
+            time.sleep(0.2)
         redis_url = re.search(r"REDIS_URL=(\S+)", banner)
         assert redis_url and (tmp_path / ".data" / "appendonly.aof").exists()
     finally:
