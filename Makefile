@@ -25,7 +25,7 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests api.py
+	$(BIN)/ruff check src tests api.py worker.py
 	$(BIN)/mypy
 
 check: test lint
