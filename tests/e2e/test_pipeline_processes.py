@@ -80,10 +80,12 @@ def system(redis_url: str, broker_url: str, receiver: Receiver) -> Iterator[tupl
         WEBHOOK_MAX_RETRIES="5",
     )
     port = free_port()
-    api = subprocess.Popen([command(), "serve", "--port", str(port)], env=settings,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([command(), "worker", "--threads", "4"], env=settings,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = subprocess.Popen(
+        [command(), "serve", "--port", str(port)], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    worker = subprocess.Popen(
+        [command(), "worker", "--threads", "4"], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/healthz")
@@ -155,8 +157,10 @@ def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
             limit = asyncio.Semaphore(32)
 
             async def patch(n: int) -> None:
-                body = {"metadata": {"priority": priorities[n % 3], "channel": channels[n % 7 % 3]},
-                        "enabled": n % 5 != 0}
+                body = {
+                    "metadata": {"priority": priorities[n % 3], "channel": channels[n % 7 % 3]},
+                    "enabled": n % 5 != 0,
+                }
                 async with limit:
                     response = await client.patch(f"{sessions}/ase_{n % 20}", json=body)
                 assert response.status_code == 200, response.text
@@ -176,3 +180,57 @@ def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
     report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
     assert {k: report[k] for k in expected} == expected
     assert conn.xlen("as:outbox") == 0
+
+
+@pytest.fixture
+def impatient(redis_url: str, receiver: Receiver) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+    """API and worker (Redis broker) with a one-retry schedule, so dead letters come quickly."""
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, secret = Keyring(conn).create(Role.ADMIN)
+    settings = env(
+        REDIS_URL=redis_url,
+        ESCALATION_WEBHOOK_URL=receiver.url,
+        ESCALATION_WEBHOOK_SECRET=SECRET,
+        WEBHOOK_MIN_BACKOFF_MS="50",
+        WEBHOOK_MAX_BACKOFF_MS="100",
+        WEBHOOK_MAX_RETRIES="1",
+    )
+    port = free_port()
+    api = subprocess.Popen(
+        [command(), "serve", "--port", str(port)], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    worker = subprocess.Popen([command(), "worker"], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        yield f"http://127.0.0.1:{port}", {"x-api-key": secret}, settings
+    finally:
+        assert stop(worker, signal.SIGTERM, timeout=60)
+        assert stop(api, signal.SIGTERM)
+
+
+def test_dead_letters_are_listed_and_resent_by_the_cli(
+    impatient: tuple[str, dict[str, str], dict[str, str]], receiver: Receiver
+) -> None:
+    base, headers, settings = impatient
+    receiver.fail_next(1000)
+    httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "e2e"}, headers=headers)
+    sessions = f"{base}/v2/agents/{AGENT}/sessions"
+    httpx.post(sessions, json={"key": "ase_1"}, headers=headers)
+    event = httpx.patch(f"{sessions}/ase_1", json={"metadata": {"priority": "urgent"}}, headers=headers)
+    assert event.status_code == 200
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command(), "deadletters", *args], env=settings, capture_output=True, text=True, timeout=60
+        )
+
+    wait_until(lambda: "evt_" in cli("list").stdout)
+    listed = cli("list").stdout
+    assert len(receiver.deliveries) == 2 and "HTTP 500" in listed  # first try + one retry, then dead
+    event_id = next(word for word in listed.split() if word.startswith("evt_"))
+    receiver.fail_next(0)
+    assert cli("retry", event_id).returncode == 0
+    (delivery,) = receiver.wait_for(1, timeout=60)
+    assert delivery.headers["webhook-id"] == event_id
+    assert "evt_" not in cli("list").stdout
+    assert cli("retry", event_id).returncode == 1  # no longer a dead letter

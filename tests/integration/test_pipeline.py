@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import random
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -166,8 +168,6 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
     with pytest.raises(SystemExit):
         relay.step()  # enqueued, never acknowledged
     monkeypatch.undo()
-    import time
-
     time.sleep(0.15)  # the entries idle past claim_idle_ms
     other = Relay(sync_client(redis_url), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
     assert other.step() == 2  # reclaimed, enqueued again
@@ -321,3 +321,44 @@ def test_escalation_rule(before: dict[str, Any], after: dict[str, Any], reasons:
     rule = EscalationRule((("priority", "urgent"), ("resolution_status", "escalated")), ("escalation_level",))
     event = {"session": {"metadata": after}, "changes": {"metadata": {"old": before, "new": after}}}
     assert rule.reasons(event) == reasons
+
+
+def test_several_relays_share_the_outbox_without_duplicates(api: Any, redis_url: str, sync_redis: redis.Redis) -> None:
+    for i in range(60):
+        api("POST", "/sessions", json={"key": f"ase_{i}"})
+    stub_broker.flush_all()
+    relays = [Relay(sync_client(redis_url), stub_broker, name=f"r{n}", block_ms=10) for n in range(3)]
+    relays[0].ensure_group()
+    counts = [0, 0, 0]
+
+    def run(n: int) -> None:
+        while (got := relays[n].step()) or sync_redis.xlen(OUTBOX):
+            counts[n] += got
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(counts) == 60
+    messages = [stub_broker.queues[REPORT[1]].get_nowait() for _ in range(stub_broker.queues[REPORT[1]].qsize())]
+    event_ids = [dramatiq.Message.decode(m).args[0]["event_id"] for m in messages]
+    assert len(event_ids) == len(set(event_ids)) == 60
+
+
+def test_report_endpoint_needs_a_key_for_the_agent(
+    api: Any, client: TestClient, make_key: Any, admin: dict[str, str]
+) -> None:
+    assert client.get(f"/v2/agents/{A}/report").status_code == 401
+    other = {"x-api-key": make_key("viewer", ("agt_other",))}
+    assert client.get(f"/v2/agents/{A}/report", headers=other).status_code == 403
+    viewer = {"x-api-key": make_key("viewer", (A,))}
+    body = client.get(f"/v2/agents/{A}/report", headers=viewer).json()
+    assert body == {
+        "agent_key": A,
+        "sessions": {"total": 0, "enabled": 0},
+        "by_metadata": {d: {} for d in DIMS},
+        "updates": {"total": 0},
+        "escalations": {"total": 0},
+    }
+    assert client.get("/v2/agents/agt_missing/report", headers=admin).json()["code"] == "agent_not_found"

@@ -126,9 +126,7 @@ def test_limit_is_checked_before_role_and_body(client: TestClient, limited: dict
     )
 
 
-def test_every_authenticated_response_has_ratelimit_headers(
-    client: TestClient, make_key: MakeKey, seeded: Any
-) -> None:
+def test_every_authenticated_response_has_ratelimit_headers(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
     admin, viewer = {"x-api-key": make_key("admin")}, {"x-api-key": make_key("viewer")}
     responses = [
         client.get(URL, headers=admin),
