@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import orjson
 
@@ -13,7 +14,13 @@ Fields = dict[str, str]
 
 def timestamp(ms: str) -> str:
     """Milliseconds since the epoch -> RFC 3339 UTC with ``Z``, to the second (as in the seed)."""
-    return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _second(int(ms) // 1000)
+
+
+@lru_cache(maxsize=4096)
+def _second(seconds: int) -> str:
+    # Every response formats two timestamps; most fall in a recent second, so formatting is cached.
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def agent_resource(agent: str, fields: Fields) -> Agent:
