@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test check lint serve clean
+.PHONY: dev test check lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,10 +25,14 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests api.py worker.py
+	$(BIN)/ruff check src tests bench api.py worker.py
 	$(BIN)/mypy
 
 check: test lint
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info
+
+# Benchmark against the bare-handler baseline (needs wrk: `sudo apt-get install wrk`).
+bench: $(VENV)/.installed-test
+	$(BIN)/python bench/run.py $(BENCH_ARGS)

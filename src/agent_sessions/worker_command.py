@@ -9,6 +9,7 @@ so that a supervisor restarts the pair. Run several of these, on several machine
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -23,6 +24,9 @@ from agent_sessions.redis_client import sync_client
 
 log = logging.getLogger("agent_sessions.worker")
 SHUTDOWN_TIMEOUT_MS = 30_000
+# Dramatiq's Redis consumer polls an empty queue with a growing pause of up to this many ms; its default
+# (1000) puts up to a second between an event and its webhook on a quiet system.
+IDLE_POLL_MS = "100"
 
 
 def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:

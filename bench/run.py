@@ -1,0 +1,299 @@
+"""`make bench`: PATCH throughput and latency against the bare-handler baseline, the event pipeline at a
+sustained rate, and Redis memory per session, printed as one table from one run on this machine.
+
+The yardstick (bench/baseline_app.py, copied from shared/bench) is the least a Starlette handler can do
+for this endpoint: one Redis round trip. Both servers run under the same uvicorn (one process each) on
+one private Redis; wrk (Debian package `wrk`) drives them alternately, 32 connections, the seed's example
+body with a value that changes on every request, our API with auth and rate limiting on (a limit too
+high to trigger). Figures are medians of the rounds; ratios compare figures from this same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.redis_server import RedisServer, free_port
+
+HERE = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+AGENT, SESSION = "agt_customer_support", "ase_customer_support_001"
+PATH = f"/v2/agents/{AGENT}/sessions/{SESSION}"
+SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not come up")
+
+
+def start(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    def latency(pct: str) -> float:
+        m = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+        if not m:
+            raise ValueError(f"no {pct}% latency in wrk output:\n{output}")
+        return float(m.group(1)) * UNITS[m.group(2)]
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    total = re.search(r"(\d+) requests in", output)
+    if not rps or not total:
+        raise ValueError(f"unexpected wrk output:\n{output}")
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(int(g) for g in sock.groups()) if sock else 0)
+    return {
+        "rps": float(rps.group(1)),
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "requests": float(total.group(1)),
+        "errors": float(errors),
+    }
+
+
+def wrk(url: str, seconds: float, connections: int, script: Path, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script), url],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=HERE,
+        check=True,
+    ).stdout
+    return parse_wrk(out)
+
+
+def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
+    env = {**os.environ, "REDIS_URL": redis_url}
+    base_port, our_port = free_port(), free_port()
+    uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1"]
+    baseline = start([*uvicorn, "baseline_app:app", "--port", str(base_port)], env, cwd=HERE)
+    ours = start([*uvicorn, "--factory", "agent_sessions.web.app:create_app", "--port", str(our_port)], env)
+    try:
+        wait_http(f"http://127.0.0.1:{base_port}/")
+        wait_http(f"http://127.0.0.1:{our_port}/healthz")
+        results: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
+        targets = {"baseline": (base_port, env), "ours": (our_port, {**env, "API_KEY": key})}
+        for port, run_env in targets.values():  # warm up both
+            wrk(f"http://127.0.0.1:{port}{PATH}", min(2, seconds), connections, HERE / "patch.lua", run_env)
+        for round_no in range(rounds):
+            for name, (port, run_env) in targets.items():
+                result = wrk(f"http://127.0.0.1:{port}{PATH}", seconds, connections, HERE / "patch.lua", run_env)
+                log(f"  round {round_no + 1} {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms")
+                results[name].append(result)
+        return {
+            name: {k: statistics.median(r[k] for r in rs) if k != "errors" else sum(r[k] for r in rs) for k in rs[0]}
+            for name, rs in results.items()
+        }
+    finally:
+        stop(baseline)
+        stop(ours)
+
+
+class Receiver:
+    """Timestamps webhook arrivals; latency = arrival - the event's occurred_at (Redis TIME)."""
+
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                arrived = time.time()
+                occurred = json.loads(body)["data"]["occurred_at"]
+                t = time.strptime(occurred[:19], "%Y-%m-%dT%H:%M:%S")
+                sent = time.mktime(t) - time.timezone + int(occurred[20:23]) / 1000
+                receiver.latencies_ms.append((arrived - sent) * 1000)
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else float("nan")
+
+
+def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float) -> dict[str, float]:
+    receiver = Receiver()
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "ESCALATION_WEBHOOK_URL": receiver.url,
+        "ESCALATION_WEBHOOK_SECRET": SECRET,
+    }
+    port = free_port()
+    api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+    worker = start([str(BIN / "agent-sessions"), "worker", "--threads", "16"], env)
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        time.sleep(2)  # the Dramatiq workers boot
+        connections = 10
+        backlog_start = conn.xlen("as:outbox")
+        result = wrk(
+            f"http://127.0.0.1:{port}{PATH}",
+            seconds,
+            connections,
+            HERE / "escalate.lua",
+            {**env, "API_KEY": key, "RATE": str(rate), "CONNECTIONS": str(connections)},
+        )
+        queued = sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
+        backlog_end = conn.xlen("as:outbox") + queued
+        sent = int(result["requests"])
+        deadline = time.monotonic() + 60
+        while len(receiver.latencies_ms) < sent and time.monotonic() < deadline:
+            time.sleep(0.2)
+        lat = receiver.latencies_ms
+        return {
+            "rate": result["rps"],
+            "errors": result["errors"],
+            "backlog_start": backlog_start,
+            "backlog_end": backlog_end,
+            "delivered": len(lat),
+            "sent": sent,
+            "p50": percentile(lat, 50),
+            "p99": percentile(lat, 99),
+        }
+    finally:
+        stop(worker)
+        stop(api)
+        receiver.server.shutdown()
+
+
+def memory_benchmark(redis_url: str, sessions: int) -> float:
+    from starlette.testclient import TestClient
+
+    from agent_sessions.config import Settings
+    from agent_sessions.web.app import create_app
+
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn.flushall()
+    _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)
+    body = json.loads((HERE / "seed_patch.json").read_text().replace("__SEQ__", "1"))
+    with TestClient(create_app(Settings(redis_url=redis_url))) as client:
+        headers = {"x-api-key": key}
+        client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
+        client.post(f"/v2/agents/{AGENT}/sessions", json={"key": "ase_warmup", **body}, headers=headers)
+        conn.delete("as:outbox")
+        before = int(conn.info("memory")["used_memory"])
+        for i in range(sessions):
+            client.post(f"/v2/agents/{AGENT}/sessions", json={"key": f"ase_{i:06d}", **body}, headers=headers)
+        conn.delete("as:outbox")  # events are relayed and trimmed; not part of a session's footprint
+        after = int(conn.info("memory")["used_memory"])
+    return (after - before) / sessions
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--pipeline-rate", type=int, default=1000)
+    parser.add_argument("--pipeline-seconds", type=float, default=30)
+    parser.add_argument("--memory-sessions", type=int, default=2000)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RedisServer(Path(tmp)).start()
+        try:
+            conn = redis.Redis.from_url(server.url, decode_responses=True)
+            _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)  # on, but never triggered
+            conn.hset(f"s:{AGENT}:{SESSION}", mapping={"description": "x", "metadata": "{}", "enabled": "1"})
+            from starlette.testclient import TestClient
+
+            from agent_sessions.config import Settings
+            from agent_sessions.web.app import create_app
+
+            with TestClient(create_app(Settings(redis_url=server.url))) as tc:
+                tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
+                tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
+            log("HTTP: baseline vs ours ...")
+            http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
+            log("event pipeline ...")
+            conn.delete("as:outbox")
+            pipe = pipeline_benchmark(server.url, key, args.pipeline_rate, args.pipeline_seconds)
+            log("memory ...")
+            per_session = memory_benchmark(server.url, args.memory_sessions)
+        finally:
+            server.stop()
+
+    b, o = http["baseline"], http["ours"]
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections"
+    )
+    print("| PATCH | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| baseline (bare handler) | {b['rps']:.0f} | {b['p50']:.2f} | {b['p99']:.2f} | {b['errors']:.0f} |")
+    print(f"| agent-sessions | {o['rps']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {o['errors']:.0f} |")
+    print(f"| ratio ours / baseline | {o['rps'] / b['rps']:.2f}x | | {o['p99'] / b['p99']:.2f}x | |")
+    print()
+    print(f"| pipeline at {args.pipeline_rate}/s for {args.pipeline_seconds:g} s | value |")
+    print("|---|---:|")
+    print(f"| PATCH rate achieved | {pipe['rate']:.0f}/s ({pipe['errors']:.0f} errors) |")
+    print(f"| backlog (outbox + queues) at start / end | {pipe['backlog_start']:.0f} / {pipe['backlog_end']:.0f} |")
+    print(f"| webhooks delivered / PATCHes sent | {pipe['delivered']:.0f} / {pipe['sent']:.0f} |")
+    print(f"| PATCH-to-webhook p50 / p99 | {pipe['p50']:.0f} ms / {pipe['p99']:.0f} ms |")
+    print()
+    print(f"| Redis memory per seed-example session (with indexes, no history) | {per_session:.0f} bytes |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""`make bench` in miniature: it runs, and its figures are parsed (no timing is asserted)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def test_bench_smoke_run_prints_the_table() -> None:
+    if not shutil.which("wrk"):
+        if IN_CI:
+            pytest.fail("wrk is not installed (.ci/run installs it)")
+        pytest.skip("wrk is not installed: sudo apt-get install wrk")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert re.search(r"\| baseline \(bare handler\) \| \d+ \| [\d.]+ \| [\d.]+ \| 0 \|", out), out
+    assert re.search(r"\| agent-sessions \| \d+ \| [\d.]+ \| [\d.]+ \| 0 \|", out), out
+    assert re.search(r"\| ratio ours / baseline \| [\d.]+x \| \| [\d.]+x \| \|", out), out
+    assert re.search(r"PATCH-to-webhook p50 / p99 \| \d+ ms / \d+ ms", out), out
+    assert re.search(r"per seed-example session .* \| \d+ bytes \|", out), out
