@@ -56,6 +56,7 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
             "--worker-shutdown-timeout",
             str(SHUTDOWN_TIMEOUT_MS),
         ],
+        env={**os.environ, "dramatiq_worker_timeout": IDLE_POLL_MS},  # the child reads its settings from env
     )
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     relay_thread.start()
