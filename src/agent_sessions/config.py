@@ -41,6 +41,8 @@ ENV_VARS: dict[str, str] = {
     "WEBHOOK_MAX_BACKOFF_MS": "webhook_max_backoff_ms",
     "WEBHOOK_TIMEOUT": "webhook_timeout",
     "RELAY_CLAIM_IDLE_MS": "relay_claim_idle_ms",
+    "HISTORY_MAX": "history_max",
+    "IDEMPOTENCY_TTL": "idempotency_ttl",
 }
 
 
@@ -96,6 +98,9 @@ class Settings(BaseModel):
     webhook_min_backoff_ms: int = Field(default=1_000, ge=1)
     webhook_max_backoff_ms: int = Field(default=300_000, ge=1)
     webhook_timeout: float = Field(default=10.0, gt=0)
+    # Newest history entries kept per session (0: keep all), and how long Idempotency-Key results live.
+    history_max: int = Field(default=1000, ge=0)
+    idempotency_ttl: int = Field(default=24 * 3600, ge=1)
     # A relay reclaims outbox entries another relay read but did not acknowledge for this long.
     relay_claim_idle_ms: int = Field(default=30_000, ge=100)
 

@@ -86,6 +86,11 @@ class PreconditionFailed(ServiceError):
     default_message = "If-Match does not match the current version"
 
 
+class IdempotencyKeyReused(ServiceError):
+    code = "idempotency_key_reused"
+    default_message = "this Idempotency-Key was used before with a different request"
+
+
 class RequestTooLarge(ServiceError):
     code = "request_too_large"
     default_message = "request body too large"

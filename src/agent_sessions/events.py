@@ -20,9 +20,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
-from agent_sessions.resources import event_time, session_resource
+from agent_sessions.resources import event_time, session_resource, stored_value
 
 OUTBOX = "as:outbox"
 RELAY_GROUP = "relay"
@@ -64,7 +62,7 @@ def event_from_entry(fields: dict[str, str]) -> Event:
     for key, old in fields.items():
         if key.startswith("o:"):
             name = key[2:]
-            changes[name] = {"old": _decode(name, old), "new": resource[name]}  # type: ignore[literal-required]
+            changes[name] = {"old": stored_value(name, old), "new": resource[name]}  # type: ignore[literal-required]
     return {
         "event_id": fields["event_id"],
         "type": fields["type"],
@@ -78,14 +76,6 @@ def event_from_entry(fields: dict[str, str]) -> Event:
         "actor": fields["actor"],
         "request_id": fields["request_id"],
     }
-
-
-def _decode(field: str, stored: str) -> Any:
-    if field == "metadata":
-        return orjson.loads(stored)
-    if field == "enabled":
-        return stored == "1"
-    return stored
 
 
 def consumers(event: Event) -> list[tuple[str, str]]:

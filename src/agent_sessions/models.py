@@ -104,6 +104,24 @@ class SessionList(TypedDict):
     metadata: PageMetadata
 
 
+class Change(TypedDict):
+    old: Any
+    new: Any
+
+
+class HistoryEntry(TypedDict):
+    version: int
+    at: str
+    actor: str
+    request_id: str
+    changes: dict[str, Change]
+
+
+class History(TypedDict):
+    history: list[HistoryEntry]
+    metadata: PageMetadata
+
+
 class ErrorBody(TypedDict):
     code: str
     messages: list[str]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from functools import lru_cache
+from typing import Any
 
 import orjson
 
@@ -53,3 +54,14 @@ def event_time(ms: str) -> str:
     """Events carry milliseconds: consumers order and measure latency with them."""
     moment = datetime.fromtimestamp(int(ms) / 1000, UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(ms) % 1000:03d}Z"
+
+
+def stored_value(field: str, stored: str | None) -> Any:
+    """A field's stored representation -> its JSON value (metadata is JSON text, enabled "1"/"0")."""
+    if stored is None:
+        return None
+    if field == "metadata":
+        return orjson.loads(stored)
+    if field == "enabled":
+        return stored == "1"
+    return stored

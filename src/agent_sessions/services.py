@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from agent_sessions.errors import AgentNotFound, InvalidRequest
+import orjson
+
+from agent_sessions.errors import AgentNotFound, InvalidRequest, PreconditionFailed, StoreUnavailable
 from agent_sessions.events import Origin
 from agent_sessions.models import (
     AGENT_KEY_RE,
@@ -20,6 +23,8 @@ from agent_sessions.models import (
     SESSION_KEY_RE,
     Agent,
     AgentList,
+    History,
+    HistoryEntry,
     MetadataLimits,
     PageMetadata,
     Session,
@@ -27,8 +32,10 @@ from agent_sessions.models import (
     encode_metadata,
 )
 from agent_sessions.reports import Report, report_from_hash
-from agent_sessions.resources import agent_resource, session_resource
-from agent_sessions.store import Page, Store
+from agent_sessions.resources import agent_resource, event_time, session_resource, stored_value
+from agent_sessions.store import NO_IDEMPOTENCY, Idempotency, Page, Store
+
+VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")
 
 
 def check_path_keys(agent: str, session: str | None = None) -> None:
@@ -56,6 +63,41 @@ def decode_page_key(page_key: str | None, pattern: Any) -> str:
     if not pattern.fullmatch(member) or len(member) > KEY_MAX_LENGTH:
         raise InvalidRequest.for_fields({"page_key": "not a page key this API returned"})
     return member
+
+
+MERGE_ATTEMPTS = 20
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: objects merge recursively, ``null`` deletes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def decode_version_key(page_key: str | None) -> int | None:
+    if not page_key:
+        return None
+    member = decode_page_key(page_key, VERSION_RE)
+    return int(member)
+
+
+def history_entry(raw: str) -> HistoryEntry:
+    entry = orjson.loads(raw)
+    old, new = entry["o"] or {}, entry["n"] or {}
+    return {
+        "version": int(entry["v"]),
+        "at": event_time(str(entry["at"])),
+        "actor": entry["actor"],
+        "request_id": entry["request_id"],
+        "changes": {f: {"old": stored_value(f, old.get(f)), "new": stored_value(f, v)} for f, v in new.items()},
+    }
 
 
 def _flags(changes: dict[str, Any], limits: MetadataLimits) -> dict[str, str | bytes]:
@@ -119,10 +161,13 @@ class Services:
 
     # -- sessions -----------------------------------------------------------------------------------
 
-    async def create_session(self, agent: str, body: dict[str, Any], origin: Origin) -> Session:
+    async def create_session(
+        self, agent: str, body: dict[str, Any], origin: Origin, idem: Idempotency = NO_IDEMPOTENCY
+    ) -> tuple[Session, bool]:
+        """Create; returns the session and whether this was a replay of an earlier request."""
         session = body.get("key") or "ase_" + secrets.token_urlsafe(16)
         metadata = encode_metadata(body.get("metadata", {}), self.limits)
-        fields = await self.store.create_session(
+        key, written = await self.store.create_session(
             agent,
             session,
             origin,
@@ -130,8 +175,9 @@ class Services:
             body.get("description", ""),
             metadata,
             body.get("enabled", True),
+            idem,
         )
-        return session_resource(agent, session, fields)
+        return session_resource(agent, key, written.fields), written.replayed
 
     async def get_session(self, agent: str, session: str) -> Session:
         return session_resource(agent, session, await self.store.get_session(agent, session))
@@ -141,12 +187,47 @@ class Services:
         sessions = [session_resource(agent, key, fields) for key, fields in page.items]
         return {"sessions": sessions, "metadata": _page_metadata(page)}
 
-    async def update_session(self, agent: str, session: str, body: dict[str, Any], origin: Origin) -> Session:
-        """The PATCH. ``{}`` reads the session (existence checks still apply) and changes nothing."""
-        if not body:
-            return await self.get_session(agent, session)
-        _, fields = await self.store.update_session(agent, session, origin, _flags(body, self.limits))
-        return session_resource(agent, session, fields)
+    async def update_session(
+        self,
+        agent: str,
+        session: str,
+        body: dict[str, Any],
+        origin: Origin,
+        *,
+        merge: bool = False,
+        if_match: str = "",
+        idem: Idempotency = NO_IDEMPOTENCY,
+    ) -> tuple[Session, bool]:
+        """The PATCH; returns the session after it and whether this was a replay.
+
+        ``{}`` and value-equal bodies change nothing. With ``merge`` (JSON Merge Patch), metadata is
+        merged into the stored metadata: read, merged here, and written only if the version is still
+        the one read (compare-and-set in the update script), retried when another write came between.
+        """
+        if not (merge and "metadata" in body):
+            written = await self.store.update_session(agent, session, origin, _flags(body, self.limits), if_match, idem)
+            return session_resource(agent, session, written.fields), written.replayed
+        client_version = if_match not in ("", "*")
+        for _ in range(MERGE_ATTEMPTS):
+            current = await self.store.get_session(agent, session)
+            merged = merge_patch(orjson.loads(current["metadata"]), body["metadata"])
+            changes = _flags({**body, "metadata": merged}, self.limits)
+            guard = if_match if client_version else current["version"]
+            try:
+                written = await self.store.update_session(agent, session, origin, changes, guard, idem)
+            except PreconditionFailed:
+                if client_version:
+                    raise
+                continue  # someone wrote between our read and our write: merge again
+            return session_resource(agent, session, written.fields), written.replayed
+        raise StoreUnavailable("too many concurrent writes to this session; retry")
+
+    async def history(self, agent: str, session: str, page_key: str | None, limit: int) -> History:
+        below = decode_version_key(page_key)
+        entries, total = await self.store.history(agent, session, below, limit + 1)
+        items = [history_entry(entry) for entry in entries[:limit]]
+        next_key = encode_page_key(str(items[-1]["version"])) if len(entries) > limit else None
+        return {"history": items, "metadata": {"page_key": next_key, "total_count": total}}
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> None:
         await self.store.delete_session(agent, session, origin)

@@ -17,6 +17,8 @@ from agent_sessions import lua
 from agent_sessions.errors import (
     AgentAlreadyExists,
     AgentNotFound,
+    IdempotencyKeyReused,
+    PreconditionFailed,
     SessionAlreadyExists,
     SessionNotFound,
 )
@@ -57,8 +59,38 @@ class KeyLayout:
         suffix = {None: "", True: ":on", False: ":off"}[enabled]
         return f"{self.prefix}sessions:{agent}{suffix}"
 
+    def history(self, agent: str, session: str) -> str:
+        return f"{self.prefix}history:{agent}:{session}"
+
+    def history_prefix(self, agent: str) -> str:
+        return f"{self.prefix}history:{agent}:"
+
+    def idempotency(self, key_id: str, idempotency_key_digest: str) -> str:
+        return f"{self.prefix}idem:{key_id}:{idempotency_key_digest}"
+
     def session_indexes(self, agent: str) -> list[str]:
         return [self.sessions(agent), self.sessions(agent, True), self.sessions(agent, False)]
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key in force for one request: where its result lives and the request's fingerprint."""
+
+    record: str
+    fingerprint: str
+    ttl: int
+
+
+NO_IDEMPOTENCY = Idempotency("as:idem:-", "", 1)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's outcome: the session's fields, whether it changed anything, whether it was a replay."""
+
+    fields: Fields
+    changed: bool
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,9 +105,10 @@ def _pairs(flat: list[str]) -> Fields:
 
 
 class Store:
-    def __init__(self, client: aioredis.Redis, layout: KeyLayout | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, layout: KeyLayout | None = None, history_max: int = 1000) -> None:
         self.redis = client
         self.keys = layout or KeyLayout()
+        self.history_max = history_max
         self._scripts: dict[str, AsyncScript] = {name: client.register_script(lua.source(name)) for name in SCRIPTS}
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
@@ -126,7 +159,7 @@ class Store:
         reply = await self._run(
             "agent_delete",
             [self.keys.agent(agent), self.keys.agents, *self.keys.session_indexes(agent), OUTBOX],
-            [agent, self.keys.session_prefix(agent), *_event_args(origin)],
+            [agent, self.keys.session_prefix(agent), *_event_args(origin), self.keys.history_prefix(agent)],
         )
         if reply[0] == "not_found":
             raise AgentNotFound()
@@ -146,7 +179,9 @@ class Store:
         description: str,
         metadata: bytes,
         enabled: bool,
-    ) -> Fields:
+        idem: Idempotency = NO_IDEMPOTENCY,
+    ) -> tuple[str, Written]:
+        """Create; returns the session key (the first request's, on a replay) and the outcome."""
         reply = await self._run(
             "session_create",
             [
@@ -154,14 +189,24 @@ class Store:
                 self.keys.session(agent, session),
                 *self.keys.session_indexes(agent),
                 OUTBOX,
+                self.keys.history(agent, session),
+                idem.record,
             ],
-            [agent, session, *_event_args(origin), name, description, metadata, "1" if enabled else "0"],
+            [
+                agent,
+                session,
+                *_event_args(origin),
+                name,
+                description,
+                metadata,
+                "1" if enabled else "0",
+                idem.fingerprint,
+                idem.ttl,
+                self.history_max,
+            ],
         )
-        if reply[0] == "agent_not_found":
-            raise AgentNotFound()
-        if reply[0] == "exists":
-            raise SessionAlreadyExists()
-        return _pairs(reply[1:])
+        written = _outcome(reply)
+        return written.fields.pop("key"), written
 
     async def get_session(self, agent: str, session: str) -> Fields:
         async with outage_as_unavailable():
@@ -176,10 +221,24 @@ class Store:
         return cast(Fields, fields)
 
     async def update_session(
-        self, agent: str, session: str, origin: Origin, changes: dict[str, str | bytes]
-    ) -> tuple[bool, Fields]:
-        """Apply ``changes``; returns (whether anything changed, the session's fields after)."""
-        args: list[Any] = [agent, session, *_event_args(origin)]
+        self,
+        agent: str,
+        session: str,
+        origin: Origin,
+        changes: dict[str, str | bytes],
+        if_match: str = "",
+        idem: Idempotency = NO_IDEMPOTENCY,
+    ) -> Written:
+        """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails."""
+        args: list[Any] = [
+            agent,
+            session,
+            *_event_args(origin),
+            if_match,
+            idem.fingerprint,
+            idem.ttl,
+            self.history_max,
+        ]
         for field, value in changes.items():
             args += (field, value)
         reply = await self._run(
@@ -190,11 +249,12 @@ class Store:
                 self.keys.sessions(agent, True),
                 self.keys.sessions(agent, False),
                 OUTBOX,
+                self.keys.history(agent, session),
+                idem.record,
             ],
             args,
         )
-        _raise_missing(reply[0])
-        return reply[0] == "ok", _pairs(reply[1:])
+        return _outcome(reply)
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
         reply = await self._run(
@@ -204,6 +264,7 @@ class Store:
                 self.keys.session(agent, session),
                 *self.keys.session_indexes(agent),
                 OUTBOX,
+                self.keys.history(agent, session),
             ],
             [agent, session, *_event_args(origin)],
         )
@@ -219,6 +280,22 @@ class Store:
         )
         return page
 
+    async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
+        """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""
+        top = "+inf" if below is None else f"({below}"
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.agent(agent))
+            pipe.exists(self.keys.session(agent, session))
+            pipe.zrevrangebyscore(self.keys.history(agent, session), top, "-inf", start=0, num=limit)
+            pipe.zcard(self.keys.history(agent, session))
+            agent_exists, session_exists, entries, total = await pipe.execute()
+        if not agent_exists:
+            raise AgentNotFound()
+        if not session_exists:
+            raise SessionNotFound()
+        return cast(list[str], entries), int(total)
+
     async def _page(self, keys: list[str], prefix: str, after: str, limit: int) -> Page:
         reply = await self._run("page", keys, [prefix, after, limit])
         if reply[0] == "not_found":
@@ -229,6 +306,22 @@ class Store:
 
 def _event_args(origin: Origin) -> list[str]:
     return [new_event_id(), origin.actor, origin.request_id]
+
+
+def _outcome(reply: list[Any]) -> Written:
+    """A create/update script's reply -> its outcome, or the domain error it stands for."""
+    replayed = reply[0] == "replay"
+    if replayed:
+        reply = reply[1:]
+    status = reply[0]
+    if status == "idempotency_mismatch":
+        raise IdempotencyKeyReused()
+    if status == "precondition_failed":
+        raise PreconditionFailed()
+    if status == "exists":
+        raise SessionAlreadyExists()
+    _raise_missing(status)
+    return Written(_pairs(reply[1:]), status == "ok", replayed)
 
 
 def _raise_missing(status: str) -> None:

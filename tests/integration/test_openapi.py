@@ -35,7 +35,10 @@ def test_every_served_route_is_documented(client: TestClient) -> None:
 def test_patch_documents_body_and_every_error(client: TestClient) -> None:
     document = spec(client)
     op = document["paths"]["/v2/agents/{agent_key}/sessions/{session_key}"]["patch"]
-    assert set(op["responses"]) == {"200", "400", "401", "403", "404", "413", "415", "429", "503"}
+    assert set(op["responses"]) == {"200", "400", "401", "403", "404", "412", "413", "415", "422", "429", "503"}
+    assert {p["name"] for p in op["parameters"]} >= {"If-Match", "Idempotency-Key"}
+    assert set(op["requestBody"]["content"]) == {"application/json", "application/merge-patch+json"}
+    assert "ETag" in op["responses"]["200"]["headers"]
     body_ref = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     body = document["components"]["schemas"][body_ref.rsplit("/", 1)[1]]
     assert set(body["properties"]) == set(SessionPatch.__annotations__) - {"__pydantic_config__"}

@@ -74,6 +74,7 @@ async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_
     assert sorted(sync_redis.keys("*")) == [
         "as:agent:agt_b",
         "as:agents",
+        "as:history:agt_b:ase_1",
         "as:outbox",
         "as:session:agt_b:ase_1",
         "as:sessions:agt_b",
@@ -102,8 +103,9 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
     await make(store, S)
     before = await store.get_session(A, S)
     await asyncio.sleep(0.002)
-    changed, after = await store.update_session(A, S, ORIGIN, {"description": "new", "metadata": b'{"p":1}'})
-    assert changed
+    written = await store.update_session(A, S, ORIGIN, {"description": "new", "metadata": b'{"p":1}'})
+    after = written.fields
+    assert written.changed
     assert after["version"] == "2" and after["description"] == "new" and after["metadata"] == '{"p":1}'
     assert int(after["updated_at"]) > int(before["updated_at"])
     assert after["created_at"] == before["created_at"]
@@ -113,10 +115,10 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
 async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
-    changed, after = await store.update_session(
+    written = await store.update_session(
         A, S, ORIGIN, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"}
     )
-    assert not changed and after == before
+    assert not written.changed and written.fields == before
 
 
 async def test_session_update_moves_the_session_between_enabled_indexes(store: Store, sync_redis: redis.Redis) -> None:
@@ -185,8 +187,7 @@ async def test_page_of_agents(store: Store) -> None:
 async def test_scripts_reload_after_redis_forgets_them(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
     sync_redis.script_flush()
-    changed, _ = await store.update_session(A, S, ORIGIN, {"description": "after flush"})
-    assert changed
+    assert (await store.update_session(A, S, ORIGIN, {"description": "after flush"})).changed
 
 
 async def test_create_update_delete_emit_events_atomically(store: Store, sync_redis: redis.Redis) -> None:

@@ -1,7 +1,8 @@
 """Lua sources of every script the service runs. Each file's header names its KEYS, ARGV and layout.
 
-Scripts that change a session start with ``-- prelude: _outbox`` and get ``_outbox.lua`` (the event
-emitter shared by all of them) prepended, so the outbox format is written once.
+A script whose first line is ``-- prelude: NAME [NAME…]`` gets those files prepended: ``_change.lua``
+(the event and history writers every session change uses) and ``_idempotency.lua`` (stored results
+for Idempotency-Key), so each is written once.
 """
 
 from __future__ import annotations
@@ -19,5 +20,5 @@ def source(name: str) -> str:
     text = _read(name)
     first = text.split("\n", 1)[0]
     if first.startswith(PRELUDE_MARK):
-        text = _read(first.removeprefix(PRELUDE_MARK).strip()) + text
+        text = "".join(_read(name) for name in first.removeprefix(PRELUDE_MARK).split()) + text
     return text

@@ -1,4 +1,4 @@
--- prelude: _outbox
+-- prelude: _change
 -- agent_delete.lua: delete an agent and every one of its sessions, atomically, emitting one
 -- session.deleted event per session (event ids ARGV[3] .. "_" .. n), so consumers see every deletion.
 --
@@ -9,6 +9,7 @@
 -- KEYS[3] all-sessions      KEYS[4] enabled index      KEYS[5] disabled index      KEYS[6] outbox
 -- ARGV[1] agent key         ARGV[2] session hash prefix, e.g. "as:session:agt_x:"
 -- ARGV[3] event id prefix   ARGV[4] actor              ARGV[5] request id
+-- ARGV[6] history key prefix, e.g. "as:history:agt_x:"
 --
 -- Returns {"not_found"} | {"ok", sessions_deleted}
 
@@ -21,7 +22,7 @@ for n, member in ipairs(sessions) do
   local snapshot = redis.call('HGETALL', key)
   if #snapshot > 0 then
     local version = tonumber(redis.call('HGET', key, 'version')) + 1
-    redis.call('DEL', key)
+    redis.call('DEL', key, ARGV[6] .. member)
     emit_event(KEYS[6], 'session.deleted', ARGV[3] .. '_' .. n, ARGV[1], member, version, now, ARGV[4], ARGV[5],
       snapshot, {})
   end

@@ -92,7 +92,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         client = async_client(redis_url, settings.redis_timeout)
         app.state.settings = settings
         app.state.redis = client
-        app.state.services = Services(Store(client), metadata_limits(settings), settings.report_dimensions)
+        store = Store(client, history_max=settings.history_max)
+        app.state.services = Services(store, metadata_limits(settings), settings.report_dimensions)
         app.state.gate = Gate(client, rate_limits(settings))
         try:
             yield

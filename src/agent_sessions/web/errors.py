@@ -31,6 +31,7 @@ STATUS: dict[type[errors.ServiceError], int] = {
     errors.AgentAlreadyExists: 409,
     errors.SessionAlreadyExists: 409,
     errors.PreconditionFailed: 412,
+    errors.IdempotencyKeyReused: 422,
     errors.RequestTooLarge: 413,
     errors.UnsupportedMediaType: 415,
     errors.RateLimited: 429,

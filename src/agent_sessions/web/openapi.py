@@ -23,8 +23,10 @@ ERROR_TEXT = {
     403: "forbidden: the key's role or agent scope does not allow this",
     404: "agent_not_found or session_not_found",
     409: "agent_already_exists or session_already_exists",
+    412: "precondition_failed: If-Match does not match the session's current version",
     413: "request_too_large",
     415: "unsupported_media_type",
+    422: "idempotency_key_reused: the Idempotency-Key was used before with a different request",
     429: "rate_limit_exceeded",
     503: "service_unavailable: Redis unreachable; retry after Retry-After seconds",
 }
@@ -40,6 +42,17 @@ HEADERS = {
     },
     "WWW-Authenticate": {"description": "authentication scheme", "schema": {"type": "string"}},
     "Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}},
+    "ETag": {"description": 'the session\'s version as a strong entity tag, e.g. "7"', "schema": {"type": "string"}},
+    "Idempotent-Replayed": {
+        "description": "true when this is the stored response to an earlier request with the same Idempotency-Key",
+        "schema": {"type": "string"},
+    },
+}
+HEADER_PARAMS = {
+    "If-Match": "apply only if the session's current ETag is one of these (or * for any existing session); "
+    "otherwise 412",
+    "Idempotency-Key": "a unique key for this request: a retry with the same key and request replays the first "
+    "response (for 24 hours) instead of applying again",
 }
 
 
@@ -72,6 +85,10 @@ def error_statuses(e: Endpoint) -> list[int]:
         statuses |= {413, 415}
     if e.creates:
         statuses.add(409)
+    if e.conditional:
+        statuses.add(412)
+    if e.idempotent:
+        statuses.add(422)
     if e.path == "/readyz":
         statuses.add(503)
     return sorted(statuses)
@@ -96,15 +113,28 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
         {"name": q.name, "in": "query", "required": False, "schema": q.schema, "description": q.description}
         for q in e.query
     ]
+    for name, wanted in (("If-Match", e.conditional), ("Idempotency-Key", e.idempotent)):
+        if wanted:
+            params.append(
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": HEADER_PARAMS[name],
+                }
+            )
     if params:
         op["parameters"] = params
     if e.body is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": _schema(e.body, components)}},
-        }
+        body: dict[str, Any] = {"schema": _schema(e.body, components)}
+        content = {"application/json": body}
+        if e.merge_patch:
+            content["application/merge-patch+json"] = body  # RFC 7396: metadata merged, null deletes a key
+        op["requestBody"] = {"required": True, "content": content}
     success = _schema(e.response, components) if e.response is not None else None
-    op["responses"] = {str(e.status): _response("success", success)}
+    success_headers = (("ETag",) if e.etag else ()) + (("Idempotent-Replayed",) if e.idempotent else ())
+    op["responses"] = {str(e.status): _response("success", success, success_headers)}
     for status in error_statuses(e):
         op["responses"][str(status)] = _response(ERROR_TEXT[status], error, RESPONSE_HEADERS.get(status, ()))
     op["security"] = [{"apiKey": []}, {"bearer": []}] if e.role is not None else []

@@ -9,6 +9,8 @@ call each.
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,9 +27,12 @@ from agent_sessions.events import Origin
 from agent_sessions.ratelimit import retry_after
 from agent_sessions.reports import Report
 from agent_sessions.services import Services, check_path_keys
+from agent_sessions.store import NO_IDEMPOTENCY, Idempotency
 from agent_sessions.web.errors import JSON, request_id
 
-JSON_TYPES = ("application/json",)
+JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
+IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
+ETAG_RE = re.compile(r'"([^"]*)"')
 
 
 @dataclass
@@ -36,6 +41,10 @@ class Call:
     services: Services
     key: ApiKey | None
     body: dict[str, Any]
+    merge: bool = False
+    if_match: str = ""
+    idem: Idempotency = NO_IDEMPOTENCY
+    replayed: bool = False
 
     @property
     def agent(self) -> str:
@@ -73,6 +82,10 @@ class Endpoint:
     status: int = 200
     creates: bool = False
     query: tuple[QueryParam, ...] = field(default=())
+    etag: bool = False  # the response is one session: ETag "<version>"
+    conditional: bool = False  # honours If-Match
+    idempotent: bool = False  # honours Idempotency-Key
+    merge_patch: bool = False  # also takes application/merge-patch+json
 
     @property
     def path_keys(self) -> tuple[str, ...]:
@@ -134,7 +147,8 @@ async def get_report(c: Call) -> tuple[int, Any]:
 
 
 async def create_session(c: Call) -> tuple[int, Any]:
-    return 201, await c.services.create_session(c.agent, c.body, c.origin)
+    session, c.replayed = await c.services.create_session(c.agent, c.body, c.origin, c.idem)
+    return 201, session
 
 
 async def list_sessions(c: Call) -> tuple[int, Any]:
@@ -147,7 +161,15 @@ async def get_session(c: Call) -> tuple[int, Any]:
 
 
 async def update_session(c: Call) -> tuple[int, Any]:
-    return 200, await c.services.update_session(c.agent, c.session, c.body, c.origin)
+    session, c.replayed = await c.services.update_session(
+        c.agent, c.session, c.body, c.origin, merge=c.merge, if_match=c.if_match, idem=c.idem
+    )
+    return 200, session
+
+
+async def session_history(c: Call) -> tuple[int, Any]:
+    limit, page_key = query_limit(c.request), c.request.query_params.get("page_key")
+    return 200, await c.services.history(c.agent, c.session, page_key, limit)
 
 
 async def delete_session(c: Call) -> tuple[int, Any]:
@@ -212,6 +234,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=models.Session,
         status=201,
         creates=True,
+        etag=True,
+        idempotent=True,
     ),
     Endpoint(
         "GET",
@@ -222,7 +246,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=models.SessionList,
         query=(LIMIT, PAGE_KEY, ENABLED),
     ),
-    Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session),
+    Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session, etag=True),
+    Endpoint(
+        "GET",
+        f"{SESSION}/history",
+        session_history,
+        "A session's changes, newest first",
+        Role.VIEWER,
+        response=models.History,
+        query=(LIMIT, PAGE_KEY),
+    ),
     Endpoint(
         "PATCH",
         SESSION,
@@ -231,6 +264,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.EDITOR,
         body=models.SessionPatch,
         response=models.Session,
+        etag=True,
+        conditional=True,
+        idempotent=True,
+        merge_patch=True,
     ),
     Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204),
     Endpoint(
@@ -249,10 +286,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 # -- the shared request pipeline ---------------------------------------------------------------------
 
 
-async def read_json_body(request: Request, limit: int) -> bytes:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type not in JSON_TYPES:
-        raise UnsupportedMediaType(f"Content-Type must be application/json, not {media_type or 'missing'!r}")
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> bytes:
+    media = media_type(request)
+    if media not in accepted:
+        raise UnsupportedMediaType(f"Content-Type must be {' or '.join(accepted)}, not {media or 'missing'!r}")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body is larger than {limit} bytes")
@@ -265,28 +306,64 @@ async def read_json_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def parse_if_match(value: str | None) -> str:
+    """If-Match -> "" (absent), "*" or the versions it lists. Weak tags (W/"3") never match (RFC 9110
+    strong comparison), and neither does a malformed header: both give a value no version equals."""
+    if value is None:
+        return ""
+    if value.strip() == "*":
+        return "*"
+    tags = [part.strip() for part in value.split(",")]
+    versions = [m.group(1) for tag in tags if (m := ETAG_RE.fullmatch(tag)) and m.group(1).isdigit()]
+    return ",".join(versions) or "-"
+
+
+def idempotency(request: Request, key: ApiKey, raw: bytes, if_match: str, ttl: int) -> Idempotency:
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return NO_IDEMPOTENCY
+    if not IDEMPOTENCY_KEY_RE.fullmatch(value):
+        raise InvalidRequest.for_fields({"Idempotency-Key": "must be 1-255 printable ASCII characters"})
+    request_id = hashlib.sha256(value.encode()).hexdigest()
+    fingerprint = hashlib.sha256(
+        b"\0".join(
+            [request.method.encode(), request.url.path.encode(), media_type(request).encode(), if_match.encode(), raw]
+        )
+    ).hexdigest()
+    record = request.app.state.services.store.keys.idempotency(key.id, request_id)
+    return Idempotency(record, fingerprint, ttl)
+
+
 def route(endpoint: Endpoint) -> Route:
+    accepted = (JSON_TYPE, MERGE_PATCH_TYPE) if endpoint.merge_patch else (JSON_TYPE,)
+
     async def handle(request: Request) -> Response:
         state = request.app.state
-        key = None
+        call = Call(request, state.services, None, {})
         if endpoint.role is not None:
             secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
             address = request.client.host if request.client else "unknown"
-            key, quota, allowed = await state.gate.admit(secret, address)
+            call.key, quota, allowed = await state.gate.admit(secret, address)
             request.state.response_headers = quota.headers()
             if not allowed:
                 raise RateLimited(retry_after(quota.next_token_ms))
-            agent = request.path_params.get("agent_key")
-            authorize(key, endpoint.role, agent, any_agent=endpoint.any_agent)
+            authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
         if endpoint.path_keys:
             check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
-        body: dict[str, Any] = {}
         if endpoint.body is not None:
-            raw = await read_json_body(request, state.settings.max_body_bytes)
-            body = models.parse_body(endpoint.body, raw)
-        status, payload = await endpoint.handler(Call(request, state.services, key, body))
+            raw = await read_body(request, state.settings.max_body_bytes, accepted)
+            call.body = models.parse_body(endpoint.body, raw)
+            call.merge = media_type(request) == MERGE_PATCH_TYPE
+            if endpoint.conditional:
+                call.if_match = parse_if_match(request.headers.get("if-match"))
+            if endpoint.idempotent and call.key is not None:
+                call.idem = idempotency(request, call.key, raw, call.if_match, state.settings.idempotency_ttl)
+        status, payload = await endpoint.handler(call)
         if payload is None:
             return Response(status_code=status)
-        return Response(orjson.dumps(payload), status, media_type=JSON)
+        headers = {"ETag": f'"{payload["version"]}"'} if endpoint.etag else {}
+        if call.replayed:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
 
     return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.handler.__name__)

@@ -1,5 +1,6 @@
--- _outbox.lua: prelude prepended to every script that changes a session (see lua/__init__.py).
--- It appends one event to the outbox stream in the same atomic step as the change: both or neither.
+-- _change.lua: prelude prepended to every script that changes a session (see lua/__init__.py).
+-- What every change writes besides the session, in the same atomic step: the event in the outbox
+-- stream and the entry in the session's history. All or nothing.
 --
 -- Outbox entry (stream as:outbox, read by the relay through consumer group "relay"):
 --   type, event_id, agent_key, session_key, version, occurred_at (ms, Redis TIME), actor, request_id,
@@ -23,5 +24,17 @@ local function emit_event(stream, kind, event_id, agent, session, version, at, a
     entry[#entry + 1] = snapshot[i + 1]
   end
   redis.call('XADD', stream, '*', unpack(entry))
+end
+
+-- History (zset as:history:<agent>:<session>, score = version, member = JSON entry):
+--   {"v": version, "at": ms, "actor": …, "request_id": …, "o": {field: old}, "n": {field: new}}
+-- with stored representations (metadata as its JSON text). Capped at `cap` newest entries.
+local function record_history(key, version, at, actor, request_id, old, new, cap)
+  local o, n = {}, {}
+  for i = 1, #old, 2 do o[old[i]] = old[i + 1] end
+  for i = 1, #new, 2 do n[new[i]] = new[i + 1] end
+  local entry = cjson.encode({v = version, at = at, actor = actor, request_id = request_id, o = o, n = n})
+  redis.call('ZADD', key, version, entry)
+  if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
 end
 
