@@ -115,9 +115,7 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
 async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
-    written = await store.update_session(
-        A, S, ORIGIN, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"}
-    )
+    written = await store.update_session(A, S, ORIGIN, {"description": "d", "metadata": b'{"p":1}', "enabled": "1"})
     assert not written.changed and written.fields == before
 
 
