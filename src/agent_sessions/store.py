@@ -35,6 +35,7 @@ SCRIPTS = (
     "session_update",
     "session_delete",
     "page",
+    "history_page",
 )
 
 
@@ -282,19 +283,13 @@ class Store:
 
     async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
         """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""
-        top = "+inf" if below is None else f"({below}"
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(self.keys.agent(agent))
-            pipe.exists(self.keys.session(agent, session))
-            pipe.zrevrangebyscore(self.keys.history(agent, session), top, "-inf", start=0, num=limit)
-            pipe.zcard(self.keys.history(agent, session))
-            agent_exists, session_exists, entries, total = await pipe.execute()
-        if not agent_exists:
-            raise AgentNotFound()
-        if not session_exists:
-            raise SessionNotFound()
-        return cast(list[str], entries), int(total)
+        reply = await self._run(
+            "history_page",
+            [self.keys.agent(agent), self.keys.session(agent, session), self.keys.history(agent, session)],
+            ["" if below is None else below, limit],
+        )
+        _raise_missing(reply[0])
+        return reply[2:], int(reply[1])
 
     async def _page(self, keys: list[str], prefix: str, after: str, limit: int) -> Page:
         reply = await self._run("page", keys, [prefix, after, limit])

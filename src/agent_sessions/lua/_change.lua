@@ -26,15 +26,16 @@ local function emit_event(stream, kind, event_id, agent, session, version, at, a
   redis.call('XADD', stream, '*', unpack(entry))
 end
 
--- History (zset as:history:<agent>:<session>, score = version, member = JSON entry):
+-- History (list as:history:<agent>:<session>, newest first; one JSON entry per version):
 --   {"v": version, "at": ms, "actor": …, "request_id": …, "o": {field: old}, "n": {field: new}}
 -- with stored representations (metadata as its JSON text). Capped at `cap` newest entries.
+-- Versions are dense (1 = created, +1 per change), so the entry of version v sits at index head - v.
 local function record_history(key, version, at, actor, request_id, old, new, cap)
   local o, n = {}, {}
   for i = 1, #old, 2 do o[old[i]] = old[i + 1] end
   for i = 1, #new, 2 do n[new[i]] = new[i + 1] end
   local entry = cjson.encode({v = version, at = at, actor = actor, request_id = request_id, o = o, n = n})
-  redis.call('ZADD', key, version, entry)
-  if cap > 0 then redis.call('ZREMRANGEBYRANK', key, 0, -(cap + 1)) end
+  redis.call('LPUSH', key, entry)
+  if cap > 0 and version > cap then redis.call('LTRIM', key, 0, cap - 1) end
 end
 

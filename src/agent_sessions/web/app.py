@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
@@ -52,11 +51,12 @@ class ResponseHeadersMiddleware:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                if "x-request-id" not in headers:
-                    headers["x-request-id"] = rid
+                # Raw header tuples: this runs on every response, and MutableHeaders costs more.
+                headers = message.setdefault("headers", [])
+                if not any(name == b"x-request-id" for name, _ in headers):
+                    headers.append((b"x-request-id", rid.encode("latin-1")))
                 for name, value in state.get("response_headers", ()):
-                    headers.append(name, value)
+                    headers.append((name.encode("latin-1"), value.encode("latin-1")))
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
