@@ -8,7 +8,7 @@ local headers = {["Content-Type"] = "application/json", ["x-api-key"] = key}
 
 request = function()
   counter = counter + 1
-  local body = '{"metadata":{"priority":"urgent","escalation_level":"tier_' .. counter .. '"}}'
+  local body = '{"metadata":{"priority":"urgent","escalation_level":"bench_' .. counter .. '"}}'
   return wrk.format("PATCH", nil, headers, body)
 end
 
