@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import dramatiq
+import httpx
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.middleware import Middleware
+from dramatiq.middleware import Middleware, Retries
 
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
@@ -30,6 +31,7 @@ class WorkerResources(Middleware):
         self._redis: redis.Redis | None = None
         self.reports: Reports
         self.escalations: Escalations
+        self.http: httpx.Client
 
     @property
     def rule(self) -> EscalationRule:
@@ -41,10 +43,13 @@ class WorkerResources(Middleware):
             self._redis = sync_client(self.settings.redis_url, timeout=self.settings.redis_timeout * 5)
             self.reports = Reports(self._redis, self.settings.report_dimensions)
             self.escalations = Escalations(self._redis)
+            # One keep-alive connection pool for webhook deliveries, shared by the worker's threads.
+            self.http = httpx.Client(timeout=self.settings.webhook_timeout, follow_redirects=False)
 
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
+            self.http.close()
             self._redis = None
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
@@ -59,11 +64,13 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     if not url or not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the workers need Redis (and BROKER_URL, default REDIS_URL)")
     broker: dramatiq.Broker
+    # Only the middleware we use: Dramatiq's defaults add an age limit, a time-limit timer thread,
+    # callbacks and pipelines to every message, none of which these actors need.
+    middleware = [Retries(), WorkerResources(settings)]
     if url.startswith(("amqp://", "amqps://")):
-        broker = RabbitmqBroker(url=url, confirm_delivery=True)
+        broker = RabbitmqBroker(url=url, confirm_delivery=True, middleware=middleware)
     else:
-        broker = RedisBroker(url=url)  # type: ignore[no-untyped-call]
-    broker.add_middleware(WorkerResources(settings))
+        broker = RedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
     return broker
 
 

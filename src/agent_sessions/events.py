@@ -29,8 +29,9 @@ CREATED, UPDATED, DELETED = "session.created", "session.updated", "session.delet
 
 # Consumers, by Dramatiq actor name and queue. The relay enqueues by these names, so the API and the
 # relay never import actor code; tests check the actors are declared with the same names and queues.
-REPORT = ("report_event", "reports")
-ESCALATE = ("escalate", "escalations")
+# The event consumers take a list of events (one message per relay batch): fewer, larger messages.
+REPORT = ("report_events", "reports")
+ESCALATE = ("escalate_events", "escalations")
 DELIVER_WEBHOOK = ("deliver_webhook", "webhooks")
 DEAD_LETTER = ("dead_letter_webhook", "webhooks")
 

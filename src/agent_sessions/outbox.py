@@ -1,11 +1,12 @@
 """The outbox relay: moves events from the Redis outbox stream into Dramatiq.
 
-Each relay is one consumer of the stream's consumer group. It reads new entries, enqueues one message
-per consumer actor (by name: the relay never imports actor code), and only after the broker accepted
-them acknowledges and deletes the entries (so only acknowledged entries are ever trimmed). Entries that
-another relay read but never acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for
-``claim_idle_ms``. Delivery is therefore at least once; consumers dedupe on the event.
-Several relays may run at once: the group hands each entry to one of them.
+Each relay is one consumer of the stream's consumer group. It reads new entries (up to ``batch`` at a
+time), enqueues for each consumer actor one message holding the batch's events (by name: the relay
+never imports actor code), and only after the broker accepted them acknowledges and deletes the
+entries (so only acknowledged entries are ever trimmed). Entries that another relay read but never
+acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is
+therefore at least once; consumers dedupe on the event. Several relays may run at once: the group
+hands each entry to one of them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, cast
 import dramatiq
 import redis
 
-from agent_sessions.events import OUTBOX, RELAY_GROUP, consumers, event_from_entry
+from agent_sessions.events import OUTBOX, RELAY_GROUP, Event, consumers, event_from_entry
 
 log = logging.getLogger("agent_sessions.relay")
 POISON = "as:outbox:poison"
@@ -92,7 +93,9 @@ class Relay:
         return entries
 
     def relay(self, entries: list[Entry]) -> None:
+        """Enqueue the entries' events, one message per consumer (a list of events), then acknowledge."""
         done: list[str] = []
+        batches: dict[tuple[str, str], list[Event]] = {}
         for entry_id, fields in entries:
             try:
                 event = event_from_entry(fields)
@@ -101,12 +104,14 @@ class Relay:
                 self.redis.xadd(POISON, dict(fields) or {"empty": ""})  # type: ignore[arg-type]
                 done.append(entry_id)
                 continue
-            for actor, queue in consumers(event):
-                message: dramatiq.Message[Any] = dramatiq.Message(
-                    queue_name=queue, actor_name=actor, args=(event,), kwargs={}, options={}
-                )
-                self.broker.enqueue(message)
+            for consumer in consumers(event):
+                batches.setdefault(consumer, []).append(event)
             done.append(entry_id)
+        for (actor, queue), events in batches.items():
+            message: dramatiq.Message[Any] = dramatiq.Message(
+                queue_name=queue, actor_name=actor, args=(events,), kwargs={}, options={}
+            )
+            self.broker.enqueue(message)
         self.ack(done)
 
     def ack(self, entry_ids: list[str]) -> None:

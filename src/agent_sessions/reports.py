@@ -92,6 +92,10 @@ class Reports:
         keys = [report_key(agent), f"as:report:state:{incarnation}", f"as:report:ooo:{incarnation}"]
         return cast(str, self._apply(keys=keys, args=args)) == "applied"
 
+    def apply_all(self, events: list[Event]) -> int:
+        """Count a batch (each event exactly once); returns how many were new."""
+        return sum(self.apply(event) for event in events)
+
     def read(self, agent: str) -> Report:
         fields = cast(dict[str, str], self.redis.hgetall(report_key(agent)))
         return report_from_hash(agent, fields, self.dimensions)

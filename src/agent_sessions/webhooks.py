@@ -2,8 +2,8 @@
 
 Headers: ``webhook-id`` (the event id: stable across retries, so receivers dedupe on it),
 ``webhook-timestamp`` (seconds, per attempt) and ``webhook-signature: v1,<base64 HMAC-SHA256 of
-"id.timestamp.body">`` keyed with the bytes of the ``whsec_<base64>`` secret. The standard library's
-HTTP client is enough for one POST with a timeout.
+"id.timestamp.body">`` keyed with the bytes of the ``whsec_<base64>`` secret. Deliveries go through
+the worker's keep-alive ``httpx.Client`` (a new connection per webhook costs more than the webhook).
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import base64
 import hashlib
 import hmac
 import time
-import urllib.error
-import urllib.request
+
+import httpx
 
 
 class DeliveryFailed(Exception):
@@ -36,15 +36,12 @@ def headers(key: bytes, msg_id: str, body: bytes, now: float | None = None) -> d
     }
 
 
-def post(url: str, key: bytes, msg_id: str, body: bytes, timeout: float) -> int:
-    request = urllib.request.Request(url, data=body, headers=headers(key, msg_id, body), method="POST")
+def post(client: httpx.Client, url: str, key: bytes, msg_id: str, body: bytes) -> int:
+    """One attempt; raises ``DeliveryFailed`` unless the receiver answers 2xx within the timeout."""
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status = int(response.status)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"HTTP {exc.code} from receiver") from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise DeliveryFailed(f"no answer from receiver: {exc}") from None
-    if not 200 <= status < 300:
-        raise DeliveryFailed(f"HTTP {status} from receiver")
-    return status
+        response = client.post(url, content=body, headers=headers(key, msg_id, body))
+    except httpx.HTTPError as exc:
+        raise DeliveryFailed(f"no answer from receiver: {exc!r}") from None
+    if not response.is_success:
+        raise DeliveryFailed(f"HTTP {response.status_code} from receiver")
+    return response.status_code

@@ -13,6 +13,11 @@ log = logging.getLogger("agent_sessions.actors.escalation")
 
 
 @dramatiq.actor(actor_name=ESCALATE[0], queue_name=ESCALATE[1], max_retries=50, min_backoff=500, max_backoff=60_000)
+def escalate_events(events: list[Event]) -> None:
+    for event in events:
+        escalate(event)
+
+
 def escalate(event: Event) -> None:
     res = resources()
     reasons = res.rule.reasons(event)

@@ -13,12 +13,7 @@ log = logging.getLogger("agent_sessions.actors.reporting")
 
 
 @dramatiq.actor(actor_name=REPORT[0], queue_name=REPORT[1], max_retries=50, min_backoff=500, max_backoff=60_000)
-def report_event(event: Event) -> None:
-    applied = resources().reports.apply(event)
-    log.debug(
-        "%s %s v%s %s",
-        event["type"],
-        event["session_key"],
-        event["version"],
-        (applied and "counted") or "duplicate",
-    )
+def report_events(events: list[Event]) -> None:
+    # A retried batch re-applies events already counted: report_apply.lua skips those.
+    counted = resources().reports.apply_all(events)
+    log.debug("counted %d of %d events", counted, len(events))

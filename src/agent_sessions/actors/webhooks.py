@@ -25,7 +25,7 @@ def deliver_webhook(event_id: str) -> None:
         log.error("escalation %s pending but ESCALATION_WEBHOOK_URL/SECRET are not set", event_id)
         return
     try:
-        webhooks.post(url, key, event_id, record["body"].encode(), res.settings.webhook_timeout)
+        webhooks.post(res.http, url, key, event_id, record["body"].encode())
     except webhooks.DeliveryFailed as exc:
         res.escalations.failed_attempt(event_id, str(exc))
         log.warning("webhook %s not delivered: %s", event_id, exc)
