@@ -24,9 +24,9 @@ def _second(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def agent_resource(agent: str, fields: Fields) -> Agent:
+def _common(fields: Fields) -> dict[str, Any]:
+    """The fields agents and sessions share, from their stored representation."""
     return {
-        "key": agent,
         "name": fields["name"],
         "description": fields["description"],
         "metadata": orjson.loads(fields["metadata"]),
@@ -34,20 +34,14 @@ def agent_resource(agent: str, fields: Fields) -> Agent:
         "created_at": timestamp(fields["created_at"]),
         "updated_at": timestamp(fields["updated_at"]),
     }
+
+
+def agent_resource(agent: str, fields: Fields) -> Agent:
+    return {"key": agent, **_common(fields)}  # type: ignore[typeddict-item]
 
 
 def session_resource(agent: str, session: str, fields: Fields) -> Session:
-    return {
-        "id": session,
-        "agent_key": agent,
-        "name": fields["name"],
-        "description": fields["description"],
-        "metadata": orjson.loads(fields["metadata"]),
-        "enabled": fields["enabled"] == "1",
-        "created_at": timestamp(fields["created_at"]),
-        "updated_at": timestamp(fields["updated_at"]),
-        "version": int(fields["version"]),
-    }
+    return {"id": session, "agent_key": agent, **_common(fields), "version": int(fields["version"])}  # type: ignore[typeddict-item]
 
 
 def event_time(ms: str) -> str:

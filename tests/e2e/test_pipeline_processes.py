@@ -10,6 +10,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -66,36 +67,42 @@ def receiver() -> Iterator[Receiver]:
         yield r
 
 
-@pytest.fixture
-def system(redis_url: str, broker_url: str, receiver: Receiver) -> Iterator[tuple[str, dict[str, str]]]:
+@contextmanager
+def stack(redis_url: str, receiver: Receiver, **settings: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
+    """`agent-sessions serve` and `agent-sessions worker` on one Redis: (base URL, admin headers, env)."""
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     _, secret = Keyring(conn).create(Role.ADMIN, rate=100_000.0, burst=100_000)
-    settings = env(
+    environment = env(
         REDIS_URL=redis_url,
-        BROKER_URL=broker_url,
         ESCALATION_WEBHOOK_URL=receiver.url,
         ESCALATION_WEBHOOK_SECRET=SECRET,
         WEBHOOK_MIN_BACKOFF_MS="50",
-        WEBHOOK_MAX_BACKOFF_MS="200",
-        WEBHOOK_MAX_RETRIES="5",
+        **settings,
     )
     port = free_port()
-    api = subprocess.Popen(
-        [command(), "serve", "--port", str(port)], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    worker = subprocess.Popen(
-        [command(), "worker", "--threads", "4"], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    quiet = {"env": environment, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    api = subprocess.Popen([command(), "serve", "--port", str(port)], **quiet)  # type: ignore[call-overload]
+    worker = subprocess.Popen([command(), "worker", "--threads", "4"], **quiet)  # type: ignore[call-overload]
     base = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{base}/healthz")
         headers = {"x-api-key": secret}
         assert httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "e2e"}, headers=headers).status_code == 201
-        yield base, headers
+        yield base, headers, environment
     finally:
         assert stop(worker, signal.SIGTERM, timeout=60)
         assert stop(api, signal.SIGTERM)
         conn.close()
+
+
+@pytest.fixture
+def system(redis_url: str, broker_url: str, receiver: Receiver) -> Iterator[tuple[str, dict[str, str]]]:
+    with stack(redis_url, receiver, BROKER_URL=broker_url, WEBHOOK_MAX_BACKOFF_MS="200", WEBHOOK_MAX_RETRIES="5") as (
+        base,
+        headers,
+        _,
+    ):
+        yield base, headers
 
 
 def wait_until(predicate: Any, timeout: float = 60.0) -> None:
@@ -185,27 +192,8 @@ def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
 @pytest.fixture
 def impatient(redis_url: str, receiver: Receiver) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """API and worker (Redis broker) with a one-retry schedule, so dead letters come quickly."""
-    conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.ADMIN)
-    settings = env(
-        REDIS_URL=redis_url,
-        ESCALATION_WEBHOOK_URL=receiver.url,
-        ESCALATION_WEBHOOK_SECRET=SECRET,
-        WEBHOOK_MIN_BACKOFF_MS="50",
-        WEBHOOK_MAX_BACKOFF_MS="100",
-        WEBHOOK_MAX_RETRIES="1",
-    )
-    port = free_port()
-    api = subprocess.Popen(
-        [command(), "serve", "--port", str(port)], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    worker = subprocess.Popen([command(), "worker"], env=settings, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-        yield f"http://127.0.0.1:{port}", {"x-api-key": secret}, settings
-    finally:
-        assert stop(worker, signal.SIGTERM, timeout=60)
-        assert stop(api, signal.SIGTERM)
+    with stack(redis_url, receiver, WEBHOOK_MAX_BACKOFF_MS="100", WEBHOOK_MAX_RETRIES="1") as running:
+        yield running
 
 
 def test_dead_letters_are_listed_and_resent_by_the_cli(
@@ -213,7 +201,6 @@ def test_dead_letters_are_listed_and_resent_by_the_cli(
 ) -> None:
     base, headers, settings = impatient
     receiver.fail_next(1000)
-    httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "e2e"}, headers=headers)
     sessions = f"{base}/v2/agents/{AGENT}/sessions"
     httpx.post(sessions, json={"key": "ase_1"}, headers=headers)
     event = httpx.patch(f"{sessions}/ase_1", json={"metadata": {"priority": "urgent"}}, headers=headers)
