@@ -70,7 +70,12 @@ def make_broker(settings: Settings) -> dramatiq.Broker:
     if url.startswith(("amqp://", "amqps://")):
         broker = RabbitmqBroker(url=url, confirm_delivery=True, middleware=middleware)
     else:
-        broker = RedisBroker(url=url, middleware=middleware)  # type: ignore[no-untyped-call]
+        broker = RedisBroker(  # type: ignore[no-untyped-call]
+            url=url,
+            middleware=middleware,
+            heartbeat_timeout=settings.redis_broker_heartbeat_ms,
+            maintenance_chance=settings.redis_broker_maintenance_chance,
+        )
     return broker
 
 

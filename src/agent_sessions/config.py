@@ -41,6 +41,8 @@ ENV_VARS: dict[str, str] = {
     "WEBHOOK_MAX_BACKOFF_MS": "webhook_max_backoff_ms",
     "WEBHOOK_TIMEOUT": "webhook_timeout",
     "RELAY_CLAIM_IDLE_MS": "relay_claim_idle_ms",
+    "REDIS_BROKER_HEARTBEAT_MS": "redis_broker_heartbeat_ms",
+    "REDIS_BROKER_MAINTENANCE_CHANCE": "redis_broker_maintenance_chance",
     "HISTORY_MAX": "history_max",
     "IDEMPOTENCY_TTL": "idempotency_ttl",
 }
@@ -98,6 +100,10 @@ class Settings(BaseModel):
     webhook_min_backoff_ms: int = Field(default=1_000, ge=1)
     webhook_max_backoff_ms: int = Field(default=300_000, ge=1)
     webhook_timeout: float = Field(default=10.0, gt=0)
+    # Dramatiq's Redis broker gives a dead worker's unacknowledged messages back after its heartbeat is
+    # this old, checked on about `chance` in a million broker commands (Dramatiq's defaults).
+    redis_broker_heartbeat_ms: int = Field(default=60_000, ge=1_000)
+    redis_broker_maintenance_chance: int = Field(default=1_000, ge=1, le=1_000_000)
     # Newest history entries kept per session (0: keep all), and how long Idempotency-Key results live.
     history_max: int = Field(default=1000, ge=0)
     idempotency_ttl: int = Field(default=24 * 3600, ge=1)
