@@ -8,21 +8,26 @@ worker boots, closed when it shuts down, never at import.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dramatiq
 import httpx
 import redis
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import Middleware, Retries
 
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
+from agent_sessions.escalations import METRICS as COUNTERS
 from agent_sessions.escalations import EscalationRule, Escalations
 from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK
 from agent_sessions.redis_client import sync_client
 from agent_sessions.reports import Reports
+
+log = logging.getLogger("agent_sessions.worker")
 
 
 class WorkerResources(Middleware):
@@ -54,6 +59,45 @@ class WorkerResources(Middleware):
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.open()
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: MessageProxy,
+        *,
+        result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Count every handled event per actor (in Redis, for /metrics) and log one line per event."""
+        outcome = "processed" if exception is None else "failed"
+        arg = message.args[0] if message.args else None
+        events = arg if isinstance(arg, list) else [arg]
+        self.open()
+        assert self._redis is not None
+        try:
+            self._redis.hincrby(COUNTERS, f"{message.actor_name}:{outcome}", len(events))
+        except redis.RedisError:
+            log.warning("could not count %s events of %s", outcome, message.actor_name)
+        level = logging.INFO if exception is None else logging.WARNING
+        for event in events:
+            fields = event if isinstance(event, dict) else {"event_id": event}
+            log.log(
+                level,
+                "%s %s",
+                message.actor_name,
+                outcome,
+                extra={
+                    "actor": message.actor_name,
+                    "outcome": outcome,
+                    "message_id": message.message_id,
+                    "event_id": fields.get("event_id"),
+                    "type": fields.get("type"),
+                    "agent_key": fields.get("agent_key"),
+                    "session_key": fields.get("session_key"),
+                    "version": fields.get("version"),
+                    "error": None if exception is None else repr(exception),
+                },
+            )
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
         self.close()

@@ -102,6 +102,7 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from agent_sessions import dev
+    from agent_sessions.logs import dict_config
     from agent_sessions.redis_server import RedisServer
     from agent_sessions.web.app import create_app
 
@@ -113,7 +114,14 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
         secret = dev.seed(settings, data_dir)
         workers = dev.start_workers(server.url)
         print(dev.banner(f"http://{args.host}:{args.port}", server.url, secret), flush=True)
-        uvicorn.Server(uvicorn.Config(create_app(settings), host=args.host, port=args.port)).run()
+        config = uvicorn.Config(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_config=dict_config(settings.log_level, "text"),
+        )
+        uvicorn.Server(config).run()
     finally:
         if workers is not None:
             dev.stop_workers(workers)

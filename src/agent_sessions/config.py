@@ -10,7 +10,7 @@ import base64
 import binascii
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -44,6 +44,9 @@ ENV_VARS: dict[str, str] = {
     "REDIS_BROKER_HEARTBEAT_MS": "redis_broker_heartbeat_ms",
     "REDIS_BROKER_MAINTENANCE_CHANCE": "redis_broker_maintenance_chance",
     "HISTORY_MAX": "history_max",
+    "LOG_LEVEL": "log_level",
+    "LOG_FORMAT": "log_format",
+    "PROMETHEUS_MULTIPROC_DIR": "prometheus_multiproc_dir",
     "IDEMPOTENCY_TTL": "idempotency_ttl",
 }
 
@@ -104,6 +107,10 @@ class Settings(BaseModel):
     # this old, checked on about `chance` in a million broker commands (Dramatiq's defaults).
     redis_broker_heartbeat_ms: int = Field(default=60_000, ge=1_000)
     redis_broker_maintenance_chance: int = Field(default=1_000, ge=1, le=1_000_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # prometheus-client's multiprocess mode (set by `serve --workers N`): metrics of all API processes
+    prometheus_multiproc_dir: str | None = None
     # Newest history entries kept per session (0: keep all), and how long Idempotency-Key results live.
     history_max: int = Field(default=1000, ge=0)
     idempotency_ttl: int = Field(default=24 * 3600, ge=1)
@@ -146,6 +153,8 @@ class Settings(BaseModel):
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {field: env[name] for name, field in ENV_VARS.items() if env.get(name)}
+        if "log_level" in values:
+            values["log_level"] = values["log_level"].upper()
         values.update(overrides)
         try:
             return cls.model_validate(values)

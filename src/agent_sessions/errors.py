@@ -105,9 +105,10 @@ class RateLimited(ServiceError):
     code = "rate_limit_exceeded"
     default_message = "rate limit exceeded"
 
-    def __init__(self, retry_after: int, *messages: str) -> None:
+    def __init__(self, retry_after: int, *messages: str, reason: str = "key") -> None:
         super().__init__(*messages)
         self.retry_after = retry_after
+        self.reason = reason  # "key": the key's bucket; "address": failed authentications
 
 
 class StoreUnavailable(ServiceError):

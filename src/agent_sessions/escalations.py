@@ -21,6 +21,7 @@ from agent_sessions.events import Event
 from agent_sessions.reports import report_key
 
 DEAD_LETTERS = "as:deadletters"
+METRICS = "as:metrics"  # counters the workers keep for /metrics (see metrics.py)
 
 
 @dataclass(frozen=True)
@@ -80,18 +81,23 @@ class Escalations:
         return cast(dict[str, str], self.redis.hgetall(escalation_key(event_id)))
 
     def delivered(self, event_id: str) -> None:
-        self.redis.hset(escalation_key(event_id), mapping={"status": "delivered", "delivered_at": _now_ms()})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(escalation_key(event_id), mapping={"status": "delivered", "delivered_at": _now_ms()})
+        pipe.hincrby(METRICS, "webhooks:delivered", 1)
+        pipe.execute()
 
     def failed_attempt(self, event_id: str, error: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hincrby(escalation_key(event_id), "attempts", 1)
         pipe.hset(escalation_key(event_id), "last_error", error)
+        pipe.hincrby(METRICS, "webhooks:failed", 1)
         pipe.execute()
 
     def dead(self, event_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(escalation_key(event_id), "status", "dead")
         pipe.zadd(DEAD_LETTERS, {event_id: int(_now_ms())})
+        pipe.hincrby(METRICS, "webhooks:dead_lettered", 1)
         pipe.execute()
 
     def dead_letters(self) -> list[dict[str, Any]]:

@@ -78,7 +78,9 @@ class Gate:
             )
         status = reply[0]
         if status == "throttled":
-            raise RateLimited(retry_after(int(reply[1])), "too many failed authentications from this address")
+            raise RateLimited(
+                retry_after(int(reply[1])), "too many failed authentications from this address", reason="address"
+            )
         if status != "ok" and status != "limited":
             raise Unauthorized("API key revoked" if status == "revoked" else "unknown API key")
         fields = dict(zip(reply[5::2], reply[6::2], strict=True))

@@ -19,6 +19,7 @@ from types import FrameType
 from agent_sessions.broker import make_broker
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
+from agent_sessions.logs import configure as configure_logging
 from agent_sessions.outbox import Relay
 from agent_sessions.redis_client import sync_client
 
@@ -32,7 +33,7 @@ IDLE_POLL_MS = "100"
 def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the relay and workers need Redis")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     broker = make_broker(settings)  # the relay only enqueues, by actor name
     client = sync_client(settings.redis_url, timeout=settings.redis_timeout * 5)
     relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms)
@@ -55,6 +56,7 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
             str(threads),
             "--worker-shutdown-timeout",
             str(SHUTDOWN_TIMEOUT_MS),
+            "--skip-logging",  # agent_sessions.workers configures it from the settings
         ],
         env={**os.environ, "dramatiq_worker_timeout": IDLE_POLL_MS},  # the child reads its settings from env
     )

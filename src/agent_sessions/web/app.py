@@ -6,11 +6,14 @@ Nothing here connects eagerly, so the API starts while Redis is down and answers
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -18,11 +21,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_sessions import metrics
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
+from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
-from agent_sessions.redis_client import async_client
+from agent_sessions.redis_client import async_client, outage_as_unavailable
 from agent_sessions.services import Services
 from agent_sessions.store import Store
 from agent_sessions.web import openapi
@@ -30,12 +35,13 @@ from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS, route
 
 CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+access_log = logging.getLogger("agent_sessions.access")
 
 
-class ResponseHeadersMiddleware:
-    """Put ``X-Request-ID`` (the client's, if sane, else a new one) on every response, and whatever
-    headers the request pipeline left in ``state["response_headers"]`` (the rate-limit headers), so
-    that error responses carry them too."""
+class EdgeMiddleware:
+    """What every HTTP response gets, errors included: ``X-Request-ID`` (the client's, if sane, else a
+    new one), the headers the pipeline left in ``state["response_headers"]`` (rate limits), a line in
+    the access log (request id, key id, route, status, duration) and the request metrics."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -44,13 +50,17 @@ class ResponseHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        started = time.perf_counter()
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         rid = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else "req_" + secrets.token_hex(12)
         state = scope.setdefault("state", {})
         state["request_id"] = rid
+        status = 500
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 # Raw header tuples: this runs on every response, and MutableHeaders costs more.
                 headers = message.setdefault("headers", [])
                 if not any(name == b"x-request-id" for name, _ in headers):
@@ -59,7 +69,29 @@ class ResponseHeadersMiddleware:
                     headers.append((name.encode("latin-1"), value.encode("latin-1")))
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            REQUESTS.labels(method, route, str(status)).inc()
+            LATENCY.labels(method, route).observe(elapsed)
+            access_log.info(
+                "%s %s %s",
+                method,
+                route,
+                status,
+                extra={
+                    "request_id": rid,
+                    "key_id": state.get("key_id"),
+                    "method": method,
+                    "route": route,
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 2),
+                },
+            )
 
 
 def metadata_limits(settings: Settings) -> MetadataLimits:
@@ -103,11 +135,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         return Response(spec, media_type=JSON)
 
+    async def metrics_endpoint(request: Request) -> Response:
+        async with outage_as_unavailable():
+            body = await metrics.render(request.app.state.redis, settings.prometheus_multiproc_dir is not None)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     routes = [route(e) for e in ENDPOINTS]
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False))
+    routes.append(Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False))
     return Starlette(
         routes=routes,
-        middleware=[Middleware(ResponseHeadersMiddleware)],
+        middleware=[Middleware(EdgeMiddleware)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

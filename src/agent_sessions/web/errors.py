@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_sessions import errors
+from agent_sessions.metrics import RATE_LIMITED
 
 log = logging.getLogger("agent_sessions.web")
 
@@ -76,6 +77,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
         headers["WWW-Authenticate"] = 'Bearer realm="agent-sessions"'
     elif isinstance(exc, errors.RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+        RATE_LIMITED.labels(exc.reason).inc()
     elif isinstance(exc, errors.StoreUnavailable):
         headers["Retry-After"] = "1"
         log.warning("redis unavailable: %r", exc.__cause__)

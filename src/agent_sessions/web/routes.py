@@ -345,6 +345,7 @@ def route(endpoint: Endpoint) -> Route:
             address = request.client.host if request.client else "unknown"
             call.key, quota, allowed = await state.gate.admit(secret, address)
             request.state.response_headers = quota.headers()
+            request.state.key_id = call.key.id
             if not allowed:
                 raise RateLimited(retry_after(quota.next_token_ms))
             authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
