@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,7 +86,12 @@ def _require_redis(settings: Settings) -> str:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from agent_sessions.logs import dict_config
+
     _require_redis(settings)
+    if args.workers > 1 and not settings.prometheus_multiproc_dir:
+        # prometheus-client's multiprocess mode, so that /metrics on any worker covers them all
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agent-sessions-metrics-")
     # Each worker process builds its own app (and reads the same environment) through the factory.
     uvicorn.run(
         "agent_sessions.web.app:create_app",
@@ -94,6 +101,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=args.workers,
         access_log=False,
         proxy_headers=True,
+        log_config=dict_config(settings.log_level, settings.log_format),
     )
     return 0
 

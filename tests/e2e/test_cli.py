@@ -112,7 +112,18 @@ def test_serve_with_several_workers(redis_url: str) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz")
+        wait_http(f"{base}/readyz")
+        for _ in range(20):
+            httpx.get(f"{base}/healthz")
+        # multiprocess metrics: whichever worker answers counts the requests of both
+        text = httpx.get(f"{base}/metrics").text
+        counted = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("agent_sessions_http_requests_total{") and 'route="/healthz"' in line
+        )
+        assert counted >= 20
     finally:
         assert stop(proc, signal.SIGTERM)

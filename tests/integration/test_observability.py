@@ -1,0 +1,117 @@
+"""/metrics and the logs: what an operator sees."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from agent_sessions.logs import JsonFormatter
+from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
+
+URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
+PATCH_ROUTE = "/v2/agents/{agent_key}/sessions/{session_key}"
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in Prometheus text format (0 when absent)."""
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = re.fullmatch(rf"{re.escape(name)}(?:\{{(.*)\}})? ([0-9.e+-]+)", line)
+        if not m:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(m.group(2))
+    return 0.0
+
+
+def test_http_metrics_count_requests_by_route_and_status(
+    client: TestClient, admin: dict[str, str], seeded: Any
+) -> None:
+    before = client.get("/metrics").text
+    client.patch(URL, json={"description": "x"}, headers=admin)
+    client.patch(URL, json={"bad": 1}, headers=admin)
+    after = client.get("/metrics").text
+    name = "agent_sessions_http_requests_total"
+    for status, n in (("200", 1), ("400", 1)):
+        labels = {"method": "PATCH", "route": PATCH_ROUTE, "status": status}
+        assert sample(after, name, **labels) - sample(before, name, **labels) == n
+    hist = "agent_sessions_http_request_duration_seconds_count"
+    assert (
+        sample(after, hist, method="PATCH", route=PATCH_ROUTE) - sample(before, hist, method="PATCH", route=PATCH_ROUTE)
+        == 2
+    )
+
+
+def test_rate_limited_requests_are_counted(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
+    key = {"x-api-key": make_key("viewer", rate=0.01, burst=1)}
+    before = sample(client.get("/metrics").text, "agent_sessions_rate_limited_total", reason="key")
+    client.get(URL, headers=key)
+    assert client.get(URL, headers=key).status_code == 429
+    assert sample(client.get("/metrics").text, "agent_sessions_rate_limited_total", reason="key") == before + 1
+
+
+def test_pipeline_metrics_come_from_redis(
+    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis
+) -> None:
+    sync_redis.hset(
+        "as:metrics", mapping={"report_events:processed": 7, "report_events:failed": 1, "webhooks:delivered": 3}
+    )
+    sync_redis.zadd("as:deadletters", {"evt_1": 1})
+    text = client.get("/metrics").text
+    assert sample(text, "agent_sessions_outbox_backlog") == sync_redis.xlen("as:outbox") == 1  # the seed's create
+    assert sample(text, "agent_sessions_relay_lag_seconds") >= 0
+    assert sample(text, "agent_sessions_events_total", actor="report_events", outcome="processed") == 7
+    assert sample(text, "agent_sessions_events_total", actor="report_events", outcome="failed") == 1
+    assert sample(text, "agent_sessions_webhooks_total", outcome="delivered") == 3
+    assert sample(text, "agent_sessions_dead_letters") == 1
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def access_records() -> Any:
+    handler, logger = Records(), logging.getLogger("agent_sessions.access")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler.records
+    logger.removeHandler(handler)
+
+
+def test_one_json_access_line_per_request_without_secrets(
+    client: TestClient, admin: dict[str, str], seeded: Any, access_records: list[logging.LogRecord]
+) -> None:
+    access_records.clear()
+    response = client.patch(URL, json={"description": "x"}, headers={**admin, "x-request-id": "trace-1"})
+    (record,) = access_records
+    line = json.loads(JsonFormatter().format(record))
+    assert line["request_id"] == "trace-1" and line["status"] == 200 and line["route"] == PATCH_ROUTE
+    assert line["method"] == "PATCH" and line["key_id"].startswith("kid_") and line["duration_ms"] >= 0
+    assert line["level"] == "info" and line["ts"].endswith("Z")
+    assert admin["x-api-key"] not in json.dumps(line) and response.status_code == 200
+
+
+def test_unauthenticated_and_unmatched_requests_are_logged_too(
+    client: TestClient, access_records: list[logging.LogRecord]
+) -> None:
+    access_records.clear()
+    client.get(URL, headers={"x-api-key": "ask_" + "x" * 32})
+    client.get("/nowhere")
+    lines = [json.loads(JsonFormatter().format(r)) for r in access_records]
+    assert [(line["status"], line["key_id"]) for line in lines] == [(401, None), (404, None)]
+    assert lines[1]["route"] == "unmatched"
+    assert "ask_" not in json.dumps(lines)
