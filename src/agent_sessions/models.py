@@ -177,8 +177,9 @@ class MetadataLimits:
 
 
 # JSON consumers in other languages (JavaScript above all) lose precision past 2**53; past 64 bits
-# most cannot parse the number at all. Reject those instead of storing something readers mangle.
-_INT_LIMIT = 2**63
+# most cannot parse the number at all. Numbers must lie in the signed 64-bit range (also floats, so that
+# the rule is one range, as /openapi.json states it).
+NUMBER_MIN, NUMBER_MAX = -(2**63), 2**63 - 1
 
 
 def encode_metadata(value: Metadata, limits: MetadataLimits) -> bytes:
@@ -211,9 +212,41 @@ def _check_value(value: Any, path: str, depth: int, limits: MetadataLimits) -> N
             _check_value(item, f"{path}[{index}]", depth + 1, limits)
     elif isinstance(value, float) and not math.isfinite(value):
         raise _metadata_error(path, "numbers must be finite")
-    elif isinstance(value, int) and not isinstance(value, bool) and not -_INT_LIMIT <= value < _INT_LIMIT:
-        raise _metadata_error(path, "integer out of the 64-bit range")
+    elif isinstance(value, int | float) and not isinstance(value, bool) and not NUMBER_MIN <= value <= NUMBER_MAX:
+        raise _metadata_error(path, "number out of the 64-bit integer range")
 
 
 def _metadata_error(path: str, message: str) -> InvalidMetadata:
     return InvalidMetadata.for_fields({path: message})
+
+
+def metadata_json_schema(limits: MetadataLimits) -> dict[str, dict[str, Any]]:
+    """JSON Schema definitions for metadata under ``limits``, as far as JSON Schema can say them: key
+    count and key lengths, nesting depth (one definition per level), the number range. The serialized
+    size limit is checked but cannot be expressed. Returns ``$defs``; the entry point is "Metadata"."""
+    scalar = {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "number", "minimum": NUMBER_MIN, "maximum": NUMBER_MAX},
+            {"type": "boolean"},
+            {"type": "null"},
+        ]
+    }
+    keys = {"minLength": 1, "maxLength": limits.max_key_length}
+    defs: dict[str, dict[str, Any]] = {"MetadataScalar": scalar}
+    ref = "#/components/schemas/{}".format
+    for depth in range(limits.max_depth, 0, -1):
+        child = ref(f"MetadataValue{depth + 1}") if depth < limits.max_depth else ref("MetadataScalar")
+        obj: dict[str, Any] = {"type": "object", "propertyNames": keys, "additionalProperties": {"$ref": child}}
+        if depth == 1:
+            defs["Metadata"] = {
+                **obj,
+                "maxProperties": limits.max_keys,
+                "description": f"JSON object; nesting at most {limits.max_depth} levels, "
+                f"at most {limits.max_bytes} bytes serialized",
+            }
+        else:
+            defs[f"MetadataValue{depth}"] = {
+                "anyOf": [{"$ref": ref("MetadataScalar")}, obj, {"type": "array", "items": {"$ref": child}}]
+            }
+    return defs

@@ -6,8 +6,6 @@ generates keys, calls exactly one store operation and shapes the resource that g
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import secrets
 from dataclasses import dataclass
@@ -49,20 +47,18 @@ def check_path_keys(agent: str, session: str | None = None) -> None:
 
 
 def encode_page_key(member: str | None) -> str | None:
-    return None if member is None else base64.urlsafe_b64encode(member.encode()).decode().rstrip("=")
+    return member
 
 
 def decode_page_key(page_key: str | None, pattern: Any) -> str:
-    """Page keys are opaque to clients; inside they are the last key of the previous page."""
-    if not page_key:
+    """A page key is the last key (or version) of the previous page: the next page starts after it.
+    Clients should treat it as opaque; any well-formed one is a valid place to start. Absent means the
+    first page; present but empty is not a page key."""
+    if page_key is None:
         return ""
-    try:
-        member = base64.urlsafe_b64decode(page_key + "=" * (-len(page_key) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        member = ""
-    if not pattern.fullmatch(member) or len(member) > KEY_MAX_LENGTH:
-        raise InvalidRequest.for_fields({"page_key": "not a page key this API returned"})
-    return member
+    if len(page_key) > KEY_MAX_LENGTH or not pattern.fullmatch(page_key):
+        raise InvalidRequest.for_fields({"page_key": "not a page key this API returns"})
+    return page_key
 
 
 MERGE_ATTEMPTS = 20
@@ -82,7 +78,7 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def decode_version_key(page_key: str | None) -> int | None:
-    if not page_key:
+    if page_key is None:
         return None
     member = decode_page_key(page_key, VERSION_RE)
     return int(member)

@@ -273,3 +273,15 @@ def test_request_id_is_echoed_or_generated(client: TestClient, admin: dict[str, 
     assert body["request_id"] == "mine-1"
     assert client.get("/healthz").headers["x-request-id"].startswith("req_")
     assert client.get("/no/such/route").headers["x-request-id"].startswith("req_")
+
+
+def test_405_lists_every_method_of_the_path(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
+    response = client.request("PUT", URL, headers=admin)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH", "DELETE"}
+    assert response.json()["code"] == "method_not_allowed"
+
+
+def test_empty_page_key_is_invalid(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
+    error(client.get(SESSIONS, params={"page_key": ""}, headers=admin), 400, "invalid_request")
+    assert client.get(SESSIONS, params={"page_key": "ase_0"}, headers=admin).status_code == 200

@@ -32,7 +32,8 @@ from agent_sessions.services import Services
 from agent_sessions.store import Store
 from agent_sessions.web import openapi
 from agent_sessions.web.errors import HANDLERS, JSON
-from agent_sessions.web.routes import ENDPOINTS, route
+from agent_sessions.web.routes import ENDPOINTS
+from agent_sessions.web.routes import routes as build_routes
 
 CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 access_log = logging.getLogger("agent_sessions.access")
@@ -117,7 +118,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the API needs a Redis server (or run `agent-sessions dev`)")
     redis_url = settings.redis_url
-    spec = openapi.document(ENDPOINTS)
+    spec = openapi.document(ENDPOINTS, metadata_limits(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -140,7 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             body = await metrics.render(request.app.state.redis, settings.prometheus_multiproc_dir is not None)
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    routes = [route(e) for e in ENDPOINTS]
+    routes = build_routes(ENDPOINTS)
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False))
     routes.append(Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False))
     return Starlette(

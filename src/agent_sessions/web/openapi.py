@@ -48,6 +48,10 @@ HEADERS = {
         "schema": {"type": "string"},
     },
 }
+HEADER_SCHEMAS = {
+    "If-Match": {"type": "string"},
+    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"},
+}
 HEADER_PARAMS = {
     "If-Match": "apply only if the session's current ETag is one of these (or * for any existing session); "
     "otherwise 412",
@@ -120,7 +124,7 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
                     "name": name,
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string"},
+                    "schema": HEADER_SCHEMAS[name],
                     "description": HEADER_PARAMS[name],
                 }
             )
@@ -141,12 +145,20 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
     return op
 
 
-def document(endpoints: tuple[Endpoint, ...]) -> bytes:
+BODIES = ("AgentCreate", "AgentPatch", "SessionCreate", "SessionPatch")
+
+
+def document(endpoints: tuple[Endpoint, ...], limits: models.MetadataLimits) -> bytes:
     components: dict[str, Any] = {}
     error = _schema(models.ErrorBody, components)
     paths: dict[str, dict[str, Any]] = {}
     for e in endpoints:
         paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, components, error)
+    # Request bodies carry the metadata limits in force; responses hold any stored metadata.
+    components.update(models.metadata_json_schema(limits))
+    for body in BODIES:
+        if body in components:
+            components[body]["properties"]["metadata"] = {"$ref": REF.format(model="Metadata")}
     spec = {
         "openapi": "3.1.0",
         "info": {"title": "agent-sessions", "version": __version__},

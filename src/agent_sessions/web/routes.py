@@ -95,7 +95,16 @@ class Endpoint:
 # -- query parameters --------------------------------------------------------------------------------
 
 LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}, "page size")
-PAGE_KEY = QueryParam("page_key", {"type": "string"}, "the page_key of the previous page's metadata")
+
+
+def page_key_param(pattern: str) -> QueryParam:
+    schema = {"type": "string", "pattern": pattern, "maxLength": models.KEY_MAX_LENGTH}
+    return QueryParam("page_key", schema, "metadata.page_key of the previous page (start after it)")
+
+
+AGENT_PAGE_KEY = page_key_param("^agt_[0-9a-zA-Z_-]+$")
+SESSION_PAGE_KEY = page_key_param("^ase_[0-9a-zA-Z_-]+$")
+VERSION_PAGE_KEY = page_key_param("^[1-9][0-9]{0,17}$")
 ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or disabled (false) sessions")
 
 
@@ -211,7 +220,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "List agents (a key limited to some agents sees those)",
         Role.VIEWER,
         response=models.AgentList,
-        query=(LIMIT, PAGE_KEY),
+        query=(LIMIT, AGENT_PAGE_KEY),
     ),
     Endpoint("GET", AGENT, get_agent, "Get an agent", Role.VIEWER, response=models.Agent),
     Endpoint(
@@ -244,7 +253,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "List an agent's sessions",
         Role.VIEWER,
         response=models.SessionList,
-        query=(LIMIT, PAGE_KEY, ENABLED),
+        query=(LIMIT, SESSION_PAGE_KEY, ENABLED),
     ),
     Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session, etag=True),
     Endpoint(
@@ -254,7 +263,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "A session's changes, newest first",
         Role.VIEWER,
         response=models.History,
-        query=(LIMIT, PAGE_KEY),
+        query=(LIMIT, VERSION_PAGE_KEY),
     ),
     Endpoint(
         "PATCH",
@@ -334,8 +343,9 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, if_match: str, ttl: i
     return Idempotency(record, fingerprint, ttl)
 
 
-def route(endpoint: Endpoint) -> Route:
+def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     accepted = (JSON_TYPE, MERGE_PATCH_TYPE) if endpoint.merge_patch else (JSON_TYPE,)
+    path_keys = endpoint.path_keys
 
     async def handle(request: Request) -> Response:
         state = request.app.state
@@ -349,7 +359,7 @@ def route(endpoint: Endpoint) -> Route:
             if not allowed:
                 raise RateLimited(retry_after(quota.next_token_ms))
             authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
-        if endpoint.path_keys:
+        if path_keys:
             check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
         if endpoint.body is not None:
             raw = await read_body(request, state.settings.max_body_bytes, accepted)
@@ -367,4 +377,21 @@ def route(endpoint: Endpoint) -> Route:
             headers["Idempotent-Replayed"] = "true"
         return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
 
-    return Route(endpoint.path, handle, methods=[endpoint.method], name=endpoint.handler.__name__)
+    return handle
+
+
+def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
+    """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
+    path supports in ``Allow``."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    for endpoint in endpoints:
+        by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
+
+    def dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]) -> Callable[..., Any]:
+        async def by_method(request: Request) -> Response:
+            method = "GET" if request.method == "HEAD" else request.method
+            return await methods[method](request)
+
+        return by_method
+
+    return [Route(path, dispatch(methods), methods=list(methods)) for path, methods in by_path.items()]

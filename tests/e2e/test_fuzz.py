@@ -1,0 +1,66 @@
+"""Schemathesis against our own /openapi.json over real HTTP: every default check plus ignored_auth
+(see schemathesis.toml). No 500, no response outside the documented schema, no valid request refused,
+no invalid request accepted. A bounded number of examples here; `make fuzz` runs many more."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.redis_server import free_port
+from tests.e2e.helpers import command, env, stop, wait_http
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")
+
+
+def test_schemathesis_finds_nothing(redis_url: str) -> None:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    _, secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)
+    port = free_port()
+    api = subprocess.Popen(
+        [command(), "serve", "--port", str(port)],
+        env=env(REDIS_URL=redis_url, LOG_LEVEL="ERROR"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz")
+        headers = {"x-api-key": secret}
+        httpx.post(f"{base}/v2/agents", json={"key": "agt_customer_support", "name": "cs"}, headers=headers)
+        httpx.post(
+            f"{base}/v2/agents/agt_customer_support/sessions", json={"key": "ase_customer_support_001"}, headers=headers
+        )
+        result = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "schemathesis"),
+                "--config-file",
+                str(ROOT / "schemathesis.toml"),
+                "run",
+                f"{base}/openapi.json",
+                "-H",
+                f"x-api-key: {secret}",
+                "--max-examples",
+                EXAMPLES,
+                "--seed",
+                "20261125",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1200,
+            cwd=ROOT,
+        )
+    finally:
+        assert stop(api, signal.SIGTERM)
+    assert result.returncode == 0, result.stdout[-20000:]
