@@ -103,10 +103,13 @@ class Settings(BaseModel):
     webhook_min_backoff_ms: int = Field(default=1_000, ge=1)
     webhook_max_backoff_ms: int = Field(default=300_000, ge=1)
     webhook_timeout: float = Field(default=10.0, gt=0)
-    # Dramatiq's Redis broker gives a dead worker's unacknowledged messages back after its heartbeat is
-    # this old, checked on about `chance` in a million broker commands (Dramatiq's defaults).
-    redis_broker_heartbeat_ms: int = Field(default=60_000, ge=1_000)
-    redis_broker_maintenance_chance: int = Field(default=1_000, ge=1, le=1_000_000)
+    # Dramatiq's Redis broker gives back the messages a worker had taken (and not acknowledged) once its
+    # heartbeat is this old — a killed worker's, and those a stopping worker had prefetched — checked on
+    # about `chance` in a million broker commands. Dramatiq's defaults are 60 s and 1,000; consumers
+    # heartbeat on every poll (100 ms when idle), so 15 s is safe, and 1% makes the check run within
+    # seconds on a quiet system.
+    redis_broker_heartbeat_ms: int = Field(default=15_000, ge=1_000)
+    redis_broker_maintenance_chance: int = Field(default=10_000, ge=1, le=1_000_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
     # prometheus-client's multiprocess mode (set by `serve --workers N`): metrics of all API processes
