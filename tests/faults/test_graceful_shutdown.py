@@ -3,7 +3,6 @@ its in-flight messages. Nothing is lost."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -17,8 +16,14 @@ import redis
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.redis_server import free_port
 from tests.e2e.helpers import command, env, wait_http
-from tests.e2e.test_pipeline_processes import AGENT, recount
-from tests.faults.test_worker_killed import api, start_worker  # noqa: F401  (fixture)
+from tests.faults.helpers import (
+    FAST_REDELIVERY,
+    assert_report_equals_recount,
+    start_worker,
+    stop_group,
+    stream_with_fault,
+)
+from tests.faults.test_worker_killed import api  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.e2e
 
@@ -62,41 +67,14 @@ def test_api_finishes_in_flight_request_and_refuses_new_ones(redis_url: str) -> 
 
 def test_worker_sigterm_mid_stream_loses_nothing(api: tuple[str, dict[str, str]], redis_url: str) -> None:  # noqa: F811
     base, headers = api
-    settings = env(
-        REDIS_URL=redis_url,
-        RELAY_CLAIM_IDLE_MS="1000",
-        REDIS_BROKER_HEARTBEAT_MS="3000",
-        REDIS_BROKER_MAINTENANCE_CHANCE="100000",
-    )
-    sessions = f"{base}/v2/agents/{AGENT}/sessions"
-    httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "graceful"}, headers=headers)
-    for i in range(5):
-        httpx.post(sessions, json={"key": f"ase_{i}"}, headers=headers)
+    settings = env(REDIS_URL=redis_url, **FAST_REDELIVERY)
     first = start_worker(settings)
     second = None
     try:
-
-        async def stream() -> None:
-            async with httpx.AsyncClient(headers=headers, timeout=10) as client:
-                for n in range(300):
-                    r = await client.patch(f"{sessions}/ase_{n % 5}", json={"metadata": {"n": n, "p": str(n % 3)}})
-                    assert r.status_code == 200
-                    if n == 150:
-                        os.killpg(first.pid, signal.SIGTERM)
-
-        asyncio.run(stream())
+        stream_with_fault(base, headers, sessions=5, patches=300, fault=lambda: os.killpg(first.pid, signal.SIGTERM))
         assert first.wait(60) == 0  # a clean stop, within the shutdown timeout
         second = start_worker(settings)
-        conn = redis.Redis.from_url(redis_url, decode_responses=True)
-        expected = recount(conn)
-        deadline = time.monotonic() + 60
-        while True:
-            report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-            if report["updates"] == expected["updates"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.3)
-        assert {k: report[k] for k in expected} == expected
+        assert_report_equals_recount(base, headers, redis_url)
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(first)
+        stop_group(second)

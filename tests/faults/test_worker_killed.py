@@ -3,34 +3,27 @@ after a new worker starts, every event is processed and the report equals a reco
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 import redis
 
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.redis_server import free_port
 from tests.e2e.helpers import command, env, stop, wait_http
-from tests.e2e.test_pipeline_processes import AGENT, broker_url, recount  # noqa: F401  (fixture)
+from tests.e2e.test_pipeline_processes import broker_url  # noqa: F401  (fixture)
+from tests.faults.helpers import (
+    FAST_REDELIVERY,
+    assert_report_equals_recount,
+    start_worker,
+    stop_group,
+    stream_with_fault,
+)
 
 pytestmark = pytest.mark.e2e
-
-
-def start_worker(settings: dict[str, str]) -> subprocess.Popen[bytes]:
-    # Its own process group, so that SIGKILL takes the relay and the Dramatiq children at once.
-    return subprocess.Popen(
-        [command(), "worker", "--threads", "4"],
-        env=settings,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 @pytest.fixture
@@ -57,46 +50,19 @@ def test_worker_killed_mid_stream_loses_nothing(
     broker_url: str,  # noqa: F811
 ) -> None:
     base, headers = api
-    settings = env(
-        REDIS_URL=redis_url,
-        BROKER_URL=broker_url,
-        RELAY_CLAIM_IDLE_MS="1000",
-        REDIS_BROKER_HEARTBEAT_MS="2000",
-        REDIS_BROKER_MAINTENANCE_CHANCE="100000",
-    )
-    sessions = f"{base}/v2/agents/{AGENT}/sessions"
-    httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "faults"}, headers=headers)
-    for i in range(10):
-        httpx.post(sessions, json={"key": f"ase_{i}"}, headers=headers)
+    settings = env(REDIS_URL=redis_url, BROKER_URL=broker_url, **FAST_REDELIVERY)
     first = start_worker(settings)
     second = None
+
+    def kill() -> None:
+        stop_group(first)  # SIGKILL, mid-stream, no warning
+
     try:
-
-        async def stream() -> None:
-            async with httpx.AsyncClient(headers=headers, timeout=10) as client:
-                for n in range(600):
-                    body = {"metadata": {"priority": ["low", "high", "urgent"][n % 3], "n": n}}
-                    r = await client.patch(f"{sessions}/ase_{n % 10}", json=body)
-                    assert r.status_code == 200
-                    if n == 300:
-                        os.killpg(first.pid, signal.SIGKILL)  # mid-stream, no warning
-                        first.wait()
-
-        asyncio.run(stream())
+        stream_with_fault(base, headers, sessions=10, patches=600, fault=kill)
         second = start_worker(settings)
-        conn = redis.Redis.from_url(redis_url, decode_responses=True)
-        expected = recount(conn)
-        deadline = time.monotonic() + 120
-        while True:
-            report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-            if report["updates"] == expected["updates"] or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert {k: report[k] for k in expected} == expected
-        assert conn.xlen("as:outbox") == 0
+        assert_report_equals_recount(base, headers, redis_url)
     finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
+        stop_group(first)
         if second is not None:
             os.killpg(second.pid, signal.SIGTERM)
             second.wait(60)
