@@ -121,7 +121,3 @@ class Relay:
             pipe.xdel(OUTBOX, *entry_ids)
             pipe.execute()
 
-
-def backlog(client: redis.Redis) -> int:
-    """Entries waiting in the outbox: not yet relayed, or relayed and not yet acknowledged."""
-    return int(client.xlen(OUTBOX))
