@@ -333,13 +333,13 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, if_match: str, ttl: i
         return NO_IDEMPOTENCY
     if not IDEMPOTENCY_KEY_RE.fullmatch(value):
         raise InvalidRequest.for_fields({"Idempotency-Key": "must be 1-255 printable ASCII characters"})
-    request_id = hashlib.sha256(value.encode()).hexdigest()
+    key_digest = hashlib.sha256(value.encode()).hexdigest()  # bounded length, whatever the client sent
     fingerprint = hashlib.sha256(
         b"\0".join(
             [request.method.encode(), request.url.path.encode(), media_type(request).encode(), if_match.encode(), raw]
         )
     ).hexdigest()
-    record = request.app.state.services.store.keys.idempotency(key.id, request_id)
+    record = request.app.state.services.store.keys.idempotency(key.id, key_digest)
     return Idempotency(record, fingerprint, ttl)
 
 
