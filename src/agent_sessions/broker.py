@@ -83,9 +83,14 @@ class WorkerResources(Middleware):
             fields = event if isinstance(event, dict) else {"event_id": event}
             log.log(
                 level,
-                "%s %s",
+                "%s %s %s (%s %s/%s v%s)",
                 message.actor_name,
                 outcome,
+                fields.get("event_id"),
+                fields.get("type"),
+                fields.get("agent_key"),
+                fields.get("session_key"),
+                fields.get("version"),
                 extra={
                     "actor": message.actor_name,
                     "outcome": outcome,

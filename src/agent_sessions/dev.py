@@ -96,7 +96,7 @@ def seed(settings: Settings, data_dir: Path) -> str:
 def start_workers(redis_url: str) -> subprocess.Popen[bytes]:
     """``agent-sessions worker`` against the embedded Redis, in its own session so that Ctrl-C reaches
     only us and we stop it in order (workers first, Redis last)."""
-    env = {**os.environ, "REDIS_URL": redis_url}
+    env = {"LOG_FORMAT": "text", **os.environ, "REDIS_URL": redis_url}  # a terminal: text unless asked
     env.pop("BROKER_URL", None)
     return subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "worker"], env=env, start_new_session=True)
 
