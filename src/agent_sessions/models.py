@@ -20,11 +20,14 @@ from typing_extensions import TypedDict
 from agent_sessions.errors import InvalidMetadata, InvalidRequest
 
 KEY_MAX_LENGTH = 64
-AGENT_KEY_RE = re.compile(r"agt_[0-9a-zA-Z_-]+")
-SESSION_KEY_RE = re.compile(r"ase_[0-9a-zA-Z_-]+")
+# The contract's key formats, stated once: validation, path checks, page keys and /openapi.json use these.
+AGENT_KEY_PATTERN = "^agt_[0-9a-zA-Z_-]+$"
+SESSION_KEY_PATTERN = "^ase_[0-9a-zA-Z_-]+$"
+AGENT_KEY_RE = re.compile(AGENT_KEY_PATTERN)
+SESSION_KEY_RE = re.compile(SESSION_KEY_PATTERN)
 
-AgentKey = Annotated[str, StringConstraints(pattern=r"^agt_[0-9a-zA-Z_-]+$", max_length=KEY_MAX_LENGTH)]
-SessionKey = Annotated[str, StringConstraints(pattern=r"^ase_[0-9a-zA-Z_-]+$", max_length=KEY_MAX_LENGTH)]
+AgentKey = Annotated[str, StringConstraints(pattern=AGENT_KEY_PATTERN, max_length=KEY_MAX_LENGTH)]
+SessionKey = Annotated[str, StringConstraints(pattern=SESSION_KEY_PATTERN, max_length=KEY_MAX_LENGTH)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=16 * 1024)]
 Metadata = dict[str, Any]

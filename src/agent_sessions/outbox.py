@@ -120,4 +120,3 @@ class Relay:
             pipe.xack(OUTBOX, RELAY_GROUP, *entry_ids)
             pipe.xdel(OUTBOX, *entry_ids)
             pipe.execute()
-

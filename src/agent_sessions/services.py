@@ -16,8 +16,10 @@ import orjson
 from agent_sessions.errors import AgentNotFound, InvalidRequest, PreconditionFailed, StoreUnavailable
 from agent_sessions.events import Origin
 from agent_sessions.models import (
+    AGENT_KEY_PATTERN,
     AGENT_KEY_RE,
     KEY_MAX_LENGTH,
+    SESSION_KEY_PATTERN,
     SESSION_KEY_RE,
     Agent,
     AgentList,
@@ -39,9 +41,9 @@ VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")
 def check_path_keys(agent: str, session: str | None = None) -> None:
     errors: dict[str, str] = {}
     if len(agent) > KEY_MAX_LENGTH or not AGENT_KEY_RE.fullmatch(agent):
-        errors["agent_key"] = "must match agt_[0-9a-zA-Z_-]+ and be at most 64 characters"
+        errors["agent_key"] = f"must match {AGENT_KEY_PATTERN} and be at most {KEY_MAX_LENGTH} characters"
     if session is not None and (len(session) > KEY_MAX_LENGTH or not SESSION_KEY_RE.fullmatch(session)):
-        errors["session_key"] = "must match ase_[0-9a-zA-Z_-]+ and be at most 64 characters"
+        errors["session_key"] = f"must match {SESSION_KEY_PATTERN} and be at most {KEY_MAX_LENGTH} characters"
     if errors:
         raise InvalidRequest.for_fields(errors)
 

@@ -108,7 +108,7 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
             "schema": {
                 "type": "string",
                 "maxLength": models.KEY_MAX_LENGTH,
-                "pattern": "^agt_[0-9a-zA-Z_-]+$" if k == "agent_key" else "^ase_[0-9a-zA-Z_-]+$",
+                "pattern": models.AGENT_KEY_PATTERN if k == "agent_key" else models.SESSION_KEY_PATTERN,
             },
         }
         for k in e.path_keys

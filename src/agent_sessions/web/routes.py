@@ -102,8 +102,8 @@ def page_key_param(pattern: str) -> QueryParam:
     return QueryParam("page_key", schema, "metadata.page_key of the previous page (start after it)")
 
 
-AGENT_PAGE_KEY = page_key_param("^agt_[0-9a-zA-Z_-]+$")
-SESSION_PAGE_KEY = page_key_param("^ase_[0-9a-zA-Z_-]+$")
+AGENT_PAGE_KEY = page_key_param(models.AGENT_KEY_PATTERN)
+SESSION_PAGE_KEY = page_key_param(models.SESSION_KEY_PATTERN)
 VERSION_PAGE_KEY = page_key_param("^[1-9][0-9]{0,17}$")
 ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or disabled (false) sessions")
 
