@@ -48,10 +48,6 @@ def check_path_keys(agent: str, session: str | None = None) -> None:
         raise InvalidRequest.for_fields(errors)
 
 
-def encode_page_key(member: str | None) -> str | None:
-    return member
-
-
 def decode_page_key(page_key: str | None, pattern: Any) -> str:
     """A page key is the last key (or version) of the previous page: the next page starts after it.
     Clients should treat it as opaque; any well-formed one is a valid place to start. Absent means the
@@ -224,7 +220,7 @@ class Services:
         below = decode_version_key(page_key)
         entries, total = await self.store.history(agent, session, below, limit + 1)
         items = [history_entry(entry) for entry in entries[:limit]]
-        next_key = encode_page_key(str(items[-1]["version"])) if len(entries) > limit else None
+        next_key = str(items[-1]["version"]) if len(entries) > limit else None
         return {"history": items, "metadata": {"page_key": next_key, "total_count": total}}
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> None:
@@ -232,4 +228,4 @@ class Services:
 
 
 def _page_metadata(page: Page) -> PageMetadata:
-    return {"page_key": encode_page_key(page.next_member), "total_count": page.total}
+    return {"page_key": page.next_member, "total_count": page.total}

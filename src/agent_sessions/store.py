@@ -140,14 +140,7 @@ class Store:
         return fields
 
     async def report_fields(self, agent: str) -> Fields:
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(self.keys.agent(agent))
-            pipe.hgetall(report_key(agent))
-            agent_exists, fields = await pipe.execute()
-        if not agent_exists:
-            raise AgentNotFound()
-        return cast(Fields, fields)
+        return await self._under_agent(agent, report_key(agent))
 
     async def update_agent(self, agent: str, changes: dict[str, str | bytes]) -> tuple[bool, Fields]:
         args = [item for pair in changes.items() for item in pair]
@@ -210,16 +203,10 @@ class Store:
         return written.fields.pop("key"), written
 
     async def get_session(self, agent: str, session: str) -> Fields:
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(self.keys.agent(agent))
-            pipe.hgetall(self.keys.session(agent, session))
-            agent_exists, fields = await pipe.execute()
-        if not agent_exists:
-            raise AgentNotFound()
+        fields = await self._under_agent(agent, self.keys.session(agent, session))
         if not fields:
             raise SessionNotFound()
-        return cast(Fields, fields)
+        return fields
 
     async def update_session(
         self,
@@ -273,13 +260,8 @@ class Store:
         return _pairs(reply[1:])
 
     async def list_sessions(self, agent: str, enabled: bool | None, after: str, limit: int) -> Page:
-        page = await self._page(
-            [self.keys.sessions(agent, enabled), self.keys.agent(agent)],
-            self.keys.session_prefix(agent),
-            after,
-            limit,
-        )
-        return page
+        keys = [self.keys.sessions(agent, enabled), self.keys.agent(agent)]
+        return await self._page(keys, self.keys.session_prefix(agent), after, limit)
 
     async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
         """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""
@@ -290,6 +272,17 @@ class Store:
         )
         _raise_missing(reply[0])
         return reply[2:], int(reply[1])
+
+    async def _under_agent(self, agent: str, key: str) -> Fields:
+        """A hash that belongs to an agent, read in one round trip with the agent's existence."""
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.agent(agent))
+            pipe.hgetall(key)
+            agent_exists, fields = await pipe.execute()
+        if not agent_exists:
+            raise AgentNotFound()
+        return cast(Fields, fields)
 
     async def _page(self, keys: list[str], prefix: str, after: str, limit: int) -> Page:
         reply = await self._run("page", keys, [prefix, after, limit])

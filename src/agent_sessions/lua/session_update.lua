@@ -18,7 +18,7 @@
 -- left alone: no version bump, no updated_at, no event, no history.
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
---       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed", field, value, ...}
+--       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed"}
 --       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
 
 local replay = idem_lookup(KEYS[7], ARGV[7])
@@ -36,7 +36,7 @@ if ARGV[6] ~= '' and ARGV[6] ~= '*' then
   for wanted in string.gmatch(ARGV[6], '[^,]+') do
     if wanted == current then matched = true end
   end
-  if not matched then return finish('precondition_failed', redis.call('HGETALL', KEYS[2])) end
+  if not matched then return finish('precondition_failed') end
 end
 
 local changed, old = {}, {}
