@@ -299,7 +299,8 @@ def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
-async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> bytes:
+async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> tuple[bytes, str]:
+    """The body and its media type (one of ``accepted``), within ``limit`` bytes."""
     media = media_type(request)
     if media not in accepted:
         raise UnsupportedMediaType(f"Content-Type must be {' or '.join(accepted)}, not {media or 'missing'!r}")
@@ -312,7 +313,7 @@ async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> 
         if size > limit:
             raise RequestTooLarge(f"request body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+    return b"".join(chunks), media
 
 
 def parse_if_match(value: str | None) -> str:
@@ -327,7 +328,7 @@ def parse_if_match(value: str | None) -> str:
     return ",".join(versions) or "-"
 
 
-def idempotency(request: Request, key: ApiKey, raw: bytes, if_match: str, ttl: int) -> Idempotency:
+def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str, ttl: int) -> Idempotency:
     value = request.headers.get("idempotency-key")
     if value is None:
         return NO_IDEMPOTENCY
@@ -335,9 +336,7 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, if_match: str, ttl: i
         raise InvalidRequest.for_fields({"Idempotency-Key": "must be 1-255 printable ASCII characters"})
     key_digest = hashlib.sha256(value.encode()).hexdigest()  # bounded length, whatever the client sent
     fingerprint = hashlib.sha256(
-        b"\0".join(
-            [request.method.encode(), request.url.path.encode(), media_type(request).encode(), if_match.encode(), raw]
-        )
+        b"\0".join([request.method.encode(), request.url.path.encode(), media.encode(), if_match.encode(), raw])
     ).hexdigest()
     record = request.app.state.services.store.keys.idempotency(key.id, key_digest)
     return Idempotency(record, fingerprint, ttl)
@@ -362,13 +361,13 @@ def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         if path_keys:
             check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
         if endpoint.body is not None:
-            raw = await read_body(request, state.settings.max_body_bytes, accepted)
+            raw, media = await read_body(request, state.settings.max_body_bytes, accepted)
             call.body = models.parse_body(endpoint.body, raw)
-            call.merge = media_type(request) == MERGE_PATCH_TYPE
+            call.merge = media == MERGE_PATCH_TYPE
             if endpoint.conditional:
                 call.if_match = parse_if_match(request.headers.get("if-match"))
             if endpoint.idempotent and call.key is not None:
-                call.idem = idempotency(request, call.key, raw, call.if_match, state.settings.idempotency_ttl)
+                call.idem = idempotency(request, call.key, raw, media, call.if_match, state.settings.idempotency_ttl)
         status, payload = await endpoint.handler(call)
         if payload is None:
             return Response(status_code=status)
