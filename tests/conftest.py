@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import redis
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
 
 from agent_sessions.auth import Keyring, Role
@@ -21,6 +23,10 @@ from agent_sessions.redis_server import RedisServer
 from agent_sessions.web.app import create_app
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests check behaviour, never speed: on a busy two-core machine, generation can be slow.
+hypothesis_settings.register_profile("agent-sessions", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+hypothesis_settings.load_profile("agent-sessions")
 
 SEED_AGENT = "agt_customer_support"
 SEED_SESSION = "ase_customer_support_001"

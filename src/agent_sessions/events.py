@@ -16,10 +16,10 @@ version, which identify an event just as uniquely).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
+from agent_sessions.ids import new_id
 from agent_sessions.resources import event_time, session_resource, stored_value
 
 OUTBOX = "as:outbox"
@@ -48,7 +48,7 @@ SYSTEM = Origin("system", "")
 
 
 def new_event_id() -> str:
-    return "evt_" + secrets.token_hex(12)
+    return new_id("evt")
 
 
 Event = dict[str, Any]

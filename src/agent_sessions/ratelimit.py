@@ -1,17 +1,20 @@
 """Rate limiting: Redis token buckets per API key, plus a bucket of failed authentications per
 client address (so guessing keys is slow, and a throttled address is not even looked up).
 
-Both run inside ``lua/gate.lua`` together with the key lookup: one round trip in front of every
-authenticated request. Refill is computed from Redis ``TIME``, so any number of API processes share
-each bucket exactly; the Redis client never retries (``redis_client``), so a bucket is never charged
-twice for one request. When Redis is down the gate cannot authenticate anyone either: the request gets
-the same fast 503 as the rest of the API (fail closed, never unlimited).
+Both run inside the gate (``lua/_gate.lua``) together with the key lookup: one round trip in front of
+an authenticated request, or none of its own for a PATCH by a key this process has seen before: the
+update script runs the gate first and writes only if it admits the request (``Admission``). Refill
+is computed from Redis ``TIME``, so any number of API processes share each bucket exactly; the Redis
+client never retries (``redis_client``), so a bucket is never charged twice for one request. When
+Redis is down the gate cannot authenticate anyone either: the request gets the same fast 503 as the
+rest of the API (fail closed, never unlimited).
 """
 
 from __future__ import annotations
 
 import hmac
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -50,15 +53,70 @@ class Quota:
         ]
 
 
+def _verdict(reply: list[Any]) -> tuple[str, Quota]:
+    """The gate's reply -> ("ok" | "limited", the key's quota); raises for a refused authentication."""
+    status = reply[0]
+    if status == "throttled":
+        raise RateLimited(
+            retry_after(int(reply[1])), "too many failed authentications from this address", reason="address"
+        )
+    if status != "ok" and status != "limited":
+        raise Unauthorized("API key revoked" if status == "revoked" else "unknown API key")
+    return status, Quota(float(reply[3]), int(reply[4]), remaining=int(reply[1]), next_token_ms=int(reply[2]))
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The gate, to be run by a write script before it writes (one round trip for both): the gate's
+    KEYS and ARGV, and what to do with its verdict. ``settle`` takes the script's reply, reports the
+    quota, raises ``RateLimited`` or ``Unauthorized`` when the request was refused (the script then
+    wrote nothing) and returns the write's own reply."""
+
+    keys: tuple[str, str, str]
+    args: tuple[Any, Any, Any, Any]
+    on_quota: Callable[[Quota], None]
+    forget: Callable[[], object]
+
+    def settle(self, reply: list[Any]) -> list[Any]:
+        try:
+            status, quota = _verdict(reply[0])
+        except Unauthorized:
+            self.forget()
+            raise
+        self.on_quota(quota)
+        if status != "ok":
+            raise RateLimited(retry_after(quota.next_token_ms))
+        return cast(list[Any], reply[1])
+
+
 def retry_after(ms: int) -> int:
     """Whole seconds, rounded up, never 0 (a client told 0 would retry at once and be refused)."""
     return max(1, math.ceil(ms / 1000))
 
 
 class Gate:
+    """Authentication and rate limiting. Keeps the records of keys it admitted (role and agents never
+    change after a key is created), so a PATCH by a known key can be authorized before any round trip
+    and admitted by the update script itself; whether the key is revoked, and its bucket, are still
+    checked in Redis on every request."""
+
+    KNOWN_MAX = 10_000
+
     def __init__(self, client: aioredis.Redis, limits: Limits) -> None:
         self.limits = limits
         self._script = client.register_script(lua.source("gate"))
+        self._known: dict[str, ApiKey] = {}
+
+    def _keys(self, key_digest: str, address: str) -> tuple[str, str, str]:
+        return record_key(key_digest), f"as:rl:key:{key_digest}", f"as:rl:addr:{address}"
+
+    def _args(self) -> tuple[Any, Any, Any, Any]:
+        limits = self.limits
+        return limits.rate, limits.burst, limits.failure_rate, limits.failure_burst
+
+    def known(self, secret: str) -> ApiKey | None:
+        """The key's record if this process admitted it before (it may have been revoked since)."""
+        return self._known.get(digest(secret))
 
     async def admit(self, secret: str, address: str) -> tuple[ApiKey, Quota, bool]:
         """Authenticate ``secret`` and take a token: (key, quota, allowed).
@@ -67,24 +125,28 @@ class Gate:
         ``Unauthorized`` for an unknown or revoked key.
         """
         key_digest = digest(secret)
-        limits = self.limits
         async with outage_as_unavailable():
-            reply = cast(
-                list[Any],
-                await self._script(
-                    keys=[record_key(key_digest), f"as:rl:key:{key_digest}", f"as:rl:addr:{address}"],
-                    args=[limits.rate, limits.burst, limits.failure_rate, limits.failure_burst],
-                ),
-            )
-        status = reply[0]
-        if status == "throttled":
-            raise RateLimited(
-                retry_after(int(reply[1])), "too many failed authentications from this address", reason="address"
-            )
-        if status != "ok" and status != "limited":
-            raise Unauthorized("API key revoked" if status == "revoked" else "unknown API key")
+            reply = cast(list[Any], await self._script(keys=self._keys(key_digest, address), args=self._args()))
+        try:
+            status, quota = _verdict(reply)
+        except Unauthorized:
+            self._known.pop(key_digest, None)
+            raise
         fields = dict(zip(reply[5::2], reply[6::2], strict=True))
         if not hmac.compare_digest(fields.get("digest", ""), key_digest):
             raise Unauthorized("unknown API key")
-        quota = Quota(float(reply[3]), int(reply[4]), remaining=int(reply[1]), next_token_ms=int(reply[2]))
-        return ApiKey.from_fields(fields), quota, status == "ok"
+        key = ApiKey.from_fields(fields)
+        if key_digest not in self._known:
+            if len(self._known) >= self.KNOWN_MAX:
+                del self._known[next(iter(self._known))]  # the oldest entry: it is only a shortcut
+            self._known[key_digest] = key
+        return key, quota, status == "ok"
+
+    def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
+        key_digest = digest(secret)
+        return Admission(
+            self._keys(key_digest, address),
+            self._args(),
+            on_quota,
+            lambda: self._known.pop(key_digest, None),  # refused: revoked, or gone with a flushed Redis
+        )

@@ -31,6 +31,7 @@ from agent_sessions.models import (
     SessionList,
     encode_metadata,
 )
+from agent_sessions.ratelimit import Admission
 from agent_sessions.reports import Report, report_from_hash
 from agent_sessions.resources import agent_resource, event_time, session_resource, stored_value
 from agent_sessions.store import NO_IDEMPOTENCY, Idempotency, Page, Store
@@ -191,16 +192,20 @@ class Services:
         merge: bool = False,
         if_match: str = "",
         idem: Idempotency = NO_IDEMPOTENCY,
+        admission: Admission | None = None,
     ) -> tuple[Session, bool]:
-        """The PATCH; returns the session after it and whether this was a replay.
+        """The PATCH; returns the session after it and whether this was a replay. ``admission``: the
+        request is yet to be admitted (authenticated, rate limited) by the update script itself.
 
         ``{}`` and value-equal bodies change nothing. With ``merge`` (JSON Merge Patch), metadata is
         merged into the stored metadata: read, merged here, and written only if the version is still
         the one read (compare-and-set in the update script), retried when another write came between.
         """
         if not (merge and "metadata" in body):
-            written = await self.store.update_session(agent, session, origin, _flags(body, self.limits), if_match, idem)
+            changes = _flags(body, self.limits)
+            written = await self.store.update_session(agent, session, origin, changes, if_match, idem, admission)
             return session_resource(agent, session, written.fields), written.replayed
+        assert admission is None, "a merge patch reads before it writes: admit the request first"
         client_version = if_match not in ("", "*")
         for _ in range(MERGE_ATTEMPTS):
             current = await self.store.get_session(agent, session)

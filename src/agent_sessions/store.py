@@ -23,6 +23,7 @@ from agent_sessions.errors import (
     SessionNotFound,
 )
 from agent_sessions.events import OUTBOX, Origin, new_event_id
+from agent_sessions.ratelimit import Admission
 from agent_sessions.redis_client import outage_as_unavailable
 from agent_sessions.reports import report_key
 
@@ -83,6 +84,7 @@ class Idempotency:
 
 
 NO_IDEMPOTENCY = Idempotency("as:idem:-", "", 1)
+NOT_ADMITTING = ("", "", "", "")  # session_update.lua's admission arguments when the gate ran already
 
 
 @dataclass(frozen=True)
@@ -216,8 +218,19 @@ class Store:
         changes: dict[str, str | bytes],
         if_match: str = "",
         idem: Idempotency = NO_IDEMPOTENCY,
+        admission: Admission | None = None,
     ) -> Written:
-        """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails."""
+        """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails; with an
+        ``admission``, only if the gate, run first by the same script, admits the request."""
+        keys = [
+            self.keys.agent(agent),
+            self.keys.session(agent, session),
+            self.keys.sessions(agent, True),
+            self.keys.sessions(agent, False),
+            OUTBOX,
+            self.keys.history(agent, session),
+            idem.record,
+        ]
         args: list[Any] = [
             agent,
             session,
@@ -226,23 +239,14 @@ class Store:
             idem.fingerprint,
             idem.ttl,
             self.history_max,
+            *(admission.args if admission else NOT_ADMITTING),
         ]
+        if admission:
+            keys += admission.keys
         for field, value in changes.items():
             args += (field, value)
-        reply = await self._run(
-            "session_update",
-            [
-                self.keys.agent(agent),
-                self.keys.session(agent, session),
-                self.keys.sessions(agent, True),
-                self.keys.sessions(agent, False),
-                OUTBOX,
-                self.keys.history(agent, session),
-                idem.record,
-            ],
-            args,
-        )
-        return _outcome(reply)
+        reply = await self._run("session_update", keys, args)
+        return _outcome(admission.settle(reply) if admission else reply)
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
         reply = await self._run(

@@ -55,11 +55,30 @@ def test_gate_reply_lost_charges_the_bucket_once(
 def test_update_reply_lost_applies_the_update_once(
     through_proxy: tuple[TestClient, CuttingProxy, str], sync_redis: redis.Redis
 ) -> None:
+    """A key this process knows: the gate runs inside the update script, one round trip, lost."""
     client, proxy, secret = through_proxy
     headers = {"x-api-key": secret}
     assert client.patch(URL, json={"description": "warm"}, headers=headers).status_code == 200  # scripts loaded
+    before = tokens(sync_redis, secret)
+    proxy.cut_after(0)  # the reply of the update script (which ran the gate first) is lost
+    error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
+    proxy.cut_after(None)
+    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "3"
+    assert sync_redis.hget("as:session:agt_a:ase_1", "description") == "once"
+    assert tokens(sync_redis, secret) == before - 1
+
+
+def test_update_reply_lost_after_a_separate_gate_applies_the_update_once(
+    through_proxy: tuple[TestClient, CuttingProxy, str], sync_redis: redis.Redis
+) -> None:
+    """A key this process has not seen: the gate and the update are two round trips; the second is lost."""
+    client, proxy, secret = through_proxy
+    assert client.patch(URL, json={"description": "warm"}, headers={"x-api-key": secret}).status_code == 200
+    _, fresh = Keyring(sync_redis).create(Role.EDITOR, rate=0.001, burst=100)
+    headers = {"x-api-key": fresh}
     proxy.cut_after(1)  # the gate's reply passes, the update script's reply is lost
     error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
     proxy.cut_after(None)
     assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "3"
     assert sync_redis.hget("as:session:agt_a:ase_1", "description") == "once"
+    assert tokens(sync_redis, fresh) == 99

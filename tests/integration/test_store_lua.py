@@ -10,8 +10,17 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions.errors import AgentAlreadyExists, AgentNotFound, SessionAlreadyExists, SessionNotFound
+from agent_sessions.auth import Keyring, Role
+from agent_sessions.errors import (
+    AgentAlreadyExists,
+    AgentNotFound,
+    RateLimited,
+    SessionAlreadyExists,
+    SessionNotFound,
+    Unauthorized,
+)
 from agent_sessions.events import OUTBOX, Origin, event_from_entry
+from agent_sessions.ratelimit import Gate, Limits, Quota
 from agent_sessions.redis_client import async_client
 from agent_sessions.store import Store
 
@@ -136,6 +145,55 @@ async def test_session_update_missing_agent_or_session_writes_nothing(store: Sto
     with pytest.raises(SessionNotFound):
         await store.update_session(A, S, ORIGIN, {"description": "x"})
     assert not sync_redis.exists("as:session:agt_a:ase_1")
+
+
+async def test_session_update_admits_first_and_writes_only_when_admitted(store: Store, sync_redis: redis.Redis) -> None:
+    """session_update.lua with the gate (lua/_gate.lua) in front: one script, all or nothing."""
+    await make(store, S)
+    keyring = Keyring(sync_redis)
+    _, secret = keyring.create(Role.EDITOR, rate=1.0, burst=1)
+    gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=1, failure_burst=5))
+    quotas: list[Quota] = []
+    admission = gate.admission(secret, "10.0.0.1", quotas.append)
+
+    written = await store.update_session(A, S, ORIGIN, {"description": "admitted"}, admission=admission)
+    assert written.fields["version"] == "2" and written.fields["description"] == "admitted"
+    assert quotas == [Quota(rate=1.0, burst=1, remaining=0, next_token_ms=1000)]
+
+    with pytest.raises(RateLimited):  # the one token is taken
+        await store.update_session(A, S, ORIGIN, {"description": "limited"}, admission=admission)
+    assert len(quotas) == 2 and quotas[1].remaining == 0
+
+    keyring.revoke(secret)
+    with pytest.raises(Unauthorized):
+        await store.update_session(A, S, ORIGIN, {"description": "revoked"}, admission=admission)
+    with pytest.raises(Unauthorized):
+        await store.update_session(
+            A,
+            S,
+            ORIGIN,
+            {"description": "unknown"},
+            admission=gate.admission("ask_" + "0" * 32, "10.0.0.1", quotas.append),
+        )
+    assert len(quotas) == 2  # a refused key has no quota to report
+    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "2"
+    assert sync_redis.xlen(OUTBOX) == 2  # created, the admitted update; nothing else
+    assert sync_redis.llen("as:history:agt_a:ase_1") == 2
+    assert sync_redis.hget("as:rl:addr:10.0.0.1", "tokens") is not None  # the failures were charged
+
+
+async def test_session_update_admission_honours_a_throttled_address(store: Store, sync_redis: redis.Redis) -> None:
+    await make(store, S)
+    _, secret = Keyring(sync_redis).create(Role.EDITOR)
+    gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=0.01, failure_burst=1))
+    with pytest.raises(Unauthorized):
+        await gate.admit("ask_" + "0" * 32, "10.0.0.2")  # the address's one failure
+    with pytest.raises(RateLimited) as refused:
+        await store.update_session(
+            A, S, ORIGIN, {"description": "x"}, admission=gate.admission(secret, "10.0.0.2", lambda _: None)
+        )
+    assert refused.value.reason == "address"
+    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "1"
 
 
 async def test_concurrent_updates_each_bump_the_version_exactly_once(store: Store) -> None:

@@ -1,17 +1,21 @@
--- prelude: _change _idempotency
+-- prelude: _gate _change _idempotency
 -- session_update.lua: the PATCH. Idempotency, existence checks, If-Match, change detection, write,
 -- version bump, updated_at from Redis TIME, the session.updated event and the history entry, all in
--- one atomic step.
+-- one atomic step. Optionally admits the request first (_gate.lua), so that a PATCH by a key the API
+-- already knows is one round trip: no token, no write.
 --
 -- Key layout: see session_create.lua, _change.lua and _idempotency.lua.
 --
 -- KEYS[1] agent hash      KEYS[2] session hash      KEYS[3] enabled index   KEYS[4] disabled index
 -- KEYS[5] outbox          KEYS[6] session history   KEYS[7] idempotency record (unused without one)
+-- KEYS[8] key record      KEYS[9] key bucket        KEYS[10] address bucket   (only when admitting)
 -- ARGV[1] agent key       ARGV[2] session key       ARGV[3] event id    ARGV[4] actor   ARGV[5] request id
 -- ARGV[6] If-Match: "" (none), "*" (any existing version) or versions separated by commas
 -- ARGV[7] request fingerprint ("" without an Idempotency-Key)    ARGV[8] idempotency ttl (s)
 -- ARGV[9] history cap (newest entries kept per session)
--- ARGV[10..] field, value pairs to set; fields are among description, metadata (canonical JSON, so
+-- ARGV[10..13] "" (the request was admitted already) or admit()'s default rate, default burst,
+--            failure rate and failure burst
+-- ARGV[14..] field, value pairs to set; fields are among description, metadata (canonical JSON, so
 --            equal metadata is equal bytes) and enabled ("1" or "0").
 --
 -- A field whose new value equals the stored one is not a change; when nothing changes the session is
@@ -20,54 +24,62 @@
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
 --       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed"}
 --       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
+-- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
 
-local replay = idem_lookup(KEYS[7], ARGV[7])
-if replay then return replay end
-local function finish(status, fields)
-  return idem_store(KEYS[7], ARGV[7], tonumber(ARGV[8]), status, fields)
-end
-
-if redis.call('EXISTS', KEYS[1]) == 0 then return finish('agent_not_found') end
-if redis.call('EXISTS', KEYS[2]) == 0 then return finish('session_not_found') end
-
-if ARGV[6] ~= '' and ARGV[6] ~= '*' then
-  local current = redis.call('HGET', KEYS[2], 'version')
-  local matched = false
-  for wanted in string.gmatch(ARGV[6], '[^,]+') do
-    if wanted == current then matched = true end
+local function apply()
+  local replay = idem_lookup(KEYS[7], ARGV[7])
+  if replay then return replay end
+  local function finish(status, fields)
+    return idem_store(KEYS[7], ARGV[7], tonumber(ARGV[8]), status, fields)
   end
-  if not matched then return finish('precondition_failed') end
-end
 
-local changed, old = {}, {}
-for i = 10, #ARGV, 2 do
-  local field, value = ARGV[i], ARGV[i + 1]
-  local current = redis.call('HGET', KEYS[2], field)
-  if current ~= value then
-    changed[#changed + 1] = field
-    changed[#changed + 1] = value
-    old[#old + 1] = field
-    old[#old + 1] = current
+  if redis.call('EXISTS', KEYS[1]) == 0 then return finish('agent_not_found') end
+  if redis.call('EXISTS', KEYS[2]) == 0 then return finish('session_not_found') end
+
+  if ARGV[6] ~= '' and ARGV[6] ~= '*' then
+    local current = redis.call('HGET', KEYS[2], 'version')
+    local matched = false
+    for wanted in string.gmatch(ARGV[6], '[^,]+') do
+      if wanted == current then matched = true end
+    end
+    if not matched then return finish('precondition_failed') end
   end
-end
 
-if #changed == 0 then return finish('noop', redis.call('HGETALL', KEYS[2])) end
-
-local now = now_ms()
-redis.call('HSET', KEYS[2], 'updated_at', now, unpack(changed))
-local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
-for i = 1, #changed, 2 do
-  if changed[i] == 'enabled' then
-    if changed[i + 1] == '1' then
-      redis.call('ZADD', KEYS[3], 0, ARGV[2])
-      redis.call('ZREM', KEYS[4], ARGV[2])
-    else
-      redis.call('ZADD', KEYS[4], 0, ARGV[2])
-      redis.call('ZREM', KEYS[3], ARGV[2])
+  local changed, old = {}, {}
+  for i = 14, #ARGV, 2 do
+    local field, value = ARGV[i], ARGV[i + 1]
+    local current = redis.call('HGET', KEYS[2], field)
+    if current ~= value then
+      changed[#changed + 1] = field
+      changed[#changed + 1] = value
+      old[#old + 1] = field
+      old[#old + 1] = current
     end
   end
+
+  if #changed == 0 then return finish('noop', redis.call('HGETALL', KEYS[2])) end
+
+  local now = now_ms()
+  redis.call('HSET', KEYS[2], 'updated_at', now, unpack(changed))
+  local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+  for i = 1, #changed, 2 do
+    if changed[i] == 'enabled' then
+      if changed[i + 1] == '1' then
+        redis.call('ZADD', KEYS[3], 0, ARGV[2])
+        redis.call('ZREM', KEYS[4], ARGV[2])
+      else
+        redis.call('ZADD', KEYS[4], 0, ARGV[2])
+        redis.call('ZREM', KEYS[3], ARGV[2])
+      end
+    end
+  end
+  local snapshot = redis.call('HGETALL', KEYS[2])
+  emit_event(KEYS[5], 'session.updated', ARGV[3], ARGV[1], ARGV[2], version, now, ARGV[4], ARGV[5], snapshot, old)
+  record_history(KEYS[6], version, now, ARGV[4], ARGV[5], old, changed, tonumber(ARGV[9]))
+  return finish('ok', snapshot)
 end
-local snapshot = redis.call('HGETALL', KEYS[2])
-emit_event(KEYS[5], 'session.updated', ARGV[3], ARGV[1], ARGV[2], version, now, ARGV[4], ARGV[5], snapshot, old)
-record_history(KEYS[6], version, now, ARGV[4], ARGV[5], old, changed, tonumber(ARGV[9]))
-return finish('ok', snapshot)
+
+if ARGV[10] == '' then return apply() end
+local admitted = admit(KEYS[8], KEYS[9], KEYS[10], ARGV[10], ARGV[11], ARGV[12], ARGV[13])
+if admitted[1] ~= 'ok' then return {admitted} end
+return {admitted, apply()}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agent_sessions import metrics
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
+from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
@@ -55,7 +55,7 @@ class EdgeMiddleware:
             return
         started = time.perf_counter()
         incoming = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
-        rid = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else "req_" + secrets.token_hex(12)
+        rid = incoming if CLIENT_REQUEST_ID.fullmatch(incoming) else new_id("req")
         state = scope.setdefault("state", {})
         state["request_id"] = rid
         status = 500

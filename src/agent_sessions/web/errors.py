@@ -7,7 +7,6 @@ about internals; the traceback goes to the log under the request id.
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 
 import orjson
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from agent_sessions import errors
+from agent_sessions.ids import new_id
 from agent_sessions.metrics import RATE_LIMITED
 
 log = logging.getLogger("agent_sessions.web")
@@ -51,7 +51,9 @@ def status_of(exc: errors.ServiceError) -> int:
 
 def request_id(request: Request) -> str:
     state = request.scope.setdefault("state", {})
-    rid: str = state.setdefault("request_id", "req_" + secrets.token_hex(12))
+    rid: str | None = state.get("request_id")
+    if rid is None:
+        rid = state["request_id"] = new_id("req")
     return rid
 
 

@@ -4,7 +4,8 @@ built from this table, so the documented contract is the enforced one.
 Each request goes through the same steps in the contract's order (DESIGN.md §2):
 authenticate and rate limit in one Redis round trip (401, 429) -> authorize (403) -> path keys,
 content type, size and body (400/413/415) -> the service call (404/409/412). Handlers are one service
-call each.
+call each. The PATCH of a session, by a key this process knows, takes one round trip in all: the update
+script runs the gate first (``read_then_admit_in_the_write``), with the same errors in the same order.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from starlette.routing import Route
 
 from agent_sessions import models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
-from agent_sessions.errors import InvalidRequest, RateLimited, RequestTooLarge, UnsupportedMediaType
+from agent_sessions.errors import (
+    Forbidden,
+    InvalidRequest,
+    RateLimited,
+    RequestTooLarge,
+    ServiceError,
+    UnsupportedMediaType,
+)
 from agent_sessions.events import Origin
-from agent_sessions.ratelimit import retry_after
+from agent_sessions.ratelimit import Admission, Quota, retry_after
 from agent_sessions.reports import Report
 from agent_sessions.services import Services, check_path_keys
 from agent_sessions.store import NO_IDEMPOTENCY, Idempotency
@@ -44,6 +52,7 @@ class Call:
     merge: bool = False
     if_match: str = ""
     idem: Idempotency = NO_IDEMPOTENCY
+    admission: Admission | None = None  # the write script is to admit the request (one round trip)
     replayed: bool = False
 
     @property
@@ -86,6 +95,7 @@ class Endpoint:
     conditional: bool = False  # honours If-Match
     idempotent: bool = False  # honours Idempotency-Key
     merge_patch: bool = False  # also takes application/merge-patch+json
+    admits_in_write: bool = False  # the write script runs the gate itself for keys already known
 
     @property
     def path_keys(self) -> tuple[str, ...]:
@@ -171,7 +181,7 @@ async def get_session(c: Call) -> tuple[int, Any]:
 
 async def update_session(c: Call) -> tuple[int, Any]:
     session, c.replayed = await c.services.update_session(
-        c.agent, c.session, c.body, c.origin, merge=c.merge, if_match=c.if_match, idem=c.idem
+        c.agent, c.session, c.body, c.origin, merge=c.merge, if_match=c.if_match, idem=c.idem, admission=c.admission
     )
     return 200, session
 
@@ -277,6 +287,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         conditional=True,
         idempotent=True,
         merge_patch=True,
+        admits_in_write=True,
     ),
     Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204),
     Endpoint(
@@ -345,29 +356,67 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match:
 def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
     accepted = (JSON_TYPE, MERGE_PATCH_TYPE) if endpoint.merge_patch else (JSON_TYPE,)
     path_keys = endpoint.path_keys
+    role = endpoint.role
 
-    async def handle(request: Request) -> Response:
-        state = request.app.state
-        call = Call(request, state.services, None, {})
-        if endpoint.role is not None:
-            secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
-            address = request.client.host if request.client else "unknown"
-            call.key, quota, allowed = await state.gate.admit(secret, address)
-            request.state.response_headers = quota.headers()
-            request.state.key_id = call.key.id
-            if not allowed:
-                raise RateLimited(retry_after(quota.next_token_ms))
-            authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
+    async def admit(call: Call, secret: str) -> None:
+        """Authenticate and rate limit (one round trip; 401, 429), then authorize (403)."""
+        request, gate = call.request, call.request.app.state.gate
+        call.key, quota, allowed = await gate.admit(secret, client_address(request))
+        request.state.response_headers = quota.headers()
+        request.state.key_id = call.key.id
+        if not allowed:
+            raise RateLimited(retry_after(quota.next_token_ms))
+        assert role is not None
+        authorize(call.key, role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
+
+    async def read(call: Call) -> None:
+        """Path keys, then the body and its headers (400, 413, 415): no Redis."""
+        request, settings = call.request, call.request.app.state.settings
         if path_keys:
             check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
         if endpoint.body is not None:
-            raw, media = await read_body(request, state.settings.max_body_bytes, accepted)
+            raw, media = await read_body(request, settings.max_body_bytes, accepted)
             call.body = models.parse_body(endpoint.body, raw)
             call.merge = media == MERGE_PATCH_TYPE
             if endpoint.conditional:
                 call.if_match = parse_if_match(request.headers.get("if-match"))
             if endpoint.idempotent and call.key is not None:
-                call.idem = idempotency(request, call.key, raw, media, call.if_match, state.settings.idempotency_ttl)
+                call.idem = idempotency(request, call.key, raw, media, call.if_match, settings.idempotency_ttl)
+
+    async def read_then_admit_in_the_write(call: Call, secret: str, known: ApiKey) -> None:
+        """A key this process admitted before: the write script runs the gate (one round trip). The
+        request is read first, which needs no Redis; if it is bad, the gate still runs first so that
+        its 401 / 429 / 403 win over the 400, as in the usual order. Role and scope are checked here
+        from the key's record, which never changes (revocation is the gate's to check)."""
+        request = call.request
+        call.key = known
+        try:
+            await read(call)
+        except ServiceError:
+            await admit(call, secret)
+            raise
+        if call.merge:  # a merge patch reads the session before it writes: admit it first
+            await admit(call, secret)
+            return
+        request.state.key_id = known.id
+
+        def on_quota(quota: Quota) -> None:
+            request.state.response_headers = quota.headers()
+
+        call.admission = request.app.state.gate.admission(secret, client_address(request), on_quota)
+
+    async def handle(request: Request) -> Response:
+        call = Call(request, request.app.state.services, None, {})
+        if role is None:
+            await read(call)
+        else:
+            secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
+            known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
+            if known is not None and allowed(known, role, request.path_params.get("agent_key"), endpoint.any_agent):
+                await read_then_admit_in_the_write(call, secret, known)
+            else:
+                await admit(call, secret)
+                await read(call)
         status, payload = await endpoint.handler(call)
         if payload is None:
             return Response(status_code=status)
@@ -377,6 +426,18 @@ def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
 
     return handle
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def allowed(key: ApiKey, role: Role, agent: str | None, any_agent: bool) -> bool:
+    try:
+        authorize(key, role, agent, any_agent)
+    except Forbidden:
+        return False
+    return True
 
 
 def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
