@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from agent_sessions import lua
 from agent_sessions.auth import ApiKey, digest, record_key
 from agent_sessions.errors import RateLimited, Unauthorized
-from agent_sessions.redis_client import outage_as_unavailable
+from agent_sessions.redis_client import Script
 
 POLICY = "default"
 
@@ -104,7 +104,7 @@ class Gate:
 
     def __init__(self, client: aioredis.Redis, limits: Limits) -> None:
         self.limits = limits
-        self._script = client.register_script(lua.source("gate"))
+        self._script = Script(client, lua.source("gate"))
         self._known: dict[str, ApiKey] = {}
 
     def _keys(self, key_digest: str, address: str) -> tuple[str, str, str]:
@@ -125,8 +125,7 @@ class Gate:
         ``Unauthorized`` for an unknown or revoked key.
         """
         key_digest = digest(secret)
-        async with outage_as_unavailable():
-            reply = cast(list[Any], await self._script(keys=self._keys(key_digest, address), args=self._args()))
+        reply = cast(list[Any], await self._script(self._keys(key_digest, address), self._args()))
         try:
             status, quota = _verdict(reply)
         except Unauthorized:

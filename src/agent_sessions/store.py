@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from agent_sessions import lua
 from agent_sessions.errors import (
@@ -24,7 +23,7 @@ from agent_sessions.errors import (
 )
 from agent_sessions.events import OUTBOX, Origin, new_event_id
 from agent_sessions.ratelimit import Admission
-from agent_sessions.redis_client import outage_as_unavailable
+from agent_sessions.redis_client import Script, outage_as_unavailable
 from agent_sessions.reports import report_key
 
 Fields = dict[str, str]
@@ -112,11 +111,10 @@ class Store:
         self.redis = client
         self.keys = layout or KeyLayout()
         self.history_max = history_max
-        self._scripts: dict[str, AsyncScript] = {name: client.register_script(lua.source(name)) for name in SCRIPTS}
+        self._scripts = {name: Script(client, lua.source(name)) for name in SCRIPTS}
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
-        async with outage_as_unavailable():
-            return cast(list[Any], await self._scripts[script](keys=keys, args=args))
+        return cast(list[Any], await self._scripts[script](keys, args))
 
     async def ping(self) -> bool:
         async with outage_as_unavailable():

@@ -20,6 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from agent_sessions import models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
@@ -440,18 +441,26 @@ def allowed(key: ApiKey, role: Role, agent: str | None, any_agent: bool) -> bool
     return True
 
 
-def routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
+class ByMethod:
+    """The ASGI app of one path: calls the endpoint's handler for the request's method. An ASGI app
+    rather than a Starlette endpoint function, which Starlette would wrap once more to map exceptions;
+    the app's ``ExceptionMiddleware`` maps ours already."""
+
+    def __init__(self, methods: dict[str, Callable[[Request], Awaitable[Response]]]) -> None:
+        self.methods = methods
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive, send)
+        method = "GET" if request.method == "HEAD" else request.method
+        response = await self.methods[method](request)
+        await response(scope, receive, send)
+
+
+def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]:
     """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
-    path supports in ``Allow``."""
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {}
+    path supports in ``Allow``. The router tries routes in order; ``first`` is the PATCH's path (no two
+    paths match the same URL, so the order changes nothing else)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {first: {}}
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
-
-    def dispatch(methods: dict[str, Callable[[Request], Awaitable[Response]]]) -> Callable[..., Any]:
-        async def by_method(request: Request) -> Response:
-            method = "GET" if request.method == "HEAD" else request.method
-            return await methods[method](request)
-
-        return by_method
-
-    return [Route(path, dispatch(methods), methods=list(methods)) for path, methods in by_path.items()]
+    return [Route(path, ByMethod(methods), methods=list(methods)) for path, methods in by_path.items()]
