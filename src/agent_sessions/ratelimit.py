@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 from agent_sessions import lua
 from agent_sessions.auth import ApiKey, digest, record_key
 from agent_sessions.errors import RateLimited, Unauthorized
-from agent_sessions.redis_client import Script
+from agent_sessions.redis_client import Batches, Script
 
 POLICY = "default"
 
@@ -102,9 +102,9 @@ class Gate:
 
     KNOWN_MAX = 10_000
 
-    def __init__(self, client: aioredis.Redis, limits: Limits) -> None:
+    def __init__(self, client: aioredis.Redis, limits: Limits, batches: Batches | None = None) -> None:
         self.limits = limits
-        self._script = Script(client, lua.source("gate"))
+        self._script = Script(batches or Batches(client), lua.source("gate"))
         self._known: dict[str, ApiKey] = {}
 
     def _keys(self, key_digest: str, address: str) -> tuple[str, str, str]:

@@ -23,7 +23,7 @@ from agent_sessions.errors import (
 )
 from agent_sessions.events import OUTBOX, Origin, new_event_id
 from agent_sessions.ratelimit import Admission
-from agent_sessions.redis_client import Script, outage_as_unavailable
+from agent_sessions.redis_client import Batches, Script, outage_as_unavailable
 from agent_sessions.reports import report_key
 
 Fields = dict[str, str]
@@ -107,11 +107,18 @@ def _pairs(flat: list[str]) -> Fields:
 
 
 class Store:
-    def __init__(self, client: aioredis.Redis, layout: KeyLayout | None = None, history_max: int = 1000) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        layout: KeyLayout | None = None,
+        history_max: int = 1000,
+        batches: Batches | None = None,
+    ) -> None:
         self.redis = client
         self.keys = layout or KeyLayout()
         self.history_max = history_max
-        self._scripts = {name: Script(client, lua.source(name)) for name in SCRIPTS}
+        batches = batches or Batches(client)
+        self._scripts = {name: Script(batches, lua.source(name)) for name in SCRIPTS}
 
     async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
         return cast(list[Any], await self._scripts[script](keys, args))

@@ -29,7 +29,7 @@ from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
-from agent_sessions.redis_client import async_client, outage_as_unavailable
+from agent_sessions.redis_client import Batches, async_client, outage_as_unavailable
 from agent_sessions.services import Services
 from agent_sessions.store import Store
 from agent_sessions.web import openapi
@@ -135,9 +135,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         client = async_client(redis_url, settings.redis_timeout)
         app.state.settings = settings
         app.state.redis = client
-        store = Store(client, history_max=settings.history_max)
+        batches = Batches(client)  # the scripts of concurrent requests share pipelines
+        store = Store(client, history_max=settings.history_max, batches=batches)
         app.state.services = Services(store, metadata_limits(settings), settings.report_dimensions)
-        app.state.gate = Gate(client, rate_limits(settings))
+        app.state.gate = Gate(client, rate_limits(settings), batches)
         try:
             yield
         finally:

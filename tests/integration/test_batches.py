@@ -1,0 +1,71 @@
+"""Auto-pipelining (``redis_client.Batches``) on a real Redis: concurrent script calls share round
+trips, and each caller still gets its own reply, its own error, or the outage."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis
+from redis.exceptions import ResponseError
+
+from agent_sessions.errors import StoreUnavailable
+from agent_sessions.redis_client import Batches, Script, async_client
+from agent_sessions.redis_server import free_port
+
+pytestmark = pytest.mark.anyio
+
+# Echoes its argument; fails for "boom" (one caller's error must stay that caller's).
+ECHO = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}"
+
+
+class CountingBatches(Batches):
+    def __init__(self, client: Any) -> None:
+        super().__init__(client)
+        self.sizes: list[int] = []
+
+    async def _flush(self, batch: list[Any]) -> None:
+        self.sizes.append(len(batch))
+        await super()._flush(batch)
+
+
+async def test_concurrent_calls_share_pipelines_and_get_their_own_replies(redis_url: str) -> None:
+    client = async_client(redis_url, 2.0)
+    batches = CountingBatches(client)
+    script = Script(batches, ECHO)
+    await script(["k"], ["warm"])  # loads the script
+    batches.sizes.clear()
+    replies = await asyncio.gather(*(script([f"k{i}"], [str(i)]) for i in range(20)))
+    await client.aclose()
+    assert replies == [[f"k{i}", str(i)] for i in range(20)]
+    assert batches.sizes == [8, 8, 4]  # one round trip each
+
+
+async def test_an_error_is_its_callers_alone(redis_url: str) -> None:
+    client = async_client(redis_url, 2.0)
+    script = Script(Batches(client), ECHO)
+    results: list[Any] = await asyncio.gather(
+        script(["a"], ["1"]), script(["b"], ["boom"]), script(["c"], ["3"]), return_exceptions=True
+    )
+    await client.aclose()
+    assert results[0] == ["a", "1"] and results[2] == ["c", "3"]
+    assert isinstance(results[1], ResponseError) and "boom" in str(results[1])
+
+
+async def test_scripts_load_again_when_redis_forgot_them(redis_url: str, sync_redis: redis.Redis) -> None:
+    client = async_client(redis_url, 2.0)
+    script = Script(Batches(client), ECHO)
+    await script(["k"], ["1"])
+    sync_redis.script_flush()
+    replies = await asyncio.gather(*(script(["k"], [str(i)]) for i in range(10)))
+    await client.aclose()
+    assert replies == [["k", str(i)] for i in range(10)]
+
+
+async def test_an_outage_fails_every_call_of_the_batch() -> None:
+    client = async_client(f"redis://127.0.0.1:{free_port()}/0", 0.3)  # nothing listens there
+    script = Script(Batches(client), ECHO)
+    results = await asyncio.gather(*(script(["k"], [str(i)]) for i in range(5)), return_exceptions=True)
+    await client.aclose()
+    assert all(isinstance(r, StoreUnavailable) for r in results)
