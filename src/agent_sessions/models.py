@@ -193,30 +193,36 @@ def encode_metadata(value: Metadata, limits: MetadataLimits) -> bytes:
     """
     if len(value) > limits.max_keys:
         raise _metadata_error("metadata", f"at most {limits.max_keys} top-level keys allowed")
-    _check_value(value, "metadata", 1, limits)
+    if found := _violation(value, 1, limits):
+        raise _metadata_error("metadata" + found[0], found[1])
     encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     if len(encoded) > limits.max_bytes:
         raise _metadata_error("metadata", f"serialized size {len(encoded)} exceeds {limits.max_bytes} bytes")
     return encoded
 
 
-def _check_value(value: Any, path: str, depth: int, limits: MetadataLimits) -> None:
+def _violation(value: Any, depth: int, limits: MetadataLimits) -> tuple[str, str] | None:
+    """The first limit ``value`` breaks: (its path below ``value``, the message), or None. Paths are
+    built only on the way out of a violation, not for every value checked."""
     if isinstance(value, dict):
         if depth > limits.max_depth:
-            raise _metadata_error(path, f"nesting deeper than {limits.max_depth} levels")
+            return "", f"nesting deeper than {limits.max_depth} levels"
         for key, item in value.items():
             if not 1 <= len(key) <= limits.max_key_length:
-                raise _metadata_error(f"{path}.{key}", f"keys must be 1-{limits.max_key_length} characters")
-            _check_value(item, f"{path}.{key}", depth + 1, limits)
+                return f".{key}", f"keys must be 1-{limits.max_key_length} characters"
+            if item is not None and type(item) is not str and (found := _violation(item, depth + 1, limits)):
+                return f".{key}{found[0]}", found[1]
     elif isinstance(value, list):
         if depth > limits.max_depth:
-            raise _metadata_error(path, f"nesting deeper than {limits.max_depth} levels")
+            return "", f"nesting deeper than {limits.max_depth} levels"
         for index, item in enumerate(value):
-            _check_value(item, f"{path}[{index}]", depth + 1, limits)
+            if item is not None and type(item) is not str and (found := _violation(item, depth + 1, limits)):
+                return f"[{index}]{found[0]}", found[1]
     elif isinstance(value, float) and not math.isfinite(value):
-        raise _metadata_error(path, "numbers must be finite")
+        return "", "numbers must be finite"
     elif isinstance(value, int | float) and not isinstance(value, bool) and not NUMBER_MIN <= value <= NUMBER_MAX:
-        raise _metadata_error(path, "number out of the 64-bit integer range")
+        return "", "number out of the 64-bit integer range"
+    return None
 
 
 def _metadata_error(path: str, message: str) -> InvalidMetadata:

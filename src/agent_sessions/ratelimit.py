@@ -16,6 +16,7 @@ import hmac
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -46,11 +47,15 @@ class Quota:
     next_token_ms: int  # until the next whole token is added (0 when the bucket is full)
 
     def headers(self) -> list[tuple[str, str]]:
-        window = math.ceil(self.burst / self.rate)
         return [
-            ("RateLimit-Policy", f'"{POLICY}";q={self.burst};w={window}'),
+            ("RateLimit-Policy", _policy(self.rate, self.burst)),
             ("RateLimit", f'"{POLICY}";r={self.remaining};t={math.ceil(self.next_token_ms / 1000)}'),
         ]
+
+
+@lru_cache(maxsize=256)
+def _policy(rate: float, burst: int) -> str:
+    return f'"{POLICY}";q={burst};w={math.ceil(burst / rate)}'
 
 
 def _verdict(reply: list[Any]) -> tuple[str, Quota]:

@@ -307,8 +307,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 # -- the shared request pipeline ---------------------------------------------------------------------
 
 
+def header(request: Request, name: str) -> str | None:
+    """A request header (the first, if repeated), from a dict made once per request: Starlette's
+    ``headers.get`` scans the list, and raises and catches a KeyError for every absent header."""
+    scope = request.scope
+    found: dict[str, str] | None = scope.get("agent_sessions.headers")
+    if found is None:
+        found = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+        scope["agent_sessions.headers"] = found
+    return found.get(name)
+
+
 def media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return (header(request, "content-type") or "").split(";", 1)[0].strip().lower()
 
 
 async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> tuple[bytes, str]:
@@ -316,7 +327,7 @@ async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> 
     media = media_type(request)
     if media not in accepted:
         raise UnsupportedMediaType(f"Content-Type must be {' or '.join(accepted)}, not {media or 'missing'!r}")
-    declared = request.headers.get("content-length", "")
+    declared = header(request, "content-length") or ""
     if declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body is larger than {limit} bytes")
     chunks, size = [], 0
@@ -341,7 +352,7 @@ def parse_if_match(value: str | None) -> str:
 
 
 def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str, ttl: int) -> Idempotency:
-    value = request.headers.get("idempotency-key")
+    value = header(request, "idempotency-key")
     if value is None:
         return NO_IDEMPOTENCY
     if not IDEMPOTENCY_KEY_RE.fullmatch(value):
@@ -380,7 +391,7 @@ def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             call.body = models.parse_body(endpoint.body, raw)
             call.merge = media == MERGE_PATCH_TYPE
             if endpoint.conditional:
-                call.if_match = parse_if_match(request.headers.get("if-match"))
+                call.if_match = parse_if_match(header(request, "if-match"))
             if endpoint.idempotent and call.key is not None:
                 call.idem = idempotency(request, call.key, raw, media, call.if_match, settings.idempotency_ttl)
 
@@ -411,7 +422,7 @@ def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         if role is None:
             await read(call)
         else:
-            secret = secret_from_headers(request.headers.get("x-api-key"), request.headers.get("authorization"))
+            secret = secret_from_headers(header(request, "x-api-key"), header(request, "authorization"))
             known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
             if known is not None and allowed(known, role, request.path_params.get("agent_key"), endpoint.any_agent):
                 await read_then_admit_in_the_write(call, secret, known)
