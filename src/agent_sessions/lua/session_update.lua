@@ -45,10 +45,13 @@ local function apply()
     if not matched then return finish('precondition_failed') end
   end
 
-  local changed, old = {}, {}
+  local changed, old, fields = {}, {}, {}
+  for i = 14, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
+  local stored = {}
+  if #fields > 0 then stored = redis.call('HMGET', KEYS[2], unpack(fields)) end
   for i = 14, #ARGV, 2 do
     local field, value = ARGV[i], ARGV[i + 1]
-    local current = redis.call('HGET', KEYS[2], field)
+    local current = stored[(i - 12) / 2]
     if current ~= value then
       changed[#changed + 1] = field
       changed[#changed + 1] = value
