@@ -8,7 +8,7 @@
 --                                        created_at, updated_at (ms since epoch, Redis TIME), version
 --   as:sessions:<agent>           zset   every session key of the agent, score 0, ordered by member
 --   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
---   as:history:<agent>:<session>  zset   the session's changes (see _change.lua)
+--   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
 --   as:outbox                     stream events for the relay (see _change.lua)
 --
 -- KEYS[1] agent hash      KEYS[2] session hash

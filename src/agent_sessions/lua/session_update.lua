@@ -33,11 +33,18 @@ local function apply()
     return idem_store(KEYS[7], ARGV[7], tonumber(ARGV[8]), status, fields)
   end
 
-  if redis.call('EXISTS', KEYS[1]) == 0 then return finish('agent_not_found') end
-  if redis.call('EXISTS', KEYS[2]) == 0 then return finish('session_not_found') end
+  -- One read of the whole session, one write. A session never outlives its agent (agent_delete.lua
+  -- deletes both in one step), so the agent is looked up only to tell which of the two 404s it is.
+  local session = redis.call('HGETALL', KEYS[2])
+  if #session == 0 then
+    if redis.call('EXISTS', KEYS[1]) == 0 then return finish('agent_not_found') end
+    return finish('session_not_found')
+  end
+  local at = {}  -- field -> index of its value in `session` (session_create.lua sets every field)
+  for i = 1, #session, 2 do at[session[i]] = i + 1 end
 
   if ARGV[6] ~= '' and ARGV[6] ~= '*' then
-    local current = redis.call('HGET', KEYS[2], 'version')
+    local current = session[at['version']]
     local matched = false
     for wanted in string.gmatch(ARGV[6], '[^,]+') do
       if wanted == current then matched = true end
@@ -45,13 +52,10 @@ local function apply()
     if not matched then return finish('precondition_failed') end
   end
 
-  local changed, old, fields = {}, {}, {}
-  for i = 14, #ARGV, 2 do fields[#fields + 1] = ARGV[i] end
-  local stored = {}
-  if #fields > 0 then stored = redis.call('HMGET', KEYS[2], unpack(fields)) end
+  local changed, old = {}, {}
   for i = 14, #ARGV, 2 do
     local field, value = ARGV[i], ARGV[i + 1]
-    local current = stored[(i - 12) / 2]
+    local current = session[at[field]]
     if current ~= value then
       changed[#changed + 1] = field
       changed[#changed + 1] = value
@@ -60,12 +64,15 @@ local function apply()
     end
   end
 
-  if #changed == 0 then return finish('noop', redis.call('HGETALL', KEYS[2])) end
+  if #changed == 0 then return finish('noop', session) end
 
   local now = now_ms()
-  redis.call('HSET', KEYS[2], 'updated_at', now, unpack(changed))
-  local version = redis.call('HINCRBY', KEYS[2], 'version', 1)
+  local version = tostring(tonumber(session[at['version']]) + 1)
+  redis.call('HSET', KEYS[2], 'updated_at', now, 'version', version, unpack(changed))
+  -- The session after the write: what was read, with what was written.
+  session[at['updated_at']], session[at['version']] = now, version
   for i = 1, #changed, 2 do
+    session[at[changed[i]]] = changed[i + 1]
     if changed[i] == 'enabled' then
       if changed[i + 1] == '1' then
         redis.call('ZADD', KEYS[3], 0, ARGV[2])
@@ -76,10 +83,9 @@ local function apply()
       end
     end
   end
-  local snapshot = redis.call('HGETALL', KEYS[2])
-  emit_event(KEYS[5], 'session.updated', ARGV[3], ARGV[1], ARGV[2], version, now, ARGV[4], ARGV[5], snapshot, old)
-  record_history(KEYS[6], version, now, ARGV[4], ARGV[5], old, changed, tonumber(ARGV[9]))
-  return finish('ok', snapshot)
+  emit_event(KEYS[5], 'session.updated', ARGV[3], ARGV[1], ARGV[2], version, now, ARGV[4], ARGV[5], session, old)
+  record_history(KEYS[6], tonumber(version), now, ARGV[4], ARGV[5], old, changed, tonumber(ARGV[9]))
+  return finish('ok', session)
 end
 
 if ARGV[10] == '' then return apply() end
