@@ -121,6 +121,23 @@ async def test_session_update_bumps_version_once_and_stamps_redis_time(store: St
     assert int(after["updated_at"]) <= await redis_ms(store.redis)
 
 
+async def test_session_update_reply_and_event_are_the_hash_as_stored(store: Store, sync_redis: redis.Redis) -> None:
+    """The script builds the session after the write from what it read and wrote (no second read):
+    its reply and the event's snapshot must be exactly the stored hash, every field, every change."""
+    await make(store, S)
+    changes: list[dict[str, str | bytes]] = [
+        {"metadata": b'{"p":2}'},
+        {"description": "two", "enabled": "0"},
+        {"description": "three", "metadata": b'{"p":3}', "enabled": "1"},
+    ]
+    for n, change in enumerate(changes, start=2):
+        written = await store.update_session(A, S, ORIGIN, change)
+        stored = sync_redis.hgetall(f"as:session:{A}:{S}")
+        assert written.fields == stored and stored["version"] == str(n)
+        _, entry = sync_redis.xrevrange(OUTBOX, count=1)[0]
+        assert {k[2:]: v for k, v in entry.items() if k.startswith("s:")} == stored
+
+
 async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
