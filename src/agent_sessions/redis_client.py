@@ -57,9 +57,7 @@ class HiredisPacking:
 
 def _pack(args: tuple[Any, ...]) -> bytes:
     first = args[0]
-    if isinstance(first, str):  # a command of several words ("SCRIPT LOAD") goes as several arguments
-        args = (*first.encode().split(), *args[1:])
-    elif b" " in first:
+    if (" " if isinstance(first, str) else b" ") in first:  # "SCRIPT LOAD": sent as two arguments
         args = (*first.split(), *args[1:])
     try:
         return cast(bytes, hiredis.pack_command(args))
