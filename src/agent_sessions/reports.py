@@ -6,10 +6,12 @@ prepares its arguments and turns the stored hash into the ``GET /v2/agents/{agen
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, cast
 
 import orjson
 import redis
+from redis.exceptions import NoScriptError
 from typing_extensions import TypedDict
 
 from agent_sessions import lua
@@ -75,10 +77,34 @@ class Reports:
     def __init__(self, client: redis.Redis, dimensions: tuple[str, ...]) -> None:
         self.redis = client
         self.dimensions = dimensions
-        self._apply = client.register_script(lua.source("report_apply"))
+        self._source = lua.source("report_apply")
+        self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
     def apply(self, event: Event) -> bool:
         """Count ``event``; False when it was already counted (a redelivery)."""
+        return self.apply_all([event]) == 1
+
+    def apply_all(self, events: list[Event]) -> int:
+        """Count a batch (each event exactly once); returns how many were new. One round trip: each
+        event is its own script call, atomic on its own, sent together in one pipeline (no MULTI).
+        Re-sending the batch (Redis forgot the script, or the actor is retried) counts nothing twice."""
+        if not events:
+            return 0
+        try:
+            replies = self._send(events)
+        except NoScriptError:
+            self.redis.script_load(self._source)
+            replies = self._send(events)
+        return sum(reply == "applied" for reply in replies)
+
+    def _send(self, events: list[Event]) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for event in events:
+            keys, args = self._call(event)
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
+        return pipe.execute()
+
+    def _call(self, event: Event) -> tuple[list[str], list[Any]]:
         agent, session = event["agent_key"], event["session_key"]
         incarnation = f"{agent}:{session}:{event['incarnation']}"
         args: list[Any] = [
@@ -89,12 +115,7 @@ class Reports:
         ]
         for dimension in self.dimensions:
             args += (dimension, dimension_value(event["session"]["metadata"], dimension))
-        keys = [report_key(agent), f"as:report:state:{incarnation}", f"as:report:ooo:{incarnation}"]
-        return cast(str, self._apply(keys=keys, args=args)) == "applied"
-
-    def apply_all(self, events: list[Event]) -> int:
-        """Count a batch (each event exactly once); returns how many were new."""
-        return sum(self.apply(event) for event in events)
+        return [report_key(agent), f"as:report:state:{incarnation}", f"as:report:ooo:{incarnation}"], args
 
     def read(self, agent: str) -> Report:
         fields = cast(dict[str, str], self.redis.hgetall(report_key(agent)))
