@@ -9,9 +9,10 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from agent_sessions.broker import WorkerResources
+from agent_sessions.broker import OrjsonEncoder, WorkerResources
 from agent_sessions.config import Settings
 
+dramatiq.set_encoder(OrjsonEncoder())  # as make_broker() does
 stub_broker = StubBroker()
 stub_broker.add_middleware(WorkerResources(Settings(redis_url="redis://127.0.0.1:1/0")))  # set per test
 dramatiq.set_broker(stub_broker)

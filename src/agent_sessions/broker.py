@@ -13,10 +13,13 @@ from typing import Any
 
 import dramatiq
 import httpx
+import orjson
 import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.encoder import Encoder, MessageData
+from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware, Retries
 
 from agent_sessions.config import Settings
@@ -108,7 +111,24 @@ class WorkerResources(Middleware):
         self.close()
 
 
+class OrjsonEncoder(Encoder):
+    """Messages as JSON, like Dramatiq's default encoder, written and read by orjson: each message
+    carries whole events, and the stdlib's json took a tenth of the relay's and the workers' CPU. The
+    two read each other's output, so messages already queued stay readable either way."""
+
+    def encode(self, data: MessageData) -> bytes:
+        return orjson.dumps(data)
+
+    def decode(self, data: bytes) -> MessageData:
+        try:
+            decoded: MessageData = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise DecodeError(f"failed to decode message {data!r}", data, exc) from None  # type: ignore[no-untyped-call]
+        return decoded
+
+
 def make_broker(settings: Settings) -> dramatiq.Broker:
+    dramatiq.set_encoder(OrjsonEncoder())  # process-wide in Dramatiq: every message this process sends or reads
     url = settings.effective_broker_url
     if not url or not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the workers need Redis (and BROKER_URL, default REDIS_URL)")
