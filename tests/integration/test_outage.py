@@ -24,7 +24,9 @@ NO_HANG = 5.0
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path).start()
+    # `always`: the setup's writes must be on disk before the SIGKILL. With `everysec`, Redis may hold
+    # back its AOF write while a background fsync runs, and a kill then loses them (seen in a CI run).
+    server = RedisServer(tmp_path, appendfsync="always").start()
     yield server
     if server.process is not None and server.process.poll() is None:
         server.process.send_signal(signal.SIGCONT)
