@@ -114,13 +114,19 @@ def fresh_state(conn: redis.Redis) -> None:
     from the same state, and no AOF rewrite, triggered by a growth only this benchmark causes, lands in
     one round and not another. The AOF append every write makes stays inside every measurement."""
     conn.delete("as:outbox", "outbox")
+    wait_for_aof_rewrite(conn)  # Redis may have started one itself; asking for another meanwhile fails
     conn.bgrewriteaof()
+    wait_for_aof_rewrite(conn)
+
+
+def wait_for_aof_rewrite(conn: redis.Redis) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         info = conn.info("persistence")
         if not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
             return
         time.sleep(0.05)
+    raise SystemExit("Redis did not finish rewriting its AOF within 60 s")
 
 
 def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
