@@ -41,6 +41,7 @@ ENV_VARS: dict[str, str] = {
     "WEBHOOK_MAX_BACKOFF_MS": "webhook_max_backoff_ms",
     "WEBHOOK_TIMEOUT": "webhook_timeout",
     "RELAY_CLAIM_IDLE_MS": "relay_claim_idle_ms",
+    "RELAY_LINGER_MS": "relay_linger_ms",
     "REDIS_BROKER_HEARTBEAT_MS": "redis_broker_heartbeat_ms",
     "REDIS_BROKER_MAINTENANCE_CHANCE": "redis_broker_maintenance_chance",
     "HISTORY_MAX": "history_max",
@@ -119,6 +120,9 @@ class Settings(BaseModel):
     idempotency_ttl: int = Field(default=24 * 3600, ge=1)
     # A relay reclaims outbox entries another relay read but did not acknowledge for this long.
     relay_claim_idle_ms: int = Field(default=30_000, ge=100)
+    # Once new entries arrive, a relay waits this long for more before relaying them, so that events
+    # travel in fewer, bigger Dramatiq messages (each costs several Redis calls and a worker dispatch).
+    relay_linger_ms: int = Field(default=10, ge=0, le=1_000)
 
     @field_validator("report_dimensions", "escalate_when_changes", mode="before")
     @classmethod

@@ -38,6 +38,7 @@ class Relay:
         claim_idle_ms: int = 30_000,
         batch: int = 200,
         block_ms: int = 1_000,
+        linger_ms: int = 0,
     ) -> None:
         self.redis = client
         self.broker = broker
@@ -45,6 +46,7 @@ class Relay:
         self.claim_idle_ms = claim_idle_ms
         self.batch = batch
         self.block_ms = block_ms
+        self.linger_ms = linger_ms
         self._next_claim = 0.0
 
     def ensure_group(self) -> None:
@@ -76,8 +78,16 @@ class Relay:
                 self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start again
 
     def _read(self) -> list[Entry]:
+        entries = self._read_new(self.batch, self.block_ms)
+        if entries and len(entries) < self.batch and self.linger_ms:
+            # Let the batch fill: at a steady rate the relay would otherwise wake for every few events.
+            time.sleep(self.linger_ms / 1000)
+            entries += self._read_new(self.batch - len(entries), None)
+        return entries
+
+    def _read_new(self, count: int, block_ms: int | None) -> list[Entry]:
         # RESP2 reply: [[stream, [(id, fields), ...]]] (redis-py's annotation describes RESP3)
-        reply: Any = self.redis.xreadgroup(RELAY_GROUP, self.name, {OUTBOX: ">"}, count=self.batch, block=self.block_ms)
+        reply: Any = self.redis.xreadgroup(RELAY_GROUP, self.name, {OUTBOX: ">"}, count=count, block=block_ms)
         if not reply:
             return []
         return cast(list[Entry], reply[0][1])

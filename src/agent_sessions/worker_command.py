@@ -36,7 +36,7 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
     configure_logging(settings.log_level, settings.log_format)
     broker = make_broker(settings)  # the relay only enqueues, by actor name
     client = sync_client(settings.redis_url, timeout=settings.redis_timeout * 5)
-    relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms)
+    relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:

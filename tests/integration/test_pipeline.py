@@ -146,6 +146,30 @@ def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
     assert sync_redis.xpending(OUTBOX, "relay")["pending"] == 0
 
 
+def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages(
+    api: Any, redis_url: str, sync_redis: redis.Redis
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1"})
+    api("PATCH", "/sessions/ase_1", json={"description": "x"})
+    stub_broker.flush_all()
+    # Take the second event out and put it back while the relay lingers over the first.
+    (second_id, second), = sync_redis.xrange(OUTBOX, count=1, min="(" + sync_redis.xrange(OUTBOX)[0][0])
+    sync_redis.xdel(OUTBOX, second_id)
+    later = threading.Timer(0.05, lambda: sync_redis.xadd(OUTBOX, second))  # type: ignore[arg-type]
+    client = sync_client(redis_url)
+    lingering = Relay(client, stub_broker, name="relay-1", block_ms=1000, linger_ms=1000)
+    lingering.ensure_group()
+    later.start()
+    try:
+        assert lingering.step() == 2
+    finally:
+        later.join()
+        client.close()
+    (reports,) = queued_events(REPORT[1])
+    assert [e["type"] for e in reports] == ["session.created", "session.updated"]
+    assert sync_redis.xlen(OUTBOX) == 0
+
+
 def test_enqueue_failure_acknowledges_nothing(
     api: Any, relay: Relay, sync_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
