@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 
 from agent_sessions.auth import Keyring, Role
@@ -204,7 +205,11 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))] if ordered else float("nan")
 
 
-def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, every: int) -> dict[str, float]:
+def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    return {name: sum(sum(p.cpu_times()[:2]) for p in procs) for name, procs in groups.items()}
+
+
+def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, every: int) -> dict[str, Any]:
     receiver = Receiver()
     env = {
         **os.environ,
@@ -229,6 +234,14 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         # response does not hold the next one back: the rate wrk reports is the target unless the
         # service falls behind.
         connections = 100
+        relay = psutil.Process(worker.pid)
+        groups = {  # where the CPU goes, per process (the Dramatiq processes started by now: warm-up)
+            "API (`agent-sessions serve`)": [psutil.Process(api.pid)],
+            "outbox relay (`agent-sessions worker`)": [relay],
+            "Dramatiq supervisor and worker processes": relay.children(recursive=True),
+            "Redis": [psutil.Process(int(conn.info("server")["process_id"]))],
+        }
+        cpu_before = cpu_seconds(groups)
         backlog_start = conn.xlen("as:outbox")
         result = wrk(
             f"http://127.0.0.1:{port}{PATH}",
@@ -237,6 +250,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             HERE / "escalate.lua",
             {**env, "API_KEY": key, "RATE": str(rate)},
         )
+        cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(groups).items()}
         queued = sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
         backlog_end = conn.xlen("as:outbox") + queued
         deadline = time.monotonic() + max(10, seconds)
@@ -257,6 +271,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             "sent": result["requests"],
             "p50": percentile(lat, 50),
             "p99": percentile(lat, 99),
+            "cpu_us_per_patch": {name: spent * 1e6 / max(1, result["requests"]) for name, spent in cpu.items()},
         }
     finally:
         stop(worker)
@@ -300,6 +315,25 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
     return per_session, per_entry
 
 
+def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
+    b, o = http["baseline"], http["ours"]
+    rps_ratios, p99_ratios = http["rps_ratios"], http["p99_ratios"]
+    print(f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections")
+    print("| PATCH | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|")
+    print(f"| baseline (bare handler) | {b['rps']:.0f} | {b['p50']:.2f} | {b['p99']:.2f} | {b['errors']:.0f} |")
+    print(f"| agent-sessions | {o['rps']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {o['errors']:.0f} |")
+    print(
+        f"| ratio ours / baseline | {statistics.median(rps_ratios):.2f}x | | {statistics.median(p99_ratios):.2f}x | |"
+    )
+    print()
+    print(
+        f"Ratios: the median of {len(rps_ratios)} per-round ratios (each round measures both, back to back); "
+        f"throughput ratio per round {min(rps_ratios):.2f}x-{max(rps_ratios):.2f}x, "
+        f"p99 ratio per round {min(p99_ratios):.2f}x-{max(p99_ratios):.2f}x."
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=10)
@@ -311,6 +345,7 @@ def main() -> int:
     parser.add_argument("--memory-sessions", type=int, default=2000)
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
     parser.add_argument("--http-only", action="store_true", help="only the PATCH comparison")
+    parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
@@ -331,8 +366,10 @@ def main() -> int:
             with TestClient(create_app(Settings(redis_url=server.url))) as tc:
                 tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-            log("HTTP: baseline vs ours ...")
-            http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
+            http = None
+            if not args.pipeline_only:
+                log("HTTP: baseline vs ours ...")
+                http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
             pipe, per_session, per_entry = None, None, None
             if not args.http_only:
                 log("event pipeline ...")
@@ -345,25 +382,9 @@ def main() -> int:
         finally:
             server.stop()
 
-    b, o = http["baseline"], http["ours"]
-    rps_ratios, p99_ratios = http["rps_ratios"], http["p99_ratios"]
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections"
-    )
-    print("| PATCH | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| baseline (bare handler) | {b['rps']:.0f} | {b['p50']:.2f} | {b['p99']:.2f} | {b['errors']:.0f} |")
-    print(f"| agent-sessions | {o['rps']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {o['errors']:.0f} |")
-    print(
-        f"| ratio ours / baseline | {statistics.median(rps_ratios):.2f}x | | {statistics.median(p99_ratios):.2f}x | |"
-    )
-    print()
-    print(
-        f"Ratios: the median of {len(rps_ratios)} per-round ratios (each round measures both, back to back); "
-        f"throughput ratio per round {min(rps_ratios):.2f}x-{max(rps_ratios):.2f}x, "
-        f"p99 ratio per round {min(p99_ratios):.2f}x-{max(p99_ratios):.2f}x."
-    )
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    if http is not None:
+        print_http(http, args)
     if pipe is None or per_session is None or per_entry is None:
         return 0
     print()
@@ -379,6 +400,11 @@ def main() -> int:
         f"{pipe['escalations']:.0f} / {pipe['delivered']:.0f} |"
     )
     print(f"| PATCH-to-webhook p50 / p99 | {pipe['p50']:.0f} ms / {pipe['p99']:.0f} ms |")
+    print()
+    print("| CPU per PATCH during the pipeline run | µs |")
+    print("|---|---:|")
+    for name, us in pipe["cpu_us_per_patch"].items():
+        print(f"| {name} | {us:.0f} |")
     print()
     print("| Redis memory | bytes |")
     print("|---|---:|")
