@@ -147,7 +147,7 @@ def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
 
 
 def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages(
-    api: Any, redis_url: str, sync_redis: redis.Redis
+    api: Any, relay: Relay, sync_redis: redis.Redis
 ) -> None:
     api("POST", "/sessions", json={"key": "ase_1"})
     api("PATCH", "/sessions/ase_1", json={"description": "x"})
@@ -156,15 +156,12 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
     (second_id, second), = sync_redis.xrange(OUTBOX, count=1, min="(" + sync_redis.xrange(OUTBOX)[0][0])
     sync_redis.xdel(OUTBOX, second_id)
     later = threading.Timer(0.05, lambda: sync_redis.xadd(OUTBOX, second))  # type: ignore[arg-type]
-    client = sync_client(redis_url)
-    lingering = Relay(client, stub_broker, name="relay-1", block_ms=1000, linger_ms=1000)
-    lingering.ensure_group()
+    relay.linger_ms = 1000
     later.start()
     try:
-        assert lingering.step() == 2
+        assert relay.step() == 2
     finally:
         later.join()
-        client.close()
     (reports,) = queued_events(REPORT[1])
     assert [e["type"] for e in reports] == ["session.created", "session.updated"]
     assert sync_redis.xlen(OUTBOX) == 0
