@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -129,7 +130,9 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
             log_config=dict_config(settings.log_level, "text"),
         )
-        uvicorn.Server(config).run()
+        # uvicorn re-raises Ctrl-C after its graceful shutdown; uvicorn.run() absorbs it, and so do we.
+        with contextlib.suppress(KeyboardInterrupt):
+            uvicorn.Server(config).run()
     finally:
         if workers is not None:
             dev.stop_workers(workers)

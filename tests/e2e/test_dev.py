@@ -20,14 +20,15 @@ pytestmark = pytest.mark.e2e
 
 
 def start_dev(cwd: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [command(), "dev", "--port", str(port)],
-        cwd=cwd,
-        env=env(),
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    with (cwd / "dev.log").open("a") as log:  # a file: a pipe nobody reads would fill and block the logs
+        proc = subprocess.Popen(
+            [command(), "dev", "--port", str(port)],
+            cwd=cwd,
+            env=env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
     try:
         banner = read_until(proc, "Ctrl-C stops")
     except AssertionError:
@@ -65,6 +66,7 @@ def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
         assert redis_url and (tmp_path / ".data" / "appendonly.aof").exists()
     finally:
         assert stop(proc, signal.SIGINT)
+    assert "Traceback" not in (tmp_path / "dev.log").read_text()  # Ctrl-C is a normal way to stop
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url.group(1)).ping()  # Ctrl-C stopped Redis too
 
