@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -85,59 +82,20 @@ def _require_redis(settings: Settings) -> str:
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from agent_sessions.logs import dict_config
+    from agent_sessions.web import server
 
     _require_redis(settings)
-    if args.workers > 1 and not settings.prometheus_multiproc_dir:
-        # prometheus-client's multiprocess mode, so that /metrics on any worker covers them all
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="agent-sessions-metrics-")
-    # Each worker process builds its own app (and reads the same environment) through the factory.
-    uvicorn.run(
-        "agent_sessions.web.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        access_log=False,
-        proxy_headers=True,
-        log_config=dict_config(settings.log_level, settings.log_format),
-    )
+    log_config = dict_config(settings.log_level, settings.log_format)
+    cfg = server.config(settings, server.APP_FACTORY, args.host, args.port, args.workers, log_config)
+    server.run(settings, cfg)
     return 0
 
 
 def _dev(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
-
     from agent_sessions import dev
-    from agent_sessions.logs import dict_config
-    from agent_sessions.redis_server import RedisServer
-    from agent_sessions.web.app import create_app
 
-    data_dir = Path(args.data_dir).resolve()
-    server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock").start()
-    workers = None
-    try:
-        settings = settings.model_copy(update={"redis_url": server.url, "broker_url": None})
-        secret = dev.seed(settings, data_dir)
-        workers = dev.start_workers(server.url)
-        print(dev.banner(f"http://{args.host}:{args.port}", server.url, secret), flush=True)
-        config = uvicorn.Config(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
-            access_log=False,
-            log_config=dict_config(settings.log_level, "text"),
-        )
-        # uvicorn re-raises Ctrl-C after its graceful shutdown; uvicorn.run() absorbs it, and so do we.
-        with contextlib.suppress(KeyboardInterrupt):
-            uvicorn.Server(config).run()
-    finally:
-        if workers is not None:
-            dev.stop_workers(workers)
-        server.stop()
-    return 0
+    return dev.run(settings, args.host, args.port, Path(args.data_dir).resolve())
 
 
 def _deadletters(args: argparse.Namespace, settings: Settings) -> int:

@@ -49,6 +49,17 @@ ENV_VARS: dict[str, str] = {
     "LOG_FORMAT": "log_format",
     "PROMETHEUS_MULTIPROC_DIR": "prometheus_multiproc_dir",
     "IDEMPOTENCY_TTL": "idempotency_ttl",
+    "IDEMPOTENCY_MAX_PER_KEY": "idempotency_max_per_key",
+    "HISTORY_MAX_BYTES": "history_max_bytes",
+    "REPORT_MAX_VALUES": "report_max_values",
+    "REPORT_VALUE_MAX_CHARS": "report_value_max_chars",
+    "REDIS_POOL_SIZE": "redis_pool_size",
+    "METRICS_HOST": "metrics_host",
+    "METRICS_PORT": "metrics_port",
+    "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
+    "MAX_HEADER_BYTES": "max_header_bytes",
+    "REQUEST_READ_TIMEOUT": "request_read_timeout",
+    "AGENT_DELETE_BATCH": "agent_delete_batch",
 }
 
 
@@ -90,7 +101,19 @@ class Settings(BaseModel):
     metadata_max_bytes: int = Field(default=16 * 1024, ge=2)
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     # Socket and connect timeout for Redis, in seconds: an outage must become a fast 503, not a hang.
+    # It also bounds how long a request waits for one of the pool's REDIS_POOL_SIZE connections.
     redis_timeout: float = Field(default=1.0, gt=0)
+    redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+    # Prometheus metrics on their own listener, never on the API's port (0: no metrics listener).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9464, ge=0, le=65_535)
+    # Proxies whose X-Forwarded-For is trusted (comma-separated addresses or CIDRs, "*" for any);
+    # empty: the client address is the TCP peer's.
+    forwarded_allow_ips: str = ""
+    # Request line and headers larger than this are refused with 431; headers and body must arrive
+    # within REQUEST_READ_TIMEOUT seconds (a slow client gets 408 or a closed connection).
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024)
+    request_read_timeout: float = Field(default=10.0, gt=0)
 
     # Escalation rule (DESIGN.md §4): an update escalates when a metadata key becomes one of these
     # values (and was not that before), or when one of these metadata keys changes at all.
@@ -117,7 +140,16 @@ class Settings(BaseModel):
     prometheus_multiproc_dir: str | None = None
     # Newest history entries kept per session (0: keep all), and how long Idempotency-Key results live.
     history_max: int = Field(default=1000, ge=0)
+    # History entries past this many bytes per session are dropped, oldest first (the newest is kept).
+    history_max_bytes: int = Field(default=256 * 1024, ge=1024)
     idempotency_ttl: int = Field(default=24 * 3600, ge=1)
+    # Idempotency records one API key may hold; past it the oldest record is forgotten.
+    idempotency_max_per_key: int = Field(default=10_000, ge=1)
+    # Report buckets per dimension, and the characters of a value that count (see README, Reporting).
+    report_max_values: int = Field(default=100, ge=1, le=100_000)
+    report_value_max_chars: int = Field(default=64, ge=1, le=1024)
+    # Sessions a background step of an agent's deletion removes at once (one Lua call each step).
+    agent_delete_batch: int = Field(default=100, ge=1, le=10_000)
     # A relay reclaims outbox entries another relay read but did not acknowledge for this long.
     relay_claim_idle_ms: int = Field(default=30_000, ge=100)
     # Once new entries arrive, a relay waits this long for more before relaying them, so that events

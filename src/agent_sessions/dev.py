@@ -4,26 +4,35 @@ Starts a real Redis (AOF on, data under ``./.data/``), seeds it on the first run
 seed's agent and session, and serves the API. The admin key is kept in ``.data/admin-key`` (mode 0600)
 so that later runs can print it again: Redis holds only its digest. This is for a developer's machine;
 production runs ``agent-sessions serve`` against a managed Redis.
+
+Stopping: Ctrl-C, SIGTERM and SIGHUP stop the API, then the workers, then Redis. Redis and the workers
+also die with this process if it is killed outright (``process.die_with_parent``). A lock on
+``<data dir>/dev.lock``, held by this process and its children, keeps a second ``dev`` off the same data
+directory until every process of the first is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import orjson
 
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.config import Settings
-from agent_sessions.errors import AgentAlreadyExists, SessionAlreadyExists
+from agent_sessions.errors import AgentAlreadyExists, ConfigError, SessionAlreadyExists
 from agent_sessions.events import SYSTEM
 from agent_sessions.models import MetadataLimits
+from agent_sessions.process import die_with_parent
 from agent_sessions.redis_client import async_client, sync_client
 from agent_sessions.services import Services
 from agent_sessions.store import Store
@@ -93,12 +102,19 @@ def seed(settings: Settings, data_dir: Path) -> str:
     return secret
 
 
-def start_workers(redis_url: str) -> subprocess.Popen[bytes]:
+def start_workers(redis_url: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     """``agent-sessions worker`` against the embedded Redis, in its own session so that Ctrl-C reaches
     only us and we stop it in order (workers first, Redis last)."""
     env = {"LOG_FORMAT": "text", **os.environ, "REDIS_URL": redis_url}  # a terminal: text unless asked
     env.pop("BROKER_URL", None)
-    return subprocess.Popen([sys.executable, "-m", "agent_sessions.cli", "worker"], env=env, start_new_session=True)
+    env["METRICS_PORT"] = "0"  # the workers serve no metrics; the API process does
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent_sessions.cli", "worker"],
+        env=env,
+        start_new_session=True,
+        preexec_fn=die_with_parent,
+        pass_fds=pass_fds,
+    )
 
 
 def stop_workers(workers: subprocess.Popen[bytes]) -> None:
@@ -110,14 +126,21 @@ def stop_workers(workers: subprocess.Popen[bytes]) -> None:
             workers.kill()
 
 
-def banner(base_url: str, redis_url: str, secret: str) -> str:
+def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) -> str:
     url = f"{base_url}/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
     body = orjson.dumps(SEED_PATCH).decode()
+    cli = Path(sys.executable).parent / "agent-sessions"
+    webhooks = (
+        [f"are POSTed to {webhook_url}, signed with ESCALATION_WEBHOOK_SECRET."]
+        if webhook_url
+        else ["are recorded and logged; set ESCALATION_WEBHOOK_URL and ESCALATION_WEBHOOK_SECRET to have them POSTed."]
+    )
     return "\n".join(
         [
             "agent-sessions dev is running.",
             f"  API:        {base_url}   (OpenAPI at {base_url}/openapi.json)",
-            f"  Redis:      export REDIS_URL={redis_url}   (for `agent-sessions keys ...`)",
+            f"  Redis:      export REDIS_URL={redis_url}",
+            f"  CLI:        {cli}   (or `source .venv/bin/activate`, then `agent-sessions ...`)",
             f"  Admin key:  {secret}",
             "",
             "Try the seed's example PATCH:",
@@ -126,9 +149,81 @@ def banner(base_url: str, redis_url: str, secret: str) -> str:
             f"    -d {shlex.quote(body)}",
             "",
             "Workers: the outbox relay and the reporting, escalation and webhook actors are running. Escalations",
-            "are logged; set ESCALATION_WEBHOOK_URL and ESCALATION_WEBHOOK_SECRET to have them POSTed.",
+            *webhooks,
             f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
             "",
             "Ctrl-C stops the API, the workers and Redis; data stays in the data directory for the next run.",
         ]
     )
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """An exclusive lock on ``data_dir/dev.lock`` (the fd): one ``dev`` per data directory. Children
+    inherit the fd, so the lock holds until the last of them is gone."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(data_dir / "dev.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise ConfigError(
+            f"another `agent-sessions dev` (pid {holder}) is using {data_dir}; stop it first, or pass --data-dir"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
+
+
+def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
+    from agent_sessions.logs import dict_config
+    from agent_sessions.redis_server import RedisServer
+    from agent_sessions.web import server as web_server
+    from agent_sessions.web.app import create_app
+
+    lock = lock_data_dir(data_dir)
+    redis_server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock", die_with_parent=True, pass_fds=(lock,))
+    workers = None
+    try:
+        settings = settings.model_copy(update={"redis_url": redis_server.url, "broker_url": None})
+        cfg = web_server.config(
+            settings, create_app(settings), host, port, log_config=dict_config(settings.log_level, "text")
+        )
+        sock = web_server.bind(cfg)  # a port in use fails now, before Redis starts or anything is printed
+        redis_server.start()
+        secret = seed(settings, data_dir)
+        workers = start_workers(redis_server.url, pass_fds=(lock,))
+        print(banner(f"http://{host}:{port}", redis_server.url, secret, settings.escalation_webhook_url), flush=True)
+        with _stop_signals(), contextlib.suppress(KeyboardInterrupt):
+            # uvicorn re-raises Ctrl-C after its graceful shutdown; uvicorn.run() absorbs it, and so do we.
+            web_server.run(settings, cfg, sock)
+    finally:
+        if workers is not None:
+            stop_workers(workers)
+        redis_server.stop()
+        os.close(lock)
+    return 0
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP end the run like Ctrl-C. uvicorn handles SIGTERM while it serves, then
+    re-raises it with the handler it found: ours, so that the default action (exit at once, leaving
+    the workers and Redis behind) never runs. SIGHUP (a closed terminal) it does not handle: ours
+    raises KeyboardInterrupt, which uvicorn's serve loop turns into a graceful shutdown."""
+
+    def on_term(signum: int, frame: FrameType | None) -> None:
+        return None
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    previous = {
+        signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

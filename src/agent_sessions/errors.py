@@ -21,6 +21,8 @@ class ConfigError(AgentSessionsError):
 class ServiceError(AgentSessionsError):
     code = "internal_error"
     default_message = "internal error"
+    # True when this error is the stored outcome of an earlier request with the same Idempotency-Key.
+    replayed = False
 
     def __init__(self, *messages: str, field_errors: dict[str, str] | None = None) -> None:
         self.messages = list(messages) or [self.default_message]
@@ -86,6 +88,11 @@ class PreconditionFailed(ServiceError):
     default_message = "If-Match does not match the current version"
 
 
+class Conflict(ServiceError):
+    code = "conflict"
+    default_message = "the session kept changing while this merge patch was applied; retry"
+
+
 class IdempotencyKeyReused(ServiceError):
     code = "idempotency_key_reused"
     default_message = "this Idempotency-Key was used before with a different request"
@@ -109,6 +116,11 @@ class RateLimited(ServiceError):
         super().__init__(*messages)
         self.retry_after = retry_after
         self.reason = reason  # "key": the key's bucket; "address": failed authentications
+
+
+class InsufficientStorage(ServiceError):
+    code = "insufficient_storage"
+    default_message = "the data store is full; nothing was changed"
 
 
 class StoreUnavailable(ServiceError):

@@ -1,10 +1,11 @@
-"""Prometheus metrics, served at ``GET /metrics``.
+"""Prometheus metrics, served on their own listener (``METRICS_HOST:METRICS_PORT``, default
+127.0.0.1:9464), never on the API's port: scraping costs CPU, and operations data is not public.
 
 HTTP metrics are kept per API process (prometheus-client; with ``serve --workers N`` in its
-multiprocess mode, so any process answers for all of them). Pipeline metrics are the same for every
-process, so they are read from Redis when scraped: the outbox backlog and relay lag, and the counters
-the workers keep in the ``as:metrics`` hash (events processed and failed per actor, webhook deliveries
-and failed attempts, dead letters).
+multiprocess mode, served by the supervising process, which handles no requests). Pipeline metrics are
+the same for every process, so they are read from Redis when scraped: the outbox backlog and relay lag,
+and the counters the workers keep in the ``as:metrics`` hash (events processed and failed per actor,
+webhook deliveries and failed attempts, dead letters). A scrape is one Redis round trip plus rendering.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import redis.asyncio as aioredis
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+import redis
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from agent_sessions.errors import ConfigError
 from agent_sessions.escalations import DEAD_LETTERS
 from agent_sessions.escalations import METRICS as COUNTERS  # "<actor>:processed|failed", "webhooks:…"
 from agent_sessions.events import OUTBOX, RELAY_GROUP
@@ -30,6 +32,9 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RATE_LIMITED = Counter("agent_sessions_rate_limited", "Requests refused with 429", ["reason"])
+# Label sets known in advance exist from the start, so that dashboards see zeros, not gaps.
+for _reason in ("key", "address"):
+    RATE_LIMITED.labels(_reason)
 
 
 class PipelineCollector:
@@ -64,28 +69,54 @@ class PipelineCollector:
         yield webhooks
 
 
-async def pipeline_snapshot(client: aioredis.Redis) -> dict[str, Any]:
+def pipeline_snapshot(client: redis.Redis) -> dict[str, Any]:
     pipe = client.pipeline(transaction=False)
     pipe.xlen(OUTBOX)
     pipe.xrange(OUTBOX, count=1)
     pipe.hgetall(COUNTERS)
     pipe.zcard(DEAD_LETTERS)
-    backlog, oldest, counters, dead = await pipe.execute()
-    try:
-        pending = int((await client.xpending(OUTBOX, RELAY_GROUP))["pending"])
-    except Exception:  # no stream or group yet
-        pending = 0
+    pipe.xinfo_groups(OUTBOX)
+    backlog, oldest, counters, dead, groups = pipe.execute(raise_on_error=False)
+    if isinstance(groups, Exception):  # no stream yet
+        groups = []
+    pending = sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
+    backlog = backlog if isinstance(backlog, int) else 0
     lag = max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000) if oldest else 0.0
     return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 
 
-async def render(client: aioredis.Redis, multiprocess: bool) -> bytes:
-    if multiprocess:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        text = generate_latest(registry)
-    else:
-        text = generate_latest(REGISTRY)
-    pipeline = CollectorRegistry()
-    pipeline.register(PipelineCollector(await pipeline_snapshot(client)))
-    return text + generate_latest(pipeline)
+class Exposition:
+    """Everything a scrape returns: the HTTP metrics (this process's, or every API process's from the
+    multiprocess directory) and the pipeline's, read from Redis. A Redis outage leaves the pipeline
+    metrics out of that scrape rather than failing it."""
+
+    def __init__(self, client: redis.Redis, multiprocess_dir: str | None) -> None:
+        self.client = client
+        self.multiprocess_dir = multiprocess_dir
+
+    def collect(self) -> Iterator[Metric]:
+        if self.multiprocess_dir:
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, self.multiprocess_dir)  # type: ignore[no-untyped-call]
+            yield from registry.collect()
+        else:
+            yield from REGISTRY.collect()
+        try:
+            snapshot = pipeline_snapshot(self.client)
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            return
+        yield from PipelineCollector(snapshot).collect()
+
+
+def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None) -> None:
+    """Start the metrics listener in a daemon thread of this process (port 0: none)."""
+    if port == 0:
+        return
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Exposition(client, multiprocess_dir))
+    try:
+        start_http_server(port, host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"METRICS_PORT {port} on {host} cannot be used ({exc.strerror}); choose another or set METRICS_PORT=0"
+        ) from None

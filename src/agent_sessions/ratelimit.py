@@ -1,5 +1,7 @@
 """Rate limiting: Redis token buckets per API key, plus a bucket of failed authentications per
-client address (so guessing keys is slow, and a throttled address is not even looked up).
+client address. The address bucket refuses only invalid keys: a valid key is never locked out by
+what others sent from the same address (a NAT, a proxy). The client address is the TCP peer's, or
+the one a proxy named in ``FORWARDED_ALLOW_IPS`` put in ``X-Forwarded-For``.
 
 Both run inside the gate (``lua/_gate.lua``) together with the key lookup: one round trip in front of
 an authenticated request, or none of its own for a PATCH by a key this process has seen before: the
@@ -126,8 +128,8 @@ class Gate:
     async def admit(self, secret: str, address: str) -> tuple[ApiKey, Quota, bool]:
         """Authenticate ``secret`` and take a token: (key, quota, allowed).
 
-        Raises ``RateLimited`` when the address is throttled for failed authentications and
-        ``Unauthorized`` for an unknown or revoked key.
+        Raises ``Unauthorized`` for an unknown or revoked key, or ``RateLimited`` instead when its
+        address has failed too often.
         """
         key_digest = digest(secret)
         reply = cast(list[Any], await self._script(self._keys(key_digest, address), self._args()))

@@ -21,25 +21,36 @@ import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.exceptions import DataError, NoScriptError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from agent_sessions.errors import StoreUnavailable
 
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def async_client(url: str, timeout: float) -> aioredis.Redis:
-    client = aioredis.Redis.from_url(
+def async_client(url: str, timeout: float, pool_size: int = 64) -> aioredis.Redis:
+    """A client whose pool holds at most ``pool_size`` connections; a request that finds them all busy
+    waits for one up to ``timeout`` seconds (redis-py's default pool raises at once instead, and that
+    was a 503 with Redis healthy). A pooled connection that Redis closed (a restart) is replaced before
+    a command is sent on it, so no command is lost to a stale connection; a command whose reply was
+    lost is never sent again."""
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=pool_size,
+        timeout=timeout,
         decode_responses=True,
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=aioredis.retry.Retry(NoBackoff(), 0),
         health_check_interval=30,
+        # redis-py 8's default ("auto") skips the pool's check for connections Redis has closed, so
+        # after a Redis restart every pooled connection failed its next command. Our Redis sends no
+        # maintenance notifications (a managed-Redis feature), so nothing is lost by turning them off.
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),
     )
     # The URL's scheme chose the class (TCP, TLS, unix socket); no connection exists yet.
-    pool = client.connection_pool
     pool.connection_class = hiredis_packing(pool.connection_class)
-    return client
+    return aioredis.Redis.from_pool(pool)
 
 
 class HiredisPacking:
@@ -82,6 +93,7 @@ def sync_client(url: str, timeout: float = 5.0) -> redis.Redis:
         socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=redis.retry.Retry(NoBackoff(), 0),
+        maint_notifications_config=MaintNotificationsConfig(enabled=False),  # see async_client
     )
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import redis
 
+from agent_sessions.process import die_with_parent
+
 
 def redis_executable() -> str:
     try:
@@ -40,11 +42,15 @@ class RedisServer:
         port: int | None = None,
         unixsocket: Path | None = None,
         appendfsync: str = "everysec",
+        die_with_parent: bool = False,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.directory = directory
         self.port = port if port is not None else (0 if unixsocket else free_port())
         self.unixsocket = unixsocket
         self.appendfsync = appendfsync
+        self.die_with_parent = die_with_parent  # SIGTERM when the process that started it dies
+        self.pass_fds = pass_fds
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -67,6 +73,9 @@ class RedisServer:
             "yes",
             "--appendfsync",
             self.appendfsync,
+            # A full store refuses writes (the API answers 507) rather than evicting data or events.
+            "--maxmemory-policy",
+            "noeviction",
             "--save",
             "",
             "--daemonize",
@@ -79,7 +88,13 @@ class RedisServer:
                 raise RuntimeError(f"socket path too long for a unix socket: {self.unixsocket}")
             args += ["--unixsocket", str(self.unixsocket), "--unixsocketperm", "700"]
         # Its own session: a Ctrl-C in the terminal reaches us, and we stop Redis after the API.
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, start_new_session=True)
+        self.process = subprocess.Popen(
+            args,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent if self.die_with_parent else None,
+            pass_fds=self.pass_fds,
+        )
         self._wait_ready(timeout)
         return self
 

@@ -6,14 +6,18 @@ generates keys, calls exactly one store operation and shapes the resource that g
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import random
 import re
 import secrets
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from agent_sessions.errors import AgentNotFound, InvalidRequest, PreconditionFailed, StoreUnavailable
+from agent_sessions.errors import AgentNotFound, Conflict, InvalidRequest, PreconditionFailed
 from agent_sessions.events import Origin
 from agent_sessions.models import (
     AGENT_KEY_PATTERN,
@@ -61,6 +65,19 @@ def decode_page_key(page_key: str | None, pattern: Any) -> str:
 
 
 MERGE_ATTEMPTS = 20
+
+
+class SessionLocks:
+    """One ``asyncio.Lock`` per session being merge-patched in this process, gone once unused."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def lock(self, agent: str, session: str) -> asyncio.Lock:
+        lock = self._locks.get((agent, session))
+        if lock is None:
+            lock = self._locks[(agent, session)] = asyncio.Lock()
+        return lock
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -113,6 +130,7 @@ class Services:
     store: Store
     limits: MetadataLimits
     dimensions: tuple[str, ...] = ()
+    merges: SessionLocks = dataclasses.field(default_factory=SessionLocks)
 
     # -- agents -------------------------------------------------------------------------------------
 
@@ -206,8 +224,16 @@ class Services:
             written = await self.store.update_session(agent, session, origin, changes, if_match, idem, admission)
             return session_resource(agent, session, written.fields), written.replayed
         assert admission is None, "a merge patch reads before it writes: admit the request first"
+        # Merge patches of one session from this process take turns, so they never race each other;
+        # only writes from other processes can come between a read and its write.
+        async with self.merges.lock(agent, session):
+            return await self._merge(agent, session, body, origin, if_match, idem)
+
+    async def _merge(
+        self, agent: str, session: str, body: dict[str, Any], origin: Origin, if_match: str, idem: Idempotency
+    ) -> tuple[Session, bool]:
         client_version = if_match not in ("", "*")
-        for _ in range(MERGE_ATTEMPTS):
+        for attempt in range(MERGE_ATTEMPTS):
             current = await self.store.get_session(agent, session)
             merged = merge_patch(orjson.loads(current["metadata"]), body["metadata"])
             changes = _flags({**body, "metadata": merged}, self.limits)
@@ -217,9 +243,12 @@ class Services:
             except PreconditionFailed:
                 if client_version:
                     raise
-                continue  # someone wrote between our read and our write: merge again
+                # Another process wrote between our read and our write: merge again, after a pause
+                # that grows and is random, so that contenders spread out instead of colliding again.
+                await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
+                continue
             return session_resource(agent, session, written.fields), written.replayed
-        raise StoreUnavailable("too many concurrent writes to this session; retry")
+        raise Conflict(f"the session changed {MERGE_ATTEMPTS} times while this merge patch was applied; retry")
 
     async def history(self, agent: str, session: str, page_key: str | None, limit: int) -> History:
         below = decode_version_key(page_key)

@@ -18,6 +18,7 @@ from agent_sessions.errors import (
     AgentNotFound,
     IdempotencyKeyReused,
     PreconditionFailed,
+    ServiceError,
     SessionAlreadyExists,
     SessionNotFound,
 )
@@ -311,13 +312,17 @@ def _outcome(reply: list[Any]) -> Written:
     if replayed:
         reply = reply[1:]
     status = reply[0]
-    if status == "idempotency_mismatch":
-        raise IdempotencyKeyReused()
-    if status == "precondition_failed":
-        raise PreconditionFailed()
-    if status == "exists":
-        raise SessionAlreadyExists()
-    _raise_missing(status)
+    try:
+        if status == "idempotency_mismatch":
+            raise IdempotencyKeyReused()
+        if status == "precondition_failed":
+            raise PreconditionFailed()
+        if status == "exists":
+            raise SessionAlreadyExists()
+        _raise_missing(status)
+    except ServiceError as exc:
+        exc.replayed = replayed  # a stored error answer is replayed as such (Idempotent-Replayed)
+        raise
     return Written(_pairs(reply[1:]), status == "ok", replayed)
 
 

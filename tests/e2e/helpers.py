@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from agent_sessions.redis_server import free_port
 
 BIN = Path(sys.executable).parent
 
@@ -20,8 +25,31 @@ def command(name: str = "agent-sessions") -> str:
 
 
 def env(**extra: str) -> dict[str, str]:
+    """The environment for one of our processes: none of the caller's Redis or broker, and no metrics
+    listener unless asked (tests run side by side; the default port would be taken)."""
     base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BROKER_URL")}
-    return base | extra
+    return base | {"METRICS_PORT": "0"} | extra
+
+
+@contextlib.contextmanager
+def serving(redis_url: str, *args: str, stderr: Path | None = None, **extra: str) -> Iterator[str]:
+    """``agent-sessions serve`` on a free port (with ``args``, e.g. ``--workers 2``) until the block
+    ends; yields its base URL. ``stderr``: a file for the server's logs."""
+    port = free_port()
+    with stderr.open("a") if stderr else open(os.devnull, "w") as err:
+        proc = subprocess.Popen(
+            [command(), "serve", "--port", str(port), *args],
+            env=env(REDIS_URL=redis_url, **extra),
+            text=True,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{base}/healthz")
+        yield base
+    finally:
+        assert stop(proc, signal.SIGTERM)
 
 
 def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) -> str:

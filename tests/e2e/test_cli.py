@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from agent_sessions.redis_server import free_port
-from tests.e2e.helpers import command, env, stop, wait_http
+from tests.e2e.helpers import command, env, serving, stop, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -103,27 +103,19 @@ def test_revoke_by_the_key_itself(redis_url: str, server: str) -> None:
     assert httpx.get(f"{server}/v2/agents", headers={"x-api-key": secret}).status_code == 401
 
 
-def test_serve_with_several_workers(redis_url: str) -> None:
-    port = free_port()
-    proc = subprocess.Popen(
-        [command(), "serve", "--port", str(port), "--workers", "2"],
-        env=env(REDIS_URL=redis_url),
-        text=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
+def test_serve_with_several_workers_serves_metrics_on_its_own_port(redis_url: str) -> None:
+    metrics_port = free_port()
+    with serving(redis_url, "--workers", "2", METRICS_PORT=str(metrics_port)) as base:
         wait_http(f"{base}/readyz")
         for _ in range(20):
             httpx.get(f"{base}/healthz")
-        # multiprocess metrics: whichever worker answers counts the requests of both
-        text = httpx.get(f"{base}/metrics").text
+        assert httpx.get(f"{base}/metrics").status_code == 404  # never on the API's port
+        # multiprocess metrics: the supervising process counts the requests of both workers
+        text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
         counted = sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
             if line.startswith("agent_sessions_http_requests_total{") and 'route="/healthz"' in line
         )
         assert counted >= 20
-    finally:
-        assert stop(proc, signal.SIGTERM)
+        assert "agent_sessions_outbox_backlog" in text

@@ -1,17 +1,23 @@
-"""/metrics and the logs: what an operator sees."""
+"""/metrics and the logs: what an operator sees. Metrics are served on their own listener (here, one in
+this process, so it sees the requests of the in-process app), never on the API's port."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from starlette.testclient import TestClient
 
 from agent_sessions.logs import JsonFormatter
+from agent_sessions.metrics import serve_metrics
+from agent_sessions.redis_client import sync_client
+from agent_sessions.redis_server import free_port
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
@@ -32,13 +38,30 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+Scrape = Callable[[], str]
+
+
+@pytest.fixture
+def scrape(redis_url: str) -> Scrape:
+    port = free_port()
+    serve_metrics("127.0.0.1", port, sync_client(redis_url), None)
+    return lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text
+
+
+def test_metrics_are_not_on_the_api_port_and_known_labels_start_at_zero(client: TestClient, scrape: Scrape) -> None:
+    assert client.get("/metrics").status_code == 404
+    text = scrape()
+    for reason in ("key", "address"):
+        assert f'agent_sessions_rate_limited_total{{reason="{reason}"}}' in text
+
+
 def test_http_metrics_count_requests_by_route_and_status(
-    client: TestClient, admin: dict[str, str], seeded: Any
+    client: TestClient, admin: dict[str, str], seeded: Any, scrape: Scrape
 ) -> None:
-    before = client.get("/metrics").text
+    before = scrape()
     client.patch(URL, json={"description": "x"}, headers=admin)
     client.patch(URL, json={"bad": 1}, headers=admin)
-    after = client.get("/metrics").text
+    after = scrape()
     name = "agent_sessions_http_requests_total"
     for status, n in (("200", 1), ("400", 1)):
         labels = {"method": "PATCH", "route": PATCH_ROUTE, "status": status}
@@ -50,22 +73,22 @@ def test_http_metrics_count_requests_by_route_and_status(
     )
 
 
-def test_rate_limited_requests_are_counted(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
+def test_rate_limited_requests_are_counted(client: TestClient, make_key: MakeKey, seeded: Any, scrape: Scrape) -> None:
     key = {"x-api-key": make_key("viewer", rate=0.01, burst=1)}
-    before = sample(client.get("/metrics").text, "agent_sessions_rate_limited_total", reason="key")
+    before = sample(scrape(), "agent_sessions_rate_limited_total", reason="key")
     client.get(URL, headers=key)
     assert client.get(URL, headers=key).status_code == 429
-    assert sample(client.get("/metrics").text, "agent_sessions_rate_limited_total", reason="key") == before + 1
+    assert sample(scrape(), "agent_sessions_rate_limited_total", reason="key") == before + 1
 
 
 def test_pipeline_metrics_come_from_redis(
-    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis
+    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis, scrape: Scrape
 ) -> None:
     sync_redis.hset(
         "as:metrics", mapping={"report_events:processed": 7, "report_events:failed": 1, "webhooks:delivered": 3}
     )
     sync_redis.zadd("as:deadletters", {"evt_1": 1})
-    text = client.get("/metrics").text
+    text = scrape()
     assert sample(text, "agent_sessions_outbox_backlog") == sync_redis.xlen("as:outbox") == 1  # the seed's create
     assert sample(text, "agent_sessions_relay_lag_seconds") >= 0
     assert sample(text, "agent_sessions_events_total", actor="report_events", outcome="processed") == 7

@@ -199,18 +199,25 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
     assert sync_redis.hget("as:rl:addr:10.0.0.1", "tokens") is not None  # the failures were charged
 
 
-async def test_session_update_admission_honours_a_throttled_address(store: Store, sync_redis: redis.Redis) -> None:
+async def test_session_update_admission_ignores_a_throttled_address_for_a_valid_key(
+    store: Store, sync_redis: redis.Redis
+) -> None:
     await make(store, S)
     _, secret = Keyring(sync_redis).create(Role.EDITOR)
     gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=0.01, failure_burst=1))
     with pytest.raises(Unauthorized):
         await gate.admit("ask_" + "0" * 32, "10.0.0.2")  # the address's one failure
-    with pytest.raises(RateLimited) as refused:
+    with pytest.raises(RateLimited) as refused:  # the address is throttled for invalid keys...
         await store.update_session(
-            A, S, ORIGIN, {"description": "x"}, admission=gate.admission(secret, "10.0.0.2", lambda _: None)
+            A, S, ORIGIN, {"description": "x"}, admission=gate.admission("ask_" + "1" * 32, "10.0.0.2", lambda _: None)
         )
     assert refused.value.reason == "address"
     assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "1"
+    # ...and not for a valid one
+    await store.update_session(
+        A, S, ORIGIN, {"description": "x"}, admission=gate.admission(secret, "10.0.0.2", lambda _: None)
+    )
+    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "2"
 
 
 async def test_concurrent_updates_each_bump_the_version_exactly_once(store: Store) -> None:

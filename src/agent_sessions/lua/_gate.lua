@@ -14,10 +14,16 @@
 --
 -- admit(record, key bucket, address bucket, default rate, default burst, failure rate, failure burst)
 -- (the defaults apply to keys without a rate or burst of their own) returns
---   {"throttled", ms_until_token}   the address has failed too often: the key is not even looked up
+--   {"ok" | "limited", remaining, ms_until_token, rate, burst}   a valid key: its own bucket decides
+--   {"throttled", ms_until_token}   an invalid key from an address that has failed too often
 --   {"unknown"} | {"revoked"}       a failed authentication, charged to the address bucket
---   {"ok" | "limited", remaining, ms_until_token, rate, burst}
+-- A valid key is never refused for what others did from its address (a NAT, a proxy): the address
+-- bucket only ever refuses invalid keys. Keys carry 144 random bits, so the bucket is there to make
+-- failed attempts cost the sender, not to hide which keys exist.
 -- Times are whole milliseconds, rounded up.
+--
+-- A bucket is written with pcall: when Redis is full (maxmemory, noeviction) the write is refused
+-- and the request is judged on the bucket as read, so reads keep working while writes get 507.
 
 local function admit(record_key, key_bucket, address_bucket, default_rate, default_burst, fail_rate, fail_burst)
   local t = redis.call('TIME')
@@ -37,8 +43,8 @@ local function admit(record_key, key_bucket, address_bucket, default_rate, defau
       if tokens >= burst then
         redis.call('DEL', key)
       else
-        redis.call('HSET', key, 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.3f', now))
-        redis.call('PEXPIRE', key, math.ceil((burst - tokens) * 1000 / rate))
+        local set = redis.pcall('HSET', key, 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.3f', now))
+        if type(set) == 'number' then redis.call('PEXPIRE', key, math.ceil((burst - tokens) * 1000 / rate)) end
       end
     end
     local wait = 0
@@ -46,21 +52,20 @@ local function admit(record_key, key_bucket, address_bucket, default_rate, defau
     return allowed, tokens, wait
   end
 
+  local record = redis.call('HMGET', record_key, 'id', 'revoked_at', 'rate', 'burst')
+  if record[1] and (record[2] or '') == '' then
+    local rate = tonumber(record[3] or '') or tonumber(default_rate)
+    local burst = tonumber(record[4] or '') or tonumber(default_burst)
+    local allowed, tokens, wait = bucket(key_bucket, rate, burst, true)
+    local status = 'limited'
+    if allowed then status = 'ok' end
+    return {status, math.floor(tokens), wait, tostring(rate), tostring(burst)}
+  end
+
   fail_rate, fail_burst = tonumber(fail_rate), tonumber(fail_burst)
   local _, fail_tokens, fail_wait = bucket(address_bucket, fail_rate, fail_burst, false)
   if fail_tokens < 1 then return {'throttled', fail_wait} end
-
-  local record = redis.call('HMGET', record_key, 'id', 'revoked_at', 'rate', 'burst')
-  if not record[1] or (record[2] or '') ~= '' then
-    bucket(address_bucket, fail_rate, fail_burst, true)
-    if not record[1] then return {'unknown'} end
-    return {'revoked'}
-  end
-
-  local rate = tonumber(record[3] or '') or tonumber(default_rate)
-  local burst = tonumber(record[4] or '') or tonumber(default_burst)
-  local allowed, tokens, wait = bucket(key_bucket, rate, burst, true)
-  local status = 'limited'
-  if allowed then status = 'ok' end
-  return {status, math.floor(tokens), wait, tostring(rate), tostring(burst)}
+  bucket(address_bucket, fail_rate, fail_burst, true)
+  if not record[1] then return {'unknown'} end
+  return {'revoked'}
 end

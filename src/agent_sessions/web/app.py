@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,14 +21,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agent_sessions import metrics
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
-from agent_sessions.redis_client import Batches, async_client, outage_as_unavailable
+from agent_sessions.redis_client import Batches, async_client
 from agent_sessions.services import Services
 from agent_sessions.store import Store
 from agent_sessions.web import openapi
@@ -37,7 +35,8 @@ from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS
 from agent_sessions.web.routes import routes as build_routes
 
-CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
+# Server ids look like req_<...>: the underscore keeps a client's id from ever looking like one.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("agent_sessions.access")
 
 
@@ -132,7 +131,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = async_client(redis_url, settings.redis_timeout)
+        client = async_client(redis_url, settings.redis_timeout, settings.redis_pool_size)
         app.state.settings = settings
         app.state.redis = client
         batches = Batches(client)  # the scripts of concurrent requests share pipelines
@@ -147,17 +146,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def openapi_json(request: Request) -> Response:
         return Response(spec, media_type=JSON)
 
-    async def metrics_endpoint(request: Request) -> Response:
-        async with outage_as_unavailable():
-            body = await metrics.render(request.app.state.redis, settings.prometheus_multiproc_dir is not None)
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
-
     routes = build_routes(ENDPOINTS)
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False))
-    routes.append(Route("/metrics", metrics_endpoint, methods=["GET"], include_in_schema=False))
-    return Starlette(
+    app = Starlette(
         routes=routes,
         middleware=[Middleware(EdgeMiddleware)],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )
+    app.router.redirect_slashes = False  # a trailing slash is a 404, never a redirect built from Host
+    return app

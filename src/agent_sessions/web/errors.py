@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from agent_sessions import errors
@@ -31,7 +31,9 @@ STATUS: dict[type[errors.ServiceError], int] = {
     errors.AlreadyExists: 409,
     errors.AgentAlreadyExists: 409,
     errors.SessionAlreadyExists: 409,
+    errors.Conflict: 409,
     errors.PreconditionFailed: 412,
+    errors.InsufficientStorage: 507,
     errors.IdempotencyKeyReused: 422,
     errors.RequestTooLarge: 413,
     errors.UnsupportedMediaType: 415,
@@ -83,6 +85,8 @@ async def service_error(request: Request, exc: Exception) -> Response:
     elif isinstance(exc, errors.StoreUnavailable):
         headers["Retry-After"] = "1"
         log.warning("redis unavailable: %r", exc.__cause__)
+    if exc.replayed:
+        headers["Idempotent-Replayed"] = "true"
     return error_response(request, status_of(exc), exc.code, exc.messages, exc.field_errors, headers)
 
 
@@ -92,6 +96,13 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, code, [str(exc.detail)], headers=dict(exc.headers or {}))
 
 
+async def client_disconnected(request: Request, exc: Exception) -> Response:
+    """The client went away before its request was read: nobody is left to answer. Logged as such, and
+    counted under 499 (nginx's "client closed request"), not as a server error."""
+    log.info("client disconnected before the request was read (request %s)", request_id(request))
+    return Response(status_code=499)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error in request %s", request_id(request), exc_info=exc)
     return error_response(request, 500, "internal_error", ["internal error; quote the request id to support"])
@@ -99,6 +110,7 @@ async def internal_error(request: Request, exc: Exception) -> Response:
 
 HANDLERS = {
     errors.ServiceError: service_error,
+    ClientDisconnect: client_disconnected,
     HTTPException: http_error,
     Exception: internal_error,
 }

@@ -42,6 +42,7 @@ from agent_sessions.web.errors import JSON, request_id
 JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 ETAG_RE = re.compile(r'"([^"]*)"')
+VERSION_TAG_RE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() also takes "²"
 
 
 @dataclass
@@ -121,7 +122,8 @@ ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or dis
 
 def query_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+    # isdigit() alone accepts "²" and "①", which int() refuses: ASCII digits only.
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
         raise InvalidRequest.for_fields({"limit": "must be an integer from 1 to 100"})
     return int(raw)
 
@@ -323,12 +325,16 @@ def media_type(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> tuple[bytes, str]:
-    """The body and its media type (one of ``accepted``), within ``limit`` bytes."""
+    """The body and its media type (one of ``accepted``), within ``limit`` bytes. A client that sends it
+    too slowly is cut off by the HTTP protocol's read timeout (``web/protocol.py``)."""
     media = media_type(request)
     if media not in accepted:
         raise UnsupportedMediaType(f"Content-Type must be {' or '.join(accepted)}, not {media or 'missing'!r}")
+    encoding = (header(request, "content-encoding") or "identity").strip().lower()
+    if encoding != "identity":
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
     declared = header(request, "content-length") or ""
-    if declared.isdigit() and int(declared) > limit:
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise RequestTooLarge(f"request body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -347,7 +353,7 @@ def parse_if_match(value: str | None) -> str:
     if value.strip() == "*":
         return "*"
     tags = [part.strip() for part in value.split(",")]
-    versions = [m.group(1) for tag in tags if (m := ETAG_RE.fullmatch(tag)) and m.group(1).isdigit()]
+    versions = [m.group(1) for tag in tags if (m := ETAG_RE.fullmatch(tag)) and VERSION_TAG_RE.fullmatch(m.group(1))]
     return ",".join(versions) or "-"
 
 

@@ -1,0 +1,107 @@
+"""uvicorn's httptools protocol with the two limits it lacks: header size and read time.
+
+- The request line and headers together may take at most ``max_header_bytes`` (the config's
+  ``h11_max_incomplete_event_size``, which uvicorn's h11 protocol uses for the same purpose): past it the
+  client gets 431 and the connection is closed, before any of it reaches the application. Without this,
+  httptools buffers headers of any size (a few connections sending 25 MB headers grew the process by
+  hundreds of MB).
+- A request must arrive whole, headers and body, within ``request_read_timeout`` seconds of its first
+  byte: a client that sends headers too slowly gets 408; one that stalls in its body is disconnected
+  (the application sees a client disconnect). Idle keep-alive connections are uvicorn's own
+  ``timeout_keep_alive``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class HeaderTooLarge(Exception):
+    """Raised from the parser callback; httptools wraps it in an HttpParserCallbackError."""
+
+
+def _error(status: bytes, code: str, message: str) -> bytes:
+    body = orjson.dumps({"code": code, "messages": [message]})
+    return (
+        b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
+        b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.max_header_bytes: int = config.h11_max_incomplete_event_size or 16 * 1024
+        self.read_timeout: float = getattr(config, "request_read_timeout", 10.0)
+        self._header_bytes = 0
+        self._too_large = False
+        self._headers_done = True
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_bytes = 0
+        self._headers_done = False
+        self._arm()
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._headers_done = True
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._disarm()
+        super().on_message_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:  # the parser error was ours: the headers passed the limit
+            self._disarm()
+            self.transport.write(
+                _error(
+                    b"431 Request Header Fields Too Large",
+                    "request_header_fields_too_large",
+                    f"request line and headers must be at most {self.max_header_bytes} bytes",
+                )
+            )
+            self.transport.close()
+            return
+        super().send_400_response(msg)
+
+    def _count(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > self.max_header_bytes:
+            self._too_large = True
+            raise HeaderTooLarge()
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._headers_done:
+            message = f"the request did not arrive within {self.read_timeout:g} s"
+            self.transport.write(_error(b"408 Request Timeout", "request_timeout", message))
+        self.transport.close()
