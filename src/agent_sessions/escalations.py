@@ -39,7 +39,8 @@ class EscalationRule:
             for key, value in self.becomes
             if after.get(key) == value and before.get(key) != value
         ]
-        reasons += [f"{key} changed" for key in self.changes if before.get(key) != after.get(key)]
+        # A value that disappears is a de-escalation, never an escalation.
+        reasons += [f"{key} changed" for key in self.changes if key in after and before.get(key) != after[key]]
         return reasons
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
-from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError, WithJsonSchema
 from typing_extensions import TypedDict
 
 from agent_sessions.errors import InvalidMetadata, InvalidRequest
@@ -31,6 +31,8 @@ SessionKey = Annotated[str, StringConstraints(pattern=SESSION_KEY_PATTERN, max_l
 Name = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 Description = Annotated[str, StringConstraints(max_length=16 * 1024)]
 Metadata = dict[str, Any]
+# RFC 3339 UTC times: strings on the wire, typed as date-time for generated clients.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -76,8 +78,8 @@ class Agent(TypedDict):
     description: str
     metadata: Metadata
     enabled: bool
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 class Session(TypedDict):
@@ -87,8 +89,8 @@ class Session(TypedDict):
     description: str
     metadata: Metadata
     enabled: bool
-    created_at: str
-    updated_at: str
+    created_at: Timestamp
+    updated_at: Timestamp
     version: int
 
 
@@ -114,7 +116,7 @@ class Change(TypedDict):
 
 class HistoryEntry(TypedDict):
     version: int
-    at: str
+    at: Timestamp
     actor: str
     request_id: str
     changes: dict[str, Change]
@@ -186,19 +188,43 @@ NUMBER_MIN, NUMBER_MAX = -(2**63), 2**63 - 1
 
 
 def encode_metadata(value: Metadata, limits: MetadataLimits) -> bytes:
-    """Check ``value`` against the limits and return its canonical JSON (sorted keys, compact).
+    """Check ``value`` against the limits and return its canonical JSON (sorted keys, compact, and
+    numbers by value: a float with no fractional part is stored as the integer it equals, so ``1.0``
+    is stored, returned and compared as ``1``).
 
     Canonical form makes "the same metadata" a byte comparison inside the Lua script, so a PATCH
-    that sends equal metadata in another key order is still a no-op.
+    that sends equal metadata in another key order, or ``1.0`` for ``1``, is still a no-op.
     """
     if len(value) > limits.max_keys:
         raise _metadata_error("metadata", f"at most {limits.max_keys} top-level keys allowed")
     if found := _violation(value, 1, limits):
         raise _metadata_error("metadata" + found[0], found[1])
     encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    if (b".0" in encoded or b"e+" in encoded) and _has_whole_float(value):  # bytes test first: cheap
+        encoded = orjson.dumps(_whole_floats_as_ints(value), option=orjson.OPT_SORT_KEYS)
     if len(encoded) > limits.max_bytes:
         raise _metadata_error("metadata", f"serialized size {len(encoded)} exceeds {limits.max_bytes} bytes")
     return encoded
+
+
+def _has_whole_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, dict):
+        return any(_has_whole_float(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_has_whole_float(item) for item in value)
+    return False
+
+
+def _whole_floats_as_ints(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # in range: _violation checked it
+    if isinstance(value, dict):
+        return {key: _whole_floats_as_ints(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_whole_floats_as_ints(item) for item in value]
+    return value
 
 
 def _violation(value: Any, depth: int, limits: MetadataLimits) -> tuple[str, str] | None:

@@ -20,10 +20,10 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError, NoScriptError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from agent_sessions.errors import StoreUnavailable
+from agent_sessions.errors import InsufficientStorage, StoreUnavailable
 
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
@@ -187,6 +187,20 @@ class Script:
                 return await self.batches.evalsha(self.sha, keys, args)
         except OUTAGE_ERRORS as exc:
             raise StoreUnavailable() from exc
+        except ResponseError as exc:
+            raise_if_full(exc)
+            raise
+
+
+# Redis refuses a script's first write when it is over maxmemory (policy noeviction); the script stops
+# there, so nothing it would have written is. Redis 7 names it OutOfMemoryError; 6.2 wraps it in a
+# script error whose text carries the same words.
+OOM_TEXT = "OOM command not allowed"
+
+
+def raise_if_full(exc: ResponseError) -> None:
+    if OOM_TEXT in str(exc):
+        raise InsufficientStorage() from exc
 
 
 @contextmanager

@@ -35,7 +35,9 @@ def test_every_served_route_is_documented(client: TestClient) -> None:
 def test_patch_documents_body_and_every_error(client: TestClient) -> None:
     document = spec(client)
     op = document["paths"]["/v2/agents/{agent_key}/sessions/{session_key}"]["patch"]
-    assert set(op["responses"]) == {"200", "400", "401", "403", "404", "412", "413", "415", "422", "429", "503"}
+    assert set(op["responses"]) == {
+        *("200", "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503", "507")
+    }
     assert {p["name"] for p in op["parameters"]} >= {"If-Match", "Idempotency-Key"}
     assert set(op["requestBody"]["content"]) == {"application/json", "application/merge-patch+json"}
     assert "ETag" in op["responses"]["200"]["headers"]
@@ -54,3 +56,18 @@ def test_creates_document_conflicts(client: TestClient) -> None:
     paths = spec(client)["paths"]
     assert "409" in paths["/v2/agents"]["post"]["responses"]
     assert "409" in paths["/v2/agents/{agent_key}/sessions"]["post"]["responses"]
+
+
+def test_merge_patch_has_its_own_schema_and_creates_link_to_what_they_made(client: TestClient) -> None:
+    document = spec(client)
+    op = document["paths"]["/v2/agents/{agent_key}/sessions/{session_key}"]["patch"]
+    content = op["requestBody"]["content"]
+    assert op["requestBody"]["required"] is True
+    assert content["application/json"]["schema"] != content["application/merge-patch+json"]["schema"]
+    operations = {o["operationId"] for ops in document["paths"].values() for o in ops.values()}
+    for path in ("/v2/agents", "/v2/agents/{agent_key}/sessions"):
+        links = document["paths"][path]["post"]["responses"]["201"]["links"]
+        assert links and {link["operationId"] for link in links.values()} <= operations
+    assert document["servers"] and document["info"]["license"]["name"]
+    session = document["components"]["schemas"]["Session"]["properties"]
+    assert session["created_at"]["format"] == session["updated_at"]["format"] == "date-time"

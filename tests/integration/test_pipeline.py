@@ -366,7 +366,9 @@ def test_actors_are_declared_under_the_names_the_relay_uses() -> None:
         ({"priority": "urgent"}, {"priority": "urgent", "x": 1}, []),
         ({}, {"resolution_status": "escalated"}, ["resolution_status became escalated"]),
         ({"escalation_level": "tier_1"}, {"escalation_level": "tier_2"}, ["escalation_level changed"]),
-        ({"escalation_level": "tier_1"}, {}, ["escalation_level changed"]),
+        ({"escalation_level": "tier_1"}, {}, []),  # a value disappearing de-escalates: no page
+        ({"escalation_level": "tier_1"}, {"escalation_level": None}, ["escalation_level changed"]),
+        ({}, {"escalation_level": 2}, ["escalation_level changed"]),
         ({"priority": "low"}, {"priority": "high"}, []),
     ],
 )

@@ -35,8 +35,9 @@ from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS
 from agent_sessions.web.routes import routes as build_routes
 
-# Server ids look like req_<...>: the underscore keeps a client's id from ever looking like one.
-CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A client's id is echoed when it is plain (no spaces, quotes or control characters to break a log
+# line) and is not in the server's own namespace (req_…), so that an id always names one request.
+CLIENT_REQUEST_ID = re.compile(r"(?!req_)[A-Za-z0-9._:-]{1,128}")
 access_log = logging.getLogger("agent_sessions.access")
 
 

@@ -22,13 +22,15 @@ ERROR_TEXT = {
     401: "unauthorized: API key missing, unknown, malformed or revoked",
     403: "forbidden: the key's role or agent scope does not allow this",
     404: "agent_not_found or session_not_found",
-    409: "agent_already_exists or session_already_exists",
+    409: "agent_already_exists or session_already_exists (create), conflict (a merge patch that kept losing "
+    "the race to other writers; retry)",
     412: "precondition_failed: If-Match does not match the session's current version",
     413: "request_too_large",
     415: "unsupported_media_type",
     422: "idempotency_key_reused: the Idempotency-Key was used before with a different request",
     429: "rate_limit_exceeded",
     503: "service_unavailable: Redis unreachable; retry after Retry-After seconds",
+    507: "insufficient_storage: the data store is full (maxmemory); nothing was changed",
 }
 RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {
     401: ("WWW-Authenticate",),
@@ -87,8 +89,10 @@ def error_statuses(e: Endpoint) -> list[int]:
         statuses.add(404)
     if e.body is not None:
         statuses |= {413, 415}
-    if e.creates:
+    if e.creates or e.merge_patch:
         statuses.add(409)
+    if e.body is not None:
+        statuses.add(507)
     if e.conditional:
         statuses.add(412)
     if e.idempotent:
@@ -131,14 +135,17 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
     if params:
         op["parameters"] = params
     if e.body is not None:
-        body: dict[str, Any] = {"schema": _schema(e.body, components)}
-        content = {"application/json": body}
+        content = {"application/json": {"schema": _schema(e.body, components)}}
         if e.merge_patch:
-            content["application/merge-patch+json"] = body  # RFC 7396: metadata merged, null deletes a key
+            # Its own schema: generated clients that see one schema under two media types send every
+            # body as the last one, and a plain PATCH (metadata replaced) would become a merge.
+            content["application/merge-patch+json"] = {"schema": {"$ref": REF.format(model=MERGE_PATCH)}}
         op["requestBody"] = {"required": True, "content": content}
     success = _schema(e.response, components) if e.response is not None else None
     success_headers = (("ETag",) if e.etag else ()) + (("Idempotent-Replayed",) if e.idempotent else ())
     op["responses"] = {str(e.status): _response("success", success, success_headers)}
+    if e.creates:
+        op["responses"][str(e.status)]["links"] = LINKS[e.path]
     for status in error_statuses(e):
         op["responses"][str(status)] = _response(ERROR_TEXT[status], error, RESPONSE_HEADERS.get(status, ()))
     op["security"] = [{"apiKey": []}, {"bearer": []}] if e.role is not None else []
@@ -146,6 +153,37 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
 
 
 BODIES = ("AgentCreate", "AgentPatch", "SessionCreate", "SessionPatch")
+MERGE_PATCH = "SessionMergePatch"
+MERGE_PATCH_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "description": "JSON Merge Patch (RFC 7396) of a session: metadata is merged into the stored metadata, "
+    "and a null value deletes that key; description and enabled replace as in a plain PATCH",
+    "properties": {
+        "description": {"type": "string", "maxLength": 16 * 1024},
+        "metadata": {"type": "object", "description": "merged into the stored metadata; null deletes a key"},
+        "enabled": {"type": "boolean"},
+    },
+}
+
+
+def _link(operation: str, **parameters: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": parameters}
+
+
+# What a create's 201 leads to: the operations that take the new key (so tools such as schemathesis
+# follow a create with calls on what it made).
+_AGENT = {"agent_key": "$response.body#/key"}
+_SESSION = {"agent_key": "$request.path.agent_key", "session_key": "$response.body#/id"}
+LINKS: dict[str, dict[str, Any]] = {
+    "/v2/agents": {
+        name: _link(name, **_AGENT)
+        for name in ("get_agent", "update_agent", "delete_agent", "get_report", "create_session", "list_sessions")
+    },
+    "/v2/agents/{agent_key}/sessions": {
+        name: _link(name, **_SESSION) for name in ("get_session", "update_session", "delete_session", "session_history")
+    },
+}
 
 
 def document(endpoints: tuple[Endpoint, ...], limits: models.MetadataLimits) -> bytes:
@@ -159,9 +197,15 @@ def document(endpoints: tuple[Endpoint, ...], limits: models.MetadataLimits) -> 
     for body in BODIES:
         if body in components:
             components[body]["properties"]["metadata"] = {"$ref": REF.format(model="Metadata")}
+    components[MERGE_PATCH] = MERGE_PATCH_SCHEMA
     spec = {
         "openapi": "3.1.0",
-        "info": {"title": "agent-sessions", "version": __version__},
+        "info": {
+            "title": "agent-sessions",
+            "version": __version__,
+            "license": {"name": "Proprietary", "identifier": "LicenseRef-Proprietary"},
+        },
+        "servers": [{"url": "/", "description": "the server that serves this document"}],
         "paths": paths,
         "components": {
             "schemas": components,
