@@ -49,7 +49,12 @@ class WorkerResources(Middleware):
         if self._redis is None:
             assert self.settings.redis_url
             self._redis = sync_client(self.settings.redis_url, timeout=self.settings.redis_timeout * 5)
-            self.reports = Reports(self._redis, self.settings.report_dimensions)
+            self.reports = Reports(
+                self._redis,
+                self.settings.report_dimensions,
+                self.settings.report_max_values,
+                self.settings.report_value_max_chars,
+            )
             self.escalations = Escalations(self._redis)
             # One keep-alive connection pool for webhook deliveries, shared by the worker's threads.
             self.http = httpx.Client(timeout=self.settings.webhook_timeout, follow_redirects=False)

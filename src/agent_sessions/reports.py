@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any, cast
 
-import orjson
 import redis
 from redis.exceptions import NoScriptError
 from typing_extensions import TypedDict
@@ -34,6 +33,8 @@ class Report(TypedDict):
     agent_key: str
     sessions: SessionCounts
     by_metadata: dict[str, dict[str, int]]
+    # Per dimension: sessions whose value found every bucket taken (REPORT_MAX_VALUES).
+    by_metadata_other: dict[str, int]
     updates: Total
     escalations: Total
 
@@ -42,23 +43,24 @@ def report_key(agent: str) -> str:
     return f"as:report:{agent}"
 
 
-def dimension_value(metadata: dict[str, Any], dimension: str) -> str:
-    """The value a session counts under for one dimension; "" (not counted) for absent or nested."""
+def dimension_value(metadata: dict[str, Any], dimension: str, max_chars: int) -> str | None:
+    """The value a session counts under for one dimension: its string value, cut to ``max_chars``
+    characters; None (not counted) for anything that is not a string (absent, numbers, booleans, null,
+    objects, arrays: categories are strings, and ``1`` and ``"1"`` must not share a bucket)."""
     value = metadata.get(dimension)
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool | int | float):
-        return orjson.dumps(value).decode()
-    return ""
+    return value[:max_chars] if isinstance(value, str) else None
 
 
 def report_from_hash(agent: str, fields: dict[str, str], dimensions: tuple[str, ...]) -> Report:
     by_metadata: dict[str, dict[str, int]] = {d: {} for d in dimensions}
+    other = dict.fromkeys(dimensions, 0)
     for field, count in fields.items():
         if field.startswith("m:"):
             dimension, _, value = field[2:].partition(":")
             if dimension in by_metadata and int(count) > 0:
                 by_metadata[dimension][value] = int(count)
+        elif field.startswith("o:") and field[2:] in other:
+            other[field[2:]] = int(count)
     return {
         "agent_key": agent,
         "sessions": {
@@ -66,6 +68,7 @@ def report_from_hash(agent: str, fields: dict[str, str], dimensions: tuple[str, 
             "enabled": int(fields.get("sessions_enabled", 0)),
         },
         "by_metadata": by_metadata,
+        "by_metadata_other": other,
         "updates": {"total": int(fields.get("updates_total", 0))},
         "escalations": {"total": int(fields.get("escalations_total", 0))},
     }
@@ -74,9 +77,13 @@ def report_from_hash(agent: str, fields: dict[str, str], dimensions: tuple[str, 
 class Reports:
     """The writing side, used by the reporting actor (synchronous, like Dramatiq actors)."""
 
-    def __init__(self, client: redis.Redis, dimensions: tuple[str, ...]) -> None:
+    def __init__(
+        self, client: redis.Redis, dimensions: tuple[str, ...], max_values: int = 100, max_chars: int = 64
+    ) -> None:
         self.redis = client
         self.dimensions = dimensions
+        self.max_values = max_values
+        self.max_chars = max_chars
         self._source = lua.source("report_apply")
         self._sha = hashlib.sha1(self._source.encode()).hexdigest()
 
@@ -112,9 +119,12 @@ class Reports:
             event["version"],
             "1" if event["session"]["enabled"] else "0",
             DELETED_STATE_TTL,
+            self.max_values,
         ]
+        metadata = event["session"]["metadata"]
         for dimension in self.dimensions:
-            args += (dimension, dimension_value(event["session"]["metadata"], dimension))
+            value = dimension_value(metadata, dimension, self.max_chars)
+            args += (dimension, "" if value is None else "=" + value)
         return [report_key(agent), f"as:report:state:{incarnation}", f"as:report:ooo:{incarnation}"], args
 
     def read(self, agent: str) -> Report:

@@ -4,7 +4,6 @@ as real processes, on Dramatiq's Redis broker and on RabbitMQ (the local server 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from tests.conftest import IN_CI
 from tests.e2e.helpers import command, env, stop, wait_http
 from tests.integration.test_pipeline import DIMS, SECRET
 from tests.receiver import Receiver
+from tests.recount import recount as shared_recount
 
 pytestmark = pytest.mark.e2e
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -136,19 +136,7 @@ def test_receiver_failing_twice_still_gets_the_webhook(system: tuple[str, dict[s
 
 
 def recount(conn: redis.Redis) -> dict[str, Any]:
-    sessions = [conn.hgetall(k) for k in conn.scan_iter(f"as:session:{AGENT}:*")]
-    by: dict[str, dict[str, int]] = {d: {} for d in DIMS}
-    for s in sessions:
-        metadata = json.loads(s["metadata"])
-        for d in DIMS:
-            if isinstance(metadata.get(d), str):
-                by[d][metadata[d]] = by[d].get(metadata[d], 0) + 1
-    return {
-        "agent_key": AGENT,
-        "sessions": {"total": len(sessions), "enabled": sum(s["enabled"] == "1" for s in sessions)},
-        "by_metadata": by,
-        "updates": {"total": sum(int(s["version"]) - 1 for s in sessions)},
-    }
+    return shared_recount(conn, AGENT, DIMS)
 
 
 def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(

@@ -27,6 +27,8 @@ from agent_sessions.outbox import Relay
 from agent_sessions.redis_client import sync_client
 from agent_sessions.reports import Reports
 from tests.receiver import Receiver
+from tests.recount import assert_report_matches
+from tests.recount import recount as shared_recount
 from tests.stub import stub_broker, worker_resources
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -116,17 +118,7 @@ def report(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
 
 def recount(sync_redis: redis.Redis, agent: str) -> dict[str, Any]:
     """What the report must say, from the stored sessions (independent of the reporting code)."""
-    sessions = [sync_redis.hgetall(k) for k in sync_redis.scan_iter(f"as:session:{agent}:*")]
-    by: dict[str, dict[str, int]] = {d: {} for d in DIMS}
-    for s in sessions:
-        metadata = __import__("json").loads(s["metadata"])
-        for d in DIMS:
-            if isinstance(metadata.get(d), str):
-                by[d][metadata[d]] = by[d].get(metadata[d], 0) + 1
-    return {
-        "sessions": {"total": len(sessions), "enabled": sum(s["enabled"] == "1" for s in sessions)},
-        "by_metadata": by,
-    }
+    return shared_recount(sync_redis, agent, DIMS)
 
 
 def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
@@ -153,7 +145,7 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
     api("PATCH", "/sessions/ase_1", json={"description": "x"})
     stub_broker.flush_all()
     # Take the second event out and put it back while the relay lingers over the first.
-    (second_id, second), = sync_redis.xrange(OUTBOX, count=1, min="(" + sync_redis.xrange(OUTBOX)[0][0])
+    ((second_id, second),) = sync_redis.xrange(OUTBOX, count=1, min="(" + sync_redis.xrange(OUTBOX)[0][0])
     sync_redis.xdel(OUTBOX, second_id)
     later = threading.Timer(0.05, lambda: sync_redis.xadd(OUTBOX, second))  # type: ignore[arg-type]
     relay.linger_ms = 1000
@@ -241,6 +233,7 @@ def test_report_equals_recount_after_creates_updates_deletes(
     expected = recount(sync_redis, A)
     assert body["sessions"] == expected["sessions"]
     assert body["by_metadata"] == expected["by_metadata"]
+    assert body["by_metadata_other"] == dict.fromkeys(DIMS, 0)
     assert body["updates"]["total"] == updates
 
 
@@ -284,6 +277,36 @@ def test_reporting_is_exact_with_duplicates_and_any_order(
         assert body["sessions"] == {"total": 1, "enabled": 0}
         assert body["by_metadata"]["priority"] == {"high": 1}
         assert body["updates"] == {"total": 5}
+
+
+def test_report_values_follow_the_stated_rule_and_stay_bounded(
+    api: Any, redis_url: str, sync_redis: redis.Redis
+) -> None:
+    """Strings count (the empty one too), nothing else does, long values are cut, and a dimension
+    keeps at most max_values buckets: a flood of unique values costs a bounded hash."""
+    values: list[Any] = ["", "1", 1, True, "true", None, {"x": 1}, "p" * 300, "p" * 64 + "other tail"]
+    for i, value in enumerate(values):
+        api("POST", "/sessions", json={"key": f"ase_v{i}", "metadata": {"priority": value}})
+    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    reports = Reports(sync_client(redis_url), DIMS, max_values=3, max_chars=64)
+    reports.apply_all(events)
+    body = reports.read(A)
+    assert_report_matches(body, shared_recount(sync_redis, A, DIMS), max_values=3)
+    # "", "1" and "true" took the three buckets; the two long values (one after the cut) count as other
+    assert body["by_metadata"]["priority"] == {"": 1, "1": 1, "true": 1}
+    assert body["by_metadata_other"]["priority"] == 2
+
+    for key in sync_redis.scan_iter("as:report:*"):
+        sync_redis.delete(key)
+    for i in range(500):  # unique values, each 64 characters
+        api("POST", "/sessions", json={"key": f"ase_u{i}", "metadata": {"channel": f"{i:064d}"}})
+    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    reports.apply_all(events)
+    body = reports.read(A)
+    assert_report_matches(body, shared_recount(sync_redis, A, DIMS), max_values=3)
+    assert len(body["by_metadata"]["channel"]) == 3 and body["by_metadata_other"]["channel"] == 497
+    assert sync_redis.hlen(f"as:report:{A}") < 30
+    assert (sync_redis.memory_usage(f"as:report:{A}") or 0) < 4096
 
 
 def test_escalation_is_delivered_once_and_signed(
@@ -412,6 +435,7 @@ def test_report_endpoint_needs_a_key_for_the_agent(
         "agent_key": A,
         "sessions": {"total": 0, "enabled": 0},
         "by_metadata": {d: {} for d in DIMS},
+        "by_metadata_other": dict.fromkeys(DIMS, 0),
         "updates": {"total": 0},
         "escalations": {"total": 0},
     }

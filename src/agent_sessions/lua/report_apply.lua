@@ -6,24 +6,32 @@
 -- sessions_total / sessions_enabled / by_metadata follows the newest version seen, so an older event
 -- arriving late changes no state. Dedupe and counter change happen in this one atomic step.
 --
+-- Values (the rule the README states): a session counts under a dimension when its metadata value
+-- there is a string (cut to REPORT_VALUE_MAX_CHARS by the caller). A dimension keeps a bucket for each
+-- of the first `max_values` distinct values it ever counts; a bucket is never given up, even at zero,
+-- so a value is either always counted in its bucket or always in the dimension's `o:` (other) count.
+-- That keeps the report exactly equal to a recount, and bounds the hash whatever values clients send.
+--
 -- Key layout:
 --   as:report:<agent>                         hash  sessions_total, sessions_enabled, updates_total,
---                                                   escalations_total, m:<dimension>:<value> counts
+--                                                   escalations_total, m:<dimension>:<value> counts,
+--                                                   n:<dimension> (buckets), o:<dimension> (other count)
 --   as:report:state:<agent>:<session>:<incarnation>  hash  c (versions 1..c all applied), sv (version of
---                                                   the state counted), live, en, m:<dimension> values,
---                                                   dv (the deleted version)
+--                                                   the state counted), live, en, m:<dimension> value
+--                                                   counted in its bucket, o:<dimension> "1" when counted
+--                                                   in other, dv (the deleted version)
 --   as:report:ooo:<agent>:<session>:<incarnation>    set   versions above c applied out of order
 -- (<incarnation>, the creation time in ms, tells apart a session deleted and created again.)
---
--- KEYS[1] report hash    KEYS[2] session state    KEYS[3] out-of-order versions
--- ARGV[1] event type     ARGV[2] version          ARGV[3] enabled ("1"/"0")
--- ARGV[4] seconds to keep a deleted session's state once all its events are applied
--- ARGV[5..] dimension, value pairs of the session's metadata ("" = no value)
---
+
+local report, state, ooo = KEYS[1], KEYS[2], KEYS[3]   -- KEYS[1] report hash, [2] session state, [3] out-of-order versions
+local kind = ARGV[1]                      -- event type
+local v = tonumber(ARGV[2])               -- event version
+local enabled = ARGV[3]                   -- "1" / "0"
+local deleted_ttl = tonumber(ARGV[4])     -- seconds to keep a deleted session's state once all its events are in
+local max_values = tonumber(ARGV[5])      -- buckets per dimension
+local first_dimension = 6                 -- ARGV[6..]: dimension, value pairs; value "" (not counted) or "=" .. string
 -- Returns "applied" | "duplicate"
 
-local report, state, ooo = KEYS[1], KEYS[2], KEYS[3]
-local v = tonumber(ARGV[2])
 local c = tonumber(redis.call('HGET', state, 'c') or '0')
 if v <= c or redis.call('SISMEMBER', ooo, v) == 1 then return 'duplicate' end
 
@@ -34,45 +42,54 @@ if v == c + 1 then
 else
   redis.call('SADD', ooo, v)
 end
-if ARGV[1] == 'session.updated' then redis.call('HINCRBY', report, 'updates_total', 1) end
+if kind == 'session.updated' then redis.call('HINCRBY', report, 'updates_total', 1) end
 
-local function add(field, by)
-  if redis.call('HINCRBY', report, field, by) <= 0 and string.sub(field, 1, 2) == 'm:' then
-    redis.call('HDEL', report, field)
+local function count_value(dimension, value)
+  local field = 'm:' .. dimension .. ':' .. value
+  if redis.call('HEXISTS', report, field) == 0 then
+    if tonumber(redis.call('HGET', report, 'n:' .. dimension) or '0') >= max_values then
+      redis.call('HINCRBY', report, 'o:' .. dimension, 1)
+      redis.call('HSET', state, 'o:' .. dimension, '1')
+      return
+    end
+    redis.call('HINCRBY', report, 'n:' .. dimension, 1)
   end
+  redis.call('HINCRBY', report, field, 1)
+  redis.call('HSET', state, 'm:' .. dimension, value)
 end
 
 if v > tonumber(redis.call('HGET', state, 'sv') or '0') then
   if redis.call('HGET', state, 'live') == '1' then
-    add('sessions_total', -1)
-    if redis.call('HGET', state, 'en') == '1' then add('sessions_enabled', -1) end
+    redis.call('HINCRBY', report, 'sessions_total', -1)
+    if redis.call('HGET', state, 'en') == '1' then redis.call('HINCRBY', report, 'sessions_enabled', -1) end
     local old = redis.call('HGETALL', state)
     for i = 1, #old, 2 do
-      if string.sub(old[i], 1, 2) == 'm:' then
-        add(old[i] .. ':' .. old[i + 1], -1)
+      local prefix = string.sub(old[i], 1, 2)
+      if prefix == 'm:' then
+        redis.call('HINCRBY', report, old[i] .. ':' .. old[i + 1], -1)
+        redis.call('HDEL', state, old[i])
+      elseif prefix == 'o:' then
+        redis.call('HINCRBY', report, old[i], -1)
         redis.call('HDEL', state, old[i])
       end
     end
   end
-  if ARGV[1] == 'session.deleted' then
+  if kind == 'session.deleted' then
     redis.call('HSET', state, 'sv', v, 'live', '0', 'dv', v)
   else
-    add('sessions_total', 1)
-    if ARGV[3] == '1' then add('sessions_enabled', 1) end
-    for i = 5, #ARGV, 2 do
-      if ARGV[i + 1] ~= '' then
-        add('m:' .. ARGV[i] .. ':' .. ARGV[i + 1], 1)
-        redis.call('HSET', state, 'm:' .. ARGV[i], ARGV[i + 1])
-      end
+    redis.call('HINCRBY', report, 'sessions_total', 1)
+    if enabled == '1' then redis.call('HINCRBY', report, 'sessions_enabled', 1) end
+    for i = first_dimension, #ARGV, 2 do
+      if ARGV[i + 1] ~= '' then count_value(ARGV[i], string.sub(ARGV[i + 1], 2)) end
     end
-    redis.call('HSET', state, 'sv', v, 'live', '1', 'en', ARGV[3])
+    redis.call('HSET', state, 'sv', v, 'live', '1', 'en', enabled)
   end
 end
 
 -- A deleted session whose every event is in: keep its state a while for stragglers, then forget it.
 local dv = tonumber(redis.call('HGET', state, 'dv') or '0')
 if dv > 0 and c >= dv then
-  redis.call('EXPIRE', state, tonumber(ARGV[4]))
+  redis.call('EXPIRE', state, deleted_ttl)
   redis.call('DEL', ooo)
 end
 return 'applied'

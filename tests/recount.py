@@ -1,0 +1,42 @@
+"""The report's rule, stated independently of the reporting code: what a report must say, recounted
+from the stored sessions alone.
+
+A session counts under a dimension when its metadata value there is a string ("" included), cut to
+``max_chars`` characters. The report shows a value's count only while the dimension had a bucket for
+it (``REPORT_MAX_VALUES``); every session whose value has no bucket is counted in
+``by_metadata_other``. So: each value shown equals its recount, and ``other`` equals the recount of
+the values not shown.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+
+
+def recount(conn: redis.Redis, agent: str, dims: tuple[str, ...], max_chars: int = 64) -> dict[str, Any]:
+    sessions = [conn.hgetall(k) for k in conn.scan_iter(f"as:session:{agent}:*")]
+    by: dict[str, dict[str, int]] = {d: {} for d in dims}
+    for s in sessions:
+        metadata = json.loads(s["metadata"])
+        for d in dims:
+            value = metadata.get(d)
+            if isinstance(value, str):
+                by[d][value[:max_chars]] = by[d].get(value[:max_chars], 0) + 1
+    return {
+        "agent_key": agent,
+        "sessions": {"total": len(sessions), "enabled": sum(s["enabled"] == "1" for s in sessions)},
+        "by_metadata": by,
+        "updates": {"total": sum(int(s["version"]) - 1 for s in sessions)},
+    }
+
+
+def assert_report_matches(report: dict[str, Any], expected: dict[str, Any], max_values: int = 100) -> None:
+    assert report["sessions"] == expected["sessions"]
+    for dim, counts in expected["by_metadata"].items():
+        shown = report["by_metadata"][dim]
+        assert len(shown) <= max_values
+        assert all(counts.get(value) == n for value, n in shown.items()), (dim, shown, counts)
+        assert report["by_metadata_other"][dim] == sum(n for v, n in counts.items() if v not in shown)
