@@ -141,7 +141,7 @@ class Settings(BaseModel):
     # Newest history entries kept per session (0: keep all), and how long Idempotency-Key results live.
     history_max: int = Field(default=1000, ge=0)
     # History entries past this many bytes per session are dropped, oldest first (the newest is kept).
-    history_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    history_max_bytes: int = Field(default=1024 * 1024, ge=1024)
     idempotency_ttl: int = Field(default=24 * 3600, ge=1)
     # Idempotency records one API key may hold; past it the oldest record is forgotten.
     idempotency_max_per_key: int = Field(default=10_000, ge=1)

@@ -32,6 +32,7 @@ SCRIPTS = (
     "agent_create",
     "agent_update",
     "agent_delete",
+    "agent_purge",
     "session_create",
     "session_update",
     "session_delete",
@@ -67,8 +68,24 @@ class KeyLayout:
     def history_prefix(self, agent: str) -> str:
         return f"{self.prefix}history:{agent}:"
 
+    def history_bytes(self, agent: str, session: str) -> str:
+        return f"{self.prefix}history:{agent}:{session}:bytes"
+
     def idempotency(self, key_id: str, idempotency_key_digest: str) -> str:
         return f"{self.prefix}idem:{key_id}:{idempotency_key_digest}"
+
+    def idempotency_index(self, key_id: str) -> str:
+        return f"{self.prefix}idem:index:{key_id}"
+
+    def idempotency_snapshots(self, agent: str, session: str) -> str:
+        return f"{self.prefix}idem:snap:{agent}:{session}:"
+
+    def purge(self, agent: str) -> str:
+        return f"{self.prefix}purge:{agent}"
+
+    @property
+    def purges(self) -> str:
+        return f"{self.prefix}purges"
 
     def session_indexes(self, agent: str) -> list[str]:
         return [self.sessions(agent), self.sessions(agent, True), self.sessions(agent, False)]
@@ -76,11 +93,17 @@ class KeyLayout:
 
 @dataclass(frozen=True)
 class Idempotency:
-    """An Idempotency-Key in force for one request: where its result lives and the request's fingerprint."""
+    """An Idempotency-Key in force for one request: where its result lives, the request's fingerprint,
+    how long it is kept, and the key's index of records with its bound (see lua/_idempotency.lua)."""
 
     record: str
     fingerprint: str
     ttl: int
+    index: str = "as:idem:index:-"
+    max_records: int = 1
+
+    def args(self, snapshots: str) -> list[Any]:
+        return [self.fingerprint, self.ttl, self.max_records, snapshots]
 
 
 NO_IDEMPOTENCY = Idempotency("as:idem:-", "", 1)
@@ -114,10 +137,12 @@ class Store:
         layout: KeyLayout | None = None,
         history_max: int = 1000,
         batches: Batches | None = None,
+        history_max_bytes: int = 1024 * 1024,
     ) -> None:
         self.redis = client
         self.keys = layout or KeyLayout()
         self.history_max = history_max
+        self.history_max_bytes = history_max_bytes
         batches = batches or Batches(client)
         self._scripts = {name: Script(batches, lua.source(name)) for name in SCRIPTS}
 
@@ -133,11 +158,13 @@ class Store:
     async def create_agent(self, agent: str, name: str, description: str, metadata: bytes, enabled: bool) -> Fields:
         reply = await self._run(
             "agent_create",
-            [self.keys.agent(agent), self.keys.agents],
+            [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent)],
             [agent, name, description, metadata, "1" if enabled else "0"],
         )
         if reply[0] == "exists":
             raise AgentAlreadyExists()
+        if reply[0] == "purging":
+            raise AgentAlreadyExists("an agent with this key is still being deleted; retry in a few seconds")
         return _pairs(reply[1:])
 
     async def get_agent(self, agent: str) -> Fields:
@@ -158,10 +185,17 @@ class Store:
         return reply[0] == "ok", _pairs(reply[1:])
 
     async def delete_agent(self, agent: str, origin: Origin) -> int:
+        """Delete the agent now; returns how many of its sessions are left for the purge (``Purger``)."""
         reply = await self._run(
             "agent_delete",
-            [self.keys.agent(agent), self.keys.agents, *self.keys.session_indexes(agent), OUTBOX],
-            [agent, self.keys.session_prefix(agent), *_event_args(origin), self.keys.history_prefix(agent)],
+            [
+                self.keys.agent(agent),
+                self.keys.agents,
+                *self.keys.session_indexes(agent),
+                self.keys.purge(agent),
+                self.keys.purges,
+            ],
+            [agent, origin.actor, origin.request_id],
         )
         if reply[0] == "not_found":
             raise AgentNotFound()
@@ -192,7 +226,9 @@ class Store:
                 *self.keys.session_indexes(agent),
                 OUTBOX,
                 self.keys.history(agent, session),
+                self.keys.history_bytes(agent, session),
                 idem.record,
+                idem.index,
             ],
             [
                 agent,
@@ -202,9 +238,9 @@ class Store:
                 description,
                 metadata,
                 "1" if enabled else "0",
-                idem.fingerprint,
-                idem.ttl,
+                *idem.args(self.keys.idempotency_snapshots(agent, session)),
                 self.history_max,
+                self.history_max_bytes,
             ],
         )
         written = _outcome(reply)
@@ -235,16 +271,18 @@ class Store:
             self.keys.sessions(agent, False),
             OUTBOX,
             self.keys.history(agent, session),
+            self.keys.history_bytes(agent, session),
             idem.record,
+            idem.index,
         ]
         args: list[Any] = [
             agent,
             session,
             *_event_args(origin),
             if_match,
-            idem.fingerprint,
-            idem.ttl,
+            *idem.args(self.keys.idempotency_snapshots(agent, session)),
             self.history_max,
+            self.history_max_bytes,
             *(admission.args if admission else NOT_ADMITTING),
         ]
         if admission:
@@ -263,6 +301,7 @@ class Store:
                 *self.keys.session_indexes(agent),
                 OUTBOX,
                 self.keys.history(agent, session),
+                self.keys.history_bytes(agent, session),
             ],
             [agent, session, *_event_args(origin)],
         )

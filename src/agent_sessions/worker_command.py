@@ -21,6 +21,7 @@ from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.outbox import Relay
+from agent_sessions.purge import Purger
 from agent_sessions.redis_client import sync_client
 
 log = logging.getLogger("agent_sessions.worker")
@@ -62,6 +63,9 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
     )
     relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
     relay_thread.start()
+    purger = Purger(client, settings.agent_delete_batch)
+    purge_thread = threading.Thread(target=purger.run, args=(stop,), name="purge", daemon=True)
+    purge_thread.start()
     code = 0
     while not stop.wait(0.5):
         if workers.poll() is not None:
@@ -73,6 +77,7 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
             code = 1
             stop.set()
     relay_thread.join(timeout=10)
+    purge_thread.join(timeout=10)
     if workers.poll() is None:
         workers.send_signal(signal.SIGTERM)
         try:

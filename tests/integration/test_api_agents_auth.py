@@ -9,6 +9,7 @@ import redis
 from starlette.testclient import TestClient
 
 from agent_sessions.auth import Keyring, Role
+from agent_sessions.purge import Purger
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 from tests.integration.test_api_sessions import error
 
@@ -43,8 +44,12 @@ def test_deleting_an_agent_deletes_its_sessions(
     client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis
 ) -> None:
     assert client.delete(f"/v2/agents/{SEED_AGENT}", headers=admin).status_code == 204
-    assert sync_redis.keys("as:session*") == []
-    error(client.get(URL, headers=admin), 404, "agent_not_found")
+    error(client.get(URL, headers=admin), 404, "agent_not_found")  # at once, before the purge
+    error(client.patch(URL, json={"description": "x"}, headers=admin), 404, "agent_not_found")
+    error(client.get(f"/v2/agents/{SEED_AGENT}/sessions", headers=admin), 404, "agent_not_found")
+    while Purger(sync_redis).step():
+        pass
+    assert sync_redis.keys("as:session*") == [] and sync_redis.keys("as:history*") == []
 
 
 @pytest.mark.parametrize(

@@ -134,3 +134,74 @@ def test_a_full_redis_refuses_writes_with_507_and_keeps_serving_reads(full_redis
 
 def test_the_embedded_redis_never_evicts(redis_url: str) -> None:
     assert redis.Redis.from_url(redis_url).config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+
+
+# -- bounded state per key --------------------------------------------------------------------------
+
+
+def used_memory(conn: redis.Redis) -> int:
+    return int(conn.info("memory")["used_memory"])
+
+
+def test_idempotency_records_share_the_answer_and_are_bounded_per_key(
+    redis_url: str, sync_redis: redis.Redis, admin: dict[str, str]
+) -> None:
+    settings = Settings(redis_url=redis_url, idempotency_max_per_key=1500)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "a"}, headers=admin).status_code == 201
+        big = {"metadata": {f"k{i}": "v" * 100 for i in range(60)}}  # a session of about 8 KiB
+        sessions = f"/v2/agents/{SEED_AGENT}/sessions"
+        assert client.post(sessions, json={"key": SEED_SESSION, **big}, headers=admin).status_code == 201
+        before = used_memory(sync_redis)
+        for n in range(2000):
+            response = client.patch(URL, json={}, headers={**admin, "idempotency-key": f"k{n}"})
+            assert response.status_code == 200
+        grown = used_memory(sync_redis) - before
+        print(f"2000 idempotent PATCH {{}} on an 8 KiB session: {grown} bytes")
+        # Each record is its own few hundred bytes; the 8 KiB answer is kept once (one version).
+        assert grown < 2_000_000, grown
+        records = list(sync_redis.scan_iter("as:idem:kid_*", count=1000))
+        assert len(records) == 1500  # the oldest 500 were forgotten
+        assert len(list(sync_redis.scan_iter("as:idem:snap:*"))) == 1
+
+        replay = client.patch(URL, json={}, headers={**admin, "idempotency-key": "k1999"})
+        assert replay.headers["idempotent-replayed"] == "true" and replay.json()["version"] == 1
+        forgotten = client.patch(URL, json={}, headers={**admin, "idempotency-key": "k0"})
+        assert "idempotent-replayed" not in forgotten.headers  # applied anew (a no-op here)
+
+
+def test_idempotent_replays_of_changes_return_the_answer_of_their_version(
+    client: TestClient, admin: dict[str, str], seeded: Any
+) -> None:
+    first = client.patch(URL, json={"description": "a"}, headers={**admin, "idempotency-key": "one"})
+    client.patch(URL, json={"description": "b"}, headers=admin)
+    replay = client.patch(URL, json={"description": "a"}, headers={**admin, "idempotency-key": "one"})
+    assert replay.json() == first.json() and replay.json()["version"] == 2
+    created = client.post(
+        f"/v2/agents/{SEED_AGENT}/sessions", json={"name": "gen"}, headers={**admin, "idempotency-key": "c"}
+    )
+    again = client.post(
+        f"/v2/agents/{SEED_AGENT}/sessions", json={"name": "gen"}, headers={**admin, "idempotency-key": "c"}
+    )
+    assert again.status_code == 201 and again.json() == created.json()
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+def test_history_is_bounded_in_bytes_per_session(
+    redis_url: str, sync_redis: redis.Redis, admin: dict[str, str]
+) -> None:
+    settings = Settings(redis_url=redis_url, history_max_bytes=64 * 1024)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "a"}, headers=admin).status_code == 201
+        sessions = f"/v2/agents/{SEED_AGENT}/sessions"
+        assert client.post(sessions, json={"key": SEED_SESSION}, headers=admin).status_code == 201
+        for n in range(60):  # ~16 KiB descriptions: each entry holds the old and the new one
+            body = {"description": f"{n:05d}" + "d" * 16_000}
+            assert client.patch(URL, json=body, headers=admin).status_code == 200
+        history_key = f"as:history:{SEED_AGENT}:{SEED_SESSION}"
+        entries = sync_redis.lrange(history_key, 0, -1)
+        assert sum(len(e.encode()) for e in entries) <= 64 * 1024
+        assert int(sync_redis.get(history_key + ":bytes") or 0) == sum(len(e.encode()) for e in entries)
+        page = client.get(f"{URL}/history", params={"limit": 100}, headers=admin).json()
+        assert page["history"][0]["version"] == 61 and len(page["history"]) == len(entries) >= 1
+        assert [e["version"] for e in page["history"]] == list(range(61, 61 - len(entries), -1))

@@ -20,12 +20,14 @@ from agent_sessions.errors import (
     Unauthorized,
 )
 from agent_sessions.events import OUTBOX, Origin, event_from_entry
+from agent_sessions.purge import Purger
 from agent_sessions.ratelimit import Gate, Limits, Quota
 from agent_sessions.redis_client import async_client
 from agent_sessions.store import Store
 
 pytestmark = pytest.mark.anyio
 A, S = "agt_a", "ase_1"
+DELETER = Origin("kid_deleter", "req_delete")
 ORIGIN = Origin("kid_test", "req_test")
 
 
@@ -75,15 +77,39 @@ async def test_agent_update_changes_only_what_differs(store: Store) -> None:
         await store.update_agent("agt_missing", {"name": "x"})
 
 
-async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_redis: redis.Redis) -> None:
-    await make(store, "ase_1", "ase_2")
+async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bounded_steps(
+    store: Store, sync_redis: redis.Redis
+) -> None:
+    await make(store, *(f"ase_{i}" for i in range(5)))
+    await store.update_session(A, "ase_1", ORIGIN, {"description": "changed"})
     await store.create_agent("agt_b", "B", "", b"{}", True)
     await store.create_session("agt_b", "ase_1", ORIGIN, "", "", b"{}", True)
-    assert await store.delete_agent(A, ORIGIN) == 2
+    events_before = sync_redis.xlen(OUTBOX)
+    assert await store.delete_agent(A, DELETER) == 5
+    # Gone at once for every reader and writer; the sessions wait, invisible, for the purge.
+    with pytest.raises(AgentNotFound):
+        await store.get_session(A, "ase_1")
+    with pytest.raises(AgentNotFound):
+        await store.update_session(A, "ase_1", ORIGIN, {"description": "x"})
+    with pytest.raises(AgentNotFound):
+        await store.create_session(A, "ase_new", ORIGIN, "", "", b"{}", True)
+    with pytest.raises(AgentAlreadyExists):  # the key is free again once the purge is over
+        await store.create_agent(A, "again", "", b"{}", True)
+    assert sync_redis.xlen(OUTBOX) == events_before and sync_redis.zcard("as:purge:agt_a") == 5
+
+    purger = Purger(sync_redis, batch=2)
+    assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
+    deleted = [f for _, f in sync_redis.xrange(OUTBOX)][events_before:]
+    assert sorted(f["session_key"] for f in deleted) == [f"ase_{i}" for i in range(5)]
+    assert all(f["type"] == "session.deleted" and f["actor"] == DELETER.actor for f in deleted)
+    assert all(f["request_id"] == DELETER.request_id for f in deleted)
+    assert len({f["event_id"] for f in deleted}) == 5
+    assert {f["session_key"]: f["version"] for f in deleted}["ase_1"] == "3"  # created, updated, deleted
     assert sorted(sync_redis.keys("*")) == [
         "as:agent:agt_b",
         "as:agents",
         "as:history:agt_b:ase_1",
+        "as:history:agt_b:ase_1:bytes",
         "as:outbox",
         "as:session:agt_b:ase_1",
         "as:sessions:agt_b",
@@ -91,6 +117,7 @@ async def test_agent_delete_removes_its_sessions_and_indexes(store: Store, sync_
     ]
     with pytest.raises(AgentNotFound):
         await store.delete_agent(A, ORIGIN)
+    await store.create_agent(A, "again", "", b"{}", True)  # purge over: the key can be used again
 
 
 async def test_session_create_checks_agent_and_duplicates(store: Store, sync_redis: redis.Redis) -> None:
@@ -306,6 +333,7 @@ async def test_agent_delete_emits_one_deletion_per_session(store: Store, sync_re
     await store.update_session(A, "ase_2", ORIGIN, {"description": "changed"})
     sync_redis.delete(OUTBOX)
     await store.delete_agent(A, ORIGIN)
+    assert Purger(sync_redis).step() == 2
     deleted = events(sync_redis)
     assert [(e["type"], e["session_key"], e["version"]) for e in deleted] == [
         ("session.deleted", "ase_1", 2),

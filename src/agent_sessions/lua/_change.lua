@@ -28,14 +28,20 @@ end
 
 -- History (list as:history:<agent>:<session>, newest first; one JSON entry per version):
 --   {"v": version, "at": ms, "actor": …, "request_id": …, "o": {field: old}, "n": {field: new}}
--- with stored representations (metadata as its JSON text). Capped at `cap` newest entries.
+-- with stored representations (metadata as its JSON text). Bounded twice: at most `cap` newest entries
+-- (0: no count limit) and at most `max_bytes` bytes of entries (string as:history:<agent>:<session>:bytes
+-- keeps the total); the oldest entries go first, and the newest is always kept.
 -- Versions are dense (1 = created, +1 per change), so the entry of version v sits at index head - v.
-local function record_history(key, version, at, actor, request_id, old, new, cap)
+local function record_history(key, bytes_key, version, at, actor, request_id, old, new, cap, max_bytes)
   local o, n = {}, {}
   for i = 1, #old, 2 do o[old[i]] = old[i + 1] end
   for i = 1, #new, 2 do n[new[i]] = new[i + 1] end
   local entry = cjson.encode({v = version, at = at, actor = actor, request_id = request_id, o = o, n = n})
-  redis.call('LPUSH', key, entry)
-  if cap > 0 and version > cap then redis.call('LTRIM', key, 0, cap - 1) end
+  local length = redis.call('LPUSH', key, entry)
+  local total = redis.call('INCRBY', bytes_key, #entry)
+  while length > 1 and ((cap > 0 and length > cap) or total > max_bytes) do
+    local dropped = redis.call('RPOP', key)
+    total = redis.call('DECRBY', bytes_key, #dropped)
+    length = length - 1
+  end
 end
-

@@ -2,51 +2,79 @@
 --
 -- The result of the first request with a key is stored by the same script that applied it, so a
 -- retry, or a concurrent duplicate, finds the stored result instead of applying the change again.
--- Record (hash as:idem:<key id>:<sha256 of the Idempotency-Key>, expires after ARGV ttl):
---   fp      fingerprint of the request (method, path, content type, body)
---   status  the outcome ("ok", "noop", "session_not_found", …)
---   s:<field>  the session's fields as returned (for "ok" / "noop")
+-- What is kept is no more than a replay needs, and bounded per API key:
+--   as:idem:<key id>:<sha256 of the Idempotency-Key>   hash, expires after ttl:
+--       fp      fingerprint of the request (method, path, content type, If-Match, body)
+--       status  the outcome ("ok", "noop", "session_not_found", …)
+--       snap    (with a session answer) the snapshot holding it;  key  (a create) the session key
+--   as:idem:snap:<agent>:<session>:<version>  hash   the session's fields at that version: an answer
+--       is kept once per version, shared by every record that returns it; it expires ttl after the
+--       last record that refers to it was written, so never before them.
+--   as:idem:index:<key id>                    zset   the key's records by time written: past
+--       `max` records the oldest are forgotten (a retry of those is applied anew), and entries older
+--       than ttl are dropped from it.
+--
+-- `idem` is a table: record, index (key names), fingerprint ("": no Idempotency-Key), ttl (s), max,
+-- snapshots (the snapshot key prefix, as:idem:snap:<agent>:<session>:).
 
 -- nil when there is no record; otherwise a reply: {"idempotency_mismatch"} or {"replay", status, f, v, …}
-local function idem_lookup(key, fingerprint)
-  if fingerprint == '' then return nil end
-  local record = redis.call('HGETALL', key)
-  if #record == 0 then return nil end
-  local reply, fp, status = {}, nil, nil
-  for i = 1, #record, 2 do
-    local field = record[i]
-    if field == 'fp' then
-      fp = record[i + 1]
-    elseif field == 'status' then
-      status = record[i + 1]
-    elseif string.sub(field, 1, 2) == 's:' then
-      reply[#reply + 1] = string.sub(field, 3)
-      reply[#reply + 1] = record[i + 1]
-    end
+local function idem_lookup(idem)
+  if idem.fingerprint == '' then return nil end
+  local record = redis.call('HMGET', idem.record, 'fp', 'status', 'snap', 'key')
+  if not record[1] then return nil end
+  if record[1] ~= idem.fingerprint then return {'idempotency_mismatch'} end
+  local reply = {'replay', record[2]}
+  if record[3] then
+    local fields = redis.call('HGETALL', record[3])
+    for i = 1, #fields do reply[#reply + 1] = fields[i] end
   end
-  if fp ~= fingerprint then return {'idempotency_mismatch'} end
-  table.insert(reply, 1, status)
-  table.insert(reply, 1, 'replay')
+  if record[4] then
+    reply[#reply + 1] = 'key'
+    reply[#reply + 1] = record[4]
+  end
   return reply
 end
 
--- Store the outcome (status and, when given, the session's flat fields) and return the reply.
-local function idem_store(key, fingerprint, ttl, status, fields)
+-- Store the outcome (status and, when given, the session's flat fields; for a create, its key) and
+-- return the reply: {status, field, value, …} (with "key", session_key at the end for a create).
+local function idem_store(idem, status, fields, session_key)
   local reply = {status}
   if fields then
     for i = 1, #fields do reply[#reply + 1] = fields[i] end
   end
-  if fingerprint ~= '' then
-    local record = {'fp', fingerprint, 'status', status}
-    if fields then
-      for i = 1, #fields, 2 do
-        record[#record + 1] = 's:' .. fields[i]
-        record[#record + 1] = fields[i + 1]
-      end
-    end
-    redis.call('HSET', key, unpack(record))
-    redis.call('EXPIRE', key, ttl)
+  if session_key then
+    reply[#reply + 1] = 'key'
+    reply[#reply + 1] = session_key
   end
+  if idem.fingerprint == '' then return reply end
+
+  local record = {'fp', idem.fingerprint, 'status', status}
+  if fields then
+    local version
+    for i = 1, #fields, 2 do
+      if fields[i] == 'version' then version = fields[i + 1] end
+    end
+    local snap = idem.snapshots .. version
+    redis.call('HSET', snap, unpack(fields))
+    redis.call('EXPIRE', snap, idem.ttl)
+    record[#record + 1] = 'snap'
+    record[#record + 1] = snap
+  end
+  if session_key then
+    record[#record + 1] = 'key'
+    record[#record + 1] = session_key
+  end
+  redis.call('HSET', idem.record, unpack(record))
+  redis.call('EXPIRE', idem.record, idem.ttl)
+
+  local now = tonumber(now_ms())
+  redis.call('ZADD', idem.index, now, idem.record)
+  redis.call('ZREMRANGEBYSCORE', idem.index, '-inf', now - idem.ttl * 1000)
+  local extra = redis.call('ZCARD', idem.index) - idem.max
+  if extra > 0 then
+    local oldest = redis.call('ZPOPMIN', idem.index, extra)
+    for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+  end
+  redis.call('EXPIRE', idem.index, idem.ttl)
   return reply
 end
-

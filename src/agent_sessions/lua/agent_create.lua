@@ -5,13 +5,16 @@
 --   as:agent:<agent>   hash  name, description, metadata (canonical JSON), enabled ("1"/"0"),
 --                            created_at, updated_at (ms since epoch, Redis TIME)
 --
--- KEYS[1] agent hash    KEYS[2] agents index
+--   as:purge:<agent>   zset  sessions of a deleted agent with this key, still being removed
+--
+-- KEYS[1] agent hash    KEYS[2] agents index    KEYS[3] purge set of an earlier agent with this key
 -- ARGV[1] agent key     ARGV[2] name    ARGV[3] description    ARGV[4] metadata JSON
 -- ARGV[5] enabled ("1" or "0")
 --
--- Returns {"exists"} | {"ok", field, value, ...}
+-- Returns {"exists"} | {"purging"} | {"ok", field, value, ...}
 
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+if redis.call('EXISTS', KEYS[3]) == 1 then return {'purging'} end
 
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))

@@ -1,32 +1,32 @@
--- prelude: _change
--- agent_delete.lua: delete an agent and every one of its sessions, atomically, emitting one
--- session.deleted event per session (event ids ARGV[3] .. "_" .. n), so consumers see every deletion.
+-- agent_delete.lua: delete an agent at once; its sessions are removed afterwards, in bounded steps,
+-- by agent_purge.lua (run by the workers), each with its session.deleted event.
 --
--- Key layout: see agent_create.lua and session_create.lua. Session hashes are addressed as
--- ARGV[2] .. member (single-node script, like page.lua).
+-- From this step on the agent is gone for every reader and writer: every session script checks the
+-- agent first, so the sessions left to purge are invisible (404) and unchangeable. The agent's
+-- session index moves to its purge set, and the agent is listed in the purges hash with the origin
+-- of the deletion, which the session.deleted events carry. A key cannot be reused for a new agent
+-- until its purge is over (agent_create.lua checks the purge set).
 --
--- KEYS[1] agent hash        KEYS[2] agents index
--- KEYS[3] all-sessions      KEYS[4] enabled index      KEYS[5] disabled index      KEYS[6] outbox
--- ARGV[1] agent key         ARGV[2] session hash prefix, e.g. "as:session:agt_x:"
--- ARGV[3] event id prefix   ARGV[4] actor              ARGV[5] request id
--- ARGV[6] history key prefix, e.g. "as:history:agt_x:"
+-- Key layout: see agent_create.lua and session_create.lua, and
+--   as:purge:<agent>   zset   session keys still to delete (score 0)
+--   as:purges          hash   agent -> "<actor> <request id>" for each purge in progress
 --
--- Returns {"not_found"} | {"ok", sessions_deleted}
+-- Returns {"not_found"} | {"ok", sessions to purge}
 
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'not_found'} end
+local agent_hash, agents_index = KEYS[1], KEYS[2]
+local all_sessions, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
+local purge_set, purges = KEYS[6], KEYS[7]
+local agent, actor, request_id = ARGV[1], ARGV[2], ARGV[3]
 
-local now = now_ms()
-local sessions = redis.call('ZRANGE', KEYS[3], 0, -1)
-for n, member in ipairs(sessions) do
-  local key = ARGV[2] .. member
-  local snapshot = redis.call('HGETALL', key)
-  if #snapshot > 0 then
-    local version = tonumber(redis.call('HGET', key, 'version')) + 1
-    redis.call('DEL', key, ARGV[6] .. member)
-    emit_event(KEYS[6], 'session.deleted', ARGV[3] .. '_' .. n, ARGV[1], member, version, now, ARGV[4], ARGV[5],
-      snapshot, {})
-  end
+if redis.call('EXISTS', agent_hash) == 0 then return {'not_found'} end
+redis.call('DEL', agent_hash, enabled_index, disabled_index)
+redis.call('ZREM', agents_index, agent)
+local pending = 0
+if redis.call('EXISTS', all_sessions) == 1 then
+  -- (a purge set can only exist already if a purge of an earlier agent with this key is unfinished,
+  -- which agent_create.lua prevents; merge rather than overwrite, all the same)
+  pending = redis.call('ZUNIONSTORE', purge_set, 2, purge_set, all_sessions)
+  redis.call('DEL', all_sessions)
+  redis.call('HSET', purges, agent, actor .. ' ' .. request_id)
 end
-redis.call('DEL', KEYS[1], KEYS[3], KEYS[4], KEYS[5])
-redis.call('ZREM', KEYS[2], ARGV[1])
-return {'ok', #sessions}
+return {'ok', pending}

@@ -10,40 +10,39 @@
 --   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
 --   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
 --   as:outbox                     stream events for the relay (see _change.lua)
---
--- KEYS[1] agent hash      KEYS[2] session hash
--- KEYS[3] all-sessions    KEYS[4] enabled index    KEYS[5] disabled index    KEYS[6] outbox
--- KEYS[7] history         KEYS[8] idempotency record (unused without one)
--- ARGV[1] agent key       ARGV[2] session key      ARGV[3] event id    ARGV[4] actor   ARGV[5] request id
--- ARGV[6] name            ARGV[7] description      ARGV[8] metadata JSON     ARGV[9] enabled ("1"/"0")
--- ARGV[10] request fingerprint ("" without an Idempotency-Key)   ARGV[11] its ttl (s)
--- ARGV[12] history cap
+--   idempotency records, snapshots and index: see _idempotency.lua
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
 --       | {"agent_not_found"} | {"exists"} | {"ok", field, value, ...} (the new hash, plus "key").
 
-local replay = idem_lookup(KEYS[8], ARGV[10])
-if replay then return replay end
-local function finish(status, fields)
-  return idem_store(KEYS[8], ARGV[10], tonumber(ARGV[11]), status, fields)
-end
+local agent_hash, session_hash = KEYS[1], KEYS[2]
+local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
+local outbox, history, history_bytes = KEYS[6], KEYS[7], KEYS[8]
+local idem = {
+  record = KEYS[9], index = KEYS[10],                    -- unused without an Idempotency-Key
+  fingerprint = ARGV[10], ttl = tonumber(ARGV[11]), max = tonumber(ARGV[12]), snapshots = ARGV[13],
+}
+local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local name, description, metadata, enabled = ARGV[6], ARGV[7], ARGV[8], ARGV[9]  -- enabled "1"/"0"
+local history_cap, history_max_bytes = tonumber(ARGV[14]), tonumber(ARGV[15])
 
-if redis.call('EXISTS', KEYS[1]) == 0 then return finish('agent_not_found') end
-if redis.call('EXISTS', KEYS[2]) == 1 then return finish('exists') end
+local replay = idem_lookup(idem)
+if replay then return replay end
+
+if redis.call('EXISTS', agent_hash) == 0 then return idem_store(idem, 'agent_not_found') end
+if redis.call('EXISTS', session_hash) == 1 then return idem_store(idem, 'exists') end
 
 local now = now_ms()
-local initial = {'name', ARGV[6], 'description', ARGV[7], 'metadata', ARGV[8], 'enabled', ARGV[9]}
-redis.call('HSET', KEYS[2], 'created_at', now, 'updated_at', now, 'version', 1, unpack(initial))
-redis.call('ZADD', KEYS[3], 0, ARGV[2])
-if ARGV[9] == '1' then
-  redis.call('ZADD', KEYS[4], 0, ARGV[2])
+local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled}
+redis.call('HSET', session_hash, 'created_at', now, 'updated_at', now, 'version', 1, unpack(initial))
+redis.call('ZADD', all_index, 0, session)
+if enabled == '1' then
+  redis.call('ZADD', enabled_index, 0, session)
 else
-  redis.call('ZADD', KEYS[5], 0, ARGV[2])
+  redis.call('ZADD', disabled_index, 0, session)
 end
 
-local fields = redis.call('HGETALL', KEYS[2])
-emit_event(KEYS[6], 'session.created', ARGV[3], ARGV[1], ARGV[2], 1, now, ARGV[4], ARGV[5], fields, {})
-record_history(KEYS[7], 1, now, ARGV[4], ARGV[5], {}, initial, tonumber(ARGV[12]))
-fields[#fields + 1] = 'key'
-fields[#fields + 1] = ARGV[2]
-return finish('ok', fields)
+local fields = redis.call('HGETALL', session_hash)
+emit_event(outbox, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
+record_history(history, history_bytes, 1, now, actor, request_id, {}, initial, history_cap, history_max_bytes)
+return idem_store(idem, 'ok', fields, session)

@@ -136,7 +136,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.redis = client
         batches = Batches(client)  # the scripts of concurrent requests share pipelines
-        store = Store(client, history_max=settings.history_max, batches=batches)
+        store = Store(
+            client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
+        )
         app.state.services = Services(store, metadata_limits(settings), settings.report_dimensions)
         app.state.gate = Gate(client, rate_limits(settings), batches)
         try:

@@ -357,7 +357,7 @@ def parse_if_match(value: str | None) -> str:
     return ",".join(versions) or "-"
 
 
-def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str, ttl: int) -> Idempotency:
+def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str) -> Idempotency:
     value = header(request, "idempotency-key")
     if value is None:
         return NO_IDEMPOTENCY
@@ -367,8 +367,14 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match:
     fingerprint = hashlib.sha256(
         b"\0".join([request.method.encode(), request.url.path.encode(), media.encode(), if_match.encode(), raw])
     ).hexdigest()
-    record = request.app.state.services.store.keys.idempotency(key.id, key_digest)
-    return Idempotency(record, fingerprint, ttl)
+    keys, settings = request.app.state.services.store.keys, request.app.state.settings
+    return Idempotency(
+        keys.idempotency(key.id, key_digest),
+        fingerprint,
+        settings.idempotency_ttl,
+        keys.idempotency_index(key.id),
+        settings.idempotency_max_per_key,
+    )
 
 
 def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
@@ -399,7 +405,7 @@ def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
             if endpoint.conditional:
                 call.if_match = parse_if_match(header(request, "if-match"))
             if endpoint.idempotent and call.key is not None:
-                call.idem = idempotency(request, call.key, raw, media, call.if_match, settings.idempotency_ttl)
+                call.idem = idempotency(request, call.key, raw, media, call.if_match)
 
     async def read_then_admit_in_the_write(call: Call, secret: str, known: ApiKey) -> None:
         """A key this process admitted before: the write script runs the gate (one round trip). The
