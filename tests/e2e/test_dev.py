@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 import redis
 
+from agent_sessions import dev
 from agent_sessions.redis_server import free_port
 from tests.e2e.helpers import command, env, read_until, stop, wait_http
 from tests.integration.test_api_sessions import SEED_RESPONSE
@@ -81,3 +84,80 @@ def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
         assert session.json() == body  # data survived, no re-seed
     finally:
         assert stop(proc, signal.SIGINT)
+
+
+def family(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+def all_gone(processes: list[psutil.Process], timeout: float = 60) -> list[psutil.Process]:
+    """The processes still alive (zombies count as gone) after waiting up to ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_any_stop_of_dev_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
+    proc, _ = start_dev(tmp_path, free_port())
+    deadline = time.monotonic() + 30
+    children = family(proc)
+    while not any("dramatiq" in " ".join(c.cmdline()) for c in children):
+        assert time.monotonic() < deadline, "the Dramatiq workers did not start"
+        time.sleep(0.2)
+        children = family(proc)
+    assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+    proc.send_signal(sig)
+    proc.wait(60)
+    assert all_gone(children) == []
+    if sig != signal.SIGKILL:
+        assert proc.returncode == 0, proc.returncode
+        assert "Traceback" not in (tmp_path / "dev.log").read_text()
+    # the data directory is free again: a new dev starts on it
+    proc, _ = start_dev(tmp_path, free_port())
+    assert stop(proc, signal.SIGINT)
+
+
+def test_a_second_dev_on_the_same_data_refuses_and_a_taken_port_fails_before_the_banner(tmp_path: Path) -> None:
+    proc, _ = start_dev(tmp_path, free_port())
+    try:
+        second = subprocess.run(
+            [command(), "dev", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode != 0
+        assert "another `agent-sessions dev`" in second.stderr and str(proc.pid) in second.stderr
+    finally:
+        assert stop(proc, signal.SIGINT)
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        third = subprocess.run(
+            [command(), "dev", "--port", str(port)], cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=60
+        )
+    assert third.returncode != 0 and f"127.0.0.1:{port}" in third.stderr
+    assert "curl" not in third.stdout and "Admin key" not in third.stdout
+    assert not (tmp_path / ".data" / "redis.sock").exists()  # Redis never started
+
+
+def test_banner_tells_where_escalations_go_and_where_the_cli_is(tmp_path: Path) -> None:
+    assert "are recorded and logged" in dev.banner("http://x", "redis://y", "ask_k", None)
+    posted = dev.banner("http://x", "redis://y", "ask_k", "https://hooks.example/page")
+    assert "POSTed to https://hooks.example/page" in posted and "recorded and logged" not in posted
+    cli_line = next(line for line in posted.splitlines() if "CLI:" in line)
+    assert Path(cli_line.split()[1]).exists()
+
+
+def test_make_dev_takes_a_port() -> None:
+    root = Path(__file__).resolve().parents[2]
+    dry = subprocess.run(["make", "-n", "dev", "PORT=8123"], cwd=root, capture_output=True, text=True, check=True)
+    assert "agent-sessions dev --port 8123" in dry.stdout
