@@ -77,8 +77,8 @@ class WorkerResources(Middleware):
         exception: BaseException | None = None,
     ) -> None:
         """Count every handled event per actor (in Redis, for /metrics) and log one line per event."""
-        outcome = "processed" if exception is None else "failed"
         arg = message.args[0] if message.args else None
+        outcome = "processed" if exception is None else "failed"
         events = arg if isinstance(arg, list) else [arg]
         self.open()
         assert self._redis is not None
@@ -86,6 +86,8 @@ class WorkerResources(Middleware):
             self._redis.hincrby(COUNTERS, f"{message.actor_name}:{outcome}", len(events))
         except redis.RedisError:
             log.warning("could not count %s events of %s", outcome, message.actor_name)
+        if not isinstance(arg, list):  # not a batch of events (a webhook delivery): the actor logs it
+            return
         level = logging.INFO if exception is None else logging.WARNING
         for event in events:
             fields = event if isinstance(event, dict) else {"event_id": event}

@@ -87,12 +87,14 @@ class Escalations:
         pipe.hincrby(METRICS, "webhooks:delivered", 1)
         pipe.execute()
 
-    def failed_attempt(self, event_id: str, error: str) -> None:
+    def failed_attempt(self, event_id: str, error: str) -> int:
+        """Record a failed attempt; returns the attempts made so far."""
         pipe = self.redis.pipeline(transaction=True)
         pipe.hincrby(escalation_key(event_id), "attempts", 1)
         pipe.hset(escalation_key(event_id), "last_error", error)
         pipe.hincrby(METRICS, "webhooks:failed", 1)
-        pipe.execute()
+        attempts, *_ = pipe.execute()
+        return int(attempts)
 
     def dead(self, event_id: str) -> None:
         pipe = self.redis.pipeline(transaction=True)

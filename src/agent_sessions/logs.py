@@ -66,3 +66,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     root.setLevel(level.upper())
     # uvicorn's own access log duplicates ours (ours has the request id and key id)
     logging.getLogger("uvicorn.access").disabled = True
+    # Dramatiq's retry lines ("Retrying message … in N ms", "Retries exceeded") repeat what our actors
+    # and middleware log per attempt, with the event and destination; keep only its errors.
+    logging.getLogger("dramatiq.middleware.retries.Retries").setLevel(logging.ERROR)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per webhook POST; ours say more

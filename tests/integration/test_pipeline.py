@@ -7,6 +7,7 @@ the queues (the end-to-end tests run the real brokers and processes); a real loc
 from __future__ import annotations
 
 import base64
+import logging
 import random
 import threading
 import time
@@ -23,6 +24,7 @@ from agent_sessions.broker import enqueue_delivery
 from agent_sessions.config import Settings
 from agent_sessions.escalations import EscalationRule, Escalations
 from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK, ESCALATE, OUTBOX, REPORT, event_from_entry
+from agent_sessions.logs import configure as configure_logging
 from agent_sessions.outbox import Relay
 from agent_sessions.redis_client import sync_client
 from agent_sessions.reports import Reports
@@ -357,16 +359,34 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     receiver: Receiver,
     sync_redis: redis.Redis,
     pipeline_settings: Settings,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     receiver.fail_next(1000)
     api("POST", "/sessions", json={"key": "ase_1"})
     api("PATCH", "/sessions/ase_1", json={"metadata": {"escalation_level": "tier_2"}})
-    drain(relay)
-    stub_broker.join(DEAD_LETTER[1], fail_fast=False)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", "text")  # as a worker process does: our levels for Dramatiq's loggers
+    root.addHandler(caplog.handler)
+    try:
+        drain(relay)
+        stub_broker.join(DEAD_LETTER[1], fail_fast=False)
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
     escalations = Escalations(sync_redis)
     (dead,) = escalations.dead_letters()
     assert dead["status"] == "dead" and dead["attempts"] == "3" and "HTTP 500" in dead["last_error"]
     assert len(receiver.deliveries) == 3  # the first try and two retries
+    # One warning per failed attempt, naming the destination and the next try; one error at the end.
+    delivery = [r for r in caplog.records if not r.name.startswith("agent_sessions.actors.escalation")]
+    warnings = [r.getMessage() for r in delivery if r.levelno == logging.WARNING]
+    errors = [r.getMessage() for r in delivery if r.levelno >= logging.ERROR]
+    assert len(warnings) == 3 and all(dead["id"] in w and receiver.url in w and "HTTP 500" in w for w in warnings)
+    assert "attempt 1 of 3; next in" in warnings[0] and "attempt 3 of 3; no more tries" in warnings[2]
+    assert len(errors) == 1 and "dead-lettered after 3 attempts" in errors[0]
+    assert not any(r.exc_info for r in caplog.records) and not any("None" in m for m in warnings + errors)
+    assert not any(r.name.startswith(("dramatiq", "httpx")) and r.levelno >= logging.INFO for r in delivery)
 
     receiver.fail_next(0)
     assert escalations.revive(dead["id"])

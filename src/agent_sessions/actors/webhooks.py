@@ -1,4 +1,10 @@
-"""Webhook delivery: one signed POST per attempt; Dramatiq retries with backoff; dead letters last."""
+"""Webhook delivery: one signed POST per attempt; Dramatiq retries with backoff; dead letters last.
+
+Logs: one WARNING line per failed attempt (event, destination, what went wrong, attempt n of m, when
+the next one is), one ERROR line when the delivery becomes a dead letter. A failed attempt asks
+Dramatiq for a retry with ``dramatiq.Retry`` and the delay computed here, so Dramatiq itself logs no
+traceback for what is an expected outcome.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 from typing import Any
 
 import dramatiq
+from dramatiq.common import compute_backoff
 
 from agent_sessions import webhooks
 from agent_sessions.broker import resources
@@ -27,9 +34,26 @@ def deliver_webhook(event_id: str) -> None:
     try:
         webhooks.post(res.http, url, key, event_id, record["body"].encode())
     except webhooks.DeliveryFailed as exc:
-        res.escalations.failed_attempt(event_id, str(exc))
-        log.warning("webhook %s not delivered: %s", event_id, exc)
-        raise
+        attempts = res.escalations.failed_attempt(event_id, str(exc))
+        tries = res.settings.webhook_max_retries + 1
+        if attempts >= tries:
+            log.warning(
+                "webhook %s to %s failed: %s (attempt %d of %d; no more tries)", event_id, url, exc, attempts, tries
+            )
+            raise dramatiq.Retry(str(exc)) from None
+        _, delay = compute_backoff(
+            attempts - 1, factor=res.settings.webhook_min_backoff_ms, max_backoff=res.settings.webhook_max_backoff_ms
+        )
+        log.warning(
+            "webhook %s to %s failed: %s (attempt %d of %d; next in %d ms)",
+            event_id,
+            url,
+            exc,
+            attempts,
+            tries,
+            delay,
+        )
+        raise dramatiq.Retry(str(exc), delay=delay) from None
     res.escalations.delivered(event_id)
     log.info("webhook %s delivered", event_id)
 
@@ -38,4 +62,9 @@ def deliver_webhook(event_id: str) -> None:
 def dead_letter_webhook(message: dict[str, Any], retry_info: dict[str, Any]) -> None:
     event_id = message["args"][0]
     resources().escalations.dead(event_id)
-    log.error("webhook %s dead-lettered after %s retries", event_id, retry_info.get("retries"))
+    log.error(
+        "webhook %s dead-lettered after %s attempts; `agent-sessions deadletters retry %s` sends it again",
+        event_id,
+        int(retry_info.get("retries", 0)) + 1,
+        event_id,
+    )
