@@ -31,6 +31,7 @@ from agent_sessions.redis_client import sync_client
 from agent_sessions.reports import Reports
 
 log = logging.getLogger("agent_sessions.worker")
+IDLE_POLL_MS = 100
 
 
 class WorkerResources(Middleware):
@@ -66,6 +67,11 @@ class WorkerResources(Middleware):
             self._redis = None
 
     def before_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        # Dramatiq's Redis consumer polls an empty queue with a growing pause of up to the worker's
+        # timeout (default 1,000 ms: up to a second between an event and its webhook on a quiet
+        # system). Set here, before the consumers exist, so that `agent-sessions worker` and a plain
+        # `dramatiq agent_sessions.workers` poll alike.
+        worker.worker_timeout = min(worker.worker_timeout, IDLE_POLL_MS)
         self.open()
 
     def after_process_message(

@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the outbox relay and the Dramatiq workers (needs REDIS_URL)")
     worker.add_argument("--processes", type=int, default=1, help="Dramatiq worker processes")
     worker.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    only = worker.add_mutually_exclusive_group()
+    only.add_argument("--relay-only", action="store_true", help="the outbox relay and agent purge, no Dramatiq workers")
+    only.add_argument("--actors-only", action="store_true", help="only the Dramatiq workers (no relay)")
 
     dead = sub.add_parser("deadletters", help="webhook deliveries that exhausted their retries")
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
@@ -63,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "worker":
             from agent_sessions.worker_command import run_worker
 
-            return run_worker(settings, args.processes, args.threads)
+            return run_worker(
+                settings, args.processes, args.threads, with_relay=not args.actors_only, with_actors=not args.relay_only
+            )
         if args.command == "deadletters":
             return _deadletters(args, settings)
         return _keys(args, settings)

@@ -1,15 +1,18 @@
-"""``agent-sessions worker``: the outbox relay (in this process) and the Dramatiq workers (a child
-``dramatiq agent_sessions.workers`` process), started and stopped together.
+"""``agent-sessions worker``: the outbox relay and the purge of deleted agents (threads of this
+process) and the Dramatiq workers (a child ``dramatiq agent_sessions.workers`` process), started and
+stopped together. ``--relay-only`` runs the relay and purge without Dramatiq workers; ``--actors-only``
+runs only the Dramatiq workers (as a plain ``dramatiq agent_sessions.workers`` would), so the two can
+be scaled apart.
 
 SIGTERM or SIGINT stops the relay after its current batch, then the workers, which finish or return
-their in-flight messages (Dramatiq's graceful shutdown). If the workers die, this command exits non-zero
-so that a supervisor restarts the pair. Run several of these, on several machines, to scale out.
+their in-flight messages (Dramatiq's graceful shutdown). If any part dies, this command exits non-zero
+so that a supervisor restarts it. Run several of these, on several machines, to scale out. The Dramatiq
+child dies with this process even if it is killed outright (``process.die_with_parent``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -21,23 +24,22 @@ from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.outbox import Relay
+from agent_sessions.process import die_with_parent
 from agent_sessions.purge import Purger
 from agent_sessions.redis_client import sync_client
 
 log = logging.getLogger("agent_sessions.worker")
 SHUTDOWN_TIMEOUT_MS = 30_000
-# Dramatiq's Redis consumer polls an empty queue with a growing pause of up to this many ms; its default
-# (1000) puts up to a second between an event and its webhook on a quiet system.
-IDLE_POLL_MS = "100"
 
 
-def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
+def run_worker(
+    settings: Settings, processes: int = 1, threads: int = 8, with_relay: bool = True, with_actors: bool = True
+) -> int:
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the relay and workers need Redis")
     configure_logging(settings.log_level, settings.log_format)
     broker = make_broker(settings)  # the relay only enqueues, by actor name
     client = sync_client(settings.redis_url, timeout=settings.redis_timeout * 5)
-    relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -45,7 +47,40 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = subprocess.Popen(
+    workers = start_actors(processes, threads) if with_actors else None
+    loops = []
+    if with_relay:
+        relay = Relay(client, broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms)
+        purger = Purger(client, settings.agent_delete_batch)
+        for name, target in (("relay", relay.run), ("purge", purger.run)):
+            thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
+            thread.start()
+            loops.append(thread)
+    code = 0
+    while not stop.wait(0.5):
+        if workers is not None and workers.poll() is not None:
+            log.error("dramatiq workers exited with %s; stopping", workers.returncode)
+            code = 1
+            stop.set()
+        elif any(not thread.is_alive() for thread in loops):
+            log.error("the relay or the purge stopped; stopping")
+            code = 1
+            stop.set()
+    for thread in loops:
+        thread.join(timeout=10)
+    if workers is not None and workers.poll() is None:
+        workers.send_signal(signal.SIGTERM)
+        try:
+            workers.wait(SHUTDOWN_TIMEOUT_MS / 1000 + 5)
+        except subprocess.TimeoutExpired:
+            workers.kill()
+    client.close()
+    broker.close()
+    return code
+
+
+def start_actors(processes: int, threads: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -59,31 +94,5 @@ def run_worker(settings: Settings, processes: int = 1, threads: int = 8) -> int:
             str(SHUTDOWN_TIMEOUT_MS),
             "--skip-logging",  # agent_sessions.workers configures it from the settings
         ],
-        env={**os.environ, "dramatiq_worker_timeout": IDLE_POLL_MS},  # the child reads its settings from env
+        preexec_fn=die_with_parent,
     )
-    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True)
-    relay_thread.start()
-    purger = Purger(client, settings.agent_delete_batch)
-    purge_thread = threading.Thread(target=purger.run, args=(stop,), name="purge", daemon=True)
-    purge_thread.start()
-    code = 0
-    while not stop.wait(0.5):
-        if workers.poll() is not None:
-            log.error("dramatiq workers exited with %s; stopping", workers.returncode)
-            code = 1
-            stop.set()
-        elif not relay_thread.is_alive():
-            log.error("the relay stopped; stopping")
-            code = 1
-            stop.set()
-    relay_thread.join(timeout=10)
-    purge_thread.join(timeout=10)
-    if workers.poll() is None:
-        workers.send_signal(signal.SIGTERM)
-        try:
-            workers.wait(SHUTDOWN_TIMEOUT_MS / 1000 + 5)
-        except subprocess.TimeoutExpired:
-            workers.kill()
-    client.close()
-    broker.close()
-    return code

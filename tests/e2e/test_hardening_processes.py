@@ -5,23 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.redis_client import sync_client
 from agent_sessions.redis_server import RedisServer
-from tests.e2e.helpers import serving
+from tests.e2e.helpers import command, env, serving
+from tests.faults.helpers import stop_group
 
 pytestmark = pytest.mark.e2e
 
 AGENT, SESSION = "agt_load", "ase_1"
 SESSION_URL = f"/v2/agents/{AGENT}/sessions/{SESSION}"
+
+
+def start_worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [command(), "worker", "--threads", "2", *args],
+        env=env(REDIS_URL=redis_url),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def admin_key(redis_url: str) -> dict[str, str]:
@@ -155,3 +168,41 @@ def test_concurrent_merge_patches_all_succeed(redis_url: str) -> None:
         assert Counter(r.status_code for r in responses) == Counter({200: 200})
         session = httpx.get(f"{base}{SESSION_URL}", headers=headers).json()
         assert session["metadata"] == {"k": {f"n{n}": n for n in range(200)}} and session["version"] == 201
+
+
+def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str) -> None:
+    headers = admin_key(redis_url)
+    conn = sync_client(redis_url)
+    with serving(redis_url) as base:
+        seed(base, headers)
+        patched = httpx.patch(f"{base}{SESSION_URL}", json={"metadata": {"priority": "urgent"}}, headers=headers)
+        assert patched.status_code == 200
+        report_url = f"{base}/v2/agents/{AGENT}/report"
+
+        relay = start_worker(redis_url, "--relay-only")
+        try:
+            eventually(lambda: conn.xlen("as:outbox") == 0, "the relay did not take the outbox")
+            assert not any("dramatiq" in " ".join(c.cmdline()) for c in psutil.Process(relay.pid).children(True))
+            time.sleep(1)  # no actors: nothing may count the events
+            assert httpx.get(report_url, headers=headers).json()["sessions"]["total"] == 0
+        finally:
+            stop_group(relay)
+
+        actors = start_worker(redis_url, "--actors-only")
+        try:
+            eventually(
+                lambda: httpx.get(report_url, headers=headers).json()["by_metadata"]["priority"] == {"urgent": 1},
+                "the actors did not count the relayed events",
+            )
+            httpx.patch(f"{base}{SESSION_URL}", json={"description": "later"}, headers=headers)
+            time.sleep(1)  # no relay: the new event stays in the outbox
+            assert conn.xlen("as:outbox") == 1
+        finally:
+            stop_group(actors)
+
+
+def eventually(check: Callable[[], bool], message: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.1)

@@ -397,6 +397,16 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     assert escalations.dead_letters() == [] and escalations.get(dead["id"])["status"] == "delivered"
 
 
+def test_workers_poll_idle_queues_at_most_every_100_ms_however_started(redis_url: str) -> None:
+    res = worker_resources()
+    res.settings = Settings(redis_url=redis_url)
+    plain = dramatiq.Worker(stub_broker)  # what a plain `dramatiq agent_sessions.workers` builds
+    assert plain.worker_timeout == 1000
+    res.before_worker_boot(stub_broker, plain)
+    assert plain.worker_timeout == 100
+    res.close()
+
+
 def test_actors_are_declared_under_the_names_the_relay_uses() -> None:
     for actor, queue in (REPORT, ESCALATE, DELIVER_WEBHOOK, DEAD_LETTER):
         assert stub_broker.get_actor(actor).queue_name == queue
