@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run the outbox relay and the Dramatiq workers (needs REDIS_URL)")
     worker.add_argument("--processes", type=int, default=1, help="Dramatiq worker processes")
     worker.add_argument("--threads", type=int, default=8, help="threads per worker process")
+    worker.add_argument("--health-file", type=Path, help="touched every 0.5 s while all parts run (healthchecks)")
     only = worker.add_mutually_exclusive_group()
     only.add_argument("--relay-only", action="store_true", help="the outbox relay and agent purge, no Dramatiq workers")
     only.add_argument("--actors-only", action="store_true", help="only the Dramatiq workers (no relay)")
@@ -67,7 +68,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent_sessions.worker_command import run_worker
 
             return run_worker(
-                settings, args.processes, args.threads, with_relay=not args.actors_only, with_actors=not args.relay_only
+                settings,
+                args.processes,
+                args.threads,
+                with_relay=not args.actors_only,
+                with_actors=not args.relay_only,
+                health_file=args.health_file,
             )
         if args.command == "deadletters":
             return _deadletters(args, settings)

@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from agent_sessions.broker import make_broker
@@ -33,8 +34,14 @@ SHUTDOWN_TIMEOUT_MS = 30_000
 
 
 def run_worker(
-    settings: Settings, processes: int = 1, threads: int = 8, with_relay: bool = True, with_actors: bool = True
+    settings: Settings,
+    processes: int = 1,
+    threads: int = 8,
+    with_relay: bool = True,
+    with_actors: bool = True,
+    health_file: Path | None = None,
 ) -> int:
+    """``health_file``: touched every half second while every part runs (for a container healthcheck)."""
     if not settings.redis_url:
         raise ConfigError("REDIS_URL is not set: the relay and workers need Redis")
     configure_logging(settings.log_level, settings.log_format)
@@ -66,6 +73,8 @@ def run_worker(
             log.error("the relay or the purge stopped; stopping")
             code = 1
             stop.set()
+        elif health_file is not None:
+            health_file.touch()
     for thread in loops:
         thread.join(timeout=10)
     if workers is not None and workers.poll() is None:

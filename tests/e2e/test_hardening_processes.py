@@ -170,7 +170,7 @@ def test_concurrent_merge_patches_all_succeed(redis_url: str) -> None:
         assert session["metadata"] == {"k": {f"n{n}": n for n in range(200)}} and session["version"] == 201
 
 
-def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str) -> None:
+def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str, tmp_path: Path) -> None:
     headers = admin_key(redis_url)
     conn = sync_client(redis_url)
     with serving(redis_url) as base:
@@ -179,9 +179,11 @@ def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str) -
         assert patched.status_code == 200
         report_url = f"{base}/v2/agents/{AGENT}/report"
 
-        relay = start_worker(redis_url, "--relay-only")
+        alive = tmp_path / "alive"
+        relay = start_worker(redis_url, "--relay-only", "--health-file", str(alive))
         try:
             eventually(lambda: conn.xlen("as:outbox") == 0, "the relay did not take the outbox")
+            eventually(lambda: alive.exists() and time.time() - alive.stat().st_mtime < 2, "no heartbeat")
             assert not any("dramatiq" in " ".join(c.cmdline()) for c in psutil.Process(relay.pid).children(True))
             time.sleep(1)  # no actors: nothing may count the events
             assert httpx.get(report_url, headers=headers).json()["sessions"]["total"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,39 @@ def test_services(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert set(services) == {"redis", "api", "worker", "rabbitmq"}
     assert "--appendonly yes" in services["redis"]["command"]
+    assert "--maxmemory-policy noeviction" in services["redis"]["command"]
     assert services["rabbitmq"]["profiles"] == ["rabbitmq"]
+
+
+def test_what_an_operator_expects(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, service in services.items():
+        assert service["restart"] == "unless-stopped", name
+        assert "healthcheck" in service and "stop_grace_period" in service, name
+        if "image" in service and name not in APP_SERVICES:
+            assert re.fullmatch(r"[a-z]+:\d+\.\d+\.\d+(-[a-z]+)?", service["image"]), service["image"]
+    assert int(services["worker"]["stop_grace_period"].rstrip("s")) > 30  # Dramatiq's 30 s shutdown, and more
+    for name in APP_SERVICES:  # RabbitMQ, when its profile is on, is waited for
+        assert services[name]["depends_on"]["rabbitmq"] == {"condition": "service_healthy", "required": False}
+        assert services[name]["depends_on"]["redis"] == {"condition": "service_healthy"}
+    published = [port for service in services.values() for port in service.get("ports", [])]
+    assert published == ["8000:8000"]  # the API only: no metrics, no broker console on the host
+    worker_argv = shlex.split(services["worker"]["command"])
+    health_file = worker_argv[worker_argv.index("--health-file") + 1]
+    assert health_file in " ".join(services["worker"]["healthcheck"]["test"])
+
+
+def test_the_image_pins_its_base_and_every_runtime_dependency() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^FROM python:\d+\.\d+\.\d+-slim-\w+$", dockerfile, re.M)
+    assert "-c constraints.txt" in dockerfile
+    pins = dict(
+        line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if line and line[0] != "#"
+    )
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for requirement in project["dependencies"]:
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        assert name in pins, f"{name} is not pinned in constraints.txt"
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
