@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     retry = dead_sub.add_parser("retry", help="send a dead letter again (with a fresh retry schedule)")
     retry.add_argument("id", help="the escalation's event id (evt_...)")
 
+    sub.add_parser(
+        "webhook-secret", help="print a new Standard Webhooks secret (whsec_...) for ESCALATION_WEBHOOK_SECRET"
+    )
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys (needs REDIS_URL)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key; prints it once, alone on the last line")
@@ -77,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "deadletters":
             return _deadletters(args, settings)
+        if args.command == "webhook-secret":
+            print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+            return 0
         return _keys(args, settings)
     except ConfigError as exc:
         print(f"agent-sessions: {exc}", file=sys.stderr)

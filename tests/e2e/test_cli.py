@@ -9,7 +9,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 
+from agent_sessions.config import Settings, webhook_key
 from agent_sessions.redis_server import free_port
 from tests.e2e.helpers import command, env, serving, stop, wait_http
 
@@ -119,3 +121,13 @@ def test_serve_with_several_workers_serves_metrics_on_its_own_port(redis_url: st
         )
         assert counted >= 20
         assert "agent_sessions_outbox_backlog" in text
+
+
+def test_webhook_secret_makes_a_secret_the_settings_and_verifiers_accept() -> None:
+    made = cli("webhook-secret")
+    assert made.returncode == 0
+    secret = made.stdout.strip()
+    assert secret.startswith("whsec_") and len(webhook_key(secret)) == 32
+    assert Settings.from_env({"ESCALATION_WEBHOOK_SECRET": secret}).webhook_key == webhook_key(secret)
+    Webhook(secret)  # a real client's verifier takes it too
+    assert cli("webhook-secret").stdout.strip() != secret
