@@ -279,6 +279,91 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         receiver.server.shutdown()
 
 
+def populate(redis_url: str, agent: str, sessions: int) -> None:
+    """An agent with ``sessions`` seed-example sessions, made through the store (the create script)."""
+    import asyncio
+
+    from agent_sessions.events import SYSTEM
+    from agent_sessions.redis_client import async_client
+    from agent_sessions.store import Store
+
+    metadata = json.dumps(json.loads((HERE / "seed_patch.json").read_text().replace("__SEQ__", "1"))["metadata"])
+
+    async def run() -> None:
+        client = async_client(redis_url, 10.0)
+        store = Store(client)
+        try:
+            await store.create_agent(agent, "to delete", "", b"{}", True)
+            for start in range(0, sessions, 500):
+                await asyncio.gather(
+                    *(
+                        store.create_session(agent, f"ase_{i:06d}", SYSTEM, "", "d", metadata.encode(), True)
+                        for i in range(start, min(sessions, start + 500))
+                    )
+                )
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+
+
+def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: float, rounds: int) -> dict[str, Any]:
+    """PATCH latency under load, alone and while an agent with ``sessions`` sessions is deleted (the
+    DELETE answers at once; a relay-only worker purges the sessions in bounded steps meanwhile).
+    Rounds alternate: without, with, without, with."""
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0"}
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    port = free_port()
+    api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+    doomed = "agt_bench_delete"
+    results: dict[str, list[dict[str, float]]] = {"alone": [], "during delete": []}
+    deletes: list[dict[str, float]] = []
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        url, run_env = f"http://127.0.0.1:{port}{PATH}", {**env, "API_KEY": key}
+        wrk(url, min(2, seconds), 32, HERE / "patch.lua", run_env)  # warm up
+        for round_no in range(rounds * 2):
+            with_delete = round_no % 2 == 1
+            if with_delete:
+                populate(redis_url, doomed, sessions)
+            conn.delete("as:outbox")
+            fresh_state(conn)
+            worker = start([str(BIN / "agent-sessions"), "worker", "--relay-only"], env)
+            try:
+                time.sleep(1)
+                load = subprocess.Popen(
+                    ["wrk", "-t1", "-c32", f"-d{max(1, round(seconds))}s", "--latency", "-s", "patch.lua", url],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=run_env,
+                    cwd=HERE,
+                )
+                if with_delete:
+                    time.sleep(min(1.0, seconds / 4))
+                    started = time.monotonic()
+                    response = httpx.delete(f"http://127.0.0.1:{port}/v2/agents/{doomed}", headers={"x-api-key": key})
+                    answered = time.monotonic() - started
+                    assert response.status_code == 204, response.text
+                    while conn.hlen("as:purges") and time.monotonic() - started < 120:
+                        time.sleep(0.05)
+                    purged = time.monotonic() - started
+                    left = sum(1 for _ in conn.scan_iter(f"as:session:{doomed}:*", count=1000))
+                    deletes.append({"answer_ms": answered * 1000, "purge_s": purged, "left": float(left)})
+                out, _ = load.communicate(timeout=seconds + 60)
+                result = parse_wrk(out)
+                name = "during delete" if with_delete else "alone"
+                results[name].append(result)
+                log(f"  {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms")
+            finally:
+                stop(worker)
+        return {
+            "results": {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in results.items()},
+            "deletes": deletes,
+        }
+    finally:
+        stop(api)
+
+
 def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
     """Bytes of Redis per seed-example session (hash and index entries, no history), and per history
     entry (a seed-example PATCH's), from used_memory before and after."""
@@ -334,6 +419,20 @@ def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
     )
 
 
+def print_delete(deleting: dict[str, Any], args: argparse.Namespace) -> None:
+    print()
+    print("| PATCH under load (32 connections) | req/s | p50 ms | p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in deleting["results"].items():
+        label = name if name == "alone" else f"while an agent with {args.delete_sessions} sessions is deleted"
+        print(f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['errors']:.0f} |")
+    for d in deleting["deletes"]:
+        print(
+            f"DELETE answered in {d['answer_ms']:.1f} ms; the purge took {d['purge_s']:.1f} s "
+            f"({d['left']:.0f} sessions left after it)"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=10)
@@ -343,12 +442,15 @@ def main() -> int:
     parser.add_argument("--pipeline-seconds", type=float, default=30)
     parser.add_argument("--escalate-every", type=int, default=10, help="one PATCH in N escalates")
     parser.add_argument("--memory-sessions", type=int, default=2000)
+    parser.add_argument("--delete-sessions", type=int, default=10_000, help="sessions of the agent deleted under load")
+    parser.add_argument("--delete-only", action="store_true", help="only PATCH latency while an agent is deleted")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
     parser.add_argument("--http-only", action="store_true", help="only the PATCH comparison")
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
+        args.delete_sessions = 200
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
 
@@ -366,12 +468,17 @@ def main() -> int:
             with TestClient(create_app(Settings(redis_url=server.url))) as tc:
                 tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-            http = None
-            if not args.pipeline_only:
+            http, deleting = None, None
+            if not args.pipeline_only and not args.delete_only:
                 log("HTTP: baseline vs ours ...")
                 http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
             pipe, per_session, per_entry = None, None, None
-            if not args.http_only:
+            if not args.http_only and not args.pipeline_only:
+                log(f"PATCH latency while an agent with {args.delete_sessions} sessions is deleted ...")
+                deleting = agent_delete_benchmark(
+                    server.url, key, args.delete_sessions, max(args.seconds, 5), 1 if args.smoke else 2
+                )
+            if not args.http_only and not args.delete_only:
                 log("event pipeline ...")
                 conn.delete("as:outbox")
                 pipe = pipeline_benchmark(
@@ -385,6 +492,8 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     if http is not None:
         print_http(http, args)
+    if deleting is not None:
+        print_delete(deleting, args)
     if pipe is None or per_session is None or per_entry is None:
         return 0
     print()

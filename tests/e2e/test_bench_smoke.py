@@ -32,6 +32,8 @@ def test_bench_smoke_run_prints_the_table() -> None:
     assert re.search(r"\| agent-sessions \| \d+ \| [\d.]+ \| [\d.]+ \| 0 \|", out), out
     assert re.search(r"\| ratio ours / baseline \| [\d.]+x \| \| [\d.]+x \| \|", out), out
     assert re.search(r"PATCH-to-webhook p50 / p99 \| \d+ ms / \d+ ms", out), out
+    assert re.search(r"\| while an agent with 200 sessions is deleted \| \d+ \| [\d.]+ \| [\d.]+ \| 0 \|", out), out
+    assert re.search(r"DELETE answered in [\d.]+ ms; the purge took [\d.]+ s \(0 sessions left after it\)", out), out
     for process in ("API", "outbox relay", "Dramatiq", "Redis"):
         assert re.search(rf"\| {process}.* \| \d+ \|", out), out
     assert re.search(r"per seed-example session .* \| \d+ \|", out), out
