@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from standardwebhooks import Webhook
 
 from agent_sessions.config import Settings, webhook_key
 from agent_sessions.redis_server import free_port
-from tests.e2e.helpers import command, env, serving, stop, wait_http
+from tests.e2e.helpers import command, env, serving, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -38,20 +37,8 @@ def test_keys_need_redis_url_and_validate_input(redis_url: str) -> None:
 
 @pytest.fixture
 def server(redis_url: str) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [command(), "serve", "--port", str(port)],
-        env=env(REDIS_URL=redis_url),
-        text=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/healthz")
+    with serving(redis_url) as base:
         yield base
-    finally:
-        assert stop(proc, signal.SIGTERM)
 
 
 def test_key_made_by_cli_works_over_http_until_revoked(redis_url: str, server: str) -> None:
