@@ -161,7 +161,11 @@ MERGE_PATCH_SCHEMA = {
     "and a null value deletes that key; description and enabled replace as in a plain PATCH",
     "properties": {
         "description": {"type": "string", "maxLength": 16 * 1024},
-        "metadata": {"type": "object", "description": "merged into the stored metadata; null deletes a key"},
+        # The metadata limits apply to the patch (and again to the merged result, which no schema can say).
+        "metadata": {
+            "$ref": REF.format(model="Metadata"),
+            "description": "merged into the stored metadata; null deletes a key",
+        },
         "enabled": {"type": "boolean"},
     },
 }
