@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 import orjson
+import uvicorn
 
 from agent_sessions.auth import Keyring, Role
 from agent_sessions.config import Settings
@@ -193,10 +194,12 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
         redis_server.start()
         secret = seed(settings, data_dir)
         workers = start_workers(redis_server.url, pass_fds=(lock,))
-        print(banner(f"http://{host}:{port}", redis_server.url, secret, settings.escalation_webhook_url), flush=True)
-        with _stop_signals(), contextlib.suppress(KeyboardInterrupt):
-            # uvicorn re-raises Ctrl-C after its graceful shutdown; uvicorn.run() absorbs it, and so do we.
-            web_server.run(settings, cfg, sock)
+        server = uvicorn.Server(cfg)
+        with _stop_signals(server):  # from here on, any stop signal is a graceful stop
+            print(
+                banner(f"http://{host}:{port}", redis_server.url, secret, settings.escalation_webhook_url), flush=True
+            )
+            web_server.run(settings, cfg, sock, server)
     finally:
         if workers is not None:
             stop_workers(workers)
@@ -206,22 +209,17 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def _stop_signals() -> Iterator[None]:
-    """SIGTERM and SIGHUP end the run like Ctrl-C. uvicorn handles SIGTERM while it serves, then
-    re-raises it with the handler it found: ours, so that the default action (exit at once, leaving
-    the workers and Redis behind) never runs. SIGHUP (a closed terminal) it does not handle: ours
-    raises KeyboardInterrupt, which uvicorn's serve loop turns into a graceful shutdown."""
+def _stop_signals(server: uvicorn.Server) -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP stop the server gracefully, whenever they arrive: before it serves
+    (it then stops as soon as it has started), while it serves (uvicorn's own handlers for SIGINT and
+    SIGTERM, which re-raise the signal afterwards: to this handler, never to the default action, which
+    would end dev at once and leave the workers and Redis behind), or after."""
 
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        return None
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
 
-    def on_hup(signum: int, frame: FrameType | None) -> None:
-        signal.raise_signal(signal.SIGINT)
-
-    previous = {
-        signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, on_hup),
-    }
+    stop_signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, on_signal) for signum in stop_signals}
     try:
         yield
     finally:

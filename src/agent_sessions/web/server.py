@@ -57,9 +57,12 @@ def bind(cfg: uvicorn.Config) -> socket.socket:
     return sock
 
 
-def run(settings: Settings, cfg: uvicorn.Config, sock: socket.socket | None = None) -> None:
+def run(
+    settings: Settings, cfg: uvicorn.Config, sock: socket.socket | None = None, server: uvicorn.Server | None = None
+) -> None:
     """Serve until stopped, with the metrics listener. Several workers: the metrics are served by this
-    supervising process, from prometheus-client's multiprocess files of all of them."""
+    supervising process, from prometheus-client's multiprocess files of all of them. ``server``: the
+    one-process server to run (made here when not given)."""
     sock = sock or bind(cfg)
     multiprocess_dir = settings.prometheus_multiproc_dir
     if cfg.workers > 1 and not multiprocess_dir:
@@ -71,4 +74,4 @@ def run(settings: Settings, cfg: uvicorn.Config, sock: socket.socket | None = No
     if cfg.workers > 1:
         Multiprocess(cfg, sockets=[sock]).run()
     else:
-        uvicorn.Server(cfg).run(sockets=[sock])
+        (server or uvicorn.Server(cfg)).run(sockets=[sock])
