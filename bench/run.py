@@ -1,13 +1,14 @@
 """`make bench`: PATCH throughput and latency against the bare-handler baseline, the event pipeline at a
 sustained rate, and Redis memory per session, printed as one table from one run on this machine.
 
-The yardstick (bench/baseline_app.py, copied from shared/bench) is the least a Starlette handler can do
-for this endpoint: one Redis round trip. Both servers run under the same uvicorn (one process each) on
-one private Redis; wrk (Debian package `wrk`) drives them alternately, 32 connections, the seed's example
-body with a value that changes on every request, our API with auth and rate limiting on (a limit too
-high to trigger). Rounds alternate ABBA and start from the same Redis state (``fresh_state``); each
-side's figures are medians of its rounds, and each ratio is the median of the per-round ratios, so a
-machine whose speed drifts during the run (shared virtual machines do) moves both sides of a ratio alike.
+The yardstick (bench/baseline_app.py, kept byte-for-byte as it was given to the project) is the least
+a Starlette handler can do for this endpoint: one Redis round trip. Both servers run under the same
+uvicorn (one process each) on one private Redis; wrk (Debian package `wrk`) drives them alternately,
+32 connections, the seed's example body with a value that changes on every request, our API with auth
+and rate limiting on (a limit too high to trigger). Rounds alternate ABBA and start from the same
+Redis state (``fresh_state``); each side's figures are medians of its rounds, and each ratio is the
+median of the per-round ratios, so a machine whose speed drifts during the run (shared virtual
+machines do) moves both sides of a ratio alike.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """API keys and roles.
 
-A key is ``ask_`` + 32 url-safe random characters. Only its SHA-256 digest is stored, under
+A key is ``ask_`` + 32 url-safe random characters (24 random bytes). Only its SHA-256 digest is stored, under
 ``as:apikey:<digest>`` (a hash: id, name, role, agents, rate, burst, created_at, revoked_at), with
-``as:apikeys`` mapping key ids to digests for listing and revoking by id. Keys are read from Redis on
-every request, never cached, so a revoked key is refused by every API process on its next request.
+``as:apikeys`` mapping key ids to digests for listing and revoking by id. Whether a key is valid
+(revocation) is checked in Redis on every request, so a revoked key is refused by every API process on
+its next request; an API process keeps only the unchanging part of the records of keys it admitted
+(role and agents, ``ratelimit.Gate``), to authorize a PATCH before its one round trip.
 Keys are looked up by digest (a one-way function of the secret), and the stored digest is compared with
 ``hmac.compare_digest``, so response timing says nothing about the secret. The lookup itself runs in
 ``lua/gate.lua`` together with rate limiting (``ratelimit.Gate``).

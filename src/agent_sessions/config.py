@@ -115,7 +115,7 @@ class Settings(BaseModel):
     max_header_bytes: int = Field(default=16 * 1024, ge=1024)
     request_read_timeout: float = Field(default=10.0, gt=0)
 
-    # Escalation rule (DESIGN.md §4): an update escalates when a metadata key becomes one of these
+    # Escalation rule (README, "Events"): an update escalates when a metadata key becomes one of these
     # values (and was not that before), or when one of these metadata keys changes at all.
     escalate_when_becomes: tuple[tuple[str, str], ...] = (
         ("priority", "urgent"),

@@ -1,4 +1,4 @@
-"""Escalations: the rule (DESIGN.md §4), their records in Redis, and dead letters.
+"""Escalations: the rule (README, "Events"), their records in Redis, and dead letters.
 
 An escalation is recorded once per event (``lua/escalation_record.lua``), counted in the agent's
 report in the same step, and then delivered as a signed webhook by the delivery actor. A delivery that

@@ -1,6 +1,6 @@
 """Session events: what the write scripts put in the outbox, and what consumers receive.
 
-An event (DESIGN.md §4)::
+An event (README, "Events")::
 
     {"event_id": "evt_…", "type": "session.updated", "occurred_at": "…Z", "agent_key": "agt_…",
      "session_key": "ase_…", "version": 7, "changes": {"metadata": {"old": {…}, "new": {…}}},
@@ -55,7 +55,7 @@ Event = dict[str, Any]
 
 
 def event_from_entry(fields: dict[str, str]) -> Event:
-    """An outbox stream entry (see lua/_outbox.lua) -> the event consumers receive."""
+    """An outbox stream entry (written by ``emit_event`` in lua/_change.lua) -> the event consumers receive."""
     agent, session = fields["agent_key"], fields["session_key"]
     snapshot = {k[2:]: v for k, v in fields.items() if k.startswith("s:")}
     resource = session_resource(agent, session, snapshot)

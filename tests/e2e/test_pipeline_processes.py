@@ -129,7 +129,8 @@ def test_receiver_failing_twice_still_gets_the_webhook(system: tuple[str, dict[s
     receiver.fail_next(2)
     sessions = f"{base}/v2/agents/{AGENT}/sessions"
     assert httpx.post(sessions, json={"key": "ase_1"}, headers=headers).is_success
-    assert httpx.patch(f"{sessions}/ase_1", json={"metadata": {"resolution_status": "escalated"}}, headers=headers)
+    patched = httpx.patch(f"{sessions}/ase_1", json={"metadata": {"resolution_status": "escalated"}}, headers=headers)
+    assert patched.status_code == 200, patched.text  # (a Response object itself is always true)
     receiver.wait_for(1, timeout=60)
     assert [d.status for d in receiver.deliveries] == [500, 500, 204]
     Webhook(SECRET).verify(receiver.deliveries[-1].body, receiver.deliveries[-1].headers)

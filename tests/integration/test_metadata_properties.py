@@ -28,7 +28,7 @@ metadata = st.dictionaries(keys, values, max_size=6) | st.dictionaries(
 
 
 def violates(value: Any, depth: int = 1, top: bool = True) -> bool:
-    """An independent statement of the default limits (DESIGN.md §2)."""
+    """An independent statement of the default limits (README, "The PATCH")."""
     if isinstance(value, dict):
         if depth > 5 or (top and len(value) > 64):
             return True

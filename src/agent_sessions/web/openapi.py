@@ -1,7 +1,7 @@
 """``/openapi.json``, generated from the endpoint table and the same pydantic types that validate.
 
 Which error responses an endpoint documents follows from what it does (needs a key, takes a body, has
-path keys, creates), the same facts that decide which checks ``routes.route`` runs.
+path keys, creates), the same facts that decide which checks ``routes.handler`` runs.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every endpoint, declared once in ``ENDPOINTS``: the Starlette routes and ``/openapi.json`` are both
 built from this table, so the documented contract is the enforced one.
 
-Each request goes through the same steps in the contract's order (DESIGN.md §2):
+Each request goes through the same steps in the contract's order (README, "Errors"):
 authenticate and rate limit in one Redis round trip (401, 429) -> authorize (403) -> path keys,
 content type, size and body (400/413/415) -> the service call (404/409/412). Handlers are one service
 call each. The PATCH of a session, by a key this process knows, takes one round trip in all: the update
