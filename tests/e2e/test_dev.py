@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import socket
@@ -109,16 +110,21 @@ def all_gone(processes: list[psutil.Process], timeout: float = 60) -> list[psuti
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_any_stop_of_dev_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
     proc, _ = start_dev(tmp_path, free_port())
-    deadline = time.monotonic() + 30
     children = family(proc)
-    while not any("dramatiq" in " ".join(c.cmdline()) for c in children):
-        assert time.monotonic() < deadline, "the Dramatiq workers did not start"
-        time.sleep(0.2)
-        children = family(proc)
-    assert any("redis-server" in " ".join(c.cmdline()) for c in children)
-    proc.send_signal(sig)
-    proc.wait(60)
-    assert all_gone(children) == []
+    try:
+        deadline = time.monotonic() + 30
+        while not any("dramatiq" in " ".join(c.cmdline()) for c in children):
+            assert time.monotonic() < deadline, "the Dramatiq workers did not start"
+            time.sleep(0.2)
+            children = family(proc)
+        assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+        proc.send_signal(sig)
+        proc.wait(60)
+        assert all_gone(children) == []
+    finally:  # whatever failed above, leave nothing running for the tests after this one
+        for process in [psutil.Process(proc.pid), *children] if proc.poll() is None else children:
+            with contextlib.suppress(psutil.Error):
+                process.kill()
     if sig != signal.SIGKILL:
         assert proc.returncode == 0, proc.returncode
         assert tracebacks((tmp_path / "dev.log").read_text()) == 0
