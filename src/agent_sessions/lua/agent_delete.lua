@@ -18,15 +18,21 @@ local all_sessions, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local purge_set, purges = KEYS[6], KEYS[7]
 local agent, actor, request_id = ARGV[1], ARGV[2], ARGV[3]
 
+-- Constant time whatever the number of sessions: the session index is renamed, and the two filter
+-- indexes are unlinked (Redis frees them in the background).
 if redis.call('EXISTS', agent_hash) == 0 then return {'not_found'} end
-redis.call('DEL', agent_hash, enabled_index, disabled_index)
+redis.call('DEL', agent_hash)
+redis.call('UNLINK', enabled_index, disabled_index)
 redis.call('ZREM', agents_index, agent)
-local pending = 0
-if redis.call('EXISTS', all_sessions) == 1 then
-  -- (a purge set can only exist already if a purge of an earlier agent with this key is unfinished,
-  -- which agent_create.lua prevents; merge rather than overwrite, all the same)
-  pending = redis.call('ZUNIONSTORE', purge_set, 2, purge_set, all_sessions)
-  redis.call('DEL', all_sessions)
+local pending = redis.call('ZCARD', all_sessions)
+if pending > 0 then
+  if redis.call('EXISTS', purge_set) == 0 then
+    redis.call('RENAME', all_sessions, purge_set)
+  else
+    -- only if an earlier agent with this key were still being purged, which agent_create.lua prevents
+    pending = redis.call('ZUNIONSTORE', purge_set, 2, purge_set, all_sessions)
+    redis.call('UNLINK', all_sessions)
+  end
   redis.call('HSET', purges, agent, actor .. ' ' .. request_id)
 end
 return {'ok', pending}
