@@ -1,8 +1,10 @@
 """One error hierarchy for the whole service.
 
-Domain code raises these; ``web/errors.py`` maps each class to an HTTP status in one table. The ``code``
-is the stable machine-readable string clients switch on; ``messages`` are for people; ``field_errors``
-name the fields at fault (``metadata.priority``) where there are any.
+Domain code raises these. Each class states, once, its HTTP ``status``, its ``code`` (the stable
+machine-readable string clients switch on) and a one-line ``description`` of when it happens:
+``web/errors.py`` answers with the status, and ``/openapi.json`` documents each status with the
+descriptions of its classes. ``messages`` are for people; ``field_errors`` name the fields at fault
+(``metadata.priority``) where there are any.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ class ConfigError(AgentSessionsError):
 
 
 class ServiceError(AgentSessionsError):
+    status = 500
     code = "internal_error"
     default_message = "internal error"
+    description = ""  # when it happens, for the API's documentation (empty: a base class, not raised)
     # True when this error is the stored outcome of an earlier request with the same Idempotency-Key.
     replayed = False
 
@@ -31,6 +35,8 @@ class ServiceError(AgentSessionsError):
 
 
 class InvalidRequest(ServiceError):
+    status = 400
+    description = "body not JSON or not an object, unknown field, wrong type, bad path key or query"
     code = "invalid_request"
     default_message = "invalid request"
 
@@ -40,75 +46,103 @@ class InvalidRequest(ServiceError):
 
 
 class InvalidMetadata(InvalidRequest):
+    status = 400
+    description = "metadata not an object, or over a limit"
     code = "invalid_metadata"
     default_message = "invalid metadata"
 
 
 class Unauthorized(ServiceError):
+    status = 401
+    description = "API key missing, unknown, malformed or revoked"
     code = "unauthorized"
     default_message = "missing or invalid API key"
 
 
 class Forbidden(ServiceError):
+    status = 403
+    description = "the key's role or agent scope does not allow this"
     code = "forbidden"
     default_message = "this API key may not do this"
 
 
 class NotFound(ServiceError):
+    status = 404
     code = "not_found"
     default_message = "not found"
 
 
 class AgentNotFound(NotFound):
+    status = 404
+    description = "no such agent"
     code = "agent_not_found"
     default_message = "agent not found"
 
 
 class SessionNotFound(NotFound):
+    status = 404
+    description = "no such session"
     code = "session_not_found"
     default_message = "session not found"
 
 
 class AlreadyExists(ServiceError):
+    status = 409
     code = "already_exists"
 
 
 class AgentAlreadyExists(AlreadyExists):
+    status = 409
+    description = "create with a taken agent key"
     code = "agent_already_exists"
     default_message = "an agent with this key already exists"
 
 
 class SessionAlreadyExists(AlreadyExists):
+    status = 409
+    description = "create with a taken session key"
     code = "session_already_exists"
     default_message = "a session with this key already exists"
 
 
 class PreconditionFailed(ServiceError):
+    status = 412
+    description = "If-Match does not match the session's current version"
     code = "precondition_failed"
     default_message = "If-Match does not match the current version"
 
 
 class Conflict(ServiceError):
+    status = 409
+    description = "a merge patch kept losing the race to other writers; retry"
     code = "conflict"
     default_message = "the session kept changing while this merge patch was applied; retry"
 
 
 class IdempotencyKeyReused(ServiceError):
+    status = 422
+    description = "the Idempotency-Key was used before with a different request"
     code = "idempotency_key_reused"
     default_message = "this Idempotency-Key was used before with a different request"
 
 
 class RequestTooLarge(ServiceError):
+    status = 413
+    description = "the body is over the size limit"
     code = "request_too_large"
     default_message = "request body too large"
 
 
 class UnsupportedMediaType(ServiceError):
+    status = 415
+    description = "Content-Type or Content-Encoding not accepted"
     code = "unsupported_media_type"
     default_message = "Content-Type must be application/json"
 
 
 class RateLimited(ServiceError):
+    status = 429
+    description = "rate limit exceeded; retry after Retry-After seconds"
     code = "rate_limit_exceeded"
     default_message = "rate limit exceeded"
 
@@ -119,10 +153,26 @@ class RateLimited(ServiceError):
 
 
 class InsufficientStorage(ServiceError):
+    status = 507
+    description = "the data store is full (maxmemory); nothing was changed"
     code = "insufficient_storage"
     default_message = "the data store is full; nothing was changed"
 
 
 class StoreUnavailable(ServiceError):
+    status = 503
+    description = "Redis unreachable; retry after Retry-After seconds"
     code = "service_unavailable"
     default_message = "the data store is unavailable; retry shortly"
+
+
+def described() -> list[type[ServiceError]]:
+    """Every error class the API answers with (those with a description), base classes first."""
+    found: list[type[ServiceError]] = []
+    pending: list[type[ServiceError]] = [ServiceError]
+    while pending:
+        cls = pending.pop(0)
+        if cls.description:
+            found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from agent_sessions import errors
 from agent_sessions.models import SessionPatch
 from agent_sessions.web.routes import ENDPOINTS
 
@@ -71,3 +72,21 @@ def test_merge_patch_has_its_own_schema_and_creates_link_to_what_they_made(clien
     assert document["servers"] and document["info"]["license"]["name"]
     session = document["components"]["schemas"]["Session"]["properties"]
     assert session["created_at"]["format"] == session["updated_at"]["format"] == "date-time"
+
+
+def test_every_error_is_documented_under_its_own_status(client: TestClient) -> None:
+    documented = {
+        status: response["description"]
+        for ops in spec(client)["paths"].values()
+        for op in ops.values()
+        for status, response in op["responses"].items()
+    }
+    classes = errors.described()
+    assert {cls.code for cls in classes} >= {
+        "invalid_request",
+        "conflict",
+        "insufficient_storage",
+        "rate_limit_exceeded",
+    }
+    for cls in classes:
+        assert f"{cls.code}: {cls.description}" in documented[str(cls.status)], cls

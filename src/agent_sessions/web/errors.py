@@ -1,4 +1,4 @@
-"""The one table that maps domain errors to HTTP, and the handlers that render the error body.
+"""The handlers that render errors as HTTP answers (each domain error class carries its status).
 
 Body shape everywhere: ``{"code", "messages", "request_id", "field_errors"?}``. A 500 says nothing
 about internals; the traceback goes to the log under the request id.
@@ -20,35 +20,8 @@ from agent_sessions.metrics import RATE_LIMITED
 
 log = logging.getLogger("agent_sessions.web")
 
-STATUS: dict[type[errors.ServiceError], int] = {
-    errors.InvalidRequest: 400,
-    errors.InvalidMetadata: 400,
-    errors.Unauthorized: 401,
-    errors.Forbidden: 403,
-    errors.NotFound: 404,
-    errors.AgentNotFound: 404,
-    errors.SessionNotFound: 404,
-    errors.AlreadyExists: 409,
-    errors.AgentAlreadyExists: 409,
-    errors.SessionAlreadyExists: 409,
-    errors.Conflict: 409,
-    errors.PreconditionFailed: 412,
-    errors.InsufficientStorage: 507,
-    errors.IdempotencyKeyReused: 422,
-    errors.RequestTooLarge: 413,
-    errors.UnsupportedMediaType: 415,
-    errors.RateLimited: 429,
-    errors.StoreUnavailable: 503,
-}
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
 JSON = "application/json"
-
-
-def status_of(exc: errors.ServiceError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
 
 
 def request_id(request: Request) -> str:
@@ -87,7 +60,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
         log.warning("redis unavailable: %r", exc.__cause__)
     if exc.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return error_response(request, status_of(exc), exc.code, exc.messages, exc.field_errors, headers)
+    return error_response(request, exc.status, exc.code, exc.messages, exc.field_errors, headers)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -11,27 +11,21 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import TypeAdapter
 
-from agent_sessions import __version__, models
+from agent_sessions import __version__, errors, models
 
 if TYPE_CHECKING:
     from agent_sessions.web.routes import Endpoint
 
 REF = "#/components/schemas/{model}"
-ERROR_TEXT = {
-    400: "invalid_request or invalid_metadata",
-    401: "unauthorized: API key missing, unknown, malformed or revoked",
-    403: "forbidden: the key's role or agent scope does not allow this",
-    404: "agent_not_found or session_not_found",
-    409: "agent_already_exists or session_already_exists (create), conflict (a merge patch that kept losing "
-    "the race to other writers; retry)",
-    412: "precondition_failed: If-Match does not match the session's current version",
-    413: "request_too_large",
-    415: "unsupported_media_type",
-    422: "idempotency_key_reused: the Idempotency-Key was used before with a different request",
-    429: "rate_limit_exceeded",
-    503: "service_unavailable: Redis unreachable; retry after Retry-After seconds",
-    507: "insufficient_storage: the data store is full (maxmemory); nothing was changed",
-}
+def _error_text() -> dict[int, str]:
+    """Each status's description in /openapi.json, from the error classes that answer with it."""
+    by_status: dict[int, list[str]] = {}
+    for cls in errors.described():
+        by_status.setdefault(cls.status, []).append(f"{cls.code}: {cls.description}")
+    return {status: " | ".join(lines) for status, lines in by_status.items()}
+
+
+ERROR_TEXT = _error_text()
 RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {
     401: ("WWW-Authenticate",),
     429: ("Retry-After",),
