@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -60,7 +61,12 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout: float = 30.0) 
     assert proc.stdout is not None
     stdout = proc.stdout
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in stdout], daemon=True).start()
+
+    def pump() -> None:
+        for line in stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -88,7 +94,7 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise AssertionError(f"{url} did not come up in {timeout}s")
 
 
-def stop(proc: subprocess.Popen[str], sig: int, timeout: float = 20.0) -> bool:
+def stop(proc: subprocess.Popen[Any], sig: int, timeout: float = 20.0) -> bool:
     """Send ``sig`` and wait; True when the process ended cleanly (exit 0, or by that very signal,
     which uvicorn re-raises after its graceful shutdown)."""
     if proc.poll() is None:

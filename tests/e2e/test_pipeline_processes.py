@@ -23,7 +23,7 @@ from tests.conftest import IN_CI
 from tests.e2e.helpers import command, env, stop, wait_http
 from tests.integration.test_pipeline import DIMS, SECRET
 from tests.receiver import Receiver
-from tests.recount import recount as shared_recount
+from tests.support.recount import recount as shared_recount
 
 pytestmark = pytest.mark.e2e
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -36,7 +36,7 @@ SEED_RESPONSE = {"id": SEED_SESSION, "agent_key": SEED_AGENT, **SEED_REQUEST}
 
 def error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert response.status_code == status, response.text
-    body: dict[str, Any] = TypeAdapter(ErrorBody).validate_python(response.json())
+    body: dict[str, Any] = dict(TypeAdapter(ErrorBody).validate_python(response.json()))
     assert body["code"] == code
     assert body["request_id"] == response.headers["x-request-id"]
     return body

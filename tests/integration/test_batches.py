@@ -45,8 +45,10 @@ async def test_concurrent_calls_share_pipelines_and_get_their_own_replies(redis_
 async def test_an_error_is_its_callers_alone(redis_url: str) -> None:
     client = async_client(redis_url, 2.0)
     script = Script(Batches(client), ECHO)
-    results: list[Any] = await asyncio.gather(
-        script(["a"], ["1"]), script(["b"], ["boom"]), script(["c"], ["3"]), return_exceptions=True
+    results: list[Any] = list(
+        await asyncio.gather(
+            script(["a"], ["1"]), script(["b"], ["boom"]), script(["c"], ["3"]), return_exceptions=True
+        )
     )
     await client.aclose()
     assert results[0] == ["a", "1"] and results[2] == ["c", "3"]

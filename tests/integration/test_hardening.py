@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -208,7 +208,7 @@ def test_history_is_bounded_in_bytes_per_session(
             body = {"description": f"{n:05d}" + "d" * 16_000}
             assert client.patch(URL, json=body, headers=admin).status_code == 200
         history_key = f"as:history:{SEED_AGENT}:{SEED_SESSION}"
-        entries = sync_redis.lrange(history_key, 0, -1)
+        entries = cast(list[str], sync_redis.lrange(history_key, 0, -1))
         assert sum(len(e.encode()) for e in entries) <= 64 * 1024
         assert int(sync_redis.get(history_key + ":bytes") or 0) == sum(len(e.encode()) for e in entries)
         page = client.get(f"{URL}/history", params={"limit": 100}, headers=admin).json()

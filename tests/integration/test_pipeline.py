@@ -29,9 +29,10 @@ from agent_sessions.outbox import Relay
 from agent_sessions.redis_client import sync_client
 from agent_sessions.reports import Reports
 from tests.receiver import Receiver
-from tests.recount import assert_report_matches
-from tests.recount import recount as shared_recount
 from tests.stub import stub_broker, worker_resources
+from tests.support import stream
+from tests.support.recount import assert_report_matches
+from tests.support.recount import recount as shared_recount
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 A = "agt_support"
@@ -147,7 +148,7 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
     api("PATCH", "/sessions/ase_1", json={"description": "x"})
     stub_broker.flush_all()
     # Take the second event out and put it back while the relay lingers over the first.
-    ((second_id, second),) = sync_redis.xrange(OUTBOX, count=1, min="(" + sync_redis.xrange(OUTBOX)[0][0])
+    ((second_id, second),) = stream.entries(sync_redis, count=1, min="(" + stream.entries(sync_redis)[0][0])
     sync_redis.xdel(OUTBOX, second_id)
     later = threading.Timer(0.05, lambda: sync_redis.xadd(OUTBOX, second))  # type: ignore[arg-type]
     relay.linger_ms = 1000
@@ -221,12 +222,12 @@ def test_report_equals_recount_after_creates_updates_deletes(
         api("POST", "/sessions", json={"key": f"ase_{i}", "metadata": {"priority": rng.choice(["low", "high"])}})
     for _ in range(120):
         i = rng.randrange(30)
-        body = {
+        change = {
             "metadata": {"priority": rng.choice(["low", "high", "urgent"]), "channel": rng.choice(["web", "phone"])},
             "enabled": rng.random() < 0.7,
         }
         before = api("GET", f"/sessions/ase_{i}")["version"]
-        updates += api("PATCH", f"/sessions/ase_{i}", json=body)["version"] - before
+        updates += api("PATCH", f"/sessions/ase_{i}", json=change)["version"] - before
     for i in range(0, 30, 7):
         api("DELETE", f"/sessions/ase_{i}")
     api("POST", "/sessions", json={"key": "ase_0", "metadata": {"priority": "reborn"}})  # same key again
@@ -262,7 +263,7 @@ def test_reporting_is_exact_with_duplicates_and_any_order(
     api("DELETE", "/sessions/ase_1")
     api("POST", "/sessions", json={"key": "ase_2", "metadata": {"priority": "high"}})
     api("PATCH", "/sessions/ase_2", json={"enabled": False})
-    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
     reports = Reports(sync_client(redis_url), DIMS)
     for seed in range(5):
         for key in sync_redis.scan_iter("as:report:*"):
@@ -289,7 +290,7 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
     values: list[Any] = ["", "1", 1, True, "true", None, {"x": 1}, "p" * 300, "p" * 64 + "other tail"]
     for i, value in enumerate(values):
         api("POST", "/sessions", json={"key": f"ase_v{i}", "metadata": {"priority": value}})
-    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
     reports = Reports(sync_client(redis_url), DIMS, max_values=3, max_chars=64)
     reports.apply_all(events)
     body = reports.read(A)
@@ -302,7 +303,7 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
         sync_redis.delete(key)
     for i in range(500):  # unique values, each 64 characters
         api("POST", "/sessions", json={"key": f"ase_u{i}", "metadata": {"channel": f"{i:064d}"}})
-    events = [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
     reports.apply_all(events)
     body = reports.read(A)
     assert_report_matches(body, shared_recount(sync_redis, A, DIMS), max_values=3)
@@ -379,14 +380,14 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     assert dead["status"] == "dead" and dead["attempts"] == "3" and "HTTP 500" in dead["last_error"]
     assert len(receiver.deliveries) == 3  # the first try and two retries
     # One warning per failed attempt, naming the destination and the next try; one error at the end.
-    delivery = [r for r in caplog.records if not r.name.startswith("agent_sessions.actors.escalation")]
-    warnings = [r.getMessage() for r in delivery if r.levelno == logging.WARNING]
-    errors = [r.getMessage() for r in delivery if r.levelno >= logging.ERROR]
+    attempts = [r for r in caplog.records if not r.name.startswith("agent_sessions.actors.escalation")]
+    warnings = [r.getMessage() for r in attempts if r.levelno == logging.WARNING]
+    errors = [r.getMessage() for r in attempts if r.levelno >= logging.ERROR]
     assert len(warnings) == 3 and all(dead["id"] in w and receiver.url in w and "HTTP 500" in w for w in warnings)
     assert "attempt 1 of 3; next in" in warnings[0] and "attempt 3 of 3; no more tries" in warnings[2]
     assert len(errors) == 1 and "dead-lettered after 3 attempts" in errors[0]
     assert not any(r.exc_info for r in caplog.records) and not any("None" in m for m in warnings + errors)
-    assert not any(r.name.startswith(("dramatiq", "httpx")) and r.levelno >= logging.INFO for r in delivery)
+    assert not any(r.name.startswith(("dramatiq", "httpx")) and r.levelno >= logging.INFO for r in attempts)
 
     receiver.fail_next(0)
     assert escalations.revive(dead["id"])

@@ -24,6 +24,7 @@ from agent_sessions.purge import Purger
 from agent_sessions.ratelimit import Gate, Limits, Quota
 from agent_sessions.redis_client import async_client
 from agent_sessions.store import Store
+from tests.support import stream
 
 pytestmark = pytest.mark.anyio
 A, S = "agt_a", "ase_1"
@@ -45,7 +46,7 @@ async def make(store: Store, *sessions: str, enabled: bool = True) -> None:
 
 
 def events(sync_redis: redis.Redis) -> list[dict[str, Any]]:
-    return [event_from_entry(fields) for _, fields in sync_redis.xrange(OUTBOX)]
+    return [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
 
 
 async def redis_ms(client: aioredis.Redis) -> int:
@@ -99,7 +100,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
 
     purger = Purger(sync_redis, batch=2)
     assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
-    deleted = [f for _, f in sync_redis.xrange(OUTBOX)][events_before:]
+    deleted = [f for _, f in stream.entries(sync_redis)][events_before:]
     assert sorted(f["session_key"] for f in deleted) == [f"ase_{i}" for i in range(5)]
     assert all(f["type"] == "session.deleted" and f["actor"] == DELETER.actor for f in deleted)
     assert all(f["request_id"] == DELETER.request_id for f in deleted)
@@ -161,7 +162,7 @@ async def test_session_update_reply_and_event_are_the_hash_as_stored(store: Stor
         written = await store.update_session(A, S, ORIGIN, change)
         stored = sync_redis.hgetall(f"as:session:{A}:{S}")
         assert written.fields == stored and stored["version"] == str(n)
-        _, entry = sync_redis.xrevrange(OUTBOX, count=1)[0]
+        _, entry = stream.newest(sync_redis)
         assert {k[2:]: v for k, v in entry.items() if k.startswith("s:")} == stored
 
 

@@ -17,7 +17,7 @@ EVENT: dict[str, Any] = {
     "type": "session.updated",
     "version": 7,
     "changes": {"metadata": {"old": {"priority": "low"}, "new": {"priority": "urgent", "seq": 2**63 - 1}}},
-    "session": {"description": "Ünïcode ✓ \"quoted\" \n", "metadata": {"score": 0.1, "tags": [], "x": None}},
+    "session": {"description": 'Ünïcode ✓ "quoted" \n', "metadata": {"score": 0.1, "tags": [], "x": None}},
 }
 
 
