@@ -108,7 +108,6 @@ def start_workers(redis_url: str, pass_fds: tuple[int, ...] = ()) -> subprocess.
     only us and we stop it in order (workers first, Redis last)."""
     env = {"LOG_FORMAT": "text", **os.environ, "REDIS_URL": redis_url}  # a terminal: text unless asked
     env.pop("BROKER_URL", None)
-    env["METRICS_PORT"] = "0"  # the workers serve no metrics; the API process does
     return subprocess.Popen(
         [sys.executable, "-m", "agent_sessions.cli", "worker"],
         env=env,

@@ -46,7 +46,6 @@ class InvalidRequest(ServiceError):
 
 
 class InvalidMetadata(InvalidRequest):
-    status = 400
     description = "metadata not an object, or over a limit"
     code = "invalid_metadata"
     default_message = "invalid metadata"
@@ -73,14 +72,12 @@ class NotFound(ServiceError):
 
 
 class AgentNotFound(NotFound):
-    status = 404
     description = "no such agent"
     code = "agent_not_found"
     default_message = "agent not found"
 
 
 class SessionNotFound(NotFound):
-    status = 404
     description = "no such session"
     code = "session_not_found"
     default_message = "session not found"
@@ -92,14 +89,12 @@ class AlreadyExists(ServiceError):
 
 
 class AgentAlreadyExists(AlreadyExists):
-    status = 409
     description = "create with a taken agent key"
     code = "agent_already_exists"
     default_message = "an agent with this key already exists"
 
 
 class SessionAlreadyExists(AlreadyExists):
-    status = 409
     description = "create with a taken session key"
     code = "session_already_exists"
     default_message = "a session with this key already exists"

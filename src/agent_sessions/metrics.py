@@ -23,6 +23,7 @@ from agent_sessions.errors import ConfigError
 from agent_sessions.escalations import DEAD_LETTERS
 from agent_sessions.escalations import METRICS as COUNTERS  # "<actor>:processed|failed", "webhooks:…"
 from agent_sessions.events import OUTBOX, RELAY_GROUP
+from agent_sessions.redis_client import OUTAGE_ERRORS
 
 REQUESTS = Counter("agent_sessions_http_requests", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -80,7 +81,6 @@ def pipeline_snapshot(client: redis.Redis) -> dict[str, Any]:
     if isinstance(groups, Exception):  # no stream yet
         groups = []
     pending = sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
-    backlog = backlog if isinstance(backlog, int) else 0
     lag = max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000) if oldest else 0.0
     return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 
@@ -103,15 +103,13 @@ class Exposition:
             yield from REGISTRY.collect()
         try:
             snapshot = pipeline_snapshot(self.client)
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except OUTAGE_ERRORS:
             return
         yield from PipelineCollector(snapshot).collect()
 
 
 def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None) -> None:
-    """Start the metrics listener in a daemon thread of this process (port 0: none)."""
-    if port == 0:
-        return
+    """Start the metrics listener in a daemon thread of this process."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(Exposition(client, multiprocess_dir))
     try:

@@ -36,23 +36,15 @@ def deliver_webhook(event_id: str) -> None:
     except webhooks.DeliveryFailed as exc:
         attempts = res.escalations.failed_attempt(event_id, str(exc))
         tries = res.settings.webhook_max_retries + 1
-        if attempts >= tries:
-            log.warning(
-                "webhook %s to %s failed: %s (attempt %d of %d; no more tries)", event_id, url, exc, attempts, tries
+        delay = None  # the last attempt: Dramatiq's Retries hands the message to the dead letters
+        if attempts < tries:
+            _, delay = compute_backoff(
+                attempts - 1,
+                factor=res.settings.webhook_min_backoff_ms,
+                max_backoff=res.settings.webhook_max_backoff_ms,
             )
-            raise dramatiq.Retry(str(exc)) from None
-        _, delay = compute_backoff(
-            attempts - 1, factor=res.settings.webhook_min_backoff_ms, max_backoff=res.settings.webhook_max_backoff_ms
-        )
-        log.warning(
-            "webhook %s to %s failed: %s (attempt %d of %d; next in %d ms)",
-            event_id,
-            url,
-            exc,
-            attempts,
-            tries,
-            delay,
-        )
+        then = "no more tries" if delay is None else f"next in {delay} ms"
+        log.warning("webhook %s to %s failed: %s (attempt %d of %d; %s)", event_id, url, exc, attempts, tries, then)
         raise dramatiq.Retry(str(exc), delay=delay) from None
     res.escalations.delivered(event_id)
     log.info("webhook %s delivered", event_id)

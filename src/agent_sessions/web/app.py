@@ -134,7 +134,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         client = async_client(redis_url, settings.redis_timeout, settings.redis_pool_size)
         app.state.settings = settings
-        app.state.redis = client
         batches = Batches(client)  # the scripts of concurrent requests share pipelines
         store = Store(
             client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes

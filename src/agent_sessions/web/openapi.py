@@ -6,6 +6,7 @@ path keys, creates), the same facts that decide which checks ``routes.handler`` 
 
 from __future__ import annotations
 
+import copy
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from agent_sessions.web.routes import Endpoint
 
 REF = "#/components/schemas/{model}"
+
+
 def _error_text() -> dict[int, str]:
     """Each status's description in /openapi.json, from the error classes that answer with it."""
     by_status: dict[int, list[str]] = {}
@@ -148,21 +151,22 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
 
 BODIES = ("AgentCreate", "AgentPatch", "SessionCreate", "SessionPatch")
 MERGE_PATCH = "SessionMergePatch"
-MERGE_PATCH_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "description": "JSON Merge Patch (RFC 7396) of a session: metadata is merged into the stored metadata, "
-    "and a null value deletes that key; description and enabled replace as in a plain PATCH",
-    "properties": {
-        "description": {"type": "string", "maxLength": 16 * 1024},
-        # The metadata limits apply to the patch (and again to the merged result, which no schema can say).
-        "metadata": {
-            "$ref": REF.format(model="Metadata"),
-            "description": "merged into the stored metadata; null deletes a key",
-        },
-        "enabled": {"type": "boolean"},
-    },
-}
+
+
+def merge_patch_schema(plain: dict[str, Any]) -> dict[str, Any]:
+    """The plain PATCH's schema, read as a JSON Merge Patch (RFC 7396). The metadata limits apply to
+    the patch, and again to the merged result, which no schema can say."""
+    schema = copy.deepcopy(plain)
+    schema["title"] = MERGE_PATCH
+    schema["description"] = (
+        "JSON Merge Patch (RFC 7396) of a session: metadata is merged into the stored metadata, and a null "
+        "value deletes that key; description and enabled replace as in a plain PATCH"
+    )
+    schema["properties"]["metadata"] = {
+        "$ref": REF.format(model="Metadata"),
+        "description": "merged into the stored metadata; null deletes a key",
+    }
+    return schema
 
 
 def _link(operation: str, **parameters: str) -> dict[str, Any]:
@@ -195,7 +199,7 @@ def document(endpoints: tuple[Endpoint, ...], limits: models.MetadataLimits) -> 
     for body in BODIES:
         if body in components:
             components[body]["properties"]["metadata"] = {"$ref": REF.format(model="Metadata")}
-    components[MERGE_PATCH] = MERGE_PATCH_SCHEMA
+    components[MERGE_PATCH] = merge_patch_schema(components["SessionPatch"])
     spec = {
         "openapi": "3.1.0",
         "info": {

@@ -42,7 +42,7 @@ from agent_sessions.web.errors import JSON, request_id
 JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 ETAG_RE = re.compile(r'"([^"]*)"')
-VERSION_TAG_RE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() also takes "²"
+DIGITS_RE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() also takes "²", which int() refuses
 
 
 @dataclass
@@ -122,8 +122,7 @@ ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or dis
 
 def query_limit(request: Request) -> int:
     raw = request.query_params.get("limit", "20")
-    # isdigit() alone accepts "²" and "①", which int() refuses: ASCII digits only.
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 100:
+    if not DIGITS_RE.fullmatch(raw) or not 1 <= int(raw) <= 100:
         raise InvalidRequest.for_fields({"limit": "must be an integer from 1 to 100"})
     return int(raw)
 
@@ -334,7 +333,7 @@ async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> 
     if encoding != "identity":
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; send the body uncompressed")
     declared = header(request, "content-length") or ""
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if DIGITS_RE.fullmatch(declared) and int(declared) > limit:
         raise RequestTooLarge(f"request body is larger than {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -353,7 +352,7 @@ def parse_if_match(value: str | None) -> str:
     if value.strip() == "*":
         return "*"
     tags = [part.strip() for part in value.split(",")]
-    versions = [m.group(1) for tag in tags if (m := ETAG_RE.fullmatch(tag)) and VERSION_TAG_RE.fullmatch(m.group(1))]
+    versions = [m.group(1) for tag in tags if (m := ETAG_RE.fullmatch(tag)) and DIGITS_RE.fullmatch(m.group(1))]
     return ",".join(versions) or "-"
 
 
