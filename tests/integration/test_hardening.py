@@ -214,3 +214,29 @@ def test_history_is_bounded_in_bytes_per_session(
         page = client.get(f"{URL}/history", params={"limit": 100}, headers=admin).json()
         assert page["history"][0]["version"] == 61 and len(page["history"]) == len(entries) >= 1
         assert [e["version"] for e in page["history"]] == list(range(61, 61 - len(entries), -1))
+
+
+def test_forgotten_idempotency_records_take_their_answers_with_them(
+    redis_url: str, sync_redis: redis.Redis, admin: dict[str, str]
+) -> None:
+    """Real changes each make a new answer (a new version): past IDEMPOTENCY_MAX_PER_KEY records, the
+    snapshots of the forgotten records go too, so the cap bounds answers as well as records."""
+    settings = Settings(redis_url=redis_url, idempotency_max_per_key=5)
+    with TestClient(create_app(settings)) as client:
+        assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "a"}, headers=admin).status_code == 201
+        sessions = f"/v2/agents/{SEED_AGENT}/sessions"
+        assert client.post(sessions, json={"key": SEED_SESSION}, headers=admin).status_code == 201
+        for n in range(30):
+            body = {"description": f"change {n}"}
+            assert client.patch(URL, json=body, headers={**admin, "idempotency-key": f"c{n}"}).status_code == 200
+        assert len(list(sync_redis.scan_iter("as:idem:kid_*"))) == 5
+        assert len(list(sync_redis.scan_iter("as:idem:snap:*"))) == 5
+        # the kept records still replay their own answers exactly
+        replay = client.patch(URL, json={"description": "change 29"}, headers={**admin, "idempotency-key": "c29"})
+        assert replay.headers["idempotent-replayed"] == "true" and replay.json()["description"] == "change 29"
+        # a no-op shares the current answer: forgetting its record leaves the answer to the others
+        for n in range(5):
+            client.patch(URL, json={}, headers={**admin, "idempotency-key": f"noop{n}"})
+        assert len(list(sync_redis.scan_iter("as:idem:snap:*"))) == 1
+        again = client.patch(URL, json={}, headers={**admin, "idempotency-key": "noop4"})
+        assert again.headers["idempotent-replayed"] == "true" and again.json()["version"] == 31

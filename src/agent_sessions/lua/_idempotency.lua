@@ -7,15 +7,18 @@
 --       fp      fingerprint of the request (method, path, content type, If-Match, body)
 --       status  the outcome ("ok", "noop", "session_not_found", …)
 --       snap    (with a session answer) the snapshot holding it;  key  (a create) the session key
---   as:idem:snap:<agent>:<session>:<version>  hash   the session's fields at that version: an answer
---       is kept once per version, shared by every record that returns it; it expires ttl after the
---       last record that refers to it was written, so never before them.
+--   as:idem:snap:<agent>:<session>:<version>  hash   the session's fields at that version, and
+--       ~refs, how many records refer to it: an answer is kept once per version, shared by every
+--       record that returns it; it expires ttl after the last record that refers to it was written,
+--       so never before them, and goes with the last of them to be forgotten.
 --   as:idem:index:<key id>                    zset   the key's records by time written: past
 --       `max` records the oldest are forgotten (a retry of those is applied anew), and entries older
---       than ttl are dropped from it.
+--       than ttl are dropped from it. So a key holds at most `max` records and `max` answers.
 --
 -- `idem` is a table: record, index (key names), fingerprint ("": no Idempotency-Key), ttl (s), max,
 -- snapshots (the snapshot key prefix, as:idem:snap:<agent>:<session>:).
+
+local REFS = '~refs'  -- a snapshot's field counting the records that refer to it (never a session field)
 
 -- nil when there is no record; otherwise a reply: {"idempotency_mismatch"} or {"replay", status, f, v, …}
 local function idem_lookup(idem)
@@ -26,7 +29,12 @@ local function idem_lookup(idem)
   local reply = {'replay', record[2]}
   if record[3] then
     local fields = redis.call('HGETALL', record[3])
-    for i = 1, #fields do reply[#reply + 1] = fields[i] end
+    for i = 1, #fields, 2 do
+      if fields[i] ~= REFS then
+        reply[#reply + 1] = fields[i]
+        reply[#reply + 1] = fields[i + 1]
+      end
+    end
   end
   if record[4] then
     reply[#reply + 1] = 'key'
@@ -56,6 +64,7 @@ local function idem_store(idem, status, fields, session_key)
     end
     local snap = idem.snapshots .. version
     redis.call('HSET', snap, unpack(fields))
+    redis.call('HINCRBY', snap, REFS, 1)
     redis.call('EXPIRE', snap, idem.ttl)
     record[#record + 1] = 'snap'
     record[#record + 1] = snap
@@ -73,7 +82,11 @@ local function idem_store(idem, status, fields, session_key)
   local extra = redis.call('ZCARD', idem.index) - idem.max
   if extra > 0 then
     local oldest = redis.call('ZPOPMIN', idem.index, extra)
-    for i = 1, #oldest, 2 do redis.call('DEL', oldest[i]) end
+    for i = 1, #oldest, 2 do
+      local snap = redis.call('HGET', oldest[i], 'snap')
+      redis.call('DEL', oldest[i])
+      if snap and redis.call('HINCRBY', snap, REFS, -1) <= 0 then redis.call('DEL', snap) end
+    end
   end
   redis.call('EXPIRE', idem.index, idem.ttl)
   return reply
