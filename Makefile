@@ -26,8 +26,9 @@ test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench api.py worker.py
+	$(BIN)/ruff check src tests bench tools api.py worker.py
 	$(BIN)/mypy
+	$(BIN)/python tools/check_redis_boundary.py
 
 check: test lint
 

@@ -1,5 +1,5 @@
-"""Dramatiq entry point: ``dramatiq worker`` (settings from the environment; see agent_sessions.workers)."""
+"""Dramatiq entry point from a checkout: ``dramatiq worker`` (the same as ``dramatiq agent_sessions.workers``)."""
 
-from agent_sessions.workers import actors, broker
+from agent_sessions.workers import broker
 
-__all__ = ["actors", "broker"]
+__all__ = ["broker"]

@@ -34,8 +34,10 @@ import httpx
 import psutil
 import redis
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.redis_server import RedisServer, free_port
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.server import RedisServer, free_port
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -115,7 +117,7 @@ def fresh_state(conn: redis.Redis) -> None:
     ours; the baseline caps its own) and compact the AOF, waiting for the rewrite. Every round then starts
     from the same state, and no AOF rewrite, triggered by a growth only this benchmark causes, lands in
     one round and not another. The AOF append every write makes stays inside every measurement."""
-    conn.delete("as:outbox", "outbox")
+    conn.delete(KEYS.outbox, "outbox")  # "outbox": the baseline's own
     wait_for_aof_rewrite(conn)  # Redis may have started one itself; asking for another meanwhile fails
     conn.bgrewriteaof()
     wait_for_aof_rewrite(conn)
@@ -243,7 +245,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             "Redis": [psutil.Process(int(conn.info("server")["process_id"]))],
         }
         cpu_before = cpu_seconds(groups)
-        backlog_start = conn.xlen("as:outbox")
+        backlog_start = conn.xlen(KEYS.outbox)
         result = wrk(
             f"http://127.0.0.1:{port}{PATH}",
             seconds,
@@ -253,12 +255,12 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         )
         cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(groups).items()}
         queued = sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
-        backlog_end = conn.xlen("as:outbox") + queued
+        backlog_end = conn.xlen(KEYS.outbox) + queued
         deadline = time.monotonic() + max(10, seconds)
         escalations = 0
         while time.monotonic() < deadline:
-            escalations = sum(1 for _ in conn.scan_iter("as:escalation:*", count=1000)) - 1  # less the warm-up
-            if conn.xlen("as:outbox") == 0 and len(receiver.latencies_ms) >= escalations:
+            escalations = sum(1 for _ in conn.scan_iter(KEYS.escalation("*"), count=1000)) - 1  # less the warm-up
+            if conn.xlen(KEYS.outbox) == 0 and len(receiver.latencies_ms) >= escalations:
                 break
             time.sleep(0.2)
         lat = receiver.latencies_ms
@@ -285,8 +287,8 @@ def populate(redis_url: str, agent: str, sessions: int) -> None:
     import asyncio
 
     from agent_sessions.events import SYSTEM
-    from agent_sessions.redis_client import async_client
-    from agent_sessions.store import Store
+    from agent_sessions.redis.client import async_client
+    from agent_sessions.redis.store import Store
 
     metadata = json.dumps(json.loads((HERE / "seed_patch.json").read_text().replace("__SEQ__", "1"))["metadata"])
 
@@ -327,7 +329,7 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
             with_delete = round_no % 2 == 1
             if with_delete:
                 populate(redis_url, doomed, sessions)
-            conn.delete("as:outbox")
+            conn.delete(KEYS.outbox)
             fresh_state(conn)
             worker = start([str(BIN / "agent-sessions"), "worker", "--relay-only"], env)
             try:
@@ -345,10 +347,10 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
                     response = httpx.delete(f"http://127.0.0.1:{port}/v2/agents/{doomed}", headers={"x-api-key": key})
                     answered = time.monotonic() - started
                     assert response.status_code == 204, response.text
-                    while conn.hlen("as:purges") and time.monotonic() - started < 120:
+                    while conn.hlen(KEYS.purges) and time.monotonic() - started < 120:
                         time.sleep(0.05)
                     purged = time.monotonic() - started
-                    left = sum(1 for _ in conn.scan_iter(f"as:session:{doomed}:*", count=1000))
+                    left = sum(1 for _ in conn.scan_iter(KEYS.session(doomed, "*"), count=1000))
                     deletes.append({"answer_ms": answered * 1000, "purge_s": purged, "left": float(left)})
                 out, _ = load.communicate(timeout=seconds + 60)
                 result = parse_wrk(out)
@@ -381,7 +383,7 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
     headers = {"x-api-key": key}
 
     def forget_events_and_history() -> None:  # relayed and trimmed in production; measured apart here
-        conn.delete("as:outbox", *conn.scan_iter("as:history:*"))
+        conn.delete(KEYS.outbox, *conn.scan_iter(KEYS.history("*", "*")))
 
     with TestClient(create_app(Settings(redis_url=redis_url))) as client:
         client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
@@ -396,7 +398,7 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
         url = f"/v2/agents/{AGENT}/sessions/ase_000000"
         for seq in range(2, 2 + min(sessions, 1000)):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
-        conn.delete("as:outbox")
+        conn.delete(KEYS.outbox)
         per_entry = (int(conn.info("memory")["used_memory"]) - before) / min(sessions, 1000)
     return per_session, per_entry
 
@@ -481,7 +483,7 @@ def main() -> int:
                 )
             if not args.http_only and not args.delete_only:
                 log("event pipeline ...")
-                conn.delete("as:outbox")
+                conn.delete(KEYS.outbox)
                 pipe = pipeline_benchmark(
                     server.url, key, args.pipeline_rate, args.pipeline_seconds, args.escalate_every
                 )

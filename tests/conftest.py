@@ -17,9 +17,10 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions.auth import Role
 from agent_sessions.config import Settings
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")

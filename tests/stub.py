@@ -1,7 +1,7 @@
-"""Dramatiq's StubBroker with our actors bound to it, for in-process actor and relay tests.
+"""Dramatiq's StubBroker with our actors declared on it, for in-process actor and relay tests.
 
-Actors bind to the global broker when first imported, so this module sets the stub broker first and
-imports the actors second; every test process that imports it shares this one broker.
+Built as ``bootstrap.dramatiq_workers`` builds the real one (the same middleware and actors), once per
+test process; tests point its ``worker`` at their own Redis (``worker.settings``) before starting it.
 """
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
-from agent_sessions.broker import OrjsonEncoder, WorkerResources
 from agent_sessions.config import Settings
+from agent_sessions.worker import actors
+from agent_sessions.worker.broker import OrjsonEncoder
+from agent_sessions.worker.context import Worker
+from agent_sessions.worker.middleware import Accounting, Lifecycle
 
 dramatiq.set_encoder(OrjsonEncoder())  # as make_broker() does
+worker = Worker(Settings(redis_url="redis://127.0.0.1:1/0"))  # set per test
 stub_broker = StubBroker()
-stub_broker.add_middleware(WorkerResources(Settings(redis_url="redis://127.0.0.1:1/0")))  # set per test
+stub_broker.add_middleware(Lifecycle(worker))
+stub_broker.add_middleware(Accounting(worker))
 dramatiq.set_broker(stub_broker)
+actors.declare(stub_broker, worker)
 
-from agent_sessions import actors  # noqa: E402  (after the broker, on purpose)
-
-__all__ = ["actors", "stub_broker", "worker_resources"]
-
-
-def worker_resources() -> WorkerResources:
-    return next(m for m in stub_broker.middleware if isinstance(m, WorkerResources))
+__all__ = ["stub_broker", "worker"]

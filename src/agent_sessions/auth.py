@@ -1,14 +1,14 @@
 """API keys and roles.
 
-A key is ``ask_`` + 32 url-safe random characters (24 random bytes). Only its SHA-256 digest is stored, under
-``as:apikey:<digest>`` (a hash: id, name, role, agents, rate, burst, created_at, revoked_at), with
-``as:apikeys`` mapping key ids to digests for listing and revoking by id. Whether a key is valid
+A key is ``ask_`` + 32 url-safe random characters (24 random bytes). Only its SHA-256 digest is stored
+(``redis.apikeys.Keyring``: a record per digest with id, name, role, agents, rate, burst, created_at,
+revoked_at, and an index from key ids to digests for listing and revoking by id). Whether a key is valid
 (revocation) is checked in Redis on every request, so a revoked key is refused by every API process on
 its next request; an API process keeps only the unchanging part of the records of keys it admitted
 (role and agents, ``ratelimit.Gate``), to authorize a PATCH before its one round trip.
 Keys are looked up by digest (a one-way function of the secret), and the stored digest is compared with
 ``hmac.compare_digest``, so response timing says nothing about the secret. The lookup itself runs in
-``lua/gate.lua`` together with rate limiting (``ratelimit.Gate``).
+the gate script together with rate limiting (``ratelimit.Gate``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import cast
-
-import redis
 
 from agent_sessions.errors import Forbidden, Unauthorized
-from agent_sessions.redis_client import outage_as_unavailable_sync
 
 SECRET_RE = re.compile(r"ask_[A-Za-z0-9_-]{24,128}")
 KEY_ID_RE = re.compile(r"kid_[0-9a-f]{12}")
-PREFIX = "as:"
 
 
 class Role(StrEnum):
@@ -76,11 +71,21 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def record_key(key_digest: str) -> str:
-    return f"{PREFIX}apikey:{key_digest}"
-
-
-INDEX_KEY = f"{PREFIX}apikeys"
+def new_key(
+    role: Role, agents: tuple[str, ...] = (), name: str = "", rate: float | None = None, burst: int | None = None
+) -> tuple[ApiKey, str]:
+    """A new key and its secret (shown once; only its digest is stored)."""
+    key = ApiKey(
+        id="kid_" + secrets.token_hex(6),
+        name=name,
+        role=role,
+        agents=agents,
+        rate=rate,
+        burst=burst,
+        created_at=int(time.time() * 1000),
+        revoked_at=None,
+    )
+    return key, "ask_" + secrets.token_urlsafe(24)
 
 
 def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str:
@@ -111,76 +116,3 @@ def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool
         raise Forbidden("this key is not allowed to access this agent")
     if agent is None and not any_agent and key.agents:
         raise Forbidden("a key limited to some agents cannot do this")
-
-
-class Keyring:
-    """Key management for the CLI (synchronous: it runs outside any event loop)."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.redis = client
-
-    def create(
-        self,
-        role: Role,
-        agents: tuple[str, ...] = (),
-        name: str = "",
-        rate: float | None = None,
-        burst: int | None = None,
-    ) -> tuple[ApiKey, str]:
-        secret = "ask_" + secrets.token_urlsafe(24)
-        key = ApiKey(
-            id="kid_" + secrets.token_hex(6),
-            name=name,
-            role=role,
-            agents=agents,
-            rate=rate,
-            burst=burst,
-            created_at=int(time.time() * 1000),
-            revoked_at=None,
-        )
-        key_digest = digest(secret)
-        fields = {
-            "id": key.id,
-            "name": name,
-            "role": role.value,
-            "agents": ",".join(agents),
-            "rate": "" if rate is None else repr(rate),
-            "burst": "" if burst is None else str(burst),
-            "created_at": str(key.created_at),
-            "digest": key_digest,
-        }
-        with outage_as_unavailable_sync():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.hset(record_key(key_digest), mapping=fields)  # type: ignore[arg-type]
-            pipe.hset(INDEX_KEY, key.id, key_digest)
-            pipe.execute()
-        return key, secret
-
-    def list(self) -> list[ApiKey]:
-        with outage_as_unavailable_sync():
-            index = cast(dict[str, str], self.redis.hgetall(INDEX_KEY))
-            pipe = self.redis.pipeline(transaction=False)
-            for key_digest in index.values():
-                pipe.hgetall(record_key(key_digest))
-            records = pipe.execute()
-        keys = [ApiKey.from_fields(fields) for fields in records if fields]
-        return sorted(keys, key=lambda k: (k.created_at, k.id))
-
-    def is_active(self, secret: str) -> bool:
-        with outage_as_unavailable_sync():
-            fields = cast(dict[str, str], self.redis.hgetall(record_key(digest(secret))))
-        return bool(fields) and not fields.get("revoked_at")
-
-    def revoke(self, id_or_secret: str) -> ApiKey | None:
-        """Revoke by key id or by the key itself; ``None`` when no such key exists."""
-        with outage_as_unavailable_sync():
-            if KEY_ID_RE.fullmatch(id_or_secret):
-                key_digest = cast(str | None, self.redis.hget(INDEX_KEY, id_or_secret))
-            elif SECRET_RE.fullmatch(id_or_secret):
-                key_digest = digest(id_or_secret)
-            else:
-                return None
-            if key_digest is None or not self.redis.exists(record_key(key_digest)):
-                return None
-            self.redis.hsetnx(record_key(key_digest), "revoked_at", str(int(time.time() * 1000)))
-            return ApiKey.from_fields(cast(dict[str, str], self.redis.hgetall(record_key(key_digest))))

@@ -9,11 +9,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions import bootstrap
+from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError, StoreUnavailable
 from agent_sessions.models import AGENT_KEY_RE
-from agent_sessions.redis_client import sync_client
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "dev":
             return _dev(args, settings)
         if args.command == "worker":
-            from agent_sessions.worker_command import run_worker
+            from agent_sessions.worker.supervisor import run_worker
 
             return run_worker(
                 settings,
@@ -95,17 +95,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 3
 
 
-def _require_redis(settings: Settings) -> str:
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0); `agent-sessions dev` needs none")
-    return settings.redis_url
-
-
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from agent_sessions.logs import dict_config
     from agent_sessions.web import server
 
-    _require_redis(settings)
+    bootstrap.redis_url(settings, "the API")
     log_config = dict_config(settings.log_level, settings.log_format)
     cfg = server.config(settings, server.APP_FACTORY, args.host, args.port, args.workers, log_config)
     server.run(settings, cfg)
@@ -119,10 +113,9 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _deadletters(args: argparse.Namespace, settings: Settings) -> int:
-    from agent_sessions.broker import enqueue_delivery, make_broker
-    from agent_sessions.escalations import Escalations
+    from agent_sessions.worker.broker import enqueue_delivery, make_broker
 
-    escalations = Escalations(sync_client(_require_redis(settings)))
+    escalations = bootstrap.escalation_store(settings)
     if args.dead_command == "list":
         print(f"{'ID':<29} {'AGENT':<24} {'SESSION':<28} {'TRIES':>5}  LAST ERROR")
         for d in escalations.dead_letters():
@@ -144,7 +137,7 @@ def _deadletters(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:
-    keyring = Keyring(sync_client(_require_redis(settings)))
+    keyring = bootstrap.keyring(settings)
     if args.keys_command == "create":
         bad = [a for a in args.agent if not AGENT_KEY_RE.fullmatch(a)]
         if bad:

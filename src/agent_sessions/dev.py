@@ -28,19 +28,15 @@ from types import FrameType
 import orjson
 import uvicorn
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions import bootstrap
+from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import AgentAlreadyExists, ConfigError, SessionAlreadyExists
 from agent_sessions.events import SYSTEM
-from agent_sessions.models import MetadataLimits
 from agent_sessions.process import die_with_parent
-from agent_sessions.redis_client import async_client, sync_client
-from agent_sessions.services import Services
-from agent_sessions.store import Store
 
 SEED_AGENT = "agt_customer_support"
 SEED_SESSION = "ase_customer_support_001"
-SEEDED_MARK = "as:dev:seeded"
 SEED_PATCH = {
     "description": "Escalated billing inquiry requiring management review and account adjustment",
     "metadata": {
@@ -59,11 +55,10 @@ SEED_PATCH = {
 
 
 async def _seed_data(settings: Settings) -> None:
-    assert settings.redis_url
-    client = async_client(settings.redis_url, settings.redis_timeout)
-    services = Services(Store(client), MetadataLimits())
+    graph = bootstrap.api(settings)  # the API's own services: the same limits and history bounds
+    services = graph.services
     try:
-        if await client.set(SEEDED_MARK, "1", nx=True):
+        if await graph.store.claim_seed():
             with contextlib.suppress(AgentAlreadyExists):
                 await services.create_agent({"key": SEED_AGENT, "name": "Customer support"})
             with contextlib.suppress(SessionAlreadyExists):
@@ -83,14 +78,13 @@ async def _seed_data(settings: Settings) -> None:
                     SYSTEM,
                 )
     finally:
-        await client.aclose()
+        await graph.aclose()
 
 
 def seed(settings: Settings, data_dir: Path) -> str:
     """Seed on first run; return the dev admin key (made anew if the stored one was revoked)."""
-    assert settings.redis_url
     asyncio.run(_seed_data(settings))
-    keyring = Keyring(sync_client(settings.redis_url))
+    keyring = bootstrap.keyring(settings)
     key_file = data_dir / "admin-key"
     if key_file.exists():
         secret = key_file.read_text().strip()
@@ -177,7 +171,7 @@ def lock_data_dir(data_dir: Path) -> int:
 
 def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
     from agent_sessions.logs import dict_config
-    from agent_sessions.redis_server import RedisServer
+    from agent_sessions.redis.server import RedisServer
     from agent_sessions.web import server as web_server
     from agent_sessions.web.app import create_app
 

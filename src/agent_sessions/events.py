@@ -20,10 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_sessions.ids import new_id
-from agent_sessions.resources import event_time, session_resource, stored_value
-
-OUTBOX = "as:outbox"
-RELAY_GROUP = "relay"
+from agent_sessions.representations import event_time, session_resource, stored_value
 
 CREATED, UPDATED, DELETED = "session.created", "session.updated", "session.deleted"
 

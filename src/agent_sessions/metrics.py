@@ -4,13 +4,12 @@
 HTTP metrics are kept per API process (prometheus-client; with ``serve --workers N`` in its
 multiprocess mode, served by the supervising process, which handles no requests). Pipeline metrics are
 the same for every process, so they are read from Redis when scraped: the outbox backlog and relay lag,
-and the counters the workers keep in the ``as:metrics`` hash (events processed and failed per actor,
+and the counters the workers keep in Redis (``redis.outbox.Counters``) (events processed and failed per actor,
 webhook deliveries and failed attempts, dead letters). A scrape is one Redis round trip plus rendering.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,10 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from agent_sessions.errors import ConfigError
-from agent_sessions.escalations import DEAD_LETTERS
-from agent_sessions.escalations import METRICS as COUNTERS  # "<actor>:processed|failed", "webhooks:…"
-from agent_sessions.events import OUTBOX, RELAY_GROUP
-from agent_sessions.redis_client import OUTAGE_ERRORS
+from agent_sessions.redis.client import OUTAGE_ERRORS
+from agent_sessions.redis.outbox import pipeline_snapshot
 
 REQUESTS = Counter("agent_sessions_http_requests", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -68,21 +65,6 @@ class PipelineCollector:
                 events.add_metric([group, name], float(value))
         yield events
         yield webhooks
-
-
-def pipeline_snapshot(client: redis.Redis) -> dict[str, Any]:
-    pipe = client.pipeline(transaction=False)
-    pipe.xlen(OUTBOX)
-    pipe.xrange(OUTBOX, count=1)
-    pipe.hgetall(COUNTERS)
-    pipe.zcard(DEAD_LETTERS)
-    pipe.xinfo_groups(OUTBOX)
-    backlog, oldest, counters, dead, groups = pipe.execute(raise_on_error=False)
-    if isinstance(groups, Exception):  # no stream yet
-        groups = []
-    pending = sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
-    lag = max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000) if oldest else 0.0
-    return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 
 
 class Exposition:

@@ -7,7 +7,7 @@ Both run inside the gate (``lua/_gate.lua``) together with the key lookup: one r
 an authenticated request, or none of its own for a PATCH by a key this process has seen before: the
 update script runs the gate first and writes only if it admits the request (``Admission``). Refill
 is computed from Redis ``TIME``, so any number of API processes share each bucket exactly; the Redis
-client never retries (``redis_client``), so a bucket is never charged twice for one request. When
+client never retries (``redis.client``), so a bucket is never charged twice for one request. When
 Redis is down the gate cannot authenticate anyone either: the request gets the same fast 503 as the
 rest of the API (fail closed, never unlimited).
 """
@@ -23,10 +23,13 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agent_sessions import lua
-from agent_sessions.auth import ApiKey, digest, record_key
+from agent_sessions.auth import ApiKey, digest
 from agent_sessions.errors import RateLimited, Unauthorized
-from agent_sessions.redis_client import Batches, Script
+from agent_sessions.redis.client import Batches
+from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.replies import raise_for
+from agent_sessions.redis.scripts import Script
+from agent_sessions.redis.store import gate_keys
 
 POLICY = "default"
 
@@ -68,32 +71,32 @@ def _verdict(reply: list[Any]) -> tuple[str, Quota]:
             retry_after(int(reply[1])), "too many failed authentications from this address", reason="address"
         )
     if status != "ok" and status != "limited":
-        raise Unauthorized("API key revoked" if status == "revoked" else "unknown API key")
+        raise_for(status)
+        raise Unauthorized("unknown API key")  # a status the gate does not give: refuse all the same
     return status, Quota(float(reply[3]), int(reply[4]), remaining=int(reply[1]), next_token_ms=int(reply[2]))
 
 
 @dataclass(frozen=True)
 class Admission:
-    """The gate, to be run by a write script before it writes (one round trip for both): the gate's
-    KEYS and ARGV, and what to do with its verdict. ``settle`` takes the script's reply, reports the
-    quota, raises ``RateLimited`` or ``Unauthorized`` when the request was refused (the script then
-    wrote nothing) and returns the write's own reply."""
+    """The gate, to be run by the update script before it writes (one round trip for both; the store's
+    ``Admission`` protocol). ``settle`` takes the gate's verdict, reports the quota and raises
+    ``RateLimited`` or ``Unauthorized`` when the request was refused (the script then wrote nothing)."""
 
-    keys: tuple[str, str, str]
-    args: tuple[Any, Any, Any, Any]
+    key_digest: str
+    address: str
+    limits: tuple[float, int, float, int]
     on_quota: Callable[[Quota], None]
     forget: Callable[[], object]
 
-    def settle(self, reply: list[Any]) -> list[Any]:
+    def settle(self, verdict: list[Any]) -> None:
         try:
-            status, quota = _verdict(reply[0])
+            status, quota = _verdict(verdict)
         except Unauthorized:
             self.forget()
             raise
         self.on_quota(quota)
         if status != "ok":
             raise RateLimited(retry_after(quota.next_token_ms))
-        return cast(list[Any], reply[1])
 
 
 def retry_after(ms: int) -> int:
@@ -109,15 +112,15 @@ class Gate:
 
     KNOWN_MAX = 10_000
 
-    def __init__(self, client: aioredis.Redis, limits: Limits, batches: Batches | None = None) -> None:
+    def __init__(
+        self, client: aioredis.Redis, limits: Limits, batches: Batches | None = None, keys: Keys = KEYS
+    ) -> None:
         self.limits = limits
-        self._script = Script(batches or Batches(client), lua.source("gate"))
+        self.keys = keys
+        self._script = Script(batches or Batches(client), "gate")
         self._known: dict[str, ApiKey] = {}
 
-    def _keys(self, key_digest: str, address: str) -> tuple[str, str, str]:
-        return record_key(key_digest), f"as:rl:key:{key_digest}", f"as:rl:addr:{address}"
-
-    def _args(self) -> tuple[Any, Any, Any, Any]:
+    def _args(self) -> tuple[float, int, float, int]:
         limits = self.limits
         return limits.rate, limits.burst, limits.failure_rate, limits.failure_burst
 
@@ -132,7 +135,7 @@ class Gate:
         address has failed too often.
         """
         key_digest = digest(secret)
-        reply = cast(list[Any], await self._script(self._keys(key_digest, address), self._args()))
+        reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest, address), self._args()))
         try:
             status, quota = _verdict(reply)
         except Unauthorized:
@@ -151,7 +154,8 @@ class Gate:
     def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
         key_digest = digest(secret)
         return Admission(
-            self._keys(key_digest, address),
+            key_digest,
+            address,
             self._args(),
             on_quota,
             lambda: self._known.pop(key_digest, None),  # refused: revoked, or gone with a flushed Redis

@@ -35,10 +35,9 @@ from agent_sessions.models import (
     SessionList,
     encode_metadata,
 )
-from agent_sessions.ratelimit import Admission
+from agent_sessions.redis.store import Admission, Idempotency, Page, Store
 from agent_sessions.reports import Report, report_from_hash
-from agent_sessions.resources import agent_resource, event_time, session_resource, stored_value
-from agent_sessions.store import NO_IDEMPOTENCY, Idempotency, Page, Store
+from agent_sessions.representations import agent_resource, event_time, session_resource, stored_value
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")
 
@@ -175,7 +174,7 @@ class Services:
     # -- sessions -----------------------------------------------------------------------------------
 
     async def create_session(
-        self, agent: str, body: dict[str, Any], origin: Origin, idem: Idempotency = NO_IDEMPOTENCY
+        self, agent: str, body: dict[str, Any], origin: Origin, idem: Idempotency | None = None
     ) -> tuple[Session, bool]:
         """Create; returns the session and whether this was a replay of an earlier request."""
         session = body.get("key") or "ase_" + secrets.token_urlsafe(16)
@@ -209,7 +208,7 @@ class Services:
         *,
         merge: bool = False,
         if_match: str = "",
-        idem: Idempotency = NO_IDEMPOTENCY,
+        idem: Idempotency | None = None,
         admission: Admission | None = None,
     ) -> tuple[Session, bool]:
         """The PATCH; returns the session after it and whether this was a replay. ``admission``: the
@@ -230,7 +229,7 @@ class Services:
             return await self._merge(agent, session, body, origin, if_match, idem)
 
     async def _merge(
-        self, agent: str, session: str, body: dict[str, Any], origin: Origin, if_match: str, idem: Idempotency
+        self, agent: str, session: str, body: dict[str, Any], origin: Origin, if_match: str, idem: Idempotency | None
     ) -> tuple[Session, bool]:
         client_version = if_match not in ("", "*")
         for attempt in range(MERGE_ATTEMPTS):

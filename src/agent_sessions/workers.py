@@ -1,13 +1,9 @@
-"""Dramatiq's entry module (``dramatiq agent_sessions.workers``): the broker first, then the actors."""
+"""Dramatiq's entry module (``dramatiq agent_sessions.workers``), wired by ``bootstrap.dramatiq_workers``."""
 
-from agent_sessions.broker import setup_broker
+from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.logs import configure
 
 settings = Settings.from_env()
 configure(settings.log_level, settings.log_format)
-broker = setup_broker(settings)
-
-from agent_sessions import actors  # noqa: E402  (actors bind to the broker built above)
-
-__all__ = ["actors", "broker", "settings"]
+broker = bootstrap.dramatiq_workers(settings)

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.server import free_port
 
 BIN = Path(sys.executable).parent
 

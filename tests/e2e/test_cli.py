@@ -11,7 +11,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from agent_sessions.config import Settings, webhook_key
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.server import free_port
 from tests.e2e.helpers import command, env, serving, wait_http
 
 pytestmark = pytest.mark.e2e

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from agent_sessions import dev
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.server import free_port
 from tests.e2e.helpers import command, env, read_until, stop, wait_http
 from tests.integration.test_api_sessions import SEED_RESPONSE
 

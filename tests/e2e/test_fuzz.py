@@ -14,8 +14,9 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.redis_server import free_port
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import free_port
 from tests.e2e.helpers import command, env, stop, wait_http
 
 pytestmark = pytest.mark.e2e

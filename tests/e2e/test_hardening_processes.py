@@ -15,9 +15,10 @@ import httpx
 import psutil
 import pytest
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.redis_client import sync_client
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.server import RedisServer
 from tests.e2e.helpers import command, env, serving
 from tests.faults.helpers import stop_group
 

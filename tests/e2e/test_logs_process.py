@@ -9,7 +9,7 @@ import subprocess
 import httpx
 import pytest
 
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.server import free_port
 from tests.e2e.helpers import command, env, stop, wait_http
 
 pytestmark = pytest.mark.e2e

@@ -17,8 +17,9 @@ import pytest
 import redis
 from standardwebhooks import Webhook
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.redis_server import free_port
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import free_port
 from tests.conftest import IN_CI
 from tests.e2e.helpers import command, env, stop, wait_http
 from tests.integration.test_pipeline import DIMS, SECRET

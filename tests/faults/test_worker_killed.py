@@ -11,8 +11,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.redis_server import free_port
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import free_port
 from tests.e2e.helpers import command, env, stop, wait_http
 from tests.e2e.test_pipeline_processes import broker_url  # noqa: F401  (fixture)
 from tests.faults.helpers import (

@@ -9,9 +9,9 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.events import OUTBOX
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 from tests.integration.test_api_sessions import error
@@ -29,7 +29,7 @@ def known(client: TestClient, key: str) -> dict[str, str]:
 
 
 def unchanged(sync_redis: redis.Redis) -> tuple[Any, ...]:
-    return sync_redis.hget(SESSION_KEY, "version"), sync_redis.xlen(OUTBOX)
+    return sync_redis.hget(SESSION_KEY, "version"), sync_redis.xlen(KEYS.outbox)
 
 
 def test_a_known_key_patches_in_one_script(client: TestClient, make_key: MakeKey, seeded: Any) -> None:

@@ -8,8 +8,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role
-from agent_sessions.purge import Purger
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.purge import Purger
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 from tests.integration.test_api_sessions import error
 

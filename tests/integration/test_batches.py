@@ -1,4 +1,4 @@
-"""Auto-pipelining (``redis_client.Batches``) on a real Redis: concurrent script calls share round
+"""Auto-pipelining (``redis.client.Batches``) on a real Redis: concurrent script calls share round
 trips, and each caller still gets its own reply, its own error, or the outage."""
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ import redis
 from redis.exceptions import ResponseError
 
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis_client import Batches, Script, async_client
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.client import Batches, async_client
+from agent_sessions.redis.scripts import Lua, Script
+from agent_sessions.redis.server import free_port
 
 pytestmark = pytest.mark.anyio
 
 # Echoes its argument; fails for "boom" (one caller's error must stay that caller's).
-ECHO = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}"
+ECHO = Lua("echo", "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}")
 
 
 class CountingBatches(Batches):

@@ -11,10 +11,11 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions.auth import Role
 from agent_sessions.config import Settings
-from agent_sessions.redis_client import sync_client
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.conftest import SEED_AGENT, SEED_SESSION
 from tests.integration.test_api_sessions import error

@@ -1,6 +1,6 @@
 """A connection cut after Redis ran a script must not make the client run it again.
 
-redis-py retries failed commands by default; our client does not (``redis_client``). If that policy
+redis-py retries failed commands by default; our client does not (``redis.client``). If that policy
 regressed, the cut request below would charge the bucket (or bump the version) more than once.
 """
 
@@ -12,9 +12,10 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role, digest
+from agent_sessions.auth import Role, digest
 from agent_sessions.config import Settings
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.integration.test_api_sessions import error
 from tests.proxy import CuttingProxy

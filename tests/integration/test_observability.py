@@ -16,8 +16,8 @@ from starlette.testclient import TestClient
 
 from agent_sessions.logs import JsonFormatter
 from agent_sessions.metrics import serve_metrics
-from agent_sessions.redis_client import sync_client
-from agent_sessions.redis_server import free_port
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.server import free_port
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"

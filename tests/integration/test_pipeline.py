@@ -20,16 +20,21 @@ import redis
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
-from agent_sessions.broker import enqueue_delivery
 from agent_sessions.config import Settings
-from agent_sessions.escalations import EscalationRule, Escalations
-from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK, ESCALATE, OUTBOX, REPORT, event_from_entry
+from agent_sessions.escalations import EscalationRule
+from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK, ESCALATE, REPORT, event_from_entry
 from agent_sessions.logs import configure as configure_logging
-from agent_sessions.outbox import Relay
-from agent_sessions.redis_client import sync_client
-from agent_sessions.reports import Reports
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.outbox import Outbox
+from agent_sessions.redis.reports import ReportStore
+from agent_sessions.worker.broker import enqueue_delivery
+from agent_sessions.worker.middleware import Lifecycle
+from agent_sessions.worker.relay import Relay
 from tests.receiver import Receiver
-from tests.stub import stub_broker, worker_resources
+from tests.stub import stub_broker
+from tests.stub import worker as worker_context
 from tests.support import stream
 from tests.support.recount import assert_report_matches
 from tests.support.recount import recount as shared_recount
@@ -61,7 +66,7 @@ def pipeline_settings(redis_url: str, receiver: Receiver) -> Settings:
 @pytest.fixture
 def worker(pipeline_settings: Settings) -> Iterator[dramatiq.Worker]:
     """An in-process worker (as in Dramatiq's own tests), its resources pointed at this test's Redis."""
-    res = worker_resources()
+    res = worker_context
     res.close()
     res.settings = pipeline_settings
     stub_broker.flush_all()
@@ -76,7 +81,7 @@ def worker(pipeline_settings: Settings) -> Iterator[dramatiq.Worker]:
 @pytest.fixture
 def relay(redis_url: str) -> Iterator[Relay]:
     client = sync_client(redis_url)
-    r = Relay(client, stub_broker, name="relay-1", claim_idle_ms=100, block_ms=10)
+    r = Relay(Outbox(client), stub_broker, name="relay-1", claim_idle_ms=100, block_ms=10)
     r.ensure_group()
     yield r
     client.close()
@@ -130,15 +135,15 @@ def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
     api("POST", "/sessions", json={"key": "ase_1"})
     api("PATCH", "/sessions/ase_1", json={"description": "x"})
     stub_broker.flush_all()
-    assert sync_redis.xlen(OUTBOX) == 2
+    assert sync_redis.xlen(KEYS.outbox) == 2
     assert relay.step() == 2
     # one message per consumer per batch, holding that consumer's events
     (reports,) = queued_events(REPORT[1])
     (escalations,) = queued_events(ESCALATE[1])
     assert [e["type"] for e in reports] == ["session.created", "session.updated"]
     assert [e["type"] for e in escalations] == ["session.updated"]
-    assert sync_redis.xlen(OUTBOX) == 0
-    assert sync_redis.xpending(OUTBOX, "relay")["pending"] == 0
+    assert sync_redis.xlen(KEYS.outbox) == 0
+    assert sync_redis.xpending(KEYS.outbox, "relay")["pending"] == 0
 
 
 def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages(
@@ -149,8 +154,8 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
     stub_broker.flush_all()
     # Take the second event out and put it back while the relay lingers over the first.
     ((second_id, second),) = stream.entries(sync_redis, count=1, min="(" + stream.entries(sync_redis)[0][0])
-    sync_redis.xdel(OUTBOX, second_id)
-    later = threading.Timer(0.05, lambda: sync_redis.xadd(OUTBOX, second))  # type: ignore[arg-type]
+    sync_redis.xdel(KEYS.outbox, second_id)
+    later = threading.Timer(0.05, lambda: sync_redis.xadd(KEYS.outbox, second))  # type: ignore[arg-type]
     relay.linger_ms = 1000
     later.start()
     try:
@@ -159,7 +164,7 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
         later.join()
     (reports,) = queued_events(REPORT[1])
     assert [e["type"] for e in reports] == ["session.created", "session.updated"]
-    assert sync_redis.xlen(OUTBOX) == 0
+    assert sync_redis.xlen(KEYS.outbox) == 0
 
 
 def test_enqueue_failure_acknowledges_nothing(
@@ -173,8 +178,8 @@ def test_enqueue_failure_acknowledges_nothing(
     monkeypatch.setattr(relay.broker, "enqueue", broker_down)
     with pytest.raises(ConnectionError):
         relay.step()
-    assert sync_redis.xlen(OUTBOX) == 1
-    assert sync_redis.xpending(OUTBOX, "relay")["pending"] == 1
+    assert sync_redis.xlen(KEYS.outbox) == 1
+    assert sync_redis.xpending(KEYS.outbox, "relay")["pending"] == 1
 
 
 def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
@@ -198,14 +203,14 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
         relay.step()  # enqueued, never acknowledged
     monkeypatch.undo()
     time.sleep(0.15)  # the entries idle past claim_idle_ms
-    other = Relay(sync_client(redis_url), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
+    other = Relay(Outbox(sync_client(redis_url)), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
     assert other.step() == 2  # reclaimed, enqueued again
     drain(other)
     body = report(client, admin)
     assert body["sessions"] == {"total": 1, "enabled": 1}
     assert body["updates"] == {"total": 1} and body["escalations"] == {"total": 1}
     assert body["by_metadata"]["priority"] == {"urgent": 1}
-    assert sync_redis.xlen(OUTBOX) == 0
+    assert sync_redis.xlen(KEYS.outbox) == 0
 
 
 def test_report_equals_recount_after_creates_updates_deletes(
@@ -240,7 +245,7 @@ def test_report_equals_recount_after_creates_updates_deletes(
     assert body["updates"]["total"] == updates
 
 
-def apply_in_batches(reports: Reports, events: list[Any], rng: random.Random, sync_redis: redis.Redis) -> int:
+def apply_in_batches(reports: ReportStore, events: list[Any], rng: random.Random, sync_redis: redis.Redis) -> int:
     """Random-size batches, as the relay's messages are; Redis forgets the script once on the way."""
     counted, start, flush_at = 0, 0, len(events) // 2
     while start < len(events):
@@ -264,7 +269,7 @@ def test_reporting_is_exact_with_duplicates_and_any_order(
     api("POST", "/sessions", json={"key": "ase_2", "metadata": {"priority": "high"}})
     api("PATCH", "/sessions/ase_2", json={"enabled": False})
     events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
-    reports = Reports(sync_client(redis_url), DIMS)
+    reports = ReportStore(sync_client(redis_url), DIMS)
     for seed in range(5):
         for key in sync_redis.scan_iter("as:report:*"):
             sync_redis.delete(key)
@@ -291,7 +296,7 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
     for i, value in enumerate(values):
         api("POST", "/sessions", json={"key": f"ase_v{i}", "metadata": {"priority": value}})
     events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
-    reports = Reports(sync_client(redis_url), DIMS, max_values=3, max_chars=64)
+    reports = ReportStore(sync_client(redis_url), DIMS, max_values=3, max_chars=64)
     reports.apply_all(events)
     body = reports.read(A)
     assert_report_matches(body, shared_recount(sync_redis, A, DIMS), max_values=3)
@@ -332,7 +337,7 @@ def test_escalation_is_delivered_once_and_signed(
     assert event["type"] == "session.updated" and event["version"] == patched["version"] == 3
     assert event["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "urgent"}}
     assert delivery.headers["webhook-id"] == event["event_id"]
-    assert Escalations(sync_redis).get(event["event_id"])["status"] == "delivered"
+    assert EscalationStore(sync_redis).get(event["event_id"])["status"] == "delivered"
     assert report(client, admin)["escalations"] == {"total": 1}
     drain(relay)
     assert len(receiver.deliveries) == 1
@@ -349,7 +354,7 @@ def test_receiver_failing_twice_still_ends_in_one_delivery(
     assert [d.status for d in receiver.deliveries] == [500, 500, 204]
     assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1  # stable across retries
     assert len({d.body for d in receiver.deliveries}) == 1
-    record = Escalations(sync_redis).get(receiver.deliveries[0].headers["webhook-id"])
+    record = EscalationStore(sync_redis).get(receiver.deliveries[0].headers["webhook-id"])
     assert record["status"] == "delivered" and record["attempts"] == "2"
 
 
@@ -375,7 +380,7 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
-    escalations = Escalations(sync_redis)
+    escalations = EscalationStore(sync_redis)
     (dead,) = escalations.dead_letters()
     assert dead["status"] == "dead" and dead["attempts"] == "3" and "HTTP 500" in dead["last_error"]
     assert len(receiver.deliveries) == 3  # the first try and two retries
@@ -399,11 +404,12 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
 
 
 def test_workers_poll_idle_queues_at_most_every_100_ms_however_started(redis_url: str) -> None:
-    res = worker_resources()
+    res = worker_context
     res.settings = Settings(redis_url=redis_url)
     plain = dramatiq.Worker(stub_broker)  # what a plain `dramatiq agent_sessions.workers` builds
     assert plain.worker_timeout == 1000
-    res.before_worker_boot(stub_broker, plain)
+    lifecycle = next(m for m in stub_broker.middleware if isinstance(m, Lifecycle))
+    lifecycle.before_worker_boot(stub_broker, plain)
     assert plain.worker_timeout == 100
     res.close()
 
@@ -436,12 +442,12 @@ def test_several_relays_share_the_outbox_without_duplicates(api: Any, redis_url:
     for i in range(60):
         api("POST", "/sessions", json={"key": f"ase_{i}"})
     stub_broker.flush_all()
-    relays = [Relay(sync_client(redis_url), stub_broker, name=f"r{n}", block_ms=10) for n in range(3)]
+    relays = [Relay(Outbox(sync_client(redis_url)), stub_broker, name=f"r{n}", block_ms=10) for n in range(3)]
     relays[0].ensure_group()
     counts = [0, 0, 0]
 
     def run(n: int) -> None:
-        while (got := relays[n].step()) or sync_redis.xlen(OUTBOX):
+        while (got := relays[n].step()) or sync_redis.xlen(KEYS.outbox):
             counts[n] += got
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]

@@ -10,11 +10,12 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role, digest
+from agent_sessions.auth import Role, digest
 from agent_sessions.config import Settings
 from agent_sessions.errors import RateLimited, Unauthorized
 from agent_sessions.ratelimit import Gate, Limits, retry_after
-from agent_sessions.redis_client import async_client
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import async_client
 from agent_sessions.web.app import create_app
 from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
 from tests.integration.test_api_sessions import error

@@ -1,4 +1,4 @@
-"""Our asyncio clients pack commands with hiredis (``redis_client.HiredisPacking``): the same bytes as
+"""Our asyncio clients pack commands with hiredis (``redis.client.HiredisPacking``): the same bytes as
 redis-py's own packer, the same errors, and real round trips over TCP and a unix socket."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import DataError
 
-from agent_sessions.redis_client import HiredisPacking, async_client
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.redis.client import HiredisPacking, async_client
+from agent_sessions.redis.server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

@@ -11,9 +11,10 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions.auth import Role
 from agent_sessions.config import Settings
-from agent_sessions.redis_server import RedisServer
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.proxy import CuttingProxy
 

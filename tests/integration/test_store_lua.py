@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions.auth import Keyring, Role
+from agent_sessions.auth import Role
 from agent_sessions.errors import (
     AgentAlreadyExists,
     AgentNotFound,
@@ -19,11 +19,13 @@ from agent_sessions.errors import (
     SessionNotFound,
     Unauthorized,
 )
-from agent_sessions.events import OUTBOX, Origin, event_from_entry
-from agent_sessions.purge import Purger
+from agent_sessions.events import Origin, event_from_entry
 from agent_sessions.ratelimit import Gate, Limits, Quota
-from agent_sessions.redis_client import async_client
-from agent_sessions.store import Store
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import async_client
+from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.purge import Purger
+from agent_sessions.redis.store import Store
 from tests.support import stream
 
 pytestmark = pytest.mark.anyio
@@ -85,7 +87,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
     await store.update_session(A, "ase_1", ORIGIN, {"description": "changed"})
     await store.create_agent("agt_b", "B", "", b"{}", True)
     await store.create_session("agt_b", "ase_1", ORIGIN, "", "", b"{}", True)
-    events_before = sync_redis.xlen(OUTBOX)
+    events_before = sync_redis.xlen(KEYS.outbox)
     assert await store.delete_agent(A, DELETER) == 5
     # Gone at once for every reader and writer; the sessions wait, invisible, for the purge.
     with pytest.raises(AgentNotFound):
@@ -96,7 +98,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         await store.create_session(A, "ase_new", ORIGIN, "", "", b"{}", True)
     with pytest.raises(AgentAlreadyExists):  # the key is free again once the purge is over
         await store.create_agent(A, "again", "", b"{}", True)
-    assert sync_redis.xlen(OUTBOX) == events_before and sync_redis.zcard("as:purge:agt_a") == 5
+    assert sync_redis.xlen(KEYS.outbox) == events_before and sync_redis.zcard("as:purge:agt_a") == 5
 
     purger = Purger(sync_redis, batch=2)
     assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
@@ -222,7 +224,7 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
         )
     assert len(quotas) == 2  # a refused key has no quota to report
     assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "2"
-    assert sync_redis.xlen(OUTBOX) == 2  # created, the admitted update; nothing else
+    assert sync_redis.xlen(KEYS.outbox) == 2  # created, the admitted update; nothing else
     assert sync_redis.llen("as:history:agt_a:ase_1") == 2
     assert sync_redis.hget("as:rl:addr:10.0.0.1", "tokens") is not None  # the failures were charged
 
@@ -326,13 +328,13 @@ async def test_failed_writes_emit_nothing(store: Store, sync_redis: redis.Redis)
     ):
         with pytest.raises((AgentNotFound, SessionNotFound)):
             await call
-    assert sync_redis.xlen(OUTBOX) == 0
+    assert sync_redis.xlen(KEYS.outbox) == 0
 
 
 async def test_agent_delete_emits_one_deletion_per_session(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, "ase_1", "ase_2")
     await store.update_session(A, "ase_2", ORIGIN, {"description": "changed"})
-    sync_redis.delete(OUTBOX)
+    sync_redis.delete(KEYS.outbox)
     await store.delete_agent(A, ORIGIN)
     assert Purger(sync_redis).step() == 2
     deleted = events(sync_redis)

@@ -6,15 +6,15 @@ from typing import Any, cast
 
 import redis
 
-from agent_sessions.events import OUTBOX
+from agent_sessions.redis.keys import KEYS
 
 Entries = list[tuple[str, dict[str, str]]]
 
 
-def entries(conn: redis.Redis, stream: str = OUTBOX, **kwargs: Any) -> Entries:
+def entries(conn: redis.Redis, stream: str = KEYS.outbox, **kwargs: Any) -> Entries:
     """XRANGE (oldest first); ``kwargs`` as for ``xrange`` (min, max, count)."""
     return cast(Entries, conn.xrange(stream, **kwargs))
 
 
-def newest(conn: redis.Redis, stream: str = OUTBOX) -> tuple[str, dict[str, str]]:
+def newest(conn: redis.Redis, stream: str = KEYS.outbox) -> tuple[str, dict[str, str]]:
     return cast(Entries, conn.xrevrange(stream, count=1))[0]

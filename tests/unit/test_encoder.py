@@ -10,7 +10,7 @@ import pytest
 from dramatiq.encoder import JSONEncoder
 from dramatiq.errors import DecodeError
 
-from agent_sessions.broker import OrjsonEncoder
+from agent_sessions.worker.broker import OrjsonEncoder
 
 EVENT: dict[str, Any] = {
     "event_id": "evt_1",

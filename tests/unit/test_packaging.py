@@ -7,7 +7,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from agent_sessions.store import SCRIPTS
+from agent_sessions.redis.scripts import NAMES, lua
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,13 @@ def test_wheel_contains_every_lua_script(tmp_path: Path) -> None:
     )
     wheel = next(tmp_path.glob("agent_sessions-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    sources = {p.name for p in (ROOT / "src/agent_sessions/lua").glob("*.lua")}
-    assert {*SCRIPTS, "gate"} <= {name.removesuffix(".lua") for name in sources}
+    sources = {p.name for p in (ROOT / "src/agent_sessions/redis/lua").glob("*.lua")}
+    assert set(NAMES) <= {name.removesuffix(".lua") for name in sources}
     for name in sources:
-        assert f"agent_sessions/lua/{name}" in names
+        assert f"agent_sessions/redis/lua/{name}" in names
+
+
+def test_every_script_in_the_registry_loads_with_its_preludes() -> None:
+    for name in NAMES:
+        source = lua(name).source
+        assert "KEYS" in source or "ARGV" in source, name

@@ -1,6 +1,7 @@
 """``create_app()``: the one place the HTTP service is wired together.
 
-The Redis client is owned by the lifespan: created at start-up, closed at shutdown, never at import.
+The object graph (``bootstrap.api``) is owned by the lifespan: built at start-up, its Redis client closed
+at shutdown, nothing connected at import.
 Nothing here connects eagerly, so the API starts while Redis is down and answers 503 until it returns.
 """
 
@@ -21,15 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from agent_sessions import bootstrap
 from agent_sessions.config import Settings
-from agent_sessions.errors import ConfigError
 from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
-from agent_sessions.models import MetadataLimits
-from agent_sessions.ratelimit import Gate, Limits
-from agent_sessions.redis_client import Batches, async_client
-from agent_sessions.services import Services
-from agent_sessions.store import Store
 from agent_sessions.web import openapi
 from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS
@@ -105,45 +101,21 @@ def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
     return REQUESTS.labels(method, route, str(status)), LATENCY.labels(method, route)
 
 
-def metadata_limits(settings: Settings) -> MetadataLimits:
-    return MetadataLimits(
-        max_keys=settings.metadata_max_keys,
-        max_key_length=settings.metadata_max_key_length,
-        max_depth=settings.metadata_max_depth,
-        max_bytes=settings.metadata_max_bytes,
-    )
-
-
-def rate_limits(settings: Settings) -> Limits:
-    return Limits(
-        rate=settings.rate_limit_rate,
-        burst=settings.rate_limit_burst,
-        failure_rate=settings.auth_failure_rate,
-        failure_burst=settings.auth_failure_burst,
-    )
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL is not set: the API needs a Redis server (or run `agent-sessions dev`)")
-    redis_url = settings.redis_url
-    spec = openapi.document(ENDPOINTS, metadata_limits(settings))
+    bootstrap.redis_url(settings, "the API")  # fail now, not at the first request
+    spec = openapi.document(ENDPOINTS, bootstrap.metadata_limits(settings))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        client = async_client(redis_url, settings.redis_timeout, settings.redis_pool_size)
+        graph = bootstrap.api(settings)
         app.state.settings = settings
-        batches = Batches(client)  # the scripts of concurrent requests share pipelines
-        store = Store(
-            client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
-        )
-        app.state.services = Services(store, metadata_limits(settings), settings.report_dimensions)
-        app.state.gate = Gate(client, rate_limits(settings), batches)
+        app.state.services = graph.services
+        app.state.gate = graph.gate
         try:
             yield
         finally:
-            await client.aclose()
+            await graph.aclose()
 
     async def openapi_json(request: Request) -> Response:
         return Response(spec, media_type=JSON)

@@ -34,9 +34,9 @@ from agent_sessions.errors import (
 )
 from agent_sessions.events import Origin
 from agent_sessions.ratelimit import Admission, Quota, retry_after
+from agent_sessions.redis.store import Idempotency
 from agent_sessions.reports import Report
 from agent_sessions.services import Services, check_path_keys
-from agent_sessions.store import NO_IDEMPOTENCY, Idempotency
 from agent_sessions.web.errors import JSON, request_id
 
 JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
@@ -53,7 +53,7 @@ class Call:
     body: dict[str, Any]
     merge: bool = False
     if_match: str = ""
-    idem: Idempotency = NO_IDEMPOTENCY
+    idem: Idempotency | None = None
     admission: Admission | None = None  # the write script is to admit the request (one round trip)
     replayed: bool = False
 
@@ -98,6 +98,10 @@ class Endpoint:
     idempotent: bool = False  # honours Idempotency-Key
     merge_patch: bool = False  # also takes application/merge-patch+json
     admits_in_write: bool = False  # the write script runs the gate itself for keys already known
+
+    @property
+    def accepted(self) -> tuple[str, ...]:
+        return (JSON_TYPE, MERGE_PATCH_TYPE) if self.merge_patch else (JSON_TYPE,)
 
     @property
     def path_keys(self) -> tuple[str, ...]:
@@ -356,99 +360,106 @@ def parse_if_match(value: str | None) -> str:
     return ",".join(versions) or "-"
 
 
-def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str) -> Idempotency:
+def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match: str) -> Idempotency | None:
     value = header(request, "idempotency-key")
     if value is None:
-        return NO_IDEMPOTENCY
+        return None
     if not IDEMPOTENCY_KEY_RE.fullmatch(value):
         raise InvalidRequest.for_fields({"Idempotency-Key": "must be 1-255 printable ASCII characters"})
     key_digest = hashlib.sha256(value.encode()).hexdigest()  # bounded length, whatever the client sent
     fingerprint = hashlib.sha256(
         b"\0".join([request.method.encode(), request.url.path.encode(), media.encode(), if_match.encode(), raw])
     ).hexdigest()
-    keys, settings = request.app.state.services.store.keys, request.app.state.settings
-    return Idempotency(
-        keys.idempotency(key.id, key_digest),
-        fingerprint,
-        settings.idempotency_ttl,
-        keys.idempotency_index(key.id),
-        settings.idempotency_max_per_key,
-    )
+    settings = request.app.state.settings
+    return Idempotency(key.id, key_digest, fingerprint, settings.idempotency_ttl, settings.idempotency_max_per_key)
 
 
 def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    accepted = (JSON_TYPE, MERGE_PATCH_TYPE) if endpoint.merge_patch else (JSON_TYPE,)
-    path_keys = endpoint.path_keys
-    role = endpoint.role
-
-    async def admit(call: Call, secret: str) -> None:
-        """Authenticate and rate limit (one round trip; 401, 429), then authorize (403)."""
-        request, gate = call.request, call.request.app.state.gate
-        call.key, quota, allowed = await gate.admit(secret, client_address(request))
-        request.state.response_headers = quota.headers()
-        request.state.key_id = call.key.id
-        if not allowed:
-            raise RateLimited(retry_after(quota.next_token_ms))
-        assert role is not None
-        authorize(call.key, role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
-
-    async def read(call: Call) -> None:
-        """Path keys, then the body and its headers (400, 413, 415): no Redis."""
-        request, settings = call.request, call.request.app.state.settings
-        if path_keys:
-            check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
-        if endpoint.body is not None:
-            raw, media = await read_body(request, settings.max_body_bytes, accepted)
-            call.body = models.parse_body(endpoint.body, raw)
-            call.merge = media == MERGE_PATCH_TYPE
-            if endpoint.conditional:
-                call.if_match = parse_if_match(header(request, "if-match"))
-            if endpoint.idempotent and call.key is not None:
-                call.idem = idempotency(request, call.key, raw, media, call.if_match)
-
-    async def read_then_admit_in_the_write(call: Call, secret: str, known: ApiKey) -> None:
-        """A key this process admitted before: the write script runs the gate (one round trip). The
-        request is read first, which needs no Redis; if it is bad, the gate still runs first so that
-        its 401 / 429 / 403 win over the 400, as in the usual order. Role and scope are checked here
-        from the key's record, which never changes (revocation is the gate's to check)."""
-        request = call.request
-        call.key = known
-        try:
-            await read(call)
-        except ServiceError:
-            await admit(call, secret)
-            raise
-        if call.merge:  # a merge patch reads the session before it writes: admit it first
-            await admit(call, secret)
-            return
-        request.state.key_id = known.id
-
-        def on_quota(quota: Quota) -> None:
-            request.state.response_headers = quota.headers()
-
-        call.admission = request.app.state.gate.admission(secret, client_address(request), on_quota)
-
     async def handle(request: Request) -> Response:
         call = Call(request, request.app.state.services, None, {})
-        if role is None:
-            await read(call)
-        else:
-            secret = secret_from_headers(header(request, "x-api-key"), header(request, "authorization"))
-            known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
-            if known is not None and allowed(known, role, request.path_params.get("agent_key"), endpoint.any_agent):
-                await read_then_admit_in_the_write(call, secret, known)
-            else:
-                await admit(call, secret)
-                await read(call)
+        await prepare(endpoint, call)
         status, payload = await endpoint.handler(call)
-        if payload is None:
-            return Response(status_code=status)
-        headers = {"ETag": f'"{payload["version"]}"'} if endpoint.etag else {}
-        if call.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
+        return respond(endpoint, call, status, payload)
 
     return handle
+
+
+async def prepare(endpoint: Endpoint, call: Call) -> None:
+    """Everything before the service call, in the contract's order: authenticate and rate limit (401,
+    429), authorize (403), then path keys and the body (400, 413, 415). A PATCH by a key this process
+    knows leaves the first two to the update script (one round trip in all)."""
+    if endpoint.role is None:
+        await read(endpoint, call)
+        return
+    request = call.request
+    secret = secret_from_headers(header(request, "x-api-key"), header(request, "authorization"))
+    known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
+    agent = request.path_params.get("agent_key")
+    if known is not None and allowed(known, endpoint.role, agent, endpoint.any_agent):
+        await read_then_admit_in_the_write(endpoint, call, secret, known)
+    else:
+        await admit(endpoint, call, secret)
+        await read(endpoint, call)
+
+
+async def admit(endpoint: Endpoint, call: Call, secret: str) -> None:
+    """Authenticate and rate limit (one round trip; 401, 429), then authorize (403)."""
+    request = call.request
+    call.key, quota, allowed_now = await request.app.state.gate.admit(secret, client_address(request))
+    request.state.response_headers = quota.headers()
+    request.state.key_id = call.key.id
+    if not allowed_now:
+        raise RateLimited(retry_after(quota.next_token_ms))
+    assert endpoint.role is not None
+    authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
+
+
+async def read(endpoint: Endpoint, call: Call) -> None:
+    """Path keys, then the body and its headers (400, 413, 415): no Redis."""
+    request = call.request
+    if endpoint.path_keys:
+        check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
+    if endpoint.body is None:
+        return
+    raw, media = await read_body(request, request.app.state.settings.max_body_bytes, endpoint.accepted)
+    call.body = models.parse_body(endpoint.body, raw)
+    call.merge = media == MERGE_PATCH_TYPE
+    if endpoint.conditional:
+        call.if_match = parse_if_match(header(request, "if-match"))
+    if endpoint.idempotent and call.key is not None:
+        call.idem = idempotency(request, call.key, raw, media, call.if_match)
+
+
+async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, secret: str, known: ApiKey) -> None:
+    """A key this process admitted before: the write script runs the gate (one round trip). The
+    request is read first, which needs no Redis; if it is bad, the gate still runs first so that its
+    401 / 429 / 403 win over the 400, as in the usual order. Role and scope are checked from the key's
+    record, which never changes (revocation is the gate's to check)."""
+    request = call.request
+    call.key = known
+    try:
+        await read(endpoint, call)
+    except ServiceError:
+        await admit(endpoint, call, secret)
+        raise
+    if call.merge:  # a merge patch reads the session before it writes: admit it first
+        await admit(endpoint, call, secret)
+        return
+    request.state.key_id = known.id
+
+    def on_quota(quota: Quota) -> None:
+        request.state.response_headers = quota.headers()
+
+    call.admission = request.app.state.gate.admission(secret, client_address(request), on_quota)
+
+
+def respond(endpoint: Endpoint, call: Call, status: int, payload: Any) -> Response:
+    if payload is None:
+        return Response(status_code=status)
+    headers = {"ETag": f'"{payload["version"]}"'} if endpoint.etag else {}
+    if call.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
 
 
 def client_address(request: Request) -> str:

@@ -15,7 +15,7 @@ from uvicorn.supervisors import Multiprocess
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.metrics import serve_metrics
-from agent_sessions.redis_client import sync_client
+from agent_sessions.redis.client import sync_client
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
 
 APP_FACTORY = "agent_sessions.web.app:create_app"

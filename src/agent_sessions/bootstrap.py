@@ -1,0 +1,123 @@
+"""The one place each kind of process is wired: its object graph, built from ``Settings``.
+
+- ``api``: the HTTP API's graph (store, services, gate on one Redis client); the app's lifespan owns it.
+- ``dramatiq_workers``: the Dramatiq worker process: the broker, and the actors, each given the
+  process's ``worker.context.Worker`` (reports, escalations, counters, an HTTP client), opened when a
+  worker boots and closed when it stops (``worker.middleware.Lifecycle``).
+- ``relay_loops``: the outbox relay and the agent purge of ``agent-sessions worker``.
+- ``keyring`` and ``escalation_store``: what the CLI needs.
+
+Tests build the same graphs with their own settings, or pass a client of their own to ``api``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dramatiq
+import redis
+import redis.asyncio as aioredis
+
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError
+from agent_sessions.models import MetadataLimits
+from agent_sessions.ratelimit import Gate, Limits
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import Batches, async_client, sync_client
+from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.outbox import Outbox
+from agent_sessions.redis.purge import Purger
+from agent_sessions.redis.store import Store
+from agent_sessions.services import Services
+from agent_sessions.worker.broker import make_broker
+from agent_sessions.worker.context import Worker
+from agent_sessions.worker.middleware import Accounting, Lifecycle
+from agent_sessions.worker.relay import Relay
+
+
+def redis_url(settings: Settings, who: str) -> str:
+    if not settings.redis_url:
+        raise ConfigError(f"REDIS_URL is not set: {who} needs a Redis server (or run `agent-sessions dev`)")
+    return settings.redis_url
+
+
+def metadata_limits(settings: Settings) -> MetadataLimits:
+    return MetadataLimits(
+        max_keys=settings.metadata_max_keys,
+        max_key_length=settings.metadata_max_key_length,
+        max_depth=settings.metadata_max_depth,
+        max_bytes=settings.metadata_max_bytes,
+    )
+
+
+def rate_limits(settings: Settings) -> Limits:
+    return Limits(
+        rate=settings.rate_limit_rate,
+        burst=settings.rate_limit_burst,
+        failure_rate=settings.auth_failure_rate,
+        failure_burst=settings.auth_failure_burst,
+    )
+
+
+# -- the API --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Api:
+    settings: Settings
+    client: aioredis.Redis
+    store: Store
+    services: Services
+    gate: Gate
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
+    """No connection is made here: the API starts while Redis is down and answers 503 until it returns."""
+    if client is None:
+        client = async_client(redis_url(settings, "the API"), settings.redis_timeout, settings.redis_pool_size)
+    batches = Batches(client)  # the scripts of concurrent requests share pipelines
+    store = Store(
+        client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
+    )
+    services = Services(store, metadata_limits(settings), settings.report_dimensions)
+    return Api(settings, client, store, services, Gate(client, rate_limits(settings), batches))
+
+
+# -- the workers ----------------------------------------------------------------------------------------
+
+
+def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
+    """The Dramatiq worker process: the broker, made Dramatiq's global one, with the actors declared on
+    it, each given the process's ``Worker`` (opened when the worker boots, not here)."""
+    from agent_sessions.worker import actors  # the actors import this module's Worker
+
+    worker = Worker(settings)
+    broker = make_broker(settings, [Lifecycle(worker), Accounting(worker)])
+    dramatiq.set_broker(broker)
+    actors.declare(broker, worker)
+    return broker
+
+
+def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> tuple[Relay, Purger]:
+    relay = Relay(
+        Outbox(client), broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms
+    )
+    return relay, Purger(client, settings.agent_delete_batch)
+
+
+def worker_client(settings: Settings) -> redis.Redis:
+    return sync_client(redis_url(settings, "the relay and workers"), timeout=settings.redis_timeout * 5)
+
+
+# -- the CLI --------------------------------------------------------------------------------------------
+
+
+def keyring(settings: Settings) -> Keyring:
+    return Keyring(sync_client(redis_url(settings, "this command")))
+
+
+def escalation_store(settings: Settings) -> EscalationStore:
+    return EscalationStore(sync_client(redis_url(settings, "this command")))

@@ -1,0 +1,150 @@
+"""Every Redis key the service uses, named in one place under one prefix.
+
+Nothing outside ``agent_sessions.redis`` spells a key (``make check`` greps for it). The Lua scripts
+receive their keys from here through KEYS, except where a script reads keys it can only know at run
+time (a page of an index, a purge): those get the key prefix from here through ARGV instead.
+
+| key                                            | type   | what                                        |
+|------------------------------------------------|--------|---------------------------------------------|
+| ``agents``                                     | zset   | every agent key (score 0, by member)        |
+| ``agent:<agent>``                              | hash   | the agent                                   |
+| ``session:<agent>:<session>``                  | hash   | the session                                 |
+| ``sessions:<agent>`` and ``…:on`` / ``…:off``  | zset   | the agent's sessions, all / enabled / not   |
+| ``history:<agent>:<session>`` and ``…:bytes``  | list   | the session's changes; their size in bytes  |
+| ``idem:<key id>:<sha256>``                     | hash   | an Idempotency-Key's record                 |
+| ``idem:index:<key id>``                        | zset   | one API key's records, oldest first         |
+| ``idem:snap:<agent>:<session>:<version>``      | hash   | the answer records of one version share     |
+| ``purge:<agent>``, ``purges``                  | zset   | sessions of deleted agents still to delete  |
+| ``apikey:<digest>``, ``apikeys``               | hash   | API key records; key id -> digest           |
+| ``rl:key:<digest>``, ``rl:addr:<address>``     | hash   | token buckets                               |
+| ``outbox``, ``outbox:poison``                  | stream | events for the relay; malformed entries     |
+| ``report:<agent>``, ``report:state:…``, ``…ooo…`` | hash | reports and their exactly-once state        |
+| ``escalation:<event>``, ``escalations:<agent>``| hash   | escalation records; an agent's escalations  |
+| ``deadletters``                                | zset   | webhook deliveries out of retries           |
+| ``metrics``                                    | hash   | the workers' counters                       |
+| ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "as:"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = PREFIX
+
+    # -- agents and sessions --------------------------------------------------------------------
+
+    @property
+    def agents(self) -> str:
+        return f"{self.prefix}agents"
+
+    def agent(self, agent: str) -> str:
+        return f"{self.prefix}agent:{agent}"
+
+    @property
+    def agent_prefix(self) -> str:
+        return self.agent("")
+
+    def session(self, agent: str, session: str) -> str:
+        return f"{self.session_prefix(agent)}{session}"
+
+    def session_prefix(self, agent: str) -> str:
+        return f"{self.prefix}session:{agent}:"
+
+    def sessions(self, agent: str, enabled: bool | None = None) -> str:
+        suffix = {None: "", True: ":on", False: ":off"}[enabled]
+        return f"{self.prefix}sessions:{agent}{suffix}"
+
+    def session_indexes(self, agent: str) -> list[str]:
+        return [self.sessions(agent), self.sessions(agent, True), self.sessions(agent, False)]
+
+    def history(self, agent: str, session: str) -> str:
+        return f"{self.history_prefix(agent)}{session}"
+
+    def history_prefix(self, agent: str) -> str:
+        return f"{self.prefix}history:{agent}:"
+
+    def history_bytes(self, agent: str, session: str) -> str:
+        return f"{self.history(agent, session)}:bytes"
+
+    def purge(self, agent: str) -> str:
+        return f"{self.prefix}purge:{agent}"
+
+    @property
+    def purges(self) -> str:
+        return f"{self.prefix}purges"
+
+    # -- idempotency ----------------------------------------------------------------------------
+
+    def idempotency(self, key_id: str, idempotency_key_digest: str) -> str:
+        return f"{self.prefix}idem:{key_id}:{idempotency_key_digest}"
+
+    def idempotency_index(self, key_id: str) -> str:
+        return f"{self.prefix}idem:index:{key_id}"
+
+    def idempotency_snapshots(self, agent: str, session: str) -> str:
+        return f"{self.prefix}idem:snap:{agent}:{session}:"
+
+    @property
+    def no_idempotency(self) -> str:
+        """Passed where a script declares an idempotency key but the request has none: never written."""
+        return f"{self.prefix}idem:-"
+
+    # -- API keys and rate limits ---------------------------------------------------------------
+
+    def api_key(self, key_digest: str) -> str:
+        return f"{self.prefix}apikey:{key_digest}"
+
+    @property
+    def api_keys(self) -> str:
+        return f"{self.prefix}apikeys"
+
+    def key_bucket(self, key_digest: str) -> str:
+        return f"{self.prefix}rl:key:{key_digest}"
+
+    def address_bucket(self, address: str) -> str:
+        return f"{self.prefix}rl:addr:{address}"
+
+    # -- events and what the workers keep -------------------------------------------------------
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}outbox"
+
+    @property
+    def outbox_poison(self) -> str:
+        return f"{self.prefix}outbox:poison"
+
+    def report(self, agent: str) -> str:
+        return f"{self.prefix}report:{agent}"
+
+    def report_state(self, incarnation: str) -> str:
+        return f"{self.prefix}report:state:{incarnation}"
+
+    def report_out_of_order(self, incarnation: str) -> str:
+        return f"{self.prefix}report:ooo:{incarnation}"
+
+    def escalation(self, event_id: str) -> str:
+        return f"{self.prefix}escalation:{event_id}"
+
+    def escalations(self, agent: str) -> str:
+        return f"{self.prefix}escalations:{agent}"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}deadletters"
+
+    @property
+    def counters(self) -> str:
+        return f"{self.prefix}metrics"
+
+    @property
+    def dev_seeded(self) -> str:
+        return f"{self.prefix}dev:seeded"
+
+
+KEYS = Keys()

@@ -1,0 +1,26 @@
+-- prelude: _clock
+-- agent_create.lua: create one agent, atomically.
+--
+-- Key layout (see agent_sessions/redis/keys.py):
+--   as:agents          zset  every agent key, score 0, ordered by member
+--   as:agent:<agent>   hash  name, description, metadata (canonical JSON), enabled ("1"/"0"),
+--                            created_at, updated_at (ms since epoch, Redis TIME)
+--   as:purge:<agent>   zset  sessions of a deleted agent with this key, still being removed
+--
+-- Returns {"agent_exists"} | {"agent_purging"} | {"ok", field, value, ...}
+
+local agent_hash, agents_index, purge_set = KEYS[1], KEYS[2], KEYS[3]
+local agent, name, description, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4]  -- metadata: JSON
+local enabled = ARGV[5]                                                      -- "1" or "0"
+
+if redis.call('EXISTS', agent_hash) == 1 then return {'agent_exists'} end
+if redis.call('EXISTS', purge_set) == 1 then return {'agent_purging'} end
+
+local now = now_ms()
+redis.call('HSET', agent_hash, 'name', name, 'description', description, 'metadata', metadata,
+  'enabled', enabled, 'created_at', now, 'updated_at', now)
+redis.call('ZADD', agents_index, 0, agent)
+
+local reply = redis.call('HGETALL', agent_hash)
+table.insert(reply, 1, 'ok')
+return reply

@@ -1,0 +1,48 @@
+-- prelude: _clock _change _idempotency
+-- session_create.lua: create one session under an existing agent, with its session.created event and
+-- first history entry, atomically.
+--
+-- Key layout (prefix "as:"):
+--   as:agent:<agent>              hash   the agent; must exist
+--   as:session:<agent>:<session>  hash   name, description, metadata (canonical JSON), enabled ("1"/"0"),
+--                                        created_at, updated_at (ms since epoch, Redis TIME), version
+--   as:sessions:<agent>           zset   every session key of the agent, score 0, ordered by member
+--   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
+--   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
+--   as:outbox                     stream events for the relay (see _change.lua)
+--   idempotency records, snapshots and index: see _idempotency.lua
+--
+-- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
+--       | {"agent_not_found"} | {"session_exists"} | {"ok", field, value, ...} (the new hash, plus "key").
+
+local agent_hash, session_hash = KEYS[1], KEYS[2]
+local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
+local outbox, history, history_bytes = KEYS[6], KEYS[7], KEYS[8]
+local idem = {
+  record = KEYS[9], index = KEYS[10],                    -- unused without an Idempotency-Key
+  fingerprint = ARGV[10], ttl = tonumber(ARGV[11]), max = tonumber(ARGV[12]), snapshots = ARGV[13],
+}
+local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local name, description, metadata, enabled = ARGV[6], ARGV[7], ARGV[8], ARGV[9]  -- enabled "1"/"0"
+local history_cap, history_max_bytes = tonumber(ARGV[14]), tonumber(ARGV[15])
+
+local replay = idem_lookup(idem)
+if replay then return replay end
+
+if redis.call('EXISTS', agent_hash) == 0 then return idem_store(idem, 'agent_not_found') end
+if redis.call('EXISTS', session_hash) == 1 then return idem_store(idem, 'session_exists') end
+
+local now = now_ms()
+local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled}
+redis.call('HSET', session_hash, 'created_at', now, 'updated_at', now, 'version', 1, unpack(initial))
+redis.call('ZADD', all_index, 0, session)
+if enabled == '1' then
+  redis.call('ZADD', enabled_index, 0, session)
+else
+  redis.call('ZADD', disabled_index, 0, session)
+end
+
+local fields = redis.call('HGETALL', session_hash)
+emit_event(outbox, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
+record_history(history, history_bytes, 1, now, actor, request_id, {}, initial, history_cap, history_max_bytes)
+return idem_store(idem, 'ok', fields, session)

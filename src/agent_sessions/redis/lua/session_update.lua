@@ -1,0 +1,100 @@
+-- prelude: _clock _gate _change _idempotency
+-- session_update.lua: the PATCH. Idempotency, existence checks, If-Match, change detection, write,
+-- version bump, updated_at from Redis TIME, the session.updated event and the history entry, all in
+-- one atomic step. Optionally admits the request first (_gate.lua), so that a PATCH by a key the API
+-- already knows is one round trip: no token, no write.
+--
+-- Key layout: see session_create.lua, _change.lua and _idempotency.lua.
+--
+-- KEYS, ARGV: bound to named locals just below.
+--
+-- A field whose new value equals the stored one is not a change; when nothing changes the session is
+-- left alone: no version bump, no updated_at, no event, no history.
+--
+-- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
+--       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed"}
+--       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
+-- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
+
+local agent_hash, session_hash, enabled_index, disabled_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local outbox, history, history_bytes = KEYS[5], KEYS[6], KEYS[7]
+local idem = {
+  record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
+  fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
+}
+local key_record, key_bucket, address_bucket = KEYS[10], KEYS[11], KEYS[12]  -- only when admitting
+local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
+local history_cap, history_max_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
+local default_rate, default_burst, fail_rate, fail_burst = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
+-- ARGV[13..16]: "" (the request was admitted already) or admit()'s default rate, default burst,
+-- failure rate and failure burst
+local admitting = default_rate ~= ''
+local first_change = 17     -- ARGV[17..]: field, value pairs to set; fields are among description,
+                            -- metadata (canonical JSON, so equal metadata is equal bytes) and enabled ("1"/"0")
+
+local function apply()
+  local replay = idem_lookup(idem)
+  if replay then return replay end
+  local function finish(status, fields)
+    return idem_store(idem, status, fields)
+  end
+
+  -- One read of the whole session, one write. The agent is checked too: an agent being deleted is
+  -- gone at once, while its sessions are removed in the background (agent_delete.lua).
+  local session_fields = redis.call('HGETALL', session_hash)
+  if redis.call('EXISTS', agent_hash) == 0 then return finish('agent_not_found') end
+  if #session_fields == 0 then return finish('session_not_found') end
+  local at = {}  -- field -> index of its value in `session_fields` (session_create.lua sets every field)
+  for i = 1, #session_fields, 2 do at[session_fields[i]] = i + 1 end
+
+  if if_match ~= '' and if_match ~= '*' then
+    local current = session_fields[at['version']]
+    local matched = false
+    for wanted in string.gmatch(if_match, '[^,]+') do
+      if wanted == current then matched = true end
+    end
+    if not matched then return finish('precondition_failed') end
+  end
+
+  local changed, old = {}, {}
+  for i = first_change, #ARGV, 2 do
+    local field, value = ARGV[i], ARGV[i + 1]
+    local current = session_fields[at[field]]
+    if current ~= value then
+      changed[#changed + 1] = field
+      changed[#changed + 1] = value
+      old[#old + 1] = field
+      old[#old + 1] = current
+    end
+  end
+
+  if #changed == 0 then return finish('noop', session_fields) end
+
+  local now = now_ms()
+  local version = tostring(tonumber(session_fields[at['version']]) + 1)
+  redis.call('HSET', session_hash, 'updated_at', now, 'version', version, unpack(changed))
+  -- The session after the write: what was read, with what was written.
+  session_fields[at['updated_at']], session_fields[at['version']] = now, version
+  for i = 1, #changed, 2 do
+    session_fields[at[changed[i]]] = changed[i + 1]
+    if changed[i] == 'enabled' then
+      if changed[i + 1] == '1' then
+        redis.call('ZADD', enabled_index, 0, session)
+        redis.call('ZREM', disabled_index, session)
+      else
+        redis.call('ZADD', disabled_index, 0, session)
+        redis.call('ZREM', enabled_index, session)
+      end
+    end
+  end
+  emit_event(outbox, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
+  record_history(history, history_bytes, tonumber(version), now, actor, request_id, old, changed, history_cap,
+    history_max_bytes)
+  return finish('ok', session_fields)
+end
+
+if not admitting then return apply() end
+local admitted = admit(key_record, key_bucket, address_bucket, default_rate, default_burst, fail_rate, fail_burst)
+if admitted[1] ~= 'ok' then return {admitted} end
+return {admitted, apply()}

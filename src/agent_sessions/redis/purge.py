@@ -1,0 +1,63 @@
+"""The purge of deleted agents' sessions: the background half of ``DELETE /v2/agents/{agent_key}``.
+
+Deleting an agent takes one short script (``lua/agent_delete.lua``): the agent is gone for every reader
+at once, and its sessions wait in a purge set. The workers run ``Purger``: each step removes at most
+``AGENT_DELETE_BATCH`` sessions per agent in one script call (``lua/agent_purge.lua``), each with its
+``session.deleted`` event, so no single Redis call grows with the size of an agent and other requests
+are served between steps. Any number of workers may purge at once: each session is popped by one step.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import cast
+
+import redis
+
+from agent_sessions.events import new_event_id
+from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.scripts import SyncScript
+
+log = logging.getLogger("agent_sessions.purge")
+
+
+class Purger:
+    def __init__(self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS) -> None:
+        self.redis = client
+        self.batch = batch
+        self.keys = keys
+        self._script = SyncScript(client, "agent_purge")
+
+    def step(self) -> int:
+        """One step for every agent being purged; returns how many sessions it deleted."""
+        deleted = 0
+        for agent in cast(list[str], self.redis.hkeys(self.keys.purges)):
+            done, left = cast(
+                list[int],
+                self._script(
+                    [self.keys.purge(agent), self.keys.purges, self.keys.outbox],
+                    [
+                        agent,
+                        self.batch,
+                        self.keys.session_prefix(agent),
+                        self.keys.history_prefix(agent),
+                        new_event_id(),
+                    ],
+                ),
+            )
+            deleted += done
+            if left == 0:
+                log.info("agent %s: its sessions are all deleted", agent)
+        return deleted
+
+    def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
+        """Purge until ``stop`` is set; between steps while there is work, after ``idle_s`` when not."""
+        while not stop.is_set():
+            try:
+                busy = self.step() > 0
+            except redis.RedisError as exc:
+                log.warning("purge step failed (%r); retrying", exc)
+                busy = False
+            if not busy:
+                stop.wait(idle_s)

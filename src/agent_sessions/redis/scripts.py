@@ -1,0 +1,117 @@
+"""The one registry of Lua scripts, and the one way to run them: by name, with EVALSHA, loading the
+script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
+
+- ``Script``: for the API (asyncio). Calls are batched with other requests' calls (``client.Batches``);
+  an outage raises ``StoreUnavailable`` and a full Redis ``InsufficientStorage``.
+- ``SyncScript``: for the workers and the CLI (synchronous, like Dramatiq actors). ``many`` sends many
+  calls of one script in one pipeline (no MULTI: each call is atomic on its own).
+
+A source whose first line is ``-- prelude: NAME [NAME…]`` gets those files prepended (``_clock``,
+``_change``, ``_idempotency``, ``_gate``), so shared Lua is written once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+import redis
+from redis.exceptions import NoScriptError, ResponseError
+
+from agent_sessions.errors import StoreUnavailable
+from agent_sessions.redis.client import OUTAGE_ERRORS, Batches, raise_if_full
+
+NAMES = (
+    "agent_create",
+    "agent_update",
+    "agent_delete",
+    "agent_purge",
+    "session_create",
+    "session_update",
+    "session_delete",
+    "page",
+    "history_page",
+    "gate",
+    "report_apply",
+    "escalation_record",
+)
+PRELUDE_MARK = "-- prelude: "
+Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
+
+
+@dataclass(frozen=True)
+class Lua:
+    name: str
+    source: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+def _read(name: str) -> str:
+    return (files("agent_sessions.redis.lua") / f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def lua(name: str) -> Lua:
+    if name not in NAMES:
+        raise KeyError(f"no script {name!r}")
+    text = _read(name)
+    first = text.split("\n", 1)[0]
+    if first.startswith(PRELUDE_MARK):
+        text = "".join(_read(prelude) for prelude in first.removeprefix(PRELUDE_MARK).split()) + text
+    return Lua(name, text)
+
+
+class Script:
+    """A script run by the API: ``await script(keys, args)``."""
+
+    def __init__(self, batches: Batches, script: str | Lua) -> None:
+        self.batches = batches
+        self.lua = lua(script) if isinstance(script, str) else script
+        self.sha = self.lua.sha
+
+    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        try:
+            try:
+                return await self.batches.evalsha(self.sha, keys, args)
+            except NoScriptError:
+                await self.batches.client.script_load(self.lua.source)
+                return await self.batches.evalsha(self.sha, keys, args)
+        except OUTAGE_ERRORS as exc:
+            raise StoreUnavailable() from exc
+        except ResponseError as exc:
+            raise_if_full(exc)
+            raise
+
+
+class SyncScript:
+    """A script run by a worker or the CLI: ``script(keys, args)``, or ``script.many(calls)``."""
+
+    def __init__(self, client: redis.Redis, script: str | Lua) -> None:
+        self.client = client
+        self.lua = lua(script) if isinstance(script, str) else script
+        self.sha = self.lua.sha
+
+    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        return self.many([(keys, args)])[0]
+
+    def many(self, calls: Sequence[Call]) -> list[Any]:
+        """One round trip for all ``calls``. Re-sent whole when Redis had forgotten the script: a
+        forgotten script ran none of the calls."""
+        try:
+            return self._send(calls)
+        except NoScriptError:
+            self.client.script_load(self.lua.source)
+            return self._send(calls)
+
+    def _send(self, calls: Sequence[Call]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        return pipe.execute()

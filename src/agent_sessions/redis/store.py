@@ -1,0 +1,334 @@
+"""The store of agents and sessions: every read and write of them, each write one Lua script.
+
+Every write runs as one Lua script (see ``lua/*.lua`` for each script's KEYS, ARGV and layout), so a
+write is all or nothing and timestamps come from Redis ``TIME``, never from an API server's clock.
+Methods return raw hash fields (``dict[str, str]``); ``services`` turns them into resources. A script's
+status becomes a domain error through one table (``replies``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol, cast
+
+import redis.asyncio as aioredis
+
+from agent_sessions.errors import ServiceError
+from agent_sessions.events import Origin, new_event_id
+from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.replies import raise_for
+from agent_sessions.redis.scripts import Script
+
+Fields = dict[str, str]
+SCRIPTS = (
+    "agent_create",
+    "agent_update",
+    "agent_delete",
+    "agent_purge",
+    "session_create",
+    "session_update",
+    "session_delete",
+    "page",
+    "history_page",
+)
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An Idempotency-Key in force for one request: whose it is (the API key id and the digest of the
+    Idempotency-Key), the request's fingerprint, how long its record is kept and how many records one
+    API key may hold (see lua/_idempotency.lua)."""
+
+    key_id: str
+    key_digest: str
+    fingerprint: str
+    ttl: int
+    max_records: int
+
+
+class Admission(Protocol):
+    """A request the update script is to admit before it writes (the gate of ``lua/_gate.lua``, in the
+    same round trip): the API key's digest, the client's address, the limits (default rate, default
+    burst, failure rate, failure burst), and ``settle``, which takes the gate's verdict and raises
+    when the request was refused (the script then wrote nothing)."""
+
+    @property
+    def key_digest(self) -> str: ...
+
+    @property
+    def address(self) -> str: ...
+
+    @property
+    def limits(self) -> tuple[float, int, float, int]: ...
+
+    def settle(self, verdict: list[Any]) -> None: ...
+
+
+NOT_ADMITTING = ("", "", "", "")  # session_update.lua's admission arguments when the gate ran already
+
+
+def gate_keys(keys: Keys, key_digest: str, address: str) -> list[str]:
+    """The gate's KEYS: the key record, the key's bucket, the address's bucket."""
+    return [keys.api_key(key_digest), keys.key_bucket(key_digest), keys.address_bucket(address)]
+
+
+@dataclass(frozen=True)
+class Written:
+    """A write's outcome: the session's fields, whether it changed anything, whether it was a replay."""
+
+    fields: Fields
+    changed: bool
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[tuple[str, Fields]]
+    total: int
+    next_member: str | None
+
+
+def _pairs(flat: list[str]) -> Fields:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class Store:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        keys: Keys = KEYS,
+        history_max: int = 1000,
+        batches: Batches | None = None,
+        history_max_bytes: int = 1024 * 1024,
+    ) -> None:
+        self.redis = client
+        self.keys = keys
+        self.history_max = history_max
+        self.history_max_bytes = history_max_bytes
+        batches = batches or Batches(client)
+        self._scripts = {name: Script(batches, name) for name in SCRIPTS}
+
+    async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
+        return cast(list[Any], await self._scripts[script](keys, args))
+
+    async def ping(self) -> bool:
+        async with outage_as_unavailable():
+            return bool(await self.redis.ping())
+
+    # -- agents -------------------------------------------------------------------------------------
+
+    async def create_agent(self, agent: str, name: str, description: str, metadata: bytes, enabled: bool) -> Fields:
+        reply = await self._run(
+            "agent_create",
+            [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent)],
+            [agent, name, description, metadata, "1" if enabled else "0"],
+        )
+        raise_for(reply[0])
+        return _pairs(reply[1:])
+
+    async def get_agent(self, agent: str) -> Fields:
+        async with outage_as_unavailable():
+            fields = cast(Fields, await self.redis.hgetall(self.keys.agent(agent)))
+        if not fields:
+            raise_for("agent_not_found")
+        return fields
+
+    async def report_fields(self, agent: str) -> Fields:
+        return await self._under_agent(agent, self.keys.report(agent))
+
+    async def claim_seed(self) -> bool:
+        """True the first time it is called on a store (``agent-sessions dev`` seeds it then)."""
+        async with outage_as_unavailable():
+            return bool(await self.redis.set(self.keys.dev_seeded, "1", nx=True))
+
+    async def update_agent(self, agent: str, changes: dict[str, str | bytes]) -> tuple[bool, Fields]:
+        args = [item for pair in changes.items() for item in pair]
+        reply = await self._run("agent_update", [self.keys.agent(agent)], args)
+        raise_for(reply[0])
+        return reply[0] == "ok", _pairs(reply[1:])
+
+    async def delete_agent(self, agent: str, origin: Origin) -> int:
+        """Delete the agent now; returns how many of its sessions are left for the purge (``Purger``)."""
+        reply = await self._run(
+            "agent_delete",
+            [
+                self.keys.agent(agent),
+                self.keys.agents,
+                *self.keys.session_indexes(agent),
+                self.keys.purge(agent),
+                self.keys.purges,
+            ],
+            [agent, origin.actor, origin.request_id],
+        )
+        raise_for(reply[0])
+        return int(reply[1])
+
+    async def list_agents(self, after: str, limit: int) -> Page:
+        return await self._page([self.keys.agents], self.keys.agent_prefix, after, limit)
+
+    # -- sessions -----------------------------------------------------------------------------------
+
+    async def create_session(
+        self,
+        agent: str,
+        session: str,
+        origin: Origin,
+        name: str,
+        description: str,
+        metadata: bytes,
+        enabled: bool,
+        idem: Idempotency | None = None,
+    ) -> tuple[str, Written]:
+        """Create; returns the session key (the first request's, on a replay) and the outcome."""
+        reply = await self._run(
+            "session_create",
+            [
+                self.keys.agent(agent),
+                self.keys.session(agent, session),
+                *self.keys.session_indexes(agent),
+                self.keys.outbox,
+                self.keys.history(agent, session),
+                self.keys.history_bytes(agent, session),
+                *self._idem_keys(idem),
+            ],
+            [
+                agent,
+                session,
+                *_event_args(origin),
+                name,
+                description,
+                metadata,
+                "1" if enabled else "0",
+                *self._idem_args(idem, agent, session),
+                self.history_max,
+                self.history_max_bytes,
+            ],
+        )
+        written = _outcome(reply)
+        return written.fields.pop("key"), written
+
+    async def get_session(self, agent: str, session: str) -> Fields:
+        fields = await self._under_agent(agent, self.keys.session(agent, session))
+        if not fields:
+            raise_for("session_not_found")
+        return fields
+
+    async def update_session(
+        self,
+        agent: str,
+        session: str,
+        origin: Origin,
+        changes: dict[str, str | bytes],
+        if_match: str = "",
+        idem: Idempotency | None = None,
+        admission: Admission | None = None,
+    ) -> Written:
+        """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails; with an
+        ``admission``, only if the gate, run first by the same script, admits the request."""
+        keys = [
+            self.keys.agent(agent),
+            self.keys.session(agent, session),
+            self.keys.sessions(agent, True),
+            self.keys.sessions(agent, False),
+            self.keys.outbox,
+            self.keys.history(agent, session),
+            self.keys.history_bytes(agent, session),
+            *self._idem_keys(idem),
+        ]
+        args: list[Any] = [
+            agent,
+            session,
+            *_event_args(origin),
+            if_match,
+            *self._idem_args(idem, agent, session),
+            self.history_max,
+            self.history_max_bytes,
+            *(admission.limits if admission else NOT_ADMITTING),
+        ]
+        if admission:
+            keys += gate_keys(self.keys, admission.key_digest, admission.address)
+        for field, value in changes.items():
+            args += (field, value)
+        reply = await self._run("session_update", keys, args)
+        if admission:
+            # {verdict} when the gate refused the request (nothing written), else {verdict, write's reply}
+            admission.settle(reply[0])
+            reply = reply[1]
+        return _outcome(reply)
+
+    async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
+        reply = await self._run(
+            "session_delete",
+            [
+                self.keys.agent(agent),
+                self.keys.session(agent, session),
+                *self.keys.session_indexes(agent),
+                self.keys.outbox,
+                self.keys.history(agent, session),
+                self.keys.history_bytes(agent, session),
+            ],
+            [agent, session, *_event_args(origin)],
+        )
+        raise_for(reply[0])
+        return _pairs(reply[1:])
+
+    async def list_sessions(self, agent: str, enabled: bool | None, after: str, limit: int) -> Page:
+        keys = [self.keys.sessions(agent, enabled), self.keys.agent(agent)]
+        return await self._page(keys, self.keys.session_prefix(agent), after, limit)
+
+    async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
+        """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""
+        reply = await self._run(
+            "history_page",
+            [self.keys.agent(agent), self.keys.session(agent, session), self.keys.history(agent, session)],
+            ["" if below is None else below, limit],
+        )
+        raise_for(reply[0])
+        return reply[2:], int(reply[1])
+
+    def _idem_keys(self, idem: Idempotency | None) -> list[str]:
+        if idem is None:  # declared (the script names them), never read or written
+            return [self.keys.no_idempotency, self.keys.no_idempotency]
+        return [self.keys.idempotency(idem.key_id, idem.key_digest), self.keys.idempotency_index(idem.key_id)]
+
+    def _idem_args(self, idem: Idempotency | None, agent: str, session: str) -> list[Any]:
+        snapshots = self.keys.idempotency_snapshots(agent, session)
+        if idem is None:
+            return ["", 1, 1, snapshots]
+        return [idem.fingerprint, idem.ttl, idem.max_records, snapshots]
+
+    async def _under_agent(self, agent: str, key: str) -> Fields:
+        """A hash that belongs to an agent, read in one round trip with the agent's existence."""
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.agent(agent))
+            pipe.hgetall(key)
+            agent_exists, fields = await pipe.execute()
+        if not agent_exists:
+            raise_for("agent_not_found")
+        return cast(Fields, fields)
+
+    async def _page(self, keys: list[str], prefix: str, after: str, limit: int) -> Page:
+        reply = await self._run("page", keys, [prefix, after, limit])
+        raise_for(reply[0])
+        items = [(member, _pairs(flat)) for member, flat in reply[3:] if flat]
+        return Page(items=items, total=int(reply[1]), next_member=reply[2] or None)
+
+
+def _event_args(origin: Origin) -> list[str]:
+    return [new_event_id(), origin.actor, origin.request_id]
+
+
+def _outcome(reply: list[Any]) -> Written:
+    """A create/update script's reply -> its outcome, or the domain error it stands for."""
+    replayed = reply[0] == "replay"
+    if replayed:
+        reply = reply[1:]
+    status = reply[0]
+    try:
+        raise_for(status)
+    except ServiceError as exc:
+        exc.replayed = replayed  # a stored error answer is replayed as such (Idempotent-Replayed)
+        raise
+    return Written(_pairs(reply[1:]), status == "ok", replayed)

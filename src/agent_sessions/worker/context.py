@@ -1,0 +1,54 @@
+"""What the actors of one worker process use, opened once per process (``worker.middleware.Lifecycle``)
+and handed to each actor (``actors.declare``)."""
+
+from __future__ import annotations
+
+import httpx
+import redis
+
+from agent_sessions.config import Settings
+from agent_sessions.errors import ConfigError
+from agent_sessions.escalations import EscalationRule
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.outbox import Counters
+from agent_sessions.redis.reports import ReportStore
+
+
+class Worker:
+    """The actors' dependencies. ``settings`` may be replaced before ``open`` (tests do)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._redis: redis.Redis | None = None
+        self.reports: ReportStore
+        self.escalations: EscalationStore
+        self.counters: Counters
+        self.http: httpx.Client
+
+    @property
+    def rule(self) -> EscalationRule:
+        return EscalationRule(self.settings.escalate_when_becomes, self.settings.escalate_when_changes)
+
+    def open(self) -> Worker:
+        if self._redis is None:
+            s = self.settings
+            self._redis = sync_client(_redis_url(s), timeout=s.redis_timeout * 5)
+            self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
+            self.escalations = EscalationStore(self._redis)
+            self.counters = Counters(self._redis)
+            # One keep-alive connection pool for webhook deliveries, shared by the worker's threads.
+            self.http = httpx.Client(timeout=s.webhook_timeout, follow_redirects=False)
+        return self
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+            self.http.close()
+            self._redis = None
+
+
+def _redis_url(settings: Settings) -> str:
+    if not settings.redis_url:
+        raise ConfigError("REDIS_URL is not set: the workers need a Redis server")
+    return settings.redis_url

@@ -1,0 +1,117 @@
+"""The outbox relay: moves events from the Redis outbox stream (``redis.outbox``) into Dramatiq.
+
+Each relay is one consumer of the stream's consumer group. It reads new entries (up to ``batch`` at a
+time), enqueues for each consumer actor one message holding the batch's events (by name: the relay
+never imports actor code), and only after the broker accepted them acknowledges and deletes the
+entries (so only acknowledged entries are ever trimmed). Entries that another relay read but never
+acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is
+therefore at least once; consumers dedupe on the event. Several relays may run at once: the group
+hands each entry to one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+import dramatiq
+import redis
+
+from agent_sessions.events import Event, consumers, event_from_entry
+from agent_sessions.redis.outbox import Entry, Outbox
+
+log = logging.getLogger("agent_sessions.relay")
+
+
+class Relay:
+    def __init__(
+        self,
+        outbox: Outbox,
+        broker: dramatiq.Broker,
+        name: str | None = None,
+        claim_idle_ms: int = 30_000,
+        batch: int = 200,
+        block_ms: int = 1_000,
+        linger_ms: int = 0,
+    ) -> None:
+        self.outbox = outbox
+        self.broker = broker
+        self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
+        self.claim_idle_ms = claim_idle_ms
+        self.batch = batch
+        self.block_ms = block_ms
+        self.linger_ms = linger_ms
+        self._next_claim = 0.0
+
+    def ensure_group(self) -> None:
+        self.outbox.ensure_group()
+
+    def step(self) -> int:
+        """Relay one batch (reclaimed entries first); returns how many entries were relayed."""
+        entries = self._reclaim() or self._read()
+        if entries:
+            self.relay(entries)
+        return len(entries)
+
+    def run(self, stop: threading.Event) -> None:
+        self.ensure_group()
+        log.info("relay %s started", self.name)
+        while not stop.is_set():
+            try:
+                self.step()
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("relay: redis unavailable (%s); retrying", exc)
+                stop.wait(1.0)
+            except redis.ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start again
+
+    def _read(self) -> list[Entry]:
+        entries = self._read_new(self.batch, self.block_ms)
+        if entries and len(entries) < self.batch and self.linger_ms:
+            # Let the batch fill: at a steady rate the relay would otherwise wake for every few events.
+            time.sleep(self.linger_ms / 1000)
+            entries += self._read_new(self.batch - len(entries), None)
+        return entries
+
+    def _read_new(self, count: int, block_ms: int | None) -> list[Entry]:
+        return self.outbox.read_new(self.name, count, block_ms)
+
+    def _reclaim(self) -> list[Entry]:
+        if time.monotonic() < self._next_claim:
+            return []
+        self._next_claim = time.monotonic() + self.claim_idle_ms / 2000
+        entries = self.outbox.reclaim(self.name, self.claim_idle_ms, self.batch)
+        if entries:
+            log.info("relay %s reclaimed %d entries left by a dead relay", self.name, len(entries))
+        return entries
+
+    def relay(self, entries: list[Entry]) -> None:
+        """Enqueue the entries' events, one message per consumer (a list of events), then acknowledge."""
+        done: list[str] = []
+        batches: dict[tuple[str, str], list[Event]] = {}
+        for entry_id, fields in entries:
+            try:
+                event = event_from_entry(fields)
+            except (KeyError, ValueError) as exc:
+                log.error("relay: malformed outbox entry %s set aside in the poison stream: %s", entry_id, exc)
+                self.outbox.set_aside(fields)
+                done.append(entry_id)
+                continue
+            for consumer in consumers(event):
+                batches.setdefault(consumer, []).append(event)
+            done.append(entry_id)
+        for (actor, queue), events in batches.items():
+            message: dramatiq.Message[Any] = dramatiq.Message(
+                queue_name=queue, actor_name=actor, args=(events,), kwargs={}, options={}
+            )
+            self.broker.enqueue(message)
+        self.ack(done)
+
+    def ack(self, entry_ids: list[str]) -> None:
+        self.outbox.ack(entry_ids)
