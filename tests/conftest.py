@@ -7,8 +7,7 @@ state, and may kill and restart it.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,15 +21,13 @@ from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
-
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+from tests.support.api import IN_CI, SEED_AGENT, SEED_SESSION, MakeKey
+from tests.support.rabbitmq import RABBITMQ_URL, purge_rabbitmq, rabbitmq_available
+from tests.support.receiver import Receiver
 
 # Property tests check behaviour, never speed: on a busy two-core machine, generation can be slow.
 hypothesis_settings.register_profile("agent-sessions", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 hypothesis_settings.load_profile("agent-sessions")
-
-SEED_AGENT = "agt_customer_support"
-SEED_SESSION = "ase_customer_support_001"
 
 
 @pytest.fixture(scope="session")
@@ -66,9 +63,6 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app through its real lifespan (connections opened at start-up, closed at shutdown)."""
     with TestClient(create_app(settings)) as test_client:
         yield test_client
-
-
-MakeKey = Callable[..., str]
 
 
 @pytest.fixture
@@ -117,3 +111,24 @@ def seeded(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A local HTTP server that records webhook deliveries (and can be told to fail some)."""
+    with Receiver() as r:
+        yield r
+
+
+@pytest.fixture(params=["redis", "rabbitmq"])
+def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
+    """Each of the two brokers: Dramatiq's Redis broker on the test's Redis, and the local RabbitMQ
+    (skipped when it is not running, except under CI=true, where that fails)."""
+    if request.param == "redis":
+        return redis_url
+    if not rabbitmq_available():
+        if IN_CI:
+            pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672 (required in CI)")
+        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
+    purge_rabbitmq()
+    return RABBITMQ_URL

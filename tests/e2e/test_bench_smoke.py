@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI
+from tests.support.api import IN_CI
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -7,7 +7,7 @@ import re
 import signal
 import socket
 import subprocess
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,28 +17,22 @@ import redis
 
 from agent_sessions import dev
 from agent_sessions.redis.server import free_port
-from tests.e2e.helpers import command, env, read_until, stop, wait_http
-from tests.integration.test_api_sessions import SEED_RESPONSE
+from tests.support.api import SEED_RESPONSE
+from tests.support.processes import command, env, read_until, running, stop, wait_http
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
 
-def start_dev(cwd: Path, port: int) -> tuple[subprocess.Popen[str], str]:
-    with (cwd / "dev.log").open("a") as log:  # a file: a pipe nobody reads would fill and block the logs
-        proc = subprocess.Popen(
-            [command(), "dev", "--port", str(port)],
-            cwd=cwd,
-            env=env(),
-            text=True,
-            stdout=subprocess.PIPE,
-            stderr=log,
-        )
-    try:
-        banner = read_until(proc, "Ctrl-C stops")
-    except AssertionError:
-        stop(proc, signal.SIGINT)
-        raise
-    return proc, banner
+@contextlib.contextmanager
+def developing(cwd: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """``agent-sessions dev`` in ``cwd`` for the block: (the process, its banner)."""
+    argv = [command(), "dev", "--port", str(port)]
+    with (
+        (cwd / "dev.log").open("a") as log,  # a file: a pipe nobody reads would fill and block the logs
+        running(argv, env(), stdout=subprocess.PIPE, stderr=log, text=True, cwd=cwd) as proc,
+    ):
+        yield proc, read_until(proc, "Ctrl-C stops")
 
 
 def curl_from(banner: str) -> str:
@@ -49,8 +43,7 @@ def curl_from(banner: str) -> str:
 
 def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
     port = free_port()
-    proc, banner = start_dev(tmp_path, port)
-    try:
+    with developing(tmp_path, port) as (proc, banner):
         key = re.search(r"Admin key:\s+(ask_\S+)", banner)
         assert key, banner
         wait_http(f"http://127.0.0.1:{port}/healthz")
@@ -62,20 +55,19 @@ def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
         assert body["version"] == 2
         # dev runs the workers too: the seed's PATCH is an escalation, visible in the report.
         report_url = f"http://127.0.0.1:{port}/v2/agents/agt_customer_support/report"
-        deadline = time.monotonic() + 60
-        while httpx.get(report_url, headers={"x-api-key": key.group(1)}).json()["escalations"]["total"] != 1:
-            assert time.monotonic() < deadline, "the seed's escalation was not recorded"
-            time.sleep(0.2)
+        eventually(
+            lambda: httpx.get(report_url, headers={"x-api-key": key.group(1)}).json()["escalations"]["total"] == 1,
+            "the seed's escalation was not recorded",
+            timeout=60,
+        )
         redis_url = re.search(r"REDIS_URL=(\S+)", banner)
         assert redis_url and (tmp_path / ".data" / "appendonly.aof").exists()
-    finally:
         assert stop(proc, signal.SIGINT)
     assert tracebacks((tmp_path / "dev.log").read_text()) == 0  # Ctrl-C is a normal way to stop
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(redis_url.group(1)).ping()  # Ctrl-C stopped Redis too
 
-    proc, banner2 = start_dev(tmp_path, port)
-    try:
+    with developing(tmp_path, port) as (proc, banner2):
         assert key.group(1) in banner2  # the same key, printed again
         wait_http(f"http://127.0.0.1:{port}/healthz")
         session = httpx.get(
@@ -83,7 +75,6 @@ def test_dev_serves_the_seed_example_and_keeps_data(tmp_path: Path) -> None:
             headers={"x-api-key": key.group(1)},
         )
         assert session.json() == body  # data survived, no re-seed
-    finally:
         assert stop(proc, signal.SIGINT)
 
 
@@ -97,45 +88,39 @@ def family(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     return psutil.Process(proc.pid).children(recursive=True)
 
 
-def all_gone(processes: list[psutil.Process], timeout: float = 60) -> list[psutil.Process]:
-    """The processes still alive (zombies count as gone) after waiting up to ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        alive = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        if not alive or time.monotonic() > deadline:
-            return alive
-        time.sleep(0.2)
+def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """Those still running (zombies count as gone)."""
+    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_any_stop_of_dev_leaves_no_process_behind(tmp_path: Path, sig: signal.Signals) -> None:
-    proc, _ = start_dev(tmp_path, free_port())
-    children = family(proc)
-    try:
-        deadline = time.monotonic() + 30
-        while not any("dramatiq" in " ".join(c.cmdline()) for c in children):
-            assert time.monotonic() < deadline, "the Dramatiq workers did not start"
-            time.sleep(0.2)
-            children = family(proc)
-        assert any("redis-server" in " ".join(c.cmdline()) for c in children)
-        proc.send_signal(sig)
-        proc.wait(60)
-        assert all_gone(children) == []
-    finally:  # whatever failed above, leave nothing running for the tests after this one
-        for process in [psutil.Process(proc.pid), *children] if proc.poll() is None else children:
-            with contextlib.suppress(psutil.Error):
-                process.kill()
+    with developing(tmp_path, free_port()) as (proc, _):
+
+        def with_workers() -> list[psutil.Process]:
+            found = family(proc)
+            return found if any("dramatiq" in " ".join(c.cmdline()) for c in found) else []
+
+        children = eventually(with_workers, "the Dramatiq workers did not start")
+        try:
+            assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+            proc.send_signal(sig)
+            proc.wait(60)
+            eventually(lambda: not alive(children), "processes left behind", timeout=60)
+        finally:  # whatever failed above, leave nothing running for the tests after this one
+            for process in [psutil.Process(proc.pid), *children] if proc.poll() is None else children:
+                with contextlib.suppress(psutil.Error):
+                    process.kill()
     if sig != signal.SIGKILL:
         assert proc.returncode == 0, proc.returncode
         assert tracebacks((tmp_path / "dev.log").read_text()) == 0
     # the data directory is free again: a new dev starts on it, and stops at once on Ctrl-C
-    proc, _ = start_dev(tmp_path, free_port())
-    assert stop(proc, signal.SIGINT, timeout=60)
+    with developing(tmp_path, free_port()) as (proc, _):
+        assert stop(proc, signal.SIGINT, timeout=60)
 
 
 def test_a_second_dev_on_the_same_data_refuses_and_a_taken_port_fails_before_the_banner(tmp_path: Path) -> None:
-    proc, _ = start_dev(tmp_path, free_port())
-    try:
+    with developing(tmp_path, free_port()) as (proc, _):
         second = subprocess.run(
             [command(), "dev", "--port", str(free_port())],
             cwd=tmp_path,
@@ -146,7 +131,6 @@ def test_a_second_dev_on_the_same_data_refuses_and_a_taken_port_fails_before_the
         )
         assert second.returncode != 0
         assert "another `agent-sessions dev`" in second.stderr and str(proc.pid) in second.stderr
-    finally:
         assert stop(proc, signal.SIGINT)
 
     with socket.socket() as taken:

@@ -5,7 +5,6 @@ no invalid request accepted. A bounded number of examples here; `make fuzz` runs
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +15,7 @@ import redis
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.server import free_port
-from tests.e2e.helpers import command, env, stop, wait_http
+from tests.support.processes import serving
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,16 +25,7 @@ EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")
 def test_schemathesis_finds_nothing(redis_url: str) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     _, secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)
-    port = free_port()
-    api = subprocess.Popen(
-        [command(), "serve", "--port", str(port)],
-        env=env(REDIS_URL=redis_url, LOG_LEVEL="ERROR"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/healthz")
+    with serving(redis_url, LOG_LEVEL="ERROR") as base:
         headers = {"x-api-key": secret}
         httpx.post(f"{base}/v2/agents", json={"key": "agt_customer_support", "name": "cs"}, headers=headers)
         httpx.post(
@@ -62,6 +51,5 @@ def test_schemathesis_finds_nothing(redis_url: str) -> None:
             timeout=1200,
             cwd=ROOT,
         )
-    finally:
-        assert stop(api, signal.SIGTERM)
+
     assert result.returncode == 0, result.stdout[-20000:]

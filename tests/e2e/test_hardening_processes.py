@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,24 +17,15 @@ import pytest
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
-from tests.e2e.helpers import command, env, serving
-from tests.faults.helpers import stop_group
+from tests.support.processes import env, kill_group, serving, working
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
 AGENT, SESSION = "agt_load", "ase_1"
 SESSION_URL = f"/v2/agents/{AGENT}/sessions/{SESSION}"
-
-
-def start_worker(redis_url: str, *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [command(), "worker", "--threads", "2", *args],
-        env=env(REDIS_URL=redis_url),
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def admin_key(redis_url: str) -> dict[str, str]:
@@ -135,13 +125,12 @@ def test_trailing_slash_is_a_json_404_and_a_disconnect_is_no_server_error(redis_
         with socket.create_connection(("127.0.0.1", port)) as client:  # half a body, then gone
             client.sendall(
                 f"POST /v2/agents HTTP/1.1\r\nHost: x\r\nx-api-key: {headers['x-api-key']}\r\n"
-                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+                "Content-Type: application/json\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n".encode()
             )
-            time.sleep(0.5)  # the request reaches the app, which waits for the rest of the body
-        deadline = time.monotonic() + 10
-        while "client disconnected" not in log.read_text():
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+            # 100 Continue: the app has the request and waits for the body, which stops after "{".
+            assert client.recv(4096).startswith(b"HTTP/1.1 100 Continue")
+            client.sendall(b"{")
+        eventually(lambda: "client disconnected" in log.read_text(), "no disconnect logged", timeout=10)
     text = log.read_text()
     assert "Traceback" not in text and " 500" not in text
 
@@ -181,31 +170,23 @@ def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str, t
         report_url = f"{base}/v2/agents/{AGENT}/report"
 
         alive = tmp_path / "alive"
-        relay = start_worker(redis_url, "--relay-only", "--health-file", str(alive))
-        try:
-            eventually(lambda: conn.xlen("as:outbox") == 0, "the relay did not take the outbox")
+        environment = env(REDIS_URL=redis_url)
+        with working(environment, "--relay-only", "--health-file", str(alive)) as relay:
+            eventually(lambda: conn.xlen(KEYS.outbox) == 0, "the relay did not take the outbox")
             eventually(lambda: alive.exists() and time.time() - alive.stat().st_mtime < 2, "no heartbeat")
             assert not any("dramatiq" in " ".join(c.cmdline()) for c in psutil.Process(relay.pid).children(True))
-            time.sleep(1)  # no actors: nothing may count the events
+            # Not a wait for something to happen: a window in which an actor, were there one, would
+            # count the events (Dramatiq polls every 100 ms).
+            time.sleep(1)
             assert httpx.get(report_url, headers=headers).json()["sessions"]["total"] == 0
-        finally:
-            stop_group(relay)
+            kill_group(relay)
 
-        actors = start_worker(redis_url, "--actors-only")
-        try:
+        with working(environment, "--actors-only") as actors:
             eventually(
                 lambda: httpx.get(report_url, headers=headers).json()["by_metadata"]["priority"] == {"urgent": 1},
                 "the actors did not count the relayed events",
             )
             httpx.patch(f"{base}{SESSION_URL}", json={"description": "later"}, headers=headers)
-            time.sleep(1)  # no relay: the new event stays in the outbox
-            assert conn.xlen("as:outbox") == 1
-        finally:
-            stop_group(actors)
-
-
-def eventually(check: Callable[[], bool], message: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, message
-        time.sleep(0.1)
+            time.sleep(1)  # a window in which a relay, were there one, would take the event (it blocks 1 s)
+            assert conn.xlen(KEYS.outbox) == 1
+            kill_group(actors)

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -19,53 +17,16 @@ from standardwebhooks import Webhook
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.server import free_port
-from tests.conftest import IN_CI
-from tests.e2e.helpers import command, env, stop, wait_http
-from tests.integration.test_pipeline import DIMS, SECRET
-from tests.receiver import Receiver
+from agent_sessions.redis.keys import KEYS
+from tests.support.api import DIMS
+from tests.support.api import WEBHOOK_SECRET as SECRET
+from tests.support.processes import command, env, serve, stop, working
+from tests.support.receiver import Receiver
 from tests.support.recount import recount as shared_recount
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 AGENT = "agt_e2e"
-
-
-def rabbitmq_available() -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=1).close()
-        return True
-    except OSError:
-        return False
-
-
-def purge_rabbitmq() -> None:
-    """The local RabbitMQ outlives test runs: leave no old messages in our queues."""
-    from dramatiq.brokers.rabbitmq import RabbitmqBroker
-
-    broker = RabbitmqBroker(url=RABBITMQ_URL)
-    for queue in ("reports", "escalations", "webhooks"):
-        broker.declare_queue(queue)
-    broker.flush_all()
-    broker.close()
-
-
-@pytest.fixture(params=["redis", "rabbitmq"])
-def broker_url(request: pytest.FixtureRequest, redis_url: str) -> str:
-    if request.param == "redis":
-        return redis_url
-    if not rabbitmq_available():
-        if IN_CI:
-            pytest.fail("RabbitMQ is not reachable on 127.0.0.1:5672 (required in CI)")
-        pytest.skip("RabbitMQ is not reachable on 127.0.0.1:5672")
-    purge_rabbitmq()
-    return RABBITMQ_URL
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @contextmanager
@@ -80,20 +41,12 @@ def stack(redis_url: str, receiver: Receiver, **settings: str) -> Iterator[tuple
         WEBHOOK_MIN_BACKOFF_MS="50",
         **settings,
     )
-    port = free_port()
-    quiet = {"env": environment, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    api = subprocess.Popen([command(), "serve", "--port", str(port)], **quiet)  # type: ignore[call-overload]
-    worker = subprocess.Popen([command(), "worker", "--threads", "4"], **quiet)  # type: ignore[call-overload]
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(f"{base}/healthz")
+    with serve(environment) as base, working(environment) as worker:
         headers = {"x-api-key": secret}
         assert httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "e2e"}, headers=headers).status_code == 201
         yield base, headers, environment
-    finally:
         assert stop(worker, signal.SIGTERM, timeout=60)
-        assert stop(api, signal.SIGTERM)
-        conn.close()
+    conn.close()
 
 
 @pytest.fixture
@@ -106,14 +59,9 @@ def system(redis_url: str, broker_url: str, receiver: Receiver) -> Iterator[tupl
         yield base, headers
 
 
-def wait_until(predicate: Any, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
-
-
-def test_escalating_patch_sends_one_signed_webhook(system: tuple[str, dict[str, str]], receiver: Receiver) -> None:
+def test_escalating_patch_sends_one_signed_webhook(
+    system: tuple[str, dict[str, str]], receiver: Receiver, redis_url: str
+) -> None:
     base, headers = system
     sessions = f"{base}/v2/agents/{AGENT}/sessions"
     assert httpx.post(sessions, json={"key": "ase_1", "metadata": {"priority": "high"}}, headers=headers).is_success
@@ -121,8 +69,18 @@ def test_escalating_patch_sends_one_signed_webhook(system: tuple[str, dict[str, 
     (delivery,) = receiver.wait_for(1, timeout=60)
     payload = Webhook(SECRET).verify(delivery.body, delivery.headers)
     assert payload["data"]["version"] == patched["version"] and payload["data"]["session_key"] == "ase_1"
-    time.sleep(1.0)
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    escalation = KEYS.escalation(delivery.headers["webhook-id"])
+
+    def settled() -> bool:  # recorded as delivered, every event handled by both consumers
+        counters = conn.hgetall(KEYS.counters)
+        handled = int(counters.get("report_events:processed", 0)) >= 2  # created, updated
+        handled = handled and int(counters.get("escalate_events:processed", 0)) >= 1
+        return handled and conn.hget(escalation, "status") == "delivered" and conn.xlen(KEYS.outbox) == 0
+
+    eventually(settled, "the pipeline did not settle", timeout=60)
     assert len(receiver.deliveries) == 1  # one, not one per consumer or per retry
+    assert conn.hgetall(KEYS.counters)["deliver_webhook:processed"] == "1"
 
 
 def test_receiver_failing_twice_still_gets_the_webhook(system: tuple[str, dict[str, str]], receiver: Receiver) -> None:
@@ -171,12 +129,12 @@ def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
 
     def drained() -> bool:  # the relay acknowledges after enqueueing: the report can be ahead of it
         report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-        return bool(report["updates"] == expected["updates"]) and conn.xlen("as:outbox") == 0
+        return bool(report["updates"] == expected["updates"]) and conn.xlen(KEYS.outbox) == 0
 
-    wait_until(drained)
+    eventually(drained, "the report did not catch up", timeout=60)
     report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
     assert {k: report[k] for k in expected} == expected
-    assert conn.xlen("as:outbox") == 0
+    assert conn.xlen(KEYS.outbox) == 0
 
 
 @pytest.fixture
@@ -201,7 +159,7 @@ def test_dead_letters_are_listed_and_resent_by_the_cli(
             [command(), "deadletters", *args], env=settings, capture_output=True, text=True, timeout=60
         )
 
-    wait_until(lambda: "evt_" in cli("list").stdout)
+    eventually(lambda: "evt_" in cli("list").stdout, "no dead letter listed", timeout=60)
     listed = cli("list").stdout
     assert len(receiver.deliveries) == 2 and "HTTP 500" in listed  # first try + one retry, then dead
     event_id = next(word for word in listed.split() if word.startswith("evt_"))

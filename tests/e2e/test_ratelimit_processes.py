@@ -4,8 +4,6 @@ successful requests stays within burst + rate x window."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -15,8 +13,7 @@ import redis
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.server import free_port
-from tests.e2e.helpers import command, env, stop, wait_http
+from tests.support.processes import serving
 
 pytestmark = pytest.mark.e2e
 RATE, BURST = 20.0, 10
@@ -25,26 +22,8 @@ DURATION, CONNECTIONS = 2.0, 16
 
 @pytest.fixture
 def two_servers(redis_url: str) -> Iterator[list[str]]:
-    procs, bases = [], []
-    for _ in range(2):
-        port = free_port()
-        procs.append(
-            subprocess.Popen(
-                [command(), "serve", "--port", str(port)],
-                env=env(REDIS_URL=redis_url),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                text=True,
-            )
-        )
-        bases.append(f"http://127.0.0.1:{port}")
-    try:
-        for base in bases:
-            wait_http(f"{base}/healthz")
-        yield bases
-    finally:
-        for proc in procs:
-            assert stop(proc, signal.SIGTERM)
+    with serving(redis_url) as first, serving(redis_url) as second:
+        yield [first, second]
 
 
 async def hammer(bases: list[str], secret: str) -> list[tuple[float, float, int]]:

@@ -4,40 +4,23 @@ end-to-end proof that nothing was lost (the report equals a recount of the store
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import redis
 
-from tests.e2e.helpers import command
-from tests.e2e.test_pipeline_processes import AGENT, recount
+from agent_sessions.redis.keys import KEYS
+from tests.support.api import DIMS
+from tests.support.recount import recount
+from tests.support.wait import eventually
 
+AGENT = "agt_faults"
 FAST_REDELIVERY = {
     "RELAY_CLAIM_IDLE_MS": "1000",
     "REDIS_BROKER_HEARTBEAT_MS": "2000",
     "REDIS_BROKER_MAINTENANCE_CHANCE": "100000",
 }
-
-
-def start_worker(settings: dict[str, str]) -> subprocess.Popen[bytes]:
-    # Its own process group, so that a signal reaches the relay and the Dramatiq children at once.
-    return subprocess.Popen(
-        [command(), "worker", "--threads", "4"],
-        env=settings,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
-def stop_group(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def stream_with_fault(
@@ -63,15 +46,18 @@ def stream_with_fault(
 
 def assert_report_equals_recount(base: str, headers: dict[str, str], redis_url: str, timeout: float = 90) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    expected = recount(conn)
-    deadline = time.monotonic() + timeout
-    while True:
-        report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-        # Both: events a dead relay enqueued but never acknowledged are counted already, yet stay in
-        # the outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice.
-        drained = conn.xlen("as:outbox") == 0
-        if (report["updates"] == expected["updates"] and drained) or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
-    assert {k: report[k] for k in expected} == expected
-    assert conn.xlen("as:outbox") == 0
+    expected = recount(conn, AGENT, DIMS)
+
+    def report() -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
+        return body
+
+    # Both: events a dead relay enqueued but never acknowledged are counted already, yet stay in the
+    # outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice.
+    eventually(
+        lambda: report()["updates"] == expected["updates"] and conn.xlen(KEYS.outbox) == 0,
+        "the report did not catch up with the stored sessions",
+        timeout,
+    )
+    assert {k: v for k, v in report().items() if k in expected} == expected
+    assert conn.xlen(KEYS.outbox) == 0

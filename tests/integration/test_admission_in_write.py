@@ -13,8 +13,7 @@ from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
-from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
-from tests.integration.test_api_sessions import error
+from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 SESSION_KEY = f"as:session:{SEED_AGENT}:{SEED_SESSION}"

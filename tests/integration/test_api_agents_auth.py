@@ -11,8 +11,7 @@ from starlette.testclient import TestClient
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.purge import Purger
-from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
-from tests.integration.test_api_sessions import error
+from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 

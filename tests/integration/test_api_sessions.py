@@ -9,37 +9,8 @@ import redis
 from pydantic import TypeAdapter
 from starlette.testclient import TestClient
 
-from agent_sessions.models import ErrorBody, Session, SessionList
-from tests.conftest import SEED_AGENT, SEED_SESSION
-
-URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
-SESSIONS = f"/v2/agents/{SEED_AGENT}/sessions"
-
-# The seed's example request and response (the response shown there has these fields).
-SEED_REQUEST = {
-    "description": "Escalated billing inquiry requiring management review and account adjustment",
-    "metadata": {
-        "customer_id": "customer_12345",
-        "priority": "urgent",
-        "channel": "web_chat",
-        "issue_category": "billing",
-        "resolution_status": "escalated",
-        "escalation_level": "tier_2",
-        "escalated_to": "manager_001",
-        "escalation_reason": "account_adjustment_required",
-        "escalation_timestamp": "2024-01-15T15:30:00Z",
-    },
-    "enabled": True,
-}
-SEED_RESPONSE = {"id": SEED_SESSION, "agent_key": SEED_AGENT, **SEED_REQUEST}
-
-
-def error(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body: dict[str, Any] = dict(TypeAdapter(ErrorBody).validate_python(response.json()))
-    assert body["code"] == code
-    assert body["request_id"] == response.headers["x-request-id"]
-    return body
+from agent_sessions.models import Session, SessionList
+from tests.support.api import SEED_AGENT, SEED_REQUEST, SEED_RESPONSE, SEED_SESSION, SESSIONS, URL, error
 
 
 def test_seed_example_patch(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:

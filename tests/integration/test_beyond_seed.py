@@ -13,9 +13,8 @@ from starlette.testclient import TestClient
 from agent_sessions.config import Settings
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
-from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
-from tests.integration.test_api_sessions import error
-from tests.unit.test_merge_patch import json_objects, reference_merge_patch
+from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
+from tests.support.merge_patch import json_objects, reference_merge_patch
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 MERGE = {"content-type": "application/merge-patch+json"}

@@ -17,8 +17,7 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
-from tests.conftest import SEED_AGENT, SEED_SESSION
-from tests.integration.test_api_sessions import error
+from tests.support.api import SEED_AGENT, SEED_SESSION, error
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 LISTS = ("/v2/agents", f"/v2/agents/{SEED_AGENT}/sessions", f"{URL}/history")

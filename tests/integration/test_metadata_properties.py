@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from tests.conftest import SEED_AGENT, SEED_SESSION
+from tests.support.api import SEED_AGENT, SEED_SESSION
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 

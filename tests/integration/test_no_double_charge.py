@@ -17,8 +17,8 @@ from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
-from tests.integration.test_api_sessions import error
-from tests.proxy import CuttingProxy
+from tests.support.api import error
+from tests.support.proxy import CuttingProxy
 
 URL = "/v2/agents/agt_a/sessions/ase_1"
 

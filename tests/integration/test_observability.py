@@ -18,7 +18,7 @@ from agent_sessions.logs import JsonFormatter
 from agent_sessions.metrics import serve_metrics
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import free_port
-from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
+from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 PATCH_ROUTE = "/v2/agents/{agent_key}/sessions/{session_key}"

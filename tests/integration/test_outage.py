@@ -16,7 +16,8 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
-from tests.integration.test_api_sessions import error
+from tests.support.api import error
+from tests.support.wait import eventually
 
 URL = "/v2/agents/agt_a/sessions/ase_1"
 # Generous bound: proves the request does not hang on a dead Redis; not a performance assertion.
@@ -65,10 +66,7 @@ def test_redis_killed_gives_fast_503_then_recovers(
     assert client.get("/healthz").status_code == 200
 
     own_redis.start()  # same port, same AOF: the data is back
-    deadline = time.monotonic() + NO_HANG
-    while client.get("/readyz").status_code != 200:
-        assert time.monotonic() < deadline, "API did not recover after Redis came back"
-        time.sleep(0.05)
+    eventually(lambda: client.get("/readyz").status_code == 200, "API did not recover after Redis came back", NO_HANG)
     response = client.patch(URL, json={"description": "after"}, headers=headers)
     assert response.status_code == 200 and response.json()["version"] == 2
 

@@ -10,7 +10,6 @@ import base64
 import logging
 import random
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,22 +31,17 @@ from agent_sessions.redis.reports import ReportStore
 from agent_sessions.worker.broker import enqueue_delivery
 from agent_sessions.worker.middleware import Lifecycle
 from agent_sessions.worker.relay import Relay
-from tests.receiver import Receiver
-from tests.stub import stub_broker
-from tests.stub import worker as worker_context
 from tests.support import stream
+from tests.support.receiver import Receiver
 from tests.support.recount import assert_report_matches
 from tests.support.recount import recount as shared_recount
+from tests.support.stub import stub_broker
+from tests.support.stub import worker as worker_context
+from tests.support.wait import eventually
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 A = "agt_support"
 DIMS = ("priority", "channel", "issue_category", "resolution_status", "escalation_level")
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as r:
-        yield r
 
 
 @pytest.fixture
@@ -202,9 +196,9 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
     with pytest.raises(SystemExit):
         relay.step()  # enqueued, never acknowledged
     monkeypatch.undo()
-    time.sleep(0.15)  # the entries idle past claim_idle_ms
     other = Relay(Outbox(sync_client(redis_url)), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
-    assert other.step() == 2  # reclaimed, enqueued again
+    # Reclaimed once idle past claim_idle_ms, and enqueued again.
+    assert eventually(other.step, "the entries were not reclaimed") == 2
     drain(other)
     body = report(client, admin)
     assert body["sessions"] == {"total": 1, "enabled": 1}

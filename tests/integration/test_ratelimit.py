@@ -17,8 +17,7 @@ from agent_sessions.ratelimit import Gate, Limits, retry_after
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
 from agent_sessions.web.app import create_app
-from tests.conftest import SEED_AGENT, SEED_SESSION, MakeKey
-from tests.integration.test_api_sessions import error
+from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
 LIMITS = Limits(rate=50, burst=100, failure_rate=1, failure_burst=3)
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
+from tests.support.wait import eventually
+
 
 @dataclass
 class Delivery:
@@ -51,12 +53,9 @@ class Receiver:
             return [d for d in self.deliveries if d.status < 300]
 
     def wait_for(self, count: int, timeout: float = 20.0) -> list[Delivery]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if len(self.succeeded()) >= count:
-                return self.succeeded()
-            time.sleep(0.02)
-        raise AssertionError(f"expected {count} deliveries, got {self.deliveries}")
+        """The successful deliveries, once there are at least ``count``."""
+        eventually(lambda: len(self.succeeded()) >= count, f"fewer than {count} deliveries", timeout)
+        return self.succeeded()
 
     def close(self) -> None:
         self.server.shutdown()
