@@ -21,17 +21,6 @@ from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
 
 Fields = dict[str, str]
-SCRIPTS = (
-    "agent_create",
-    "agent_update",
-    "agent_delete",
-    "agent_purge",
-    "session_create",
-    "session_update",
-    "session_delete",
-    "page",
-    "history_page",
-)
 
 
 @dataclass(frozen=True)
@@ -106,11 +95,14 @@ class Store:
         self.keys = keys
         self.history_max = history_max
         self.history_max_bytes = history_max_bytes
-        batches = batches or Batches(client)
-        self._scripts = {name: Script(batches, name) for name in SCRIPTS}
+        self._batches = batches or Batches(client)
+        self._scripts: dict[str, Script] = {}
 
-    async def _run(self, script: str, keys: list[str], args: list[Any]) -> list[Any]:
-        return cast(list[Any], await self._scripts[script](keys, args))
+    async def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = Script(self._batches, name)
+        return cast(list[Any], await script(keys, args))
 
     async def ping(self) -> bool:
         async with outage_as_unavailable():

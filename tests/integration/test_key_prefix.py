@@ -1,0 +1,67 @@
+"""One prefix for every key: with another prefix, every part that writes Redis (API store, gate,
+idempotency, purge, outbox, reports, escalations, key records) writes only keys under it, so the
+prefix in ``redis/keys.py`` is the whole layout and nothing spells a key of its own."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from agent_sessions.auth import Role, digest
+from agent_sessions.escalations import EscalationRule
+from agent_sessions.events import Origin, event_from_entry
+from agent_sessions.ratelimit import Gate, Limits
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import async_client
+from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.outbox import Counters, Outbox
+from agent_sessions.redis.purge import Purger
+from agent_sessions.redis.reports import ReportStore
+from agent_sessions.redis.store import Idempotency, Store
+
+pytestmark = pytest.mark.anyio
+KEYS = Keys(prefix="other:")
+ORIGIN = Origin("kid_x", "req_x")
+
+
+async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, sync_redis: redis.Redis) -> None:
+    _, secret = Keyring(sync_redis, KEYS).create(Role.ADMIN)
+    client = async_client(redis_url, 2.0)
+    try:
+        store = Store(client, KEYS)
+        gate = Gate(client, Limits(100.0, 100, 1.0, 5), keys=KEYS)
+        await gate.admit(secret, "10.0.0.1")
+        await store.create_agent("agt_p", "p", "", b"{}", True)
+        await store.create_session("agt_p", "ase_1", ORIGIN, "", "", b"{}", True)
+        idem = Idempotency("kid_x", digest("retry-1"), "fp", 60, 10)
+        admission = gate.admission(secret, "10.0.0.1", lambda quota: None)
+        await store.update_session("agt_p", "ase_1", ORIGIN, {"metadata": '{"priority":"urgent"}'}, "", idem, admission)
+        await store.create_session("agt_p", "ase_2", ORIGIN, "", "", b"{}", True)
+        await store.delete_agent("agt_p", ORIGIN)
+        assert await store.claim_seed()
+    finally:
+        await client.aclose()
+    while Purger(sync_redis, keys=KEYS).step():
+        pass
+    outbox = Outbox(sync_redis, KEYS)
+    outbox.ensure_group()
+    entries = outbox.read_new("test", 100, None)
+    events = [event_from_entry(fields) for _, fields in entries]
+    assert [e["type"] for e in events] == ["session.created", "session.updated", "session.created"] + [
+        "session.deleted"
+    ] * 2
+    ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
+    escalations = EscalationStore(sync_redis, KEYS)
+    update = events[1]
+    assert escalations.record(update, EscalationRule((("priority", "urgent"),), ()).reasons(update), True)[0]
+    escalations.failed_attempt(update["event_id"], "HTTP 500")
+    escalations.dead(update["event_id"])
+    Counters(sync_redis, KEYS).add("report_events:processed", 1)
+    outbox.set_aside({"bad": "entry"})
+    outbox.ack([entry_id for entry_id, _ in entries])
+
+    written = sorted(sync_redis.scan_iter("*"))
+    assert written and all(key.startswith("other:") for key in written), written
+    kinds = {key.split(":")[1] for key in written}
+    assert {"apikey", "apikeys", "rl", "idem", "outbox", "report", "escalation", "deadletters", "metrics"} <= kinds
