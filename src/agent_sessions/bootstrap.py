@@ -5,6 +5,7 @@
   process's ``worker.context.Worker`` (reports, escalations, counters, an HTTP client), opened when a
   worker boots and closed when it stops (``worker.middleware.Lifecycle``).
 - ``relay_loops``: the outbox relay and the agent purge of ``agent-sessions worker``.
+- ``metrics_client``: what the metrics listener of ``serve`` reads.
 - ``keyring`` and ``escalation_store``: what the CLI needs.
 
 Tests build the same graphs with their own settings, or pass a client of their own to ``api``.
@@ -19,7 +20,6 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
-from agent_sessions.errors import ConfigError
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
@@ -33,12 +33,6 @@ from agent_sessions.worker.broker import make_broker
 from agent_sessions.worker.context import Worker
 from agent_sessions.worker.middleware import Accounting, Lifecycle
 from agent_sessions.worker.relay import Relay
-
-
-def redis_url(settings: Settings, who: str) -> str:
-    if not settings.redis_url:
-        raise ConfigError(f"REDIS_URL is not set: {who} needs a Redis server (or run `agent-sessions dev`)")
-    return settings.redis_url
 
 
 def metadata_limits(settings: Settings) -> MetadataLimits:
@@ -77,7 +71,7 @@ class Api:
 def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     """No connection is made here: the API starts while Redis is down and answers 503 until it returns."""
     if client is None:
-        client = async_client(redis_url(settings, "the API"), settings.redis_timeout, settings.redis_pool_size)
+        client = async_client(settings.required_redis_url("the API"), settings.redis_timeout, settings.redis_pool_size)
     batches = Batches(client)  # the scripts of concurrent requests share pipelines
     store = Store(
         client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
@@ -109,15 +103,20 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
 
 
 def worker_client(settings: Settings) -> redis.Redis:
-    return sync_client(redis_url(settings, "the relay and workers"), timeout=settings.redis_timeout * 5)
+    return sync_client(settings.required_redis_url("the relay and workers"), timeout=settings.redis_timeout * 5)
 
 
 # -- the CLI --------------------------------------------------------------------------------------------
 
 
+def metrics_client(settings: Settings) -> redis.Redis:
+    """The client the metrics listener reads the pipeline's state with (``serve``'s supervisor)."""
+    return sync_client(settings.required_redis_url("the metrics listener"), timeout=settings.redis_timeout)
+
+
 def keyring(settings: Settings) -> Keyring:
-    return Keyring(sync_client(redis_url(settings, "this command")))
+    return Keyring(sync_client(settings.required_redis_url("this command")))
 
 
 def escalation_store(settings: Settings) -> EscalationStore:
-    return EscalationStore(sync_client(redis_url(settings, "this command")))
+    return EscalationStore(sync_client(settings.required_redis_url("this command")))

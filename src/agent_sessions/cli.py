@@ -99,7 +99,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from agent_sessions.logs import dict_config
     from agent_sessions.web import server
 
-    bootstrap.redis_url(settings, "the API")
+    settings.required_redis_url("the API")
     log_config = dict_config(settings.log_level, settings.log_format)
     cfg = server.config(settings, server.APP_FACTORY, args.host, args.port, args.workers, log_config)
     server.run(settings, cfg)

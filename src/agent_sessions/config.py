@@ -188,6 +188,12 @@ class Settings(BaseModel):
     def effective_broker_url(self) -> str | None:
         return self.broker_url or self.redis_url
 
+    def required_redis_url(self, who: str) -> str:
+        """REDIS_URL, or a ConfigError saying that ``who`` needs it (``agent-sessions dev`` needs none)."""
+        if not self.redis_url:
+            raise ConfigError(f"REDIS_URL is not set: {who} needs a Redis server (or run `agent-sessions dev`)")
+        return self.redis_url
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         env = os.environ if environ is None else environ

@@ -103,7 +103,7 @@ def _children(method: str, route: str, status: int) -> tuple[Any, Any]:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    bootstrap.redis_url(settings, "the API")  # fail now, not at the first request
+    settings.required_redis_url("the API")  # fail now, not at the first request
     spec = openapi.document(ENDPOINTS, bootstrap.metadata_limits(settings))
 
     @asynccontextmanager

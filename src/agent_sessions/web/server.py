@@ -12,10 +12,10 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.metrics import serve_metrics
-from agent_sessions.redis.client import sync_client
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
 
 APP_FACTORY = "agent_sessions.web.app:create_app"
@@ -69,8 +69,9 @@ def run(
         multiprocess_dir = tempfile.mkdtemp(prefix="agent-sessions-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir  # the workers read it when they start
     if settings.metrics_port and settings.redis_url:
-        client = sync_client(settings.redis_url, timeout=settings.redis_timeout)
-        serve_metrics(settings.metrics_host, settings.metrics_port, client, multiprocess_dir)
+        serve_metrics(
+            settings.metrics_host, settings.metrics_port, bootstrap.metrics_client(settings), multiprocess_dir
+        )
     if cfg.workers > 1:
         Multiprocess(cfg, sockets=[sock]).run()
     else:

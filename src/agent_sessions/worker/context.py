@@ -7,7 +7,6 @@ import httpx
 import redis
 
 from agent_sessions.config import Settings
-from agent_sessions.errors import ConfigError
 from agent_sessions.escalations import EscalationRule
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.escalations import EscalationStore
@@ -33,7 +32,7 @@ class Worker:
     def open(self) -> Worker:
         if self._redis is None:
             s = self.settings
-            self._redis = sync_client(_redis_url(s), timeout=s.redis_timeout * 5)
+            self._redis = sync_client(s.required_redis_url("the workers"), timeout=s.redis_timeout * 5)
             self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
             self.escalations = EscalationStore(self._redis)
             self.counters = Counters(self._redis)
@@ -46,9 +45,3 @@ class Worker:
             self._redis.close()
             self.http.close()
             self._redis = None
-
-
-def _redis_url(settings: Settings) -> str:
-    if not settings.redis_url:
-        raise ConfigError("REDIS_URL is not set: the workers need a Redis server")
-    return settings.redis_url
