@@ -4,7 +4,8 @@
 - ``dramatiq_workers``: the Dramatiq worker process: the broker, and the actors, each given the
   process's ``worker.context.Worker`` (reports, escalations, counters, an HTTP client), opened when a
   worker boots and closed when it stops (``worker.middleware.Lifecycle``).
-- ``relay_loops``: the outbox relay and the agent purge of ``agent-sessions worker``.
+- ``relay_loops``: the outbox relay, the agent purge and the event log's retention of
+  ``agent-sessions worker``.
 - ``metrics_client``: what the metrics listener of ``serve`` reads.
 - ``keyring`` and ``escalation_store``: what the CLI needs.
 
@@ -20,11 +21,13 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
+from agent_sessions.feed import Feed
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, async_client, sync_client
 from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.events import EventLog, Retention
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
@@ -63,8 +66,10 @@ class Api:
     store: Store
     services: Services
     gate: Gate
+    feed: Feed
 
     async def aclose(self) -> None:
+        await self.feed.close()
         await self.client.aclose()
 
 
@@ -77,7 +82,11 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
         client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
     )
     services = Services(store, metadata_limits(settings), settings.report_dimensions)
-    return Api(settings, client, store, services, Gate(client, rate_limits(settings), batches))
+    events = EventLog(client, batches, scan_max=settings.events_scan_max)
+    # The feed's blocking reads return well within the client's socket timeout.
+    block_ms = max(50, int(settings.redis_timeout * 500))
+    feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms)
+    return Api(settings, client, store, services, Gate(client, rate_limits(settings), batches), feed)
 
 
 # -- the workers ----------------------------------------------------------------------------------------
@@ -95,11 +104,14 @@ def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> tuple[Relay, Purger]:
+def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> tuple[Relay, Purger, Retention]:
+    """The loops of ``agent-sessions worker`` besides the actors: the relay, the purge of deleted
+    agents, and the event log's retention."""
     relay = Relay(
         Outbox(client), broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms
     )
-    return relay, Purger(client, settings.agent_delete_batch)
+    retention = Retention(client, settings.events_retention, settings.events_max)
+    return relay, Purger(client, settings.agent_delete_batch), retention
 
 
 def worker_client(settings: Settings) -> redis.Redis:

@@ -35,7 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--threads", type=int, default=8, help="threads per worker process")
     worker.add_argument("--health-file", type=Path, help="touched every 0.5 s while all parts run (healthchecks)")
     only = worker.add_mutually_exclusive_group()
-    only.add_argument("--relay-only", action="store_true", help="the outbox relay and agent purge, no Dramatiq workers")
+    only.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="the outbox relay, agent purge and event log retention, no Dramatiq workers",
+    )
     only.add_argument("--actors-only", action="store_true", help="only the Dramatiq workers (no relay)")
 
     dead = sub.add_parser("deadletters", help="webhook deliveries that exhausted their retries")

@@ -58,6 +58,12 @@ ENV_VARS: dict[str, str] = {
     "METRICS_PORT": "metrics_port",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
     "MAX_HEADER_BYTES": "max_header_bytes",
+    "EVENTS_RETENTION": "events_retention",
+    "EVENTS_MAX": "events_max",
+    "EVENTS_SCAN_MAX": "events_scan_max",
+    "SSE_HEARTBEAT_SECONDS": "sse_heartbeat_seconds",
+    "SSE_QUEUE_MAX": "sse_queue_max",
+    "SSE_MAX_SUBSCRIBERS": "sse_max_subscribers",
     "REQUEST_READ_TIMEOUT": "request_read_timeout",
     "AGENT_DELETE_BATCH": "agent_delete_batch",
 }
@@ -104,6 +110,17 @@ class Settings(BaseModel):
     # It also bounds how long a request waits for one of the pool's REDIS_POOL_SIZE connections.
     redis_timeout: float = Field(default=1.0, gt=0)
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+    # The event log (GET /v2/events and its feed): kept this many seconds and at most this many events
+    # (the workers trim it); a request examines at most EVENTS_SCAN_MAX entries for its filters.
+    events_retention: float = Field(default=24 * 3600, gt=0)
+    events_max: int = Field(default=10_000_000, ge=1)
+    events_scan_max: int = Field(default=5_000, ge=100, le=100_000)
+    # The live feed (GET /v2/events/stream): a comment line at least this often; per subscriber at most
+    # SSE_QUEUE_MAX events waiting to be sent (a subscriber further behind is dropped); at most
+    # SSE_MAX_SUBSCRIBERS streams per API process (more are refused with 503).
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
+    sse_queue_max: int = Field(default=256, ge=1, le=100_000)
+    sse_max_subscribers: int = Field(default=1000, ge=1, le=100_000)
     # Prometheus metrics on their own listener, never on the API's port (0: no metrics listener).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65_535)

@@ -83,6 +83,19 @@ class SessionNotFound(NotFound):
     default_message = "session not found"
 
 
+class EventNotFound(NotFound):
+    description = "no such event in the event log (never written, or past its retention)"
+    code = "event_not_found"
+    default_message = "event not found"
+
+
+class CursorExpired(ServiceError):
+    status = 410
+    description = "the cursor points before events the log no longer keeps (EVENTS_RETENTION, EVENTS_MAX)"
+    code = "cursor_expired"
+    default_message = "events after this cursor were trimmed from the log; start again without a cursor"
+
+
 class AlreadyExists(ServiceError):
     status = 409
     code = "already_exists"

@@ -127,6 +127,32 @@ class History(TypedDict):
     metadata: PageMetadata
 
 
+class Event(TypedDict):
+    """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
+
+    event_id: str
+    type: Literal["session.created", "session.updated", "session.deleted"]
+    occurred_at: Timestamp
+    agent_key: str
+    session_key: str
+    version: int
+    incarnation: str
+    changes: dict[str, Change]
+    session: Session
+    actor: str
+    request_id: str
+
+
+class EventPageMetadata(TypedDict):
+    next_cursor: str
+    has_more: bool
+
+
+class EventList(TypedDict):
+    events: list[Event]
+    metadata: EventPageMetadata
+
+
 class ErrorBody(TypedDict):
     code: str
     messages: list[str]

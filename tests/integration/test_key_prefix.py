@@ -30,7 +30,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     client = async_client(redis_url, 2.0)
     try:
         store = Store(client, KEYS)
-        gate = Gate(client, Limits(100.0, 100, 1.0, 5), keys=KEYS)
+        gate = Gate(client, Limits(0.001, 100, 0.001, 5), keys=KEYS)  # buckets refill slowly: they stay
         await gate.admit(secret, "10.0.0.1")
         await store.create_agent("agt_p", "p", "", b"{}", True)
         await store.create_session("agt_p", "ase_1", ORIGIN, "", "", b"{}", True)
@@ -64,4 +64,15 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     written = sorted(sync_redis.scan_iter("*"))
     assert written and all(key.startswith("other:") for key in written), written
     kinds = {key.split(":")[1] for key in written}
-    assert {"apikey", "apikeys", "rl", "idem", "outbox", "report", "escalation", "deadletters", "metrics"} <= kinds
+    assert {
+        "apikey",
+        "apikeys",
+        "rl",
+        "idem",
+        "outbox",
+        "report",
+        "escalation",
+        "deadletters",
+        "metrics",
+        "events",
+    } <= kinds

@@ -111,6 +111,8 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
     assert sorted(sync_redis.keys("*")) == [
         "as:agent:agt_b",
         "as:agents",
+        "as:events",  # the event log keeps the deleted sessions' events (retention is by age and count)
+        "as:events:ids",
         "as:history:agt_b:ase_1",
         "as:history:agt_b:ase_1:bytes",
         "as:outbox",

@@ -18,6 +18,7 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``apikey:<digest>``, ``apikeys``               | hash   | API key records; key id -> digest           |
 | ``rl:key:<digest>``, ``rl:addr:<address>``     | hash   | token buckets                               |
 | ``outbox``, ``outbox:poison``                  | stream | events for the relay; malformed entries     |
+| ``events``, ``events:ids``, ``events:trimmed`` | stream | the event log; event id -> entry; last cut  |
 | ``report:<agent>``, ``report:state:…``, ``…ooo…`` | hash | reports and their exactly-once state        |
 | ``escalation:<event>``, ``escalations:<agent>``| hash   | escalation records; an agent's escalations  |
 | ``deadletters``                                | zset   | webhook deliveries out of retries           |
@@ -118,6 +119,22 @@ class Keys:
     @property
     def outbox_poison(self) -> str:
         return f"{self.prefix}outbox:poison"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
+
+    @property
+    def event_ids(self) -> str:
+        return f"{self.prefix}events:ids"
+
+    @property
+    def events_trimmed(self) -> str:
+        return f"{self.prefix}events:trimmed"
+
+    def event_streams(self) -> list[str]:
+        """What every script that emits an event writes besides the session: outbox, log, log index."""
+        return [self.outbox, self.events, self.event_ids]
 
     def report(self, agent: str) -> str:
         return f"{self.prefix}report:{agent}"

@@ -36,7 +36,7 @@ class Purger:
             done, left = cast(
                 list[int],
                 self._script(
-                    [self.keys.purge(agent), self.keys.purges, self.keys.outbox],
+                    [self.keys.purge(agent), self.keys.purges, *self.keys.event_streams()],
                     [
                         agent,
                         self.batch,

@@ -183,6 +183,8 @@ class Store:
                 self.keys.history(agent, session),
                 self.keys.history_bytes(agent, session),
                 *self._idem_keys(idem),
+                self.keys.events,
+                self.keys.event_ids,
             ],
             [
                 agent,
@@ -227,6 +229,8 @@ class Store:
             self.keys.history(agent, session),
             self.keys.history_bytes(agent, session),
             *self._idem_keys(idem),
+            self.keys.events,
+            self.keys.event_ids,
         ]
         args: list[Any] = [
             agent,
@@ -259,6 +263,8 @@ class Store:
                 self.keys.outbox,
                 self.keys.history(agent, session),
                 self.keys.history_bytes(agent, session),
+                self.keys.events,
+                self.keys.event_ids,
             ],
             [agent, session, *_event_args(origin)],
         )

@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.settings = settings
         app.state.services = graph.services
         app.state.gate = graph.gate
+        app.state.feed = graph.feed
         try:
             yield
         finally:

@@ -96,6 +96,7 @@ def error_statuses(e: Endpoint) -> list[int]:
         statuses.add(422)
     if e.path == "/readyz":
         statuses.add(503)
+    statuses |= set(e.errors)
     return sorted(statuses)
 
 
@@ -113,6 +114,11 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
             },
         }
         for k in e.path_keys
+    ]
+    params += [
+        {"name": k, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}}
+        for k in e.path_params
+        if k not in e.path_keys
     ]
     params += [
         {"name": q.name, "in": "query", "required": False, "schema": q.schema, "description": q.description}
@@ -141,6 +147,17 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
     success = _schema(e.response, components) if e.response is not None else None
     success_headers = (("ETag",) if e.etag else ()) + (("Idempotent-Replayed",) if e.idempotent else ())
     op["responses"] = {str(e.status): _response("success", success, success_headers)}
+    if e.media_type != "application/json":
+        op["responses"][str(e.status)]["content"] = {e.media_type: {"schema": {"type": "string"}}}
+        op["parameters"].append(
+            {
+                "name": "Last-Event-ID",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string", "maxLength": 200},
+                "description": "the id of the last message received: resume after it",
+            }
+        )
     if e.creates:
         op["responses"][str(e.status)]["links"] = LINKS[e.path]
     for status in error_statuses(e):

@@ -32,6 +32,9 @@ def _error(status: bytes, code: str, message: str) -> bytes:
     )
 
 
+STOP_STREAM = "agent_sessions.stop_stream"
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(config, *args, **kwargs)
@@ -41,6 +44,17 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._too_large = False
         self._headers_done = True
         self._read_timer: asyncio.TimerHandle | None = None
+
+    def shutdown(self) -> None:
+        """Graceful shutdown. A response that never ends by itself (the live event feed) put an
+        ``asyncio.Event`` in its scope under ``STOP_STREAM``: set, it ends the stream, so that the
+        shutdown does not wait for it; the connection then closes like any other."""
+        super().shutdown()
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            stop = cycle.scope.get(STOP_STREAM)
+            if isinstance(stop, asyncio.Event):
+                stop.set()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

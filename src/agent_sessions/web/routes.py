@@ -22,9 +22,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from agent_sessions import models
+from agent_sessions import feed, models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
 from agent_sessions.errors import (
+    EventNotFound,
     Forbidden,
     InvalidRequest,
     RateLimited,
@@ -38,6 +39,7 @@ from agent_sessions.redis.store import Idempotency
 from agent_sessions.reports import Report
 from agent_sessions.services import Services, check_path_keys
 from agent_sessions.web.errors import JSON, request_id
+from agent_sessions.web.stream import EventStream
 
 JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
@@ -98,6 +100,8 @@ class Endpoint:
     idempotent: bool = False  # honours Idempotency-Key
     merge_patch: bool = False  # also takes application/merge-patch+json
     admits_in_write: bool = False  # the write script runs the gate itself for keys already known
+    errors: tuple[int, ...] = ()  # statuses beyond those the other fields imply
+    media_type: str = JSON  # of the success response
 
     @property
     def accepted(self) -> tuple[str, ...]:
@@ -106,6 +110,10 @@ class Endpoint:
     @property
     def path_keys(self) -> tuple[str, ...]:
         return tuple(k for k in ("agent_key", "session_key") if "{" + k + "}" in self.path)
+
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        return tuple(re.findall(r"{(\w+)}", self.path))
 
 
 # -- query parameters --------------------------------------------------------------------------------
@@ -122,13 +130,70 @@ AGENT_PAGE_KEY = page_key_param(models.AGENT_KEY_PATTERN)
 SESSION_PAGE_KEY = page_key_param(models.SESSION_KEY_PATTERN)
 VERSION_PAGE_KEY = page_key_param("^[1-9][0-9]{0,17}$")
 ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or disabled (false) sessions")
+AGENT_FILTER = QueryParam(
+    "agent_key",
+    {"type": "string", "pattern": models.AGENT_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
+    "only this agent's events",
+)
+SESSION_FILTER = QueryParam(
+    "session_key",
+    {"type": "string", "pattern": models.SESSION_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
+    "only events of sessions with this key",
+)
+TYPES = QueryParam(
+    "types",
+    {"type": "string", "pattern": "^session\\.(created|updated|deleted)(,session\\.(created|updated|deleted))*$"},
+    "only these event types, comma-separated",
+)
+AFTER = QueryParam(
+    "after", {"type": "string", "maxLength": 200}, "a cursor (metadata.next_cursor, or an SSE id): start after it"
+)
+EVENT_LIMIT = QueryParam("limit", {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}, "page size")
+WAIT = QueryParam(
+    "wait",
+    {"type": "integer", "minimum": 0, "maximum": 30, "default": 0},
+    "seconds to wait for a matching event when there is none yet (long poll)",
+)
+EVENT_FILTERS = (AGENT_FILTER, SESSION_FILTER, TYPES)
+
+
+def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name, str(default))
+    if not DIGITS_RE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise InvalidRequest.for_fields({name: f"must be an integer from {low} to {high}"})
+    return int(raw)
 
 
 def query_limit(request: Request) -> int:
-    raw = request.query_params.get("limit", "20")
-    if not DIGITS_RE.fullmatch(raw) or not 1 <= int(raw) <= 100:
-        raise InvalidRequest.for_fields({"limit": "must be an integer from 1 to 100"})
-    return int(raw)
+    return query_int(request, "limit", 20, 1, 100)
+
+
+def event_filter(c: Call) -> feed.EventFilter:
+    """The filters of an event query, within the key's scope: a key limited to some agents sees only
+    theirs, and naming another agent is 403."""
+    params, key = c.request.query_params, c.key
+    agent, session, types = params.get("agent_key"), params.get("session_key"), params.get("types")
+    errors = {}
+    if agent is not None and (len(agent) > models.KEY_MAX_LENGTH or not models.AGENT_KEY_RE.fullmatch(agent)):
+        errors["agent_key"] = f"must match {models.AGENT_KEY_PATTERN}"
+    if session is not None and (len(session) > models.KEY_MAX_LENGTH or not models.SESSION_KEY_RE.fullmatch(session)):
+        errors["session_key"] = f"must match {models.SESSION_KEY_PATTERN}"
+    wanted = tuple(types.split(",")) if types is not None else ()
+    if any(t not in feed.EVENT_TYPES for t in wanted) or (types is not None and not wanted):
+        errors["types"] = "a comma-separated list of " + ", ".join(feed.EVENT_TYPES)
+    if errors:
+        raise InvalidRequest.for_fields(errors)
+    scope = key.agents if key is not None else ()
+    if agent is not None:
+        authorize(key, Role.VIEWER, agent) if key is not None else None
+        scope = (agent,)
+    return feed.EventFilter(scope, session or "", wanted)
+
+
+def event_start(c: Call, header_value: str | None = None) -> str:
+    """The entry id to start after: from ``after`` (or ``Last-Event-ID``); "" for the oldest retained."""
+    cursor = header_value or c.request.query_params.get("after")
+    return feed.decode_cursor(cursor) if cursor is not None else ""
 
 
 def query_enabled(request: Request) -> bool | None:
@@ -202,6 +267,35 @@ async def delete_session(c: Call) -> tuple[int, Any]:
     return 204, None
 
 
+async def list_events(c: Call) -> tuple[int, Any]:
+    where, after = event_filter(c), event_start(c)
+    limit, wait = query_int(c.request, "limit", 100, 1, 1000), query_int(c.request, "wait", 0, 0, 30)
+    return 200, await feed.list_events(c.request.app.state.feed, where, after, limit, wait)
+
+
+async def get_event(c: Call) -> tuple[int, Any]:
+    event_id = str(c.request.path_params["event_id"])
+    scope = c.key.agents if c.key is not None else ()
+    event = (
+        await feed.get_event(c.request.app.state.feed.events, event_id, scope)
+        if EVENT_ID_RE.fullmatch(event_id)
+        else None
+    )
+    if event is None:
+        raise EventNotFound()
+    return 200, event
+
+
+async def stream_events(c: Call) -> tuple[int, Any]:
+    where = event_filter(c)
+    live = c.request.app.state.feed
+    last_event_id = header(c.request, "last-event-id")
+    start = event_start(c, last_event_id) if last_event_id or "after" in c.request.query_params else None
+    if start is None:
+        start = await live.events.end()  # no position given: from now on
+    return 200, EventStream(live, where, start, c.request.app.state.settings.sse_heartbeat_seconds)
+
+
 async def healthz(c: Call) -> tuple[int, Any]:
     return 200, {"status": "ok"}
 
@@ -211,6 +305,7 @@ async def readyz(c: Call) -> tuple[int, Any]:
     return 200, {"status": "ok"}
 
 
+EVENT_ID_RE = re.compile(r"evt_[A-Za-z0-9_-]{1,80}")
 AGENTS = "/v2/agents"
 AGENT = "/v2/agents/{agent_key}"
 SESSIONS = "/v2/agents/{agent_key}/sessions"
@@ -303,6 +398,35 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The agent's aggregates, kept from session events (eventually consistent)",
         Role.VIEWER,
         response=Report,
+    ),
+    Endpoint(
+        "GET",
+        "/v2/events",
+        list_events,
+        "The event log, in commit order, from a cursor (a key limited to some agents sees theirs)",
+        Role.VIEWER,
+        response=models.EventList,
+        query=(*EVENT_FILTERS, AFTER, EVENT_LIMIT, WAIT),
+        errors=(410,),
+    ),
+    Endpoint(
+        "GET",
+        "/v2/events/stream",
+        stream_events,
+        "The event log as Server-Sent Events: what is after Last-Event-ID (or after), then live",
+        Role.VIEWER,
+        query=(*EVENT_FILTERS, AFTER),
+        errors=(410,),
+        media_type="text/event-stream",
+    ),
+    Endpoint(
+        "GET",
+        "/v2/events/{event_id}",
+        get_event,
+        "One event of the log",
+        Role.VIEWER,
+        response=models.Event,
+        errors=(404,),
     ),
     Endpoint("GET", "/healthz", healthz, "Liveness: the process answers", response=models.Health),
     Endpoint("GET", "/readyz", readyz, "Readiness: Redis answers a PING", response=models.Health),
@@ -456,6 +580,8 @@ async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, secret: s
 def respond(endpoint: Endpoint, call: Call, status: int, payload: Any) -> Response:
     if payload is None:
         return Response(status_code=status)
+    if isinstance(payload, Response):
+        return payload
     headers = {"ETag": f'"{payload["version"]}"'} if endpoint.etag else {}
     if call.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -1,8 +1,8 @@
-"""``agent-sessions worker``: the outbox relay and the purge of deleted agents (threads of this
-process) and the Dramatiq workers (a child ``dramatiq agent_sessions.workers`` process), started and
-stopped together. ``--relay-only`` runs the relay and purge without Dramatiq workers; ``--actors-only``
-runs only the Dramatiq workers (as a plain ``dramatiq agent_sessions.workers`` would), so the two can
-be scaled apart.
+"""``agent-sessions worker``: the outbox relay, the purge of deleted agents and the event log's
+retention (threads of this process) and the Dramatiq workers (a child ``dramatiq agent_sessions.workers``
+process), started and stopped together. ``--relay-only`` runs the three loops without Dramatiq
+workers; ``--actors-only`` runs only the Dramatiq workers (as a plain ``dramatiq agent_sessions.workers``
+would), so the two can be scaled apart.
 
 SIGTERM or SIGINT stops the relay after its current batch, then the workers, which finish or return
 their in-flight messages (Dramatiq's graceful shutdown). If any part dies, this command exits non-zero
@@ -52,8 +52,8 @@ def run_worker(
     workers = start_actors(processes, threads) if with_actors else None
     loops = []
     if with_relay:
-        relay, purger = bootstrap.relay_loops(settings, broker, client)
-        for name, target in (("relay", relay.run), ("purge", purger.run)):
+        relay, purger, retention = bootstrap.relay_loops(settings, broker, client)
+        for name, target in (("relay", relay.run), ("purge", purger.run), ("retention", retention.run)):
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
             loops.append(thread)
@@ -64,7 +64,7 @@ def run_worker(
             code = 1
             stop.set()
         elif any(not thread.is_alive() for thread in loops):
-            log.error("the relay or the purge stopped; stopping")
+            log.error("the relay, the purge or the retention stopped; stopping")
             code = 1
             stop.set()
         elif health_file is not None:

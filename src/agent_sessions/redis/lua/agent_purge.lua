@@ -9,7 +9,8 @@
 --
 -- Returns {sessions deleted by this step, sessions left}
 
-local purge_set, purges, outbox = KEYS[1], KEYS[2], KEYS[3]
+local purge_set, purges = KEYS[1], KEYS[2]
+local streams = {outbox = KEYS[3], log = KEYS[4], ids = KEYS[5]}  -- see emit_event in _change.lua
 local agent, batch = ARGV[1], tonumber(ARGV[2])
 local session_prefix, history_prefix = ARGV[3], ARGV[4]   -- e.g. "as:session:agt_x:", "as:history:agt_x:"
 local event_id_prefix = ARGV[5]                            -- fresh per step; "_<n>" is appended
@@ -29,7 +30,7 @@ for i = 1, #members, 2 do
     local version = tonumber(redis.call('HGET', key, 'version')) + 1
     redis.call('DEL', key, history_prefix .. member, history_prefix .. member .. ':bytes')
     deleted = deleted + 1
-    emit_event(outbox, 'session.deleted', event_id_prefix .. '_' .. deleted, agent, member, version, now, actor,
+    emit_event(streams, 'session.deleted', event_id_prefix .. '_' .. deleted, agent, member, version, now, actor,
       request_id, snapshot, {})
   end
 end

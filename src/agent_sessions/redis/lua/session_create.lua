@@ -17,7 +17,8 @@
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]
 local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
-local outbox, history, history_bytes = KEYS[6], KEYS[7], KEYS[8]
+local history, history_bytes = KEYS[7], KEYS[8]
+local streams = {outbox = KEYS[6], log = KEYS[11], ids = KEYS[12]}  -- see emit_event in _change.lua
 local idem = {
   record = KEYS[9], index = KEYS[10],                    -- unused without an Idempotency-Key
   fingerprint = ARGV[10], ttl = tonumber(ARGV[11]), max = tonumber(ARGV[12]), snapshots = ARGV[13],
@@ -43,6 +44,6 @@ else
 end
 
 local fields = redis.call('HGETALL', session_hash)
-emit_event(outbox, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
+emit_event(streams, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
 record_history(history, history_bytes, 1, now, actor, request_id, {}, initial, history_cap, history_max_bytes)
 return idem_store(idem, 'ok', fields, session)

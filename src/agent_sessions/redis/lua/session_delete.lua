@@ -9,7 +9,8 @@
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]
 local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
-local outbox, history, history_bytes = KEYS[6], KEYS[7], KEYS[8]
+local history, history_bytes = KEYS[7], KEYS[8]
+local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
@@ -21,7 +22,7 @@ redis.call('DEL', session_hash, history, history_bytes)
 redis.call('ZREM', all_index, session)
 redis.call('ZREM', enabled_index, session)
 redis.call('ZREM', disabled_index, session)
-emit_event(outbox, 'session.deleted', event_id, agent, session, version, now_ms(), actor, request_id, reply, {})
+emit_event(streams, 'session.deleted', event_id, agent, session, version, now_ms(), actor, request_id, reply, {})
 
 table.insert(reply, 1, 'ok')
 return reply

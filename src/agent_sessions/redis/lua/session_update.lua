@@ -17,12 +17,13 @@
 -- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
 
 local agent_hash, session_hash, enabled_index, disabled_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local outbox, history, history_bytes = KEYS[5], KEYS[6], KEYS[7]
+local history, history_bytes = KEYS[6], KEYS[7]
+local streams = {outbox = KEYS[5], log = KEYS[10], ids = KEYS[11]}  -- see emit_event in _change.lua
 local idem = {
   record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
   fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
 }
-local key_record, key_bucket, address_bucket = KEYS[10], KEYS[11], KEYS[12]  -- only when admitting
+local key_record, key_bucket, address_bucket = KEYS[12], KEYS[13], KEYS[14]  -- only when admitting
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
 local history_cap, history_max_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -88,7 +89,7 @@ local function apply()
       end
     end
   end
-  emit_event(outbox, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
+  emit_event(streams, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
   record_history(history, history_bytes, tonumber(version), now, actor, request_id, old, changed, history_cap,
     history_max_bytes)
   return finish('ok', session_fields)

@@ -1,0 +1,153 @@
+"""GET /v2/events and /v2/events/{event_id} through the app, and the log's retention, on a real Redis."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import redis
+from starlette.testclient import TestClient
+
+from agent_sessions.feed import decode_cursor, encode_cursor
+from agent_sessions.redis.events import Retention
+from agent_sessions.redis.keys import KEYS
+from tests.support.api import MakeKey, error
+from tests.support.wait import eventually
+
+AGENTS = ("agt_a", "agt_b")
+
+
+def make_events(client: TestClient, admin: dict[str, str]) -> None:
+    """agt_a: ase_1 created, updated twice; agt_b: ase_1 created, deleted."""
+    for agent in AGENTS:
+        assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=admin).status_code == 201
+        assert client.post(f"/v2/agents/{agent}/sessions", json={"key": "ase_1"}, headers=admin).status_code == 201
+    for priority in ("high", "urgent"):
+        url = "/v2/agents/agt_a/sessions/ase_1"
+        assert client.patch(url, json={"metadata": {"priority": priority}}, headers=admin).status_code == 200
+    assert client.delete("/v2/agents/agt_b/sessions/ase_1", headers=admin).status_code == 204
+
+
+def follow(client: TestClient, headers: dict[str, str], limit: int, **params: str) -> list[dict[str, Any]]:
+    """Every event from the start, page after page."""
+    events: list[dict[str, Any]] = []
+    query: dict[str, Any] = {"limit": limit, **params}
+    while True:
+        response = client.get("/v2/events", params=query, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        events += body["events"]
+        query["after"] = body["metadata"]["next_cursor"]
+        if not body["metadata"]["has_more"]:
+            return events
+
+
+def test_pages_return_every_event_once_in_commit_order(client: TestClient, admin: dict[str, str]) -> None:
+    make_events(client, admin)
+    for limit in (1, 2, 100):
+        events = follow(client, admin, limit)
+        assert [(e["agent_key"], e["type"], e["version"]) for e in events] == [
+            ("agt_a", "session.created", 1),
+            ("agt_b", "session.created", 1),
+            ("agt_a", "session.updated", 2),
+            ("agt_a", "session.updated", 3),
+            ("agt_b", "session.deleted", 2),
+        ]
+    updated = follow(client, admin, 100, types="session.updated")[-1]
+    assert updated["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "urgent"}}
+    assert updated["session"]["metadata"] == {"priority": "urgent"}
+    one = client.get(f"/v2/events/{updated['event_id']}", headers=admin)
+    assert one.status_code == 200 and one.json() == updated
+
+
+def test_filters_combine(client: TestClient, admin: dict[str, str]) -> None:
+    make_events(client, admin)
+    assert [e["type"] for e in follow(client, admin, 2, agent_key="agt_b")] == ["session.created", "session.deleted"]
+    assert len(follow(client, admin, 2, session_key="ase_1")) == 5
+    created = follow(client, admin, 1, types="session.created,session.deleted", agent_key="agt_a")
+    assert [e["type"] for e in created] == ["session.created"]
+    assert follow(client, admin, 3, agent_key="agt_nobody") == []
+
+
+def test_bad_queries_are_400_and_change_nothing(client: TestClient, admin: dict[str, str]) -> None:
+    make_events(client, admin)
+    for query in (
+        {"after": "nope"},
+        {"after": encode_cursor("1-1")[:-2] + "!!"},
+        {"after": "c1." + "QQ"},
+        {"types": "session.exploded"},
+        {"types": ""},
+        {"limit": "0"},
+        {"limit": "1001"},
+        {"wait": "31"},
+        {"wait": "-1"},
+        {"agent_key": "nope"},
+    ):
+        error(client.get("/v2/events", params=query, headers=admin), 400, "invalid_request")
+    error(client.get("/v2/events/evt_missing", headers=admin), 404, "event_not_found")
+    error(client.get("/v2/events/not-an-id", headers=admin), 404, "event_not_found")
+
+
+def test_a_scoped_key_sees_only_its_agents(client: TestClient, admin: dict[str, str], make_key: MakeKey) -> None:
+    make_events(client, admin)
+    scoped = {"x-api-key": make_key("viewer", ("agt_b",))}
+    assert {e["agent_key"] for e in follow(client, scoped, 1)} == {"agt_b"}
+    error(client.get("/v2/events", params={"agent_key": "agt_a"}, headers=scoped), 403, "forbidden")
+    error(client.get("/v2/events/stream", params={"agent_key": "agt_a"}, headers=scoped), 403, "forbidden")
+    other = follow(client, admin, 100, agent_key="agt_a")[0]["event_id"]
+    error(client.get(f"/v2/events/{other}", headers=scoped), 404, "event_not_found")  # as if it did not exist
+    error(client.get("/v2/events", headers={}), 401, "unauthorized")
+
+
+def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
+    client: TestClient, admin: dict[str, str], sync_redis: redis.Redis
+) -> None:
+    make_events(client, admin)
+    first_two = client.get("/v2/events", params={"limit": 2}, headers=admin).json()
+    cursor, dropped = first_two["metadata"]["next_cursor"], first_two["events"]
+    assert Retention(sync_redis, retention_s=3600, max_events=3, batch=2).step() == 2  # bounded steps
+    assert sync_redis.xlen(KEYS.events) == 3 and sync_redis.hlen(KEYS.event_ids) == 3
+    assert len(follow(client, admin, 10)) == 3  # from the start: what is retained
+    assert len(client.get("/v2/events", params={"after": cursor}, headers=admin).json()["events"]) == 3
+    error(client.get(f"/v2/events/{dropped[0]['event_id']}", headers=admin), 404, "event_not_found")
+    before = encode_cursor("1-0")
+    error(client.get("/v2/events", params={"after": before}, headers=admin), 410, "cursor_expired")
+
+    by_age = Retention(sync_redis, retention_s=0, max_events=1000)  # everything written before now
+    eventually(lambda: by_age.step() == 0 and sync_redis.xlen(KEYS.events) == 0, "not trimmed by age")
+    error(client.get("/v2/events", params={"after": cursor}, headers=admin), 410, "cursor_expired")
+    empty = client.get("/v2/events", headers=admin).json()
+    assert empty["events"] == [] and not empty["metadata"]["has_more"]
+    assert (
+        client.get("/v2/events", params={"after": empty["metadata"]["next_cursor"]}, headers=admin).status_code == 200
+    )
+    # The relay reads the outbox, not the log: trimming the log took nothing from it.
+    assert sync_redis.xlen(KEYS.outbox) == 5
+
+
+def test_a_long_poll_returns_when_a_matching_event_commits(client: TestClient, admin: dict[str, str]) -> None:
+    make_events(client, admin)
+    end = follow(client, admin, 100)
+    cursor = client.get("/v2/events", params={"limit": len(end)}, headers=admin).json()["metadata"]["next_cursor"]
+    got: list[Any] = []
+
+    def poll() -> None:
+        params = {"after": cursor, "wait": "30", "agent_key": "agt_a"}
+        got.append(client.get("/v2/events", params=params, headers=admin))
+
+    waiter = threading.Thread(target=poll)
+    waiter.start()
+    # An event of another agent does not end the wait; one of agt_a does.
+    client.post("/v2/agents/agt_b/sessions", json={"key": "ase_2"}, headers=admin)
+    client.patch("/v2/agents/agt_a/sessions/ase_1", json={"description": "now"}, headers=admin)
+    waiter.join(20)
+    assert not waiter.is_alive(), "the long poll did not return when the event committed"
+    (response,) = got
+    assert [(e["agent_key"], e["changes"]) for e in response.json()["events"]] == [
+        ("agt_a", {"description": {"old": "", "new": "now"}})
+    ]
+
+
+def test_cursors_are_opaque_and_round_trip() -> None:
+    assert decode_cursor(encode_cursor("1732550000000-7")) == "1732550000000-7"
+    assert encode_cursor("1-0").startswith("c1.")
