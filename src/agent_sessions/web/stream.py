@@ -36,6 +36,7 @@ class EventStream(Response):
 
     def __init__(self, feed: Feed, where: EventFilter, start: str, heartbeat: float) -> None:
         super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # it has no end
         self.feed, self.where, self.start, self.heartbeat = feed, where, start, heartbeat
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

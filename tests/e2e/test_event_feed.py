@@ -1,0 +1,247 @@
+"""The live feed (GET /v2/events/stream) on a real `agent-sessions serve`: resume without loss, many
+subscribers on one shared reader, slow subscribers dropped, streams ended by SIGTERM; and exactly-once
+paging of GET /v2/events while hundreds of PATCHes run."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from agent_sessions.auth import Role
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.server import free_port
+from tests.support.processes import command, env, running, serving, wait_http
+
+pytestmark = pytest.mark.e2e
+AGENT = "agt_feed"
+PATCHES = 800
+
+
+def admin(redis_url: str) -> dict[str, str]:
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
+    conn.close()
+    return {"x-api-key": secret}
+
+
+def setup_agent(base: str, headers: dict[str, str], sessions: int = 1, agent: str = AGENT) -> None:
+    assert httpx.post(f"{base}/v2/agents", json={"key": agent, "name": "feed"}, headers=headers).status_code == 201
+    for i in range(sessions):
+        created = httpx.post(f"{base}/v2/agents/{agent}/sessions", json={"key": f"ase_{i}"}, headers=headers)
+        assert created.status_code == 201
+
+
+async def messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """The SSE messages of a streaming response: {"id", "event", "data"} (comments skipped)."""
+    message: dict[str, Any] = {}
+    async for line in response.aiter_lines():
+        if not line:
+            if message:
+                yield message
+            message = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(": ")
+            message[field] = orjson.loads(value) if field == "data" else value
+
+
+def redis_reads(conn: redis.Redis) -> int:
+    """Calls of the commands that read the log, by anyone (also from inside scripts)."""
+    stats: dict[str, Any] = conn.info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("xread", "xrange", "xrevrange"))
+
+
+def test_a_stream_resumes_after_its_last_event_id_without_loss(redis_url: str) -> None:
+    headers = admin(redis_url)
+    with serving(redis_url, SSE_HEARTBEAT_SECONDS="1") as base:
+        setup_agent(base, headers)
+        url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
+
+        async def run() -> None:
+            async with httpx.AsyncClient(headers=headers, timeout=30) as client:
+                seen: list[dict[str, Any]] = []
+                async with client.stream("GET", f"{base}/v2/events/stream", params={"after": ""}) as response:
+                    assert response.status_code == 400  # "" is no cursor
+                async with client.stream("GET", f"{base}/v2/events/stream", params={"agent_key": AGENT}) as response:
+                    assert response.headers["content-type"].startswith("text/event-stream")
+                    for n in range(2):
+                        assert (await client.patch(url, json={"metadata": {"n": n}})).status_code == 200
+                    async for message in messages(response):
+                        seen.append(message)
+                        if len(seen) == 2:
+                            break
+                for n in range(2, 5):  # while disconnected
+                    assert (await client.patch(url, json={"metadata": {"n": n}})).status_code == 200
+                resume = {"Last-Event-ID": seen[-1]["id"]}
+                async with client.stream("GET", f"{base}/v2/events/stream", headers=resume) as response:
+                    async for message in messages(response):
+                        seen.append(message)
+                        if len(seen) == 5:
+                            break
+                assert [m["data"]["session"]["metadata"]["n"] for m in seen] == [0, 1, 2, 3, 4]
+                assert [m["data"]["version"] for m in seen] == [2, 3, 4, 5, 6]
+                assert {m["event"] for m in seen} == {"session.updated"}
+
+        asyncio.run(run())
+
+
+def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str) -> None:
+    headers = admin(redis_url)
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    with serving(redis_url) as base:
+        setup_agent(base, headers)
+        url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
+
+        async def subscribers_get(count: int, patches: int) -> tuple[list[float], int]:
+            """``count`` subscribers; ``patches`` PATCHes once all are connected: (latency of each
+            delivery from the PATCH's answer, in s; log reads by Redis meanwhile)."""
+            limits = httpx.Limits(max_connections=count + 10)
+            async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+                connected = 0
+                all_connected = asyncio.Event()
+                received: list[float] = []
+                sent: dict[int, float] = {}
+
+                async def subscribe() -> None:
+                    nonlocal connected
+                    params = {"agent_key": AGENT}
+                    async with client.stream("GET", f"{base}/v2/events/stream", params=params) as response:
+                        connected += 1
+                        if connected == count:
+                            all_connected.set()
+                        got = 0
+                        async for message in messages(response):
+                            received.append(time.monotonic() - sent[message["data"]["session"]["metadata"]["n"]])
+                            got += 1
+                            if got == patches:
+                                return
+
+                tasks = [asyncio.create_task(subscribe()) for _ in range(count)]
+                await asyncio.wait_for(all_connected.wait(), 60)
+                before = redis_reads(conn)
+                for n in range(patches):
+                    sent[n] = time.monotonic()
+                    response = await client.patch(url, json={"metadata": {"n": n}})
+                    assert response.status_code == 200
+                await asyncio.wait_for(asyncio.gather(*tasks), 60)
+                return received, redis_reads(conn) - before
+
+        one, reads_one = asyncio.run(subscribers_get(1, 20))
+        many, reads_many = asyncio.run(subscribers_get(200, 20))
+    assert len(one) == 20 and len(many) == 200 * 20
+    # One reader per process: the log is read about as often for 200 subscribers as for one.
+    assert reads_many <= 2 * reads_one + 10, (reads_one, reads_many)
+    # How fast is for make bench to say (feed latency); here: each of the 200 got every event.
+
+
+def test_a_subscriber_that_stops_reading_is_dropped(redis_url: str, tmp_path: Path) -> None:
+    headers = admin(redis_url)
+    log = tmp_path / "serve.log"
+    with serving(redis_url, stderr=log, SSE_QUEUE_MAX="4", SSE_HEARTBEAT_SECONDS="1") as base:
+        setup_agent(base, headers)
+        port = int(base.rsplit(":", 1)[1])
+        with socket.socket() as slow:
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window fills fast
+            slow.connect(("127.0.0.1", port))
+            slow.sendall(
+                f"GET /v2/events/stream?agent_key={AGENT} HTTP/1.1\r\nHost: x\r\n"
+                f"x-api-key: {headers['x-api-key']}\r\n\r\n".encode()
+            )
+            big = {
+                "metadata": {f"k{i}": "x" * 1000 for i in range(12)}
+            }  # ~12 KB events (metadata stays under its limit)
+            url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
+            # ~10 MB of events: far more than the queue, the kernel's socket buffers (a few MB) and the
+            # client's window hold, so the server's sends stop being taken.
+            with httpx.Client(headers=headers) as client:
+                for n in range(PATCHES):
+                    big["metadata"]["n"] = str(n)
+                    assert client.patch(url, json=big).status_code == 200
+            slow.settimeout(30)
+            received = b""
+            while chunk := slow.recv(1 << 20):  # read now: the server has ended the stream
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200")
+        assert 0 < received.count(b"\nevent: session.updated\n") < PATCHES
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    assert "Traceback" not in log.read_text()
+
+
+def test_sigterm_ends_open_streams_and_the_server_exits(redis_url: str) -> None:
+    headers = admin(redis_url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with running([command(), "serve", "--port", str(port)], env(REDIS_URL=redis_url)) as proc:
+        wait_http(f"{base}/healthz", proc)
+
+        async def run() -> None:
+            async with (
+                httpx.AsyncClient(headers=headers, timeout=30) as client,
+                client.stream("GET", f"{base}/v2/events/stream") as response,
+            ):
+                assert response.status_code == 200
+                proc.send_signal(signal.SIGTERM)
+                async for _ in response.aiter_bytes():
+                    pass  # ends when the server ends the stream (the client's timeout is 30 s)
+
+        asyncio.run(asyncio.wait_for(run(), 20))  # a stream the shutdown left open would fail here
+        assert proc.wait(20) in (0, -signal.SIGTERM)
+
+
+def test_following_cursors_while_writers_run_yields_every_event_once(redis_url: str) -> None:
+    headers = admin(redis_url)
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    agents, sessions, patches = ("agt_p1", "agt_p2", "agt_p3"), 8, 600
+    with serving(redis_url) as base:
+        for agent in agents:
+            setup_agent(base, headers, sessions, agent)
+        start = httpx.get(f"{base}/v2/events", params={"limit": 1000}, headers=headers).json()
+        assert not start["metadata"]["has_more"]
+
+        async def run() -> list[dict[str, Any]]:
+            async with httpx.AsyncClient(headers=headers, timeout=60) as client:
+                writing = True
+                limit = asyncio.Semaphore(32)
+
+                async def patch(n: int) -> None:
+                    agent, session = agents[n % 3], f"ase_{n % sessions}"
+                    async with limit:
+                        url = f"{base}/v2/agents/{agent}/sessions/{session}"
+                        response = await client.patch(url, json={"metadata": {"n": n}})
+                    assert response.status_code == 200
+
+                async def read() -> list[dict[str, Any]]:
+                    events: list[dict[str, Any]] = list(start["events"])
+                    cursor = start["metadata"]["next_cursor"]
+                    while True:
+                        still_writing = writing
+                        body = (await client.get(f"{base}/v2/events", params={"after": cursor, "limit": 7})).json()
+                        events += body["events"]
+                        cursor = body["metadata"]["next_cursor"]
+                        if not body["metadata"]["has_more"] and not still_writing:
+                            return events
+
+                reader = asyncio.create_task(read())
+                await asyncio.gather(*(patch(n) for n in range(patches)))
+                writing = False
+                return await reader
+
+        events = asyncio.run(run())
+    ids = [e["event_id"] for e in events]
+    assert len(ids) == len(set(ids)) == len(agents) * sessions + patches  # no repeats, no gaps
+    by_session: dict[tuple[str, str], list[int]] = {}
+    for e in events:
+        by_session.setdefault((e["agent_key"], e["session_key"]), []).append(e["version"])
+    for (agent, session), versions in by_session.items():
+        history = conn.lrange(KEYS.history(agent, session), 0, -1)
+        assert versions == sorted(orjson.loads(entry)["v"] for entry in history), (agent, session)
