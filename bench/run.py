@@ -117,7 +117,7 @@ def fresh_state(conn: redis.Redis) -> None:
     ours; the baseline caps its own) and compact the AOF, waiting for the rewrite. Every round then starts
     from the same state, and no AOF rewrite, triggered by a growth only this benchmark causes, lands in
     one round and not another. The AOF append every write makes stays inside every measurement."""
-    conn.delete(KEYS.outbox, "outbox")  # "outbox": the baseline's own
+    conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids, "outbox")  # "outbox": the baseline's own
     wait_for_aof_rewrite(conn)  # Redis may have started one itself; asking for another meanwhile fails
     conn.bgrewriteaof()
     wait_for_aof_rewrite(conn)
@@ -383,7 +383,7 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
     headers = {"x-api-key": key}
 
     def forget_events_and_history() -> None:  # relayed and trimmed in production; measured apart here
-        conn.delete(KEYS.outbox, *conn.scan_iter(KEYS.history("*", "*")))
+        conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids, *conn.scan_iter(KEYS.history("*", "*")))
 
     with TestClient(create_app(Settings(redis_url=redis_url))) as client:
         client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
@@ -396,11 +396,103 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
         per_session = (int(conn.info("memory")["used_memory"]) - before) / sessions
         before = int(conn.info("memory")["used_memory"])
         url = f"/v2/agents/{AGENT}/sessions/ase_000000"
-        for seq in range(2, 2 + min(sessions, 1000)):
+        patches = min(sessions, 1000)
+        for seq in range(2, 2 + patches):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
+        conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids)
+        per_entry = (int(conn.info("memory")["used_memory"]) - before) / patches
+        # A retained event: its log entry and index entry (the outbox copy is gone once relayed).
+        url = f"/v2/agents/{AGENT}/sessions/ase_000001"
+        before = int(conn.info("memory")["used_memory"])
+        for seq in range(2, 2 + patches):
+            client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
+        conn.delete(KEYS.outbox, KEYS.history(AGENT, "ase_000001"), KEYS.history_bytes(AGENT, "ase_000001"))
+        per_event = (int(conn.info("memory")["used_memory"]) - before) / patches
+    return per_session, per_entry, per_event
+
+
+def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) -> dict[str, float]:
+    """The event log through the API: export throughput (following next_cursor, 1,000 events a page,
+    from a log of ``events`` seed-example events) and the feed's latency (PATCH sent -> SSE message
+    received, for each of ``subscribers`` subscribers on one API process, 10 PATCHes a second)."""
+    import asyncio
+
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0"}
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn.delete(KEYS.events, KEYS.event_ids, KEYS.events_trimmed)
+    port = free_port()
+    base, headers = f"http://127.0.0.1:{port}", {"x-api-key": key}
+    api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+    try:
+        wait_http(f"{base}/healthz")
+        populate(redis_url, "agt_bench_events", events)
         conn.delete(KEYS.outbox)
-        per_entry = (int(conn.info("memory")["used_memory"]) - before) / min(sessions, 1000)
-    return per_session, per_entry
+        started, exported, params = time.perf_counter(), 0, {"limit": "1000"}
+        with httpx.Client(headers=headers, timeout=60) as client:
+            while True:
+                body = client.get(f"{base}/v2/events", params=params).json()
+                exported += len(body["events"])
+                params["after"] = body["metadata"]["next_cursor"]
+                if not body["metadata"]["has_more"]:
+                    break
+        export_s = time.perf_counter() - started
+
+        async def feed() -> list[float]:
+            latencies: list[float] = []
+            sent: dict[int, float] = {}
+            limits = httpx.Limits(max_connections=subscribers + 10)
+            async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+                ready = asyncio.Event()
+                connected = 0
+
+                async def subscribe() -> None:
+                    nonlocal connected
+                    async with client.stream("GET", f"{base}/v2/events/stream", params={"agent_key": AGENT}) as r:
+                        connected += 1
+                        if connected == subscribers:
+                            ready.set()
+                        async for line in r.aiter_lines():
+                            if line.startswith("data: "):
+                                n = json.loads(line[6:])["session"]["description"]
+                                latencies.append(time.perf_counter() - sent[int(n)])
+                                if int(n) == 49:
+                                    return
+
+                tasks = [asyncio.create_task(subscribe()) for _ in range(subscribers)]
+                await asyncio.wait_for(ready.wait(), 60)
+                for n in range(50):
+                    sent[n] = time.perf_counter()
+                    await client.patch(f"{base}{PATH}", json={"description": str(n)})
+                    await asyncio.sleep(0.1)
+                await asyncio.wait_for(asyncio.gather(*tasks), 60)
+            return latencies
+
+        latencies = asyncio.run(feed())
+        return {
+            "exported": exported,
+            "export_rate": exported / export_s,
+            "subscribers": subscribers,
+            "deliveries": len(latencies),
+            "p50": percentile(latencies, 50) * 1000,
+            "p99": percentile(latencies, 99) * 1000,
+            "within_1s": sum(1 for x in latencies if x < 1) / max(1, len(latencies)),
+        }
+    finally:
+        stop(api)
+
+
+def print_feed(feed: dict[str, float], args: argparse.Namespace) -> None:
+    print()
+    print("| event log through the API | value |")
+    print("|---|---:|")
+    print(
+        f"| export (GET /v2/events, 1,000 a page, {feed['exported']:.0f} events) | {feed['export_rate']:.0f} events/s |"
+    )
+    print(
+        f"| live feed, {feed['subscribers']:.0f} subscribers: PATCH sent -> SSE message, p50 / p99 "
+        f"| {feed['p50']:.0f} ms / {feed['p99']:.0f} ms |"
+    )
+    print(f"| deliveries within 1 s | {feed['within_1s'] * 100:.1f}% of {feed['deliveries']:.0f} |")
 
 
 def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
@@ -450,10 +542,14 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
     parser.add_argument("--http-only", action="store_true", help="only the PATCH comparison")
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
+    parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
+    parser.add_argument("--export-events", type=int, default=20_000, help="events in the log for the export")
+    parser.add_argument("--subscribers", type=int, default=100, help="live feed subscribers")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
         args.delete_sessions = 200
+        args.export_events, args.subscribers = 500, 5
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
 
@@ -471,24 +567,28 @@ def main() -> int:
             with TestClient(create_app(Settings(redis_url=server.url))) as tc:
                 tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-            http, deleting = None, None
-            if not args.pipeline_only and not args.delete_only:
+            http, deleting, feed = None, None, None
+            pipe, per_session, per_entry, per_event = None, None, None, None
+            only = args.pipeline_only or args.delete_only or args.events_only or args.http_only
+            if args.events_only or not only:
+                log(f"event log: export of {args.export_events} events, feed with {args.subscribers} subscribers ...")
+                feed = events_benchmark(server.url, key, args.export_events, args.subscribers)
+            if not args.pipeline_only and not args.delete_only and not args.events_only:
                 log("HTTP: baseline vs ours ...")
                 http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
-            pipe, per_session, per_entry = None, None, None
-            if not args.http_only and not args.pipeline_only:
+            if not only or args.delete_only:
                 log(f"PATCH latency while an agent with {args.delete_sessions} sessions is deleted ...")
                 deleting = agent_delete_benchmark(
                     server.url, key, args.delete_sessions, max(args.seconds, 5), 1 if args.smoke else 2
                 )
-            if not args.http_only and not args.delete_only:
+            if not only or args.pipeline_only:
                 log("event pipeline ...")
                 conn.delete(KEYS.outbox)
                 pipe = pipeline_benchmark(
                     server.url, key, args.pipeline_rate, args.pipeline_seconds, args.escalate_every
                 )
                 log("memory ...")
-                per_session, per_entry = memory_benchmark(server.url, args.memory_sessions)
+                per_session, per_entry, per_event = memory_benchmark(server.url, args.memory_sessions)
         finally:
             server.stop()
 
@@ -497,6 +597,8 @@ def main() -> int:
         print_http(http, args)
     if deleting is not None:
         print_delete(deleting, args)
+    if feed is not None:
+        print_feed(feed, args)
     if pipe is None or per_session is None or per_entry is None:
         return 0
     print()
@@ -522,6 +624,8 @@ def main() -> int:
     print("|---|---:|")
     print(f"| per seed-example session (with indexes, no history) | {per_session:.0f} |")
     print(f"| per history entry (a seed-example PATCH) | {per_entry:.0f} |")
+    if per_event is not None:
+        print(f"| per retained event in the log (a seed-example PATCH's, with its index entry) | {per_event:.0f} |")
     return 0
 
 
