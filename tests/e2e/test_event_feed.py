@@ -5,9 +5,9 @@ paging of GET /v2/events while hundreds of PATCHes run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -102,45 +102,52 @@ def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str
         setup_agent(base, headers)
         url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
 
-        async def subscribers_get(count: int, patches: int) -> tuple[list[float], int]:
-            """``count`` subscribers; ``patches`` PATCHes once all are connected: (latency of each
-            delivery from the PATCH's answer, in s; log reads by Redis meanwhile)."""
+        async def subscribers_get(count: int, patches: int) -> tuple[int, int]:
+            """``count`` subscribers, each caught up (it got a first event), then ``patches`` PATCHes:
+            (deliveries of those, log reads by Redis meanwhile)."""
             limits = httpx.Limits(max_connections=count + 10)
             async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
-                connected = 0
-                all_connected = asyncio.Event()
-                received: list[float] = []
-                sent: dict[int, float] = {}
+                warmed, all_warm = 0, asyncio.Event()
+                received = 0
 
                 async def subscribe() -> None:
-                    nonlocal connected
+                    nonlocal warmed, received
+                    live = False
                     params = {"agent_key": AGENT}
                     async with client.stream("GET", f"{base}/v2/events/stream", params=params) as response:
-                        connected += 1
-                        if connected == count:
-                            all_connected.set()
-                        got = 0
                         async for message in messages(response):
-                            received.append(time.monotonic() - sent[message["data"]["session"]["metadata"]["n"]])
-                            got += 1
-                            if got == patches:
+                            n = message["data"]["session"]["metadata"]["n"]
+                            if n == -1:  # a warm-up event: this subscriber is live
+                                if not live:
+                                    live, warmed = True, warmed + 1
+                                    if warmed == count:
+                                        all_warm.set()
+                                continue
+                            received += 1
+                            if n == patches - 1:
                                 return
 
                 tasks = [asyncio.create_task(subscribe()) for _ in range(count)]
-                await asyncio.wait_for(all_connected.wait(), 60)
+                attempt = 0
+                while not all_warm.is_set():  # until every subscriber got one (some may connect late)
+                    attempt += 1  # each warm-up PATCH a real change, so each is an event
+                    warm_up = {"metadata": {"n": -1, "attempt": attempt}}
+                    assert (await client.patch(url, json=warm_up)).status_code == 200
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(all_warm.wait(), 1)
                 before = redis_reads(conn)
                 for n in range(patches):
-                    sent[n] = time.monotonic()
-                    response = await client.patch(url, json={"metadata": {"n": n}})
-                    assert response.status_code == 200
+                    assert (await client.patch(url, json={"metadata": {"n": n}})).status_code == 200
                 await asyncio.wait_for(asyncio.gather(*tasks), 60)
                 return received, redis_reads(conn) - before
 
         one, reads_one = asyncio.run(subscribers_get(1, 20))
         many, reads_many = asyncio.run(subscribers_get(200, 20))
-    assert len(one) == 20 and len(many) == 200 * 20
-    # One reader per process: the log is read about as often for 200 subscribers as for one.
-    assert reads_many <= 2 * reads_one + 10, (reads_one, reads_many)
+    assert one == 20 and many == 200 * 20
+    # One reader per process: the log is read about as often for 200 subscribers as for one (a reader
+    # per subscriber would read it at least 200 x 20 = 4,000 times; the shared one's blocking reads also
+    # time out every half second when idle, so a longer run reads a few more times).
+    assert reads_many <= 3 * reads_one + 20, (reads_one, reads_many)
     # How fast is for make bench to say (feed latency); here: each of the 200 got every event.
 
 
