@@ -36,9 +36,7 @@ def violations(path: Path) -> list[str]:
             text += following.string
         if token.type in (tokenize.STRING, FSTRING_START) and KEY_LITERAL.match(text):
             found.append(f"{where}: a Redis key literal {text}")
-        elif token.type == tokenize.NAME and text in SCRIPT_CALLS:
-            found.append(f"{where}: {text} outside the Redis package")
-        elif token.type == tokenize.STRING and any(f"'{c}'" == text or f'"{c}"' == text for c in SCRIPT_CALLS):
+        elif text.strip("'\"") in SCRIPT_CALLS and token.type in (tokenize.NAME, tokenize.STRING):
             found.append(f"{where}: {text} outside the Redis package")
     return found
 
