@@ -26,7 +26,7 @@ import orjson
 
 from agent_sessions.errors import InvalidRequest, StoreUnavailable
 from agent_sessions.events import Event, event_from_entry
-from agent_sessions.redis.events import Entry, EventLog
+from agent_sessions.redis.events import Entry, EventLog, entry_order
 
 log = logging.getLogger("agent_sessions.feed")
 PARTITION = "0"
@@ -192,11 +192,6 @@ class Feed:
 
 def sse_message(cursor: str, event_type: str, data: bytes) -> bytes:
     return b"id: " + cursor.encode() + b"\nevent: " + event_type.encode() + b"\ndata: " + data + b"\n\n"
-
-
-def entry_order(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq)
 
 
 async def list_events(feed: Feed, where: EventFilter, after: str, limit: int, wait: float) -> dict[str, Any]:

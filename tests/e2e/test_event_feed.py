@@ -42,15 +42,18 @@ def setup_agent(base: str, headers: dict[str, str], sessions: int = 1, agent: st
         assert created.status_code == 201
 
 
-async def messages(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """The SSE messages of a streaming response: {"id", "event", "data"} (comments skipped)."""
+async def messages(response: httpx.Response, comments: bool = False) -> AsyncIterator[dict[str, Any]]:
+    """The SSE messages of a streaming response: {"id", "event", "data"}, and {"comment"} if asked."""
     message: dict[str, Any] = {}
     async for line in response.aiter_lines():
         if not line:
             if message:
                 yield message
             message = {}
-        elif not line.startswith(":"):
+        elif line.startswith(":"):
+            if comments:
+                yield {"comment": line[1:].strip()}
+        else:
             field, _, value = line.partition(": ")
             message[field] = orjson.loads(value) if field == "data" else value
 
@@ -84,10 +87,11 @@ def test_a_stream_resumes_after_its_last_event_id_without_loss(redis_url: str) -
                     assert (await client.patch(url, json={"metadata": {"n": n}})).status_code == 200
                 resume = {"Last-Event-ID": seen[-1]["id"]}
                 async with client.stream("GET", f"{base}/v2/events/stream", headers=resume) as response:
-                    async for message in messages(response):
-                        seen.append(message)
-                        if len(seen) == 5:
+                    async for message in messages(response, comments=True):
+                        if "comment" in message:  # with nothing new, a heartbeat (SSE_HEARTBEAT_SECONDS)
+                            assert len(seen) == 5
                             break
+                        seen.append(message)
                 assert [m["data"]["session"]["metadata"]["n"] for m in seen] == [0, 1, 2, 3, 4]
                 assert [m["data"]["version"] for m in seen] == [2, 3, 4, 5, 6]
                 assert {m["event"] for m in seen} == {"session.updated"}

@@ -113,6 +113,9 @@ def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
     before = encode_cursor("1-0")
     error(client.get("/v2/events", params={"after": before}, headers=admin), 410, "cursor_expired")
 
+    error(client.get("/v2/events/stream", params={"after": before}, headers=admin), 410, "cursor_expired")
+    error(client.get("/v2/events/stream", headers={**admin, "Last-Event-ID": before}), 410, "cursor_expired")
+
     by_age = Retention(sync_redis, retention_s=0, max_events=1000)  # everything written before now
     eventually(lambda: by_age.step() == 0 and sync_redis.xlen(KEYS.events) == 0, "not trimmed by age")
     error(client.get("/v2/events", params={"after": cursor}, headers=admin), 410, "cursor_expired")

@@ -33,6 +33,12 @@ class LogPage:
     has_more: bool  # entries exist after position
 
 
+def entry_order(entry_id: str) -> tuple[int, int]:
+    """A stream entry id ("ms-seq") as what orders it."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _entry(raw: list[Any]) -> Entry:
     flat = raw[1]
     return raw[0], dict(zip(flat[::2], flat[1::2], strict=True))
@@ -60,6 +66,13 @@ class EventLog:
         if reply[0] == "cursor_expired":
             raise CursorExpired()
         return LogPage([_entry(raw) for raw in reply[3:]], reply[1], reply[2] == 1)
+
+    async def check(self, after: str) -> None:
+        """Raise ``CursorExpired`` if entries after ``after`` were trimmed (as ``page`` would)."""
+        async with outage_as_unavailable():
+            trimmed = cast(str | None, await self.redis.get(self.keys.events_trimmed))
+        if trimmed is not None and entry_order(after) < entry_order(trimmed):
+            raise CursorExpired()
 
     async def get(self, event_id: str) -> Entry | None:
         async with outage_as_unavailable():

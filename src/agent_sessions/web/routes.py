@@ -293,6 +293,8 @@ async def stream_events(c: Call) -> tuple[int, Any]:
     start = event_start(c, last_event_id) if last_event_id or "after" in c.request.query_params else None
     if start is None:
         start = await live.events.end()  # no position given: from now on
+    elif start:
+        await live.events.check(start)  # 410 now, as a status, not once the stream has begun
     return 200, EventStream(live, where, start, c.request.app.state.settings.sse_heartbeat_seconds)
 
 

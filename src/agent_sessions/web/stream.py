@@ -20,7 +20,9 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from agent_sessions.feed import EventFilter, Feed, Subscriber, encode_cursor, entry_order, page, sse_message
+from agent_sessions.errors import ServiceError
+from agent_sessions.feed import EventFilter, Feed, Subscriber, encode_cursor, page, sse_message
+from agent_sessions.redis.events import entry_order
 from agent_sessions.web.protocol import STOP_STREAM
 
 CATCH_UP_PAGE = 500
@@ -46,7 +48,9 @@ class EventStream(Response):
         try:
             async with self.feed.subscription(self.where) as subscriber:
                 await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-                with contextlib.suppress(Dropped):
+                # Ended also when Redis fails or the position falls out of retention mid-stream: the
+                # client reconnects with its Last-Event-ID and gets the answer (503, 410) as a status.
+                with contextlib.suppress(Dropped, ServiceError):
                     position = await self._catch_up(subscriber, self.start)
                     await self._follow(subscriber, position)
         finally:
