@@ -256,3 +256,25 @@ def test_following_cursors_while_writers_run_yields_every_event_once(redis_url: 
     for (agent, session), versions in by_session.items():
         history = conn.lrange(KEYS.history(agent, session), 0, -1)
         assert versions == sorted(orjson.loads(entry)["v"] for entry in history), (agent, session)
+
+
+def test_streams_per_process_are_bounded_by_sse_max_subscribers(redis_url: str) -> None:
+    headers = admin(redis_url)
+    with serving(redis_url, SSE_MAX_SUBSCRIBERS="2") as base:
+
+        async def run() -> None:
+            async with (
+                httpx.AsyncClient(headers=headers, timeout=30) as client,
+                client.stream("GET", f"{base}/v2/events/stream") as first,
+                client.stream("GET", f"{base}/v2/events/stream") as second,
+            ):
+                assert first.status_code == second.status_code == 200
+                third = await client.get(f"{base}/v2/events/stream")
+                assert third.status_code == 503 and third.json()["code"] == "service_unavailable"
+            async with (
+                httpx.AsyncClient(headers=headers, timeout=30) as client,
+                client.stream("GET", f"{base}/v2/events/stream") as again,
+            ):
+                assert again.status_code == 200  # a stream that ended frees its place
+
+        asyncio.run(asyncio.wait_for(run(), 30))

@@ -8,9 +8,11 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
+from agent_sessions.config import Settings
 from agent_sessions.feed import decode_cursor, encode_cursor
 from agent_sessions.redis.events import Retention
 from agent_sessions.redis.keys import KEYS
+from agent_sessions.web.app import create_app
 from tests.support.api import MakeKey, error
 from tests.support.wait import eventually
 
@@ -154,3 +156,18 @@ def test_a_long_poll_returns_when_a_matching_event_commits(client: TestClient, a
 def test_cursors_are_opaque_and_round_trip() -> None:
     assert decode_cursor(encode_cursor("1732550000000-7")) == "1732550000000-7"
     assert encode_cursor("1-0").startswith("c1.")
+
+
+def test_a_page_examines_at_most_events_scan_max_entries(redis_url: str, admin: dict[str, str]) -> None:
+    """A filter that matches nothing costs a bounded scan per request; the cursor goes on past it."""
+    with TestClient(create_app(Settings(redis_url=redis_url, events_scan_max=100))) as client:
+        make_events(client, admin)
+        for i in range(150):  # agt_a's events, none of which the filter below matches
+            client.patch("/v2/agents/agt_a/sessions/ase_1", json={"description": str(i)}, headers=admin)
+        first = client.get("/v2/events", params={"agent_key": "agt_b", "types": "session.updated"}, headers=admin)
+        body = first.json()
+        assert body["events"] == [] and body["metadata"]["has_more"]  # stopped after 100 entries
+        rest = follow(
+            client, admin, 100, agent_key="agt_b", types="session.updated", after=body["metadata"]["next_cursor"]
+        )
+        assert rest == []

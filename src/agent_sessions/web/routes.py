@@ -185,7 +185,8 @@ def event_filter(c: Call) -> feed.EventFilter:
         raise InvalidRequest.for_fields(errors)
     scope = key.agents if key is not None else ()
     if agent is not None:
-        authorize(key, Role.VIEWER, agent) if key is not None else None
+        if key is not None:
+            authorize(key, Role.VIEWER, agent)
         scope = (agent,)
     return feed.EventFilter(scope, session or "", wanted)
 
