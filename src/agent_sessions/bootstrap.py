@@ -4,7 +4,7 @@
 - ``dramatiq_workers``: the Dramatiq worker process: the broker, and the actors, each given the
   process's ``worker.context.Worker`` (reports, escalations, counters, an HTTP client), opened when a
   worker boots and closed when it stops (``worker.middleware.Lifecycle``).
-- ``relay_loops``: the outbox relay, the agent purge and the event log's retention of
+- ``relay_loops``: the outbox relay, the agent purge, the expiry sweep and the event log's retention of
   ``agent-sessions worker``.
 - ``metrics_client``: what the metrics listener of ``serve`` reads.
 - ``keyring`` and ``escalation_store``: what the CLI needs.
@@ -28,6 +28,7 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, async_client, sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.events import EventLog, Retention
+from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
@@ -79,9 +80,13 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
         client = async_client(settings.required_redis_url("the API"), settings.redis_timeout, settings.redis_pool_size)
     batches = Batches(client)  # the scripts of concurrent requests share pipelines
     store = Store(
-        client, history_max=settings.history_max, batches=batches, history_max_bytes=settings.history_max_bytes
+        client,
+        history_max=settings.history_max,
+        batches=batches,
+        history_max_bytes=settings.history_max_bytes,
+        dimensions=settings.report_dimensions,
     )
-    services = Services(store, metadata_limits(settings), settings.report_dimensions)
+    services = Services(store, metadata_limits(settings), settings.report_dimensions, scan_max=settings.filter_scan_max)
     events = EventLog(client, batches, scan_max=settings.events_scan_max)
     # The feed's blocking reads return well within the client's socket timeout.
     block_ms = max(50, int(settings.redis_timeout * 500))
@@ -104,14 +109,18 @@ def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> tuple[Relay, Purger, Retention]:
+def relay_loops(
+    settings: Settings, broker: dramatiq.Broker, client: redis.Redis
+) -> tuple[Relay, Purger, Retention, Expirer]:
     """The loops of ``agent-sessions worker`` besides the actors: the relay, the purge of deleted
-    agents, and the event log's retention."""
+    agents, the event log's retention and the sweep of expired sessions."""
     relay = Relay(
         Outbox(client), broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms
     )
     retention = Retention(client, settings.events_retention, settings.events_max)
-    return relay, Purger(client, settings.agent_delete_batch), retention
+    dimensions = settings.report_dimensions
+    purger = Purger(client, settings.agent_delete_batch, dimensions=dimensions)
+    return relay, purger, retention, Expirer(client, settings.expiry_batch, dimensions=dimensions)
 
 
 def worker_client(settings: Settings) -> redis.Redis:

@@ -66,6 +66,8 @@ ENV_VARS: dict[str, str] = {
     "SSE_MAX_SUBSCRIBERS": "sse_max_subscribers",
     "REQUEST_READ_TIMEOUT": "request_read_timeout",
     "AGENT_DELETE_BATCH": "agent_delete_batch",
+    "FILTER_SCAN_MAX": "filter_scan_max",
+    "EXPIRY_BATCH": "expiry_batch",
 }
 
 
@@ -115,6 +117,11 @@ class Settings(BaseModel):
     events_retention: float = Field(default=24 * 3600, gt=0)
     events_max: int = Field(default=10_000_000, ge=1)
     events_scan_max: int = Field(default=5_000, ge=100, le=100_000)
+    # Session lists with metadata_filter or sort: sessions one request examines (one Redis script
+    # call; about 5 µs each), and /sessions/count examines ten times as many, in ten calls.
+    filter_scan_max: int = Field(default=1_000, ge=100, le=100_000)
+    # The workers' expiry sweep: sessions expired per step (one pipeline of script calls).
+    expiry_batch: int = Field(default=100, ge=1, le=10_000)
     # The live feed (GET /v2/events/stream): a comment line at least this often; per subscriber at most
     # SSE_QUEUE_MAX events waiting to be sent (a subscriber further behind is dropped); at most
     # SSE_MAX_SUBSCRIBERS streams per API process (more are refused with 503).

@@ -7,9 +7,9 @@ An event (README, "Events")::
      "session": {full session after the change}, "actor": "<key id>", "request_id": "req_…"}
 
 ``changes`` holds each changed field's old and new value (``session.updated``; empty for created and
-deleted). ``incarnation`` (the session's creation time in milliseconds) tells apart the lifetimes of a
-session key that was deleted and created again. For ``session.deleted``, ``session`` is the last
-state and ``version`` is one past it.
+deleted and expired). ``incarnation`` (the session's creation time in milliseconds) tells apart the lifetimes of a
+session key that was deleted and created again. For ``session.deleted`` and ``session.expired``,
+``session`` is the last state and ``version`` is one past it.
 Delivery is at least once: consumers dedupe on ``event_id`` (equivalently, on agent, session and
 version, which identify an event just as uniquely).
 """
@@ -23,6 +23,7 @@ from agent_sessions.ids import new_id
 from agent_sessions.representations import event_time, session_resource, stored_value
 
 CREATED, UPDATED, DELETED = "session.created", "session.updated", "session.deleted"
+EXPIRED = "session.expired"  # deleted by the workers after its time-to-idle (actor "system")
 
 # Consumers, by Dramatiq actor name and queue. The relay enqueues by these names, so the API and the
 # relay never import actor code; tests check the actors are declared with the same names and queues.

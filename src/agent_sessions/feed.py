@@ -33,7 +33,7 @@ PARTITION = "0"
 CURSOR_PREFIX = "c1."
 ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 POSITIONS_RE = re.compile(r"([0-9]{1,5}):([0-9]{1,20}-[0-9]{1,20})(?:,[0-9]{1,5}:[0-9]{1,20}-[0-9]{1,20})*")
-EVENT_TYPES = ("session.created", "session.updated", "session.deleted")
+EVENT_TYPES = ("session.created", "session.updated", "session.deleted", "session.expired")
 
 
 def encode_cursor(entry_id: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
-from pydantic import ConfigDict, StringConstraints, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError, WithJsonSchema
 from typing_extensions import TypedDict
 
 from agent_sessions.errors import InvalidMetadata, InvalidRequest
@@ -36,6 +36,15 @@ Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-tim
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
+# Time-to-idle, in minutes (fractions allowed: 0.5 is 30 s); 0: never. At most ten years.
+TTI_MAX_MINUTES = 10 * 365 * 24 * 60
+TtiMinutes = Annotated[float, Field(ge=0, le=TTI_MAX_MINUTES, allow_inf_nan=False)]
+
+
+def stored_minutes(minutes: float) -> str:
+    """A time-to-idle as the session hash stores it: "30", "0.5" (the shortest exact text)."""
+    return str(int(minutes)) if minutes == int(minutes) else repr(minutes)
+
 
 class AgentCreate(TypedDict):
     __pydantic_config__ = _STRICT  # type: ignore[misc]
@@ -44,6 +53,7 @@ class AgentCreate(TypedDict):
     description: NotRequired[Description]
     metadata: NotRequired[Metadata]
     enabled: NotRequired[bool]
+    default_tti_minutes: NotRequired[TtiMinutes]
 
 
 class AgentPatch(TypedDict, total=False):
@@ -52,6 +62,7 @@ class AgentPatch(TypedDict, total=False):
     description: Description
     metadata: Metadata
     enabled: bool
+    default_tti_minutes: TtiMinutes
 
 
 class SessionCreate(TypedDict, total=False):
@@ -61,15 +72,17 @@ class SessionCreate(TypedDict, total=False):
     description: Description
     metadata: Metadata
     enabled: bool
+    tti_minutes: TtiMinutes  # absent: the agent's default_tti_minutes
 
 
 class SessionPatch(TypedDict, total=False):
-    """The seed's PATCH body. ``name`` is set at creation only (the contract's PATCH has three fields)."""
+    """The seed's PATCH body, and the time-to-idle. ``name`` is set at creation only."""
 
     __pydantic_config__ = _STRICT  # type: ignore[misc]
     description: Description
     metadata: Metadata
     enabled: bool
+    tti_minutes: TtiMinutes
 
 
 class Agent(TypedDict):
@@ -80,6 +93,7 @@ class Agent(TypedDict):
     enabled: bool
     created_at: Timestamp
     updated_at: Timestamp
+    default_tti_minutes: float
 
 
 class Session(TypedDict):
@@ -92,11 +106,23 @@ class Session(TypedDict):
     created_at: Timestamp
     updated_at: Timestamp
     version: int
+    tti_minutes: float
+    expires_at: Timestamp | None  # updated_at + tti_minutes, to the millisecond; null: never
 
 
 class PageMetadata(TypedDict):
     page_key: str | None
     total_count: int
+
+
+class FoundMetadata(TypedDict):
+    page_key: str | None
+    total_count: int | None  # null: more sessions than one request examines (use /sessions/count)
+
+
+class SessionCount(TypedDict):
+    count: int  # with page_key null: the count; else the count so far, to add to the next request's
+    page_key: str | None
 
 
 class AgentList(TypedDict):
@@ -106,7 +132,7 @@ class AgentList(TypedDict):
 
 class SessionList(TypedDict):
     sessions: list[Session]
-    metadata: PageMetadata
+    metadata: FoundMetadata
 
 
 class Change(TypedDict):

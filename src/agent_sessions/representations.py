@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -36,12 +37,33 @@ def _common(fields: Fields) -> dict[str, Any]:
     }
 
 
+def minutes(stored: str | None) -> float:
+    """A stored time-to-idle ("30", "0.5"; absent on data older than expiry: never) -> its JSON number."""
+    value = float(stored or "0")
+    return int(value) if value == int(value) else value
+
+
+def expires_at(updated_at: str, tti: str | None) -> int | None:
+    """When a session expires, in ms; the same arithmetic as ``expires_at`` in lua/_index.lua."""
+    value = float(tti or "0")
+    return int(updated_at) + math.floor(value * 60000) if value > 0 else None
+
+
 def agent_resource(agent: str, fields: Fields) -> Agent:
-    return {"key": agent, **_common(fields)}  # type: ignore[typeddict-item]
+    return {"key": agent, **_common(fields), "default_tti_minutes": minutes(fields.get("default_tti_minutes"))}  # type: ignore[typeddict-item]
 
 
 def session_resource(agent: str, session: str, fields: Fields) -> Session:
-    return {"id": session, "agent_key": agent, **_common(fields), "version": int(fields["version"])}  # type: ignore[typeddict-item]
+    tti = fields.get("tti_minutes")
+    expiry = expires_at(fields["updated_at"], tti)
+    return {
+        "id": session,
+        "agent_key": agent,
+        **_common(fields),  # type: ignore[typeddict-item]
+        "version": int(fields["version"]),
+        "tti_minutes": minutes(tti),
+        "expires_at": None if expiry is None else event_time(str(expiry)),
+    }
 
 
 def event_time(ms: str) -> str:
@@ -58,4 +80,6 @@ def stored_value(field: str, stored: str | None) -> Any:
         return orjson.loads(stored)
     if field == "enabled":
         return stored == "1"
+    if field in ("tti_minutes", "default_tti_minutes"):
+        return minutes(stored)
     return stored

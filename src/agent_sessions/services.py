@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from agent_sessions import filters
 from agent_sessions.errors import AgentNotFound, Conflict, InvalidRequest, PreconditionFailed
 from agent_sessions.events import Origin
 from agent_sessions.models import (
@@ -32,10 +33,13 @@ from agent_sessions.models import (
     MetadataLimits,
     PageMetadata,
     Session,
+    SessionCount,
     SessionList,
     encode_metadata,
+    stored_minutes,
 )
-from agent_sessions.redis.store import Admission, Idempotency, Page, Store
+from agent_sessions.redis.indexes import INDEXED_VALUE_MAX_BYTES
+from agent_sessions.redis.store import Admission, Found, Idempotency, Page, Query, Store
 from agent_sessions.reports import Report, report_from_hash
 from agent_sessions.representations import agent_resource, event_time, session_resource, stored_value
 
@@ -64,6 +68,47 @@ def decode_page_key(page_key: str | None, pattern: Any) -> str:
 
 
 MERGE_ATTEMPTS = 20
+COUNT_STEPS = 10
+
+# sort -> (the store's order, descending)
+SORTS = {
+    "key": ("key", False),
+    "created_at": ("created", False),
+    "-created_at": ("created", True),
+    "updated_at": ("updated", False),
+    "-updated_at": ("updated", True),
+}
+# In created_at or updated_at order a page key is "<ms>.<session key>": where the previous page ended.
+SCORED_PAGE_KEY_RE = re.compile(r"([0-9]{1,16})\.(" + SESSION_KEY_PATTERN.strip("^$") + ")")
+
+
+@dataclass(frozen=True)
+class Search:
+    """A session list's query: ``metadata_filter`` (text, or None), ``sort`` (a key of SORTS),
+    ``enabled``, ``page_key``."""
+
+    metadata_filter: str | None = None
+    sort: str = "key"
+    enabled: bool | None = None
+    page_key: str | None = None
+
+
+def _decode_found_key(page_key: str | None, order: str) -> tuple[str, str] | None:
+    if page_key is None:
+        return None
+    if order == "key":
+        return "", decode_page_key(page_key, SESSION_KEY_RE)
+    match = SCORED_PAGE_KEY_RE.fullmatch(page_key) if len(page_key) <= 2 * KEY_MAX_LENGTH else None
+    if match is None:
+        raise InvalidRequest.for_fields({"page_key": "not a page key this API returns for this sort"})
+    return match.group(1), match.group(2)
+
+
+def _found_key(found: Found, search: Search) -> str | None:
+    if found.after is None:
+        return None
+    score, member = found.after
+    return member if SORTS[search.sort][0] == "key" else f"{score}.{member}"
 
 
 class SessionLocks:
@@ -119,6 +164,8 @@ def _flags(changes: dict[str, Any], limits: MetadataLimits) -> dict[str, str | b
             stored[field] = encode_metadata(value, limits)
         elif field == "enabled":
             stored[field] = "1" if value else "0"
+        elif field in ("tti_minutes", "default_tti_minutes"):
+            stored[field] = stored_minutes(value)
         else:
             stored[field] = value
     return stored
@@ -130,6 +177,7 @@ class Services:
     limits: MetadataLimits
     dimensions: tuple[str, ...] = ()
     merges: SessionLocks = dataclasses.field(default_factory=SessionLocks)
+    scan_max: int = 1000  # sessions one filtered list request examines (FILTER_SCAN_MAX)
 
     # -- agents -------------------------------------------------------------------------------------
 
@@ -137,7 +185,12 @@ class Services:
         agent = body.get("key") or "agt_" + secrets.token_urlsafe(16)
         metadata = encode_metadata(body.get("metadata", {}), self.limits)
         fields = await self.store.create_agent(
-            agent, body["name"], body.get("description", ""), metadata, body.get("enabled", True)
+            agent,
+            body["name"],
+            body.get("description", ""),
+            metadata,
+            body.get("enabled", True),
+            stored_minutes(body.get("default_tti_minutes", 0)),
         )
         return agent_resource(agent, fields)
 
@@ -188,16 +241,55 @@ class Services:
             metadata,
             body.get("enabled", True),
             idem,
+            stored_minutes(body["tti_minutes"]) if "tti_minutes" in body else "",
         )
         return session_resource(agent, key, written.fields), written.replayed
 
     async def get_session(self, agent: str, session: str) -> Session:
         return session_resource(agent, session, await self.store.get_session(agent, session))
 
-    async def list_sessions(self, agent: str, enabled: bool | None, page_key: str | None, limit: int) -> SessionList:
-        page = await self.store.list_sessions(agent, enabled, decode_page_key(page_key, SESSION_KEY_RE), limit)
-        sessions = [session_resource(agent, key, fields) for key, fields in page.items]
-        return {"sessions": sessions, "metadata": _page_metadata(page)}
+    async def list_sessions(self, agent: str, search: Search, limit: int) -> SessionList:
+        found = await self.store.find_sessions(agent, self._query(search, limit))
+        sessions = [session_resource(agent, key, fields) for key, fields in found.items]
+        return {"sessions": sessions, "metadata": {"page_key": _found_key(found, search), "total_count": found.total}}
+
+    async def count_sessions(self, agent: str, search: Search) -> SessionCount:
+        """The count of matching sessions, examining at most COUNT_STEPS x ``scan_max`` sessions: when
+        there are more, the count so far and a page_key to continue from (the client adds them up)."""
+        query, count = self._query(search, 0), 0
+        for _ in range(COUNT_STEPS):
+            found = await self.store.find_sessions(agent, query)
+            if found.total is not None and query.after is None:
+                return {"count": found.total, "page_key": None}
+            count += found.matched
+            if found.after is None:
+                return {"count": count, "page_key": None}
+            query = dataclasses.replace(query, after=found.after)
+        return {"count": count, "page_key": _found_key(Found([], None, query.after, 0), search)}
+
+    def _query(self, search: Search, limit: int) -> Query:
+        order, descending = SORTS[search.sort]
+        after = _decode_found_key(search.page_key, order)
+        program, groups, exact = "", [], False
+        if search.metadata_filter is not None:
+            parsed = filters.parse(search.metadata_filter)
+            program = orjson.dumps(parsed).decode()
+            for condition in filters.conjuncts(parsed):
+                indexed = filters.index_values(condition, self.dimensions, INDEXED_VALUE_MAX_BYTES)
+                if indexed is not None:
+                    groups.append((indexed[0], tuple(indexed[1])))
+            exact = len(groups) == 1 and filters.conjuncts(parsed) == [parsed]
+        return Query(
+            order=order,
+            descending=descending,
+            after=after,
+            limit=limit,
+            budget=self.scan_max,
+            program=program,
+            enabled=search.enabled,
+            groups=tuple(groups),
+            exact=exact,
+        )
 
     async def update_session(
         self,

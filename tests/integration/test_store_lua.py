@@ -118,7 +118,9 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         "as:outbox",
         "as:session:agt_b:ase_1",
         "as:sessions:agt_b",
+        "as:sessions:agt_b:created",
         "as:sessions:agt_b:on",
+        "as:sessions:agt_b:updated",
     ]
     with pytest.raises(AgentNotFound):
         await store.delete_agent(A, ORIGIN)

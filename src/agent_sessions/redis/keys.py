@@ -10,6 +10,9 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``agent:<agent>``                              | hash   | the agent                                   |
 | ``session:<agent>:<session>``                  | hash   | the session                                 |
 | ``sessions:<agent>`` and ``…:on`` / ``…:off``  | zset   | the agent's sessions, all / enabled / not   |
+| ``sessions:<agent>:created`` / ``…:updated``   | zset   | the same, scored by created_at / updated_at |
+| ``idx:<agent>:<dimension>=<value>``            | zset   | sessions with this report dimension value   |
+| ``expiry``                                     | zset   | ``<agent>/<session>`` by expires_at (ms)    |
 | ``history:<agent>:<session>`` and ``…:bytes``  | list   | the session's changes; their size in bytes  |
 | ``idem:<key id>:<sha256>``                     | hash   | an Idempotency-Key's record                 |
 | ``idem:index:<key id>``                        | zset   | one API key's records, oldest first         |
@@ -62,6 +65,21 @@ class Keys:
 
     def session_indexes(self, agent: str) -> list[str]:
         return [self.sessions(agent), self.sessions(agent, True), self.sessions(agent, False)]
+
+    def sessions_by(self, agent: str, order: str) -> str:
+        """The agent's sessions scored by ``order``: "created" (created_at) or "updated" (updated_at)."""
+        assert order in ("created", "updated")
+        return f"{self.prefix}sessions:{agent}:{order}"
+
+    def dimension_index(self, agent: str, dimension: str, value: str) -> str:
+        return f"{self.dimension_prefix(agent)}{dimension}={value}"
+
+    def dimension_prefix(self, agent: str) -> str:
+        return f"{self.prefix}idx:{agent}:"
+
+    @property
+    def expiry(self) -> str:
+        return f"{self.prefix}expiry"
 
     def history(self, agent: str, session: str) -> str:
         return f"{self.history_prefix(agent)}{session}"

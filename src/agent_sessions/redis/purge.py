@@ -16,6 +16,7 @@ from typing import cast
 import redis
 
 from agent_sessions.events import new_event_id
+from agent_sessions.redis.indexes import SessionIndexes
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import SyncScript
 
@@ -23,10 +24,13 @@ log = logging.getLogger("agent_sessions.purge")
 
 
 class Purger:
-    def __init__(self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS) -> None:
+    def __init__(
+        self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS, dimensions: tuple[str, ...] = ()
+    ) -> None:
         self.redis = client
         self.batch = batch
         self.keys = keys
+        self.indexes = SessionIndexes(dimensions, keys=keys)
         self._script = SyncScript(client, "agent_purge")
 
     def step(self) -> int:
@@ -36,13 +40,19 @@ class Purger:
             done, left = cast(
                 list[int],
                 self._script(
-                    [self.keys.purge(agent), self.keys.purges, *self.keys.event_streams()],
+                    [
+                        self.keys.purge(agent),
+                        self.keys.purges,
+                        *self.keys.event_streams(),
+                        *self.indexes.script_keys(agent),
+                    ],
                     [
                         agent,
                         self.batch,
                         self.keys.session_prefix(agent),
                         self.keys.history_prefix(agent),
                         new_event_id(),
+                        *self.indexes.script_args(agent),
                     ],
                 ),
             )

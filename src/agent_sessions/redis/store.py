@@ -16,9 +16,11 @@ import redis.asyncio as aioredis
 from agent_sessions.errors import ServiceError
 from agent_sessions.events import Origin, new_event_id
 from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.indexes import SessionIndexes
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
+from agent_sessions.representations import expires_at
 
 Fields = dict[str, str]
 
@@ -78,6 +80,32 @@ class Page:
     next_member: str | None
 
 
+@dataclass(frozen=True)
+class Query:
+    """What ``find_sessions`` looks for (see lua/sessions_find.lua): ``order`` "key", "created" or
+    "updated" (with ``descending``); ``after`` the (score, member) to start after; ``program`` the
+    filter's JSON ("" none); ``groups`` the dimension index conditions the filter requires, each a
+    dimension and its values; ``exact`` when the filter is just the one condition."""
+
+    order: str = "key"
+    descending: bool = False
+    after: tuple[str, str] | None = None
+    limit: int = 20
+    budget: int = 1000
+    program: str = ""
+    enabled: bool | None = None
+    groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    exact: bool = False
+
+
+@dataclass(frozen=True)
+class Found:
+    items: list[tuple[str, Fields]]
+    total: int | None  # None: not counted within the budget
+    after: tuple[str, str] | None  # where the next page starts
+    matched: int  # matches among the sessions examined
+
+
 def _pairs(flat: list[str]) -> Fields:
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
@@ -90,9 +118,11 @@ class Store:
         history_max: int = 1000,
         batches: Batches | None = None,
         history_max_bytes: int = 1024 * 1024,
+        dimensions: tuple[str, ...] = (),
     ) -> None:
         self.redis = client
         self.keys = keys
+        self.indexes = SessionIndexes(dimensions, keys=keys)
         self.history_max = history_max
         self.history_max_bytes = history_max_bytes
         self._batches = batches or Batches(client)
@@ -110,11 +140,13 @@ class Store:
 
     # -- agents -------------------------------------------------------------------------------------
 
-    async def create_agent(self, agent: str, name: str, description: str, metadata: bytes, enabled: bool) -> Fields:
+    async def create_agent(
+        self, agent: str, name: str, description: str, metadata: bytes, enabled: bool, default_tti: str = "0"
+    ) -> Fields:
         reply = await self._run(
             "agent_create",
             [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent)],
-            [agent, name, description, metadata, "1" if enabled else "0"],
+            [agent, name, description, metadata, "1" if enabled else "0", default_tti],
         )
         raise_for(reply[0])
         return _pairs(reply[1:])
@@ -150,6 +182,7 @@ class Store:
                 *self.keys.session_indexes(agent),
                 self.keys.purge(agent),
                 self.keys.purges,
+                *self.indexes.script_keys(agent)[:2],
             ],
             [agent, origin.actor, origin.request_id],
         )
@@ -171,8 +204,10 @@ class Store:
         metadata: bytes,
         enabled: bool,
         idem: Idempotency | None = None,
+        tti_minutes: str = "",
     ) -> tuple[str, Written]:
-        """Create; returns the session key (the first request's, on a replay) and the outcome."""
+        """Create; returns the session key (the first request's, on a replay) and the outcome.
+        ``tti_minutes``: the session's time-to-idle as stored ("" for the agent's default)."""
         reply = await self._run(
             "session_create",
             [
@@ -185,6 +220,7 @@ class Store:
                 *self._idem_keys(idem),
                 self.keys.events,
                 self.keys.event_ids,
+                *self.indexes.script_keys(agent),
             ],
             [
                 agent,
@@ -197,16 +233,27 @@ class Store:
                 *self._idem_args(idem, agent, session),
                 self.history_max,
                 self.history_max_bytes,
+                *self.indexes.script_args(agent),
+                tti_minutes,
             ],
         )
         written = _outcome(reply)
         return written.fields.pop("key"), written
 
     async def get_session(self, agent: str, session: str) -> Fields:
-        fields = await self._under_agent(agent, self.keys.session(agent, session))
-        if not fields:
+        """The session's fields; 404 once it has expired (compared with Redis time), swept or not."""
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.exists(self.keys.agent(agent))
+            pipe.hgetall(self.keys.session(agent, session))
+            pipe.time()
+            agent_exists, fields, (seconds, micros) = await pipe.execute()
+        if not agent_exists:
+            raise_for("agent_not_found")
+        expiry = expires_at(fields["updated_at"], fields.get("tti_minutes")) if fields else None
+        if not fields or (expiry is not None and seconds * 1000 + micros // 1000 >= expiry):
             raise_for("session_not_found")
-        return fields
+        return cast(Fields, fields)
 
     async def update_session(
         self,
@@ -231,6 +278,7 @@ class Store:
             *self._idem_keys(idem),
             self.keys.events,
             self.keys.event_ids,
+            *self.indexes.script_keys(agent)[1:],
         ]
         args: list[Any] = [
             agent,
@@ -241,6 +289,7 @@ class Store:
             self.history_max,
             self.history_max_bytes,
             *(admission.limits if admission else NOT_ADMITTING),
+            *self.indexes.script_args(agent),
         ]
         if admission:
             keys += gate_keys(self.keys, admission.key_digest, admission.address)
@@ -265,8 +314,9 @@ class Store:
                 self.keys.history_bytes(agent, session),
                 self.keys.events,
                 self.keys.event_ids,
+                *self.indexes.script_keys(agent),
             ],
-            [agent, session, *_event_args(origin)],
+            [agent, session, *_event_args(origin), *self.indexes.script_args(agent)],
         )
         raise_for(reply[0])
         return _pairs(reply[1:])
@@ -274,6 +324,43 @@ class Store:
     async def list_sessions(self, agent: str, enabled: bool | None, after: str, limit: int) -> Page:
         keys = [self.keys.sessions(agent, enabled), self.keys.agent(agent)]
         return await self._page(keys, self.keys.session_prefix(agent), after, limit)
+
+    async def find_sessions(self, agent: str, query: Query) -> Found:
+        """A page (``limit`` > 0) or a count (0) of sessions, examining at most ``query.budget``."""
+        enabled = "" if query.enabled is None else "1" if query.enabled else "0"
+        if query.order == "key" and not query.groups:
+            base, enabled = self.keys.sessions(agent, query.enabled), ""  # the enabled index filters
+        elif query.order == "key":
+            base = self.keys.sessions(agent)
+        else:
+            base = self.keys.sessions_by(agent, query.order)
+        groups = [] if query.order != "key" else query.groups
+        index_keys = [self.keys.dimension_index(agent, d, v) for d, values in groups for v in values]
+        after_score, after_member = query.after or ("", "")
+        reply = await self._run(
+            "sessions_find",
+            [self.keys.agent(agent), base, *index_keys],
+            [
+                self.keys.session_prefix(agent),
+                "key" if query.order == "key" else "desc" if query.descending else "asc",
+                after_score,
+                after_member,
+                query.limit,
+                query.budget,
+                query.program,
+                enabled,
+                ",".join(str(len(values)) for _, values in groups),
+                "1" if query.exact and len(groups) == 1 and not enabled else "",
+            ],
+        )
+        raise_for(reply[0])
+        total, next_score, next_member, matched = int(reply[1]), reply[2], reply[3], int(reply[4])
+        return Found(
+            items=[(member, _pairs(flat)) for member, flat in reply[5:] if flat],
+            total=None if total < 0 else total,
+            after=(next_score, next_member) if next_member else None,
+            matched=matched,
+        )
 
     async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
         """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""

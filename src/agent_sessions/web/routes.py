@@ -22,7 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from agent_sessions import feed, models
+from agent_sessions import feed, filters, models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
 from agent_sessions.errors import (
     EventNotFound,
@@ -37,7 +37,7 @@ from agent_sessions.events import Origin
 from agent_sessions.ratelimit import Admission, Quota, retry_after
 from agent_sessions.redis.store import Idempotency
 from agent_sessions.reports import Report
-from agent_sessions.services import Services, check_path_keys
+from agent_sessions.services import SORTS, Search, Services, check_path_keys
 from agent_sessions.web.errors import JSON, request_id
 from agent_sessions.web.stream import EventStream
 
@@ -127,9 +127,24 @@ def page_key_param(pattern: str) -> QueryParam:
 
 
 AGENT_PAGE_KEY = page_key_param(models.AGENT_KEY_PATTERN)
-SESSION_PAGE_KEY = page_key_param(models.SESSION_KEY_PATTERN)
 VERSION_PAGE_KEY = page_key_param("^[1-9][0-9]{0,17}$")
 ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or disabled (false) sessions")
+SESSION_SEARCH_PAGE_KEY = QueryParam(
+    "page_key",
+    {"type": "string", "maxLength": 2 * models.KEY_MAX_LENGTH},
+    "metadata.page_key of the previous page (start after it); only with the same sort and filter",
+)
+METADATA_FILTER = QueryParam(
+    "metadata_filter",
+    {"type": "string", "maxLength": filters.MAX_CHARS},
+    "only sessions whose metadata makes this expression true, e.g. priority = 'urgent' AND tier >= 2 "
+    "(the README has the grammar)",
+)
+SORT = QueryParam(
+    "sort",
+    {"type": "string", "enum": list(SORTS), "default": "key"},
+    "the order: by session key (default), created_at or updated_at; '-' for newest first",
+)
 AGENT_FILTER = QueryParam(
     "agent_key",
     {"type": "string", "pattern": models.AGENT_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
@@ -140,9 +155,10 @@ SESSION_FILTER = QueryParam(
     {"type": "string", "pattern": models.SESSION_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
     "only events of sessions with this key",
 )
+TYPE_RE = "session\\.(created|updated|deleted|expired)"
 TYPES = QueryParam(
     "types",
-    {"type": "string", "pattern": "^session\\.(created|updated|deleted)(,session\\.(created|updated|deleted))*$"},
+    {"type": "string", "pattern": f"^{TYPE_RE}(,{TYPE_RE})*$"},
     "only these event types, comma-separated",
 )
 AFTER = QueryParam(
@@ -242,9 +258,20 @@ async def create_session(c: Call) -> tuple[int, Any]:
     return 201, session
 
 
+def session_search(request: Request) -> Search:
+    params = request.query_params
+    sort = params.get("sort", "key")
+    if sort not in SORTS:
+        raise InvalidRequest.for_fields({"sort": "one of " + ", ".join(SORTS)})
+    return Search(params.get("metadata_filter"), sort, query_enabled(request), params.get("page_key"))
+
+
 async def list_sessions(c: Call) -> tuple[int, Any]:
-    limit, enabled = query_limit(c.request), query_enabled(c.request)
-    return 200, await c.services.list_sessions(c.agent, enabled, c.request.query_params.get("page_key"), limit)
+    return 200, await c.services.list_sessions(c.agent, session_search(c.request), query_limit(c.request))
+
+
+async def count_sessions(c: Call) -> tuple[int, Any]:
+    return 200, await c.services.count_sessions(c.agent, session_search(c.request))
 
 
 async def get_session(c: Call) -> tuple[int, Any]:
@@ -313,6 +340,7 @@ AGENTS = "/v2/agents"
 AGENT = "/v2/agents/{agent_key}"
 SESSIONS = "/v2/agents/{agent_key}/sessions"
 SESSION = "/v2/agents/{agent_key}/sessions/{session_key}"
+SESSION_COUNT = "/v2/agents/{agent_key}/sessions/count"
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint(
@@ -367,7 +395,16 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "List an agent's sessions",
         Role.VIEWER,
         response=models.SessionList,
-        query=(LIMIT, SESSION_PAGE_KEY, ENABLED),
+        query=(LIMIT, SESSION_SEARCH_PAGE_KEY, ENABLED, METADATA_FILTER, SORT),
+    ),
+    Endpoint(
+        "GET",
+        SESSION_COUNT,
+        count_sessions,
+        "Count an agent's sessions (with page_key: a count to continue, for very large agents)",
+        Role.VIEWER,
+        response=models.SessionCount,
+        query=(SESSION_SEARCH_PAGE_KEY, ENABLED, METADATA_FILTER),
     ),
     Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session, etag=True),
     Endpoint(
@@ -618,11 +655,11 @@ class ByMethod:
         await response(scope, receive, send)
 
 
-def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]:
+def routes(endpoints: tuple[Endpoint, ...], first: tuple[str, ...] = (SESSION_COUNT, SESSION)) -> list[Route]:
     """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
-    path supports in ``Allow``. The router tries routes in order; ``first`` is the PATCH's path (no two
-    paths match the same URL, so the order changes nothing else)."""
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {first: {}}
+    path supports in ``Allow``. The router tries routes in order; ``first`` puts the PATCH's path near
+    the front, after the one path it would also match (``…/sessions/count``)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {path: {} for path in first}
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
     return [Route(path, ByMethod(methods), methods=list(methods)) for path, methods in by_path.items()]

@@ -1,6 +1,7 @@
-"""``agent-sessions worker``: the outbox relay, the purge of deleted agents and the event log's
-retention (threads of this process) and the Dramatiq workers (a child ``dramatiq agent_sessions.workers``
-process), started and stopped together. ``--relay-only`` runs the three loops without Dramatiq
+"""``agent-sessions worker``: the outbox relay, the purge of deleted agents, the event log's
+retention and the expiry sweep (threads of this process), and the Dramatiq workers (a child
+``dramatiq agent_sessions.workers`` process), started and stopped together. ``--relay-only`` runs the
+four loops without Dramatiq
 workers; ``--actors-only`` runs only the Dramatiq workers (as a plain ``dramatiq agent_sessions.workers``
 would), so the two can be scaled apart.
 
@@ -52,8 +53,9 @@ def run_worker(
     workers = start_actors(processes, threads) if with_actors else None
     loops = []
     if with_relay:
-        relay, purger, retention = bootstrap.relay_loops(settings, broker, client)
-        for name, target in (("relay", relay.run), ("purge", purger.run), ("retention", retention.run)):
+        relay, purger, retention, expirer = bootstrap.relay_loops(settings, broker, client)
+        targets = (("relay", relay.run), ("purge", purger.run), ("retention", retention.run), ("expiry", expirer.run))
+        for name, target in targets:
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
             loops.append(thread)
@@ -64,7 +66,7 @@ def run_worker(
             code = 1
             stop.set()
         elif any(not thread.is_alive() for thread in loops):
-            log.error("the relay, the purge or the retention stopped; stopping")
+            log.error("the relay, the purge, the retention or the expiry sweep stopped; stopping")
             code = 1
             stop.set()
         elif health_file is not None:

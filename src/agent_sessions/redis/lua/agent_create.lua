@@ -4,7 +4,7 @@
 -- Key layout (see agent_sessions/redis/keys.py):
 --   as:agents          zset  every agent key, score 0, ordered by member
 --   as:agent:<agent>   hash  name, description, metadata (canonical JSON), enabled ("1"/"0"),
---                            created_at, updated_at (ms since epoch, Redis TIME)
+--                            created_at, updated_at (ms since epoch, Redis TIME), default_tti_minutes
 --   as:purge:<agent>   zset  sessions of a deleted agent with this key, still being removed
 --
 -- Returns {"agent_exists"} | {"agent_purging"} | {"ok", field, value, ...}
@@ -12,13 +12,14 @@
 local agent_hash, agents_index, purge_set = KEYS[1], KEYS[2], KEYS[3]
 local agent, name, description, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4]  -- metadata: JSON
 local enabled = ARGV[5]                                                      -- "1" or "0"
+local default_tti = ARGV[6]       -- minutes (text) a new session idles before it expires; "0": never
 
 if redis.call('EXISTS', agent_hash) == 1 then return {'agent_exists'} end
 if redis.call('EXISTS', purge_set) == 1 then return {'agent_purging'} end
 
 local now = now_ms()
 redis.call('HSET', agent_hash, 'name', name, 'description', description, 'metadata', metadata,
-  'enabled', enabled, 'created_at', now, 'updated_at', now)
+  'enabled', enabled, 'created_at', now, 'updated_at', now, 'default_tti_minutes', default_tti)
 redis.call('ZADD', agents_index, 0, agent)
 
 local reply = redis.call('HGETALL', agent_hash)

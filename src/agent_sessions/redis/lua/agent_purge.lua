@@ -1,4 +1,4 @@
--- prelude: _clock _change
+-- prelude: _clock _change _index
 -- agent_purge.lua: one bounded step of a deleted agent's purge (see agent_delete.lua): delete up to
 -- `batch` of its remaining sessions with their history, each with its session.deleted event (version
 -- = the session's last + 1, as session_delete.lua does). The last step clears the agent from the
@@ -14,6 +14,7 @@ local streams = {outbox = KEYS[3], log = KEYS[4], ids = KEYS[5]}  -- see emit_ev
 local agent, batch = ARGV[1], tonumber(ARGV[2])
 local session_prefix, history_prefix = ARGV[3], ARGV[4]   -- e.g. "as:session:agt_x:", "as:history:agt_x:"
 local event_id_prefix = ARGV[5]                            -- fresh per step; "_<n>" is appended
+local index = index_of(ARGV[6], ARGV[7], ARGV[8], KEYS[6], KEYS[7], KEYS[8])  -- see _index.lua
 
 local origin = redis.call('HGET', purges, agent) or 'system '
 local split = string.find(origin, ' ', 1, true)
@@ -27,8 +28,9 @@ for i = 1, #members, 2 do
   local key = session_prefix .. member
   local snapshot = redis.call('HGETALL', key)
   if #snapshot > 0 then
-    local version = tonumber(redis.call('HGET', key, 'version')) + 1
+    local version = tonumber(field_of(snapshot, 'version')) + 1
     redis.call('DEL', key, history_prefix .. member, history_prefix .. member .. ':bytes')
+    unplace(index, agent, member, field_of(snapshot, 'metadata'))
     deleted = deleted + 1
     emit_event(streams, 'session.deleted', event_id_prefix .. '_' .. deleted, agent, member, version, now, actor,
       request_id, snapshot, {})

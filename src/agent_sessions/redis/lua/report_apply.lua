@@ -74,7 +74,7 @@ if v > tonumber(redis.call('HGET', state, 'sv') or '0') then
       end
     end
   end
-  if kind == 'session.deleted' then
+  if kind == 'session.deleted' or kind == 'session.expired' then
     redis.call('HSET', state, 'sv', v, 'live', '0', 'dv', v)
   else
     redis.call('HINCRBY', report, 'sessions_total', 1)

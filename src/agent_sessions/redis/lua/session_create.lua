@@ -1,4 +1,4 @@
--- prelude: _clock _change _idempotency
+-- prelude: _clock _change _idempotency _index
 -- session_create.lua: create one session under an existing agent, with its session.created event and
 -- first history entry, atomically.
 --
@@ -10,6 +10,8 @@
 --   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
 --   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
 --   as:outbox                     stream events for the relay (see _change.lua)
+--   sort, dimension and expiry indexes: see _index.lua; tti_minutes: the session's time-to-idle
+--                                        ("0": none), from the request or the agent's default_tti_minutes
 --   idempotency records, snapshots and index: see _idempotency.lua
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
@@ -26,6 +28,8 @@ local idem = {
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local name, description, metadata, enabled = ARGV[6], ARGV[7], ARGV[8], ARGV[9]  -- enabled "1"/"0"
 local history_cap, history_max_bytes = tonumber(ARGV[14]), tonumber(ARGV[15])
+local index = index_of(ARGV[16], ARGV[17], ARGV[18], KEYS[13], KEYS[14], KEYS[15])  -- see _index.lua
+local tti = ARGV[19]        -- minutes as text; "" for the agent's default_tti_minutes
 
 local replay = idem_lookup(idem)
 if replay then return replay end
@@ -34,7 +38,9 @@ if redis.call('EXISTS', agent_hash) == 0 then return idem_store(idem, 'agent_not
 if redis.call('EXISTS', session_hash) == 1 then return idem_store(idem, 'session_exists') end
 
 local now = now_ms()
-local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled}
+if tti == '' then tti = redis.call('HGET', agent_hash, 'default_tti_minutes') or '0' end
+local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled,
+  'tti_minutes', tti}
 redis.call('HSET', session_hash, 'created_at', now, 'updated_at', now, 'version', 1, unpack(initial))
 redis.call('ZADD', all_index, 0, session)
 if enabled == '1' then
@@ -42,6 +48,8 @@ if enabled == '1' then
 else
   redis.call('ZADD', disabled_index, 0, session)
 end
+reindex(index, session, nil, metadata)
+place(index, agent, session, now, now, tti)
 
 local fields = redis.call('HGETALL', session_hash)
 emit_event(streams, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})

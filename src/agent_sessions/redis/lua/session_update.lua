@@ -1,4 +1,4 @@
--- prelude: _clock _gate _change _idempotency
+-- prelude: _clock _gate _change _idempotency _index
 -- session_update.lua: the PATCH. Idempotency, existence checks, If-Match, change detection, write,
 -- version bump, updated_at from Redis TIME, the session.updated event and the history entry, all in
 -- one atomic step. Optionally admits the request first (_gate.lua), so that a PATCH by a key the API
@@ -23,7 +23,8 @@ local idem = {
   record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
   fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
 }
-local key_record, key_bucket, address_bucket = KEYS[12], KEYS[13], KEYS[14]  -- only when admitting
+local index = index_of(ARGV[17], ARGV[18], ARGV[19], nil, KEYS[12], KEYS[13])  -- see _index.lua
+local key_record, key_bucket, address_bucket = KEYS[14], KEYS[15], KEYS[16]  -- only when admitting
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
 local history_cap, history_max_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -31,8 +32,16 @@ local default_rate, default_burst, fail_rate, fail_burst = ARGV[13], ARGV[14], A
 -- ARGV[13..16]: "" (the request was admitted already) or admit()'s default rate, default burst,
 -- failure rate and failure burst
 local admitting = default_rate ~= ''
-local first_change = 17     -- ARGV[17..]: field, value pairs to set; fields are among description,
-                            -- metadata (canonical JSON, so equal metadata is equal bytes) and enabled ("1"/"0")
+local first_change = 20     -- ARGV[20..]: field, value pairs to set; fields are among description,
+                            -- metadata (canonical JSON, so equal metadata is equal bytes), enabled ("1"/"0")
+                            -- and tti_minutes
+
+local function old_value(pairs_list, field)
+  for i = 1, #pairs_list, 2 do
+    if pairs_list[i] == field then return pairs_list[i + 1] end
+  end
+  return nil
+end
 
 local function apply()
   local replay = idem_lookup(idem)
@@ -43,9 +52,11 @@ local function apply()
 
   -- One read of the whole session, one write. The agent is checked too: an agent being deleted is
   -- gone at once, while its sessions are removed in the background (agent_delete.lua).
+  -- A session past its time-to-idle is gone, even before the workers' sweep removes it.
   local session_fields = redis.call('HGETALL', session_hash)
   if redis.call('EXISTS', agent_hash) == 0 then return finish('agent_not_found') end
-  if #session_fields == 0 then return finish('session_not_found') end
+  local now = now_ms()
+  if #session_fields == 0 or expired(session_fields, now) then return finish('session_not_found') end
   local at = {}  -- field -> index of its value in `session_fields` (session_create.lua sets every field)
   for i = 1, #session_fields, 2 do at[session_fields[i]] = i + 1 end
 
@@ -62,6 +73,7 @@ local function apply()
   for i = first_change, #ARGV, 2 do
     local field, value = ARGV[i], ARGV[i + 1]
     local current = session_fields[at[field]]
+    if current == nil and field == 'tti_minutes' then current = '0' end  -- sessions older than expiry
     if current ~= value then
       changed[#changed + 1] = field
       changed[#changed + 1] = value
@@ -72,13 +84,19 @@ local function apply()
 
   if #changed == 0 then return finish('noop', session_fields) end
 
-  local now = now_ms()
   local version = tostring(tonumber(session_fields[at['version']]) + 1)
   redis.call('HSET', session_hash, 'updated_at', now, 'version', version, unpack(changed))
   -- The session after the write: what was read, with what was written.
   session_fields[at['updated_at']], session_fields[at['version']] = now, version
   for i = 1, #changed, 2 do
-    session_fields[at[changed[i]]] = changed[i + 1]
+    if at[changed[i]] then
+      session_fields[at[changed[i]]] = changed[i + 1]
+    else
+      session_fields[#session_fields + 1] = changed[i]
+      session_fields[#session_fields + 1] = changed[i + 1]
+      at[changed[i]] = #session_fields
+    end
+    if changed[i] == 'metadata' then reindex(index, session, old_value(old, 'metadata'), changed[i + 1]) end
     if changed[i] == 'enabled' then
       if changed[i + 1] == '1' then
         redis.call('ZADD', enabled_index, 0, session)
@@ -89,6 +107,7 @@ local function apply()
       end
     end
   end
+  place(index, agent, session, nil, now, session_fields[at['tti_minutes']] or '0')
   emit_event(streams, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
   record_history(history, history_bytes, tonumber(version), now, actor, request_id, old, changed, history_cap,
     history_max_bytes)

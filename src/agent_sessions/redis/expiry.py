@@ -1,0 +1,79 @@
+"""Sessions that expire: the workers' sweep of sessions idle longer than their time-to-idle.
+
+A session with ``tti_minutes`` > 0 is in the expiry index (``as:expiry``, scored by when it expires,
+kept by every write script). ``Expirer.step`` reads the due members (Redis ``TIME``, never the
+worker's clock) and runs ``lua/session_expire.lua`` for each, one pipeline: each call checks again and
+deletes the session with its ``session.expired`` event in one atomic step. So a worker killed
+mid-sweep leaves every session either expired (with its event) or still due for the next step, any
+number of workers may sweep at once, and a session changed since the read is kept.
+
+Before the sweep reaches it, an expired session is already gone for readers: the update, delete and
+find scripts and ``GET`` compare its ``expires_at`` with Redis time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from typing import cast
+
+import redis
+
+from agent_sessions.events import new_event_id
+from agent_sessions.redis.indexes import SessionIndexes
+from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.scripts import SyncScript
+
+log = logging.getLogger("agent_sessions.expiry")
+
+
+class Expirer:
+    def __init__(
+        self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS, dimensions: tuple[str, ...] = ()
+    ) -> None:
+        self.redis = client
+        self.batch = batch
+        self.keys = keys
+        self.indexes = SessionIndexes(dimensions, keys=keys)
+        self._script = SyncScript(client, "session_expire")
+
+    def step(self) -> Counter[str]:
+        """Expire what is due, at most ``batch`` sessions; returns the outcomes by kind."""
+        seconds, micros = self.redis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        due = cast(list[str], self.redis.zrangebyscore(self.keys.expiry, "-inf", now_ms, start=0, num=self.batch))
+        calls = []
+        for member in due:
+            agent, _, session = member.partition("/")
+            calls.append(
+                (
+                    [
+                        self.keys.agent(agent),
+                        self.keys.session(agent, session),
+                        *self.keys.session_indexes(agent),
+                        self.keys.outbox,
+                        self.keys.history(agent, session),
+                        self.keys.history_bytes(agent, session),
+                        self.keys.events,
+                        self.keys.event_ids,
+                        *self.indexes.script_keys(agent),
+                    ],
+                    [agent, session, new_event_id(), *self.indexes.script_args(agent)],
+                )
+            )
+        return Counter(cast(list[str], self._script.many(calls))) if calls else Counter()
+
+    def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
+        """Sweep until ``stop`` is set: step after step while there is work, every ``idle_s`` when not."""
+        while not stop.is_set():
+            try:
+                outcomes = self.step()
+                busy = sum(outcomes.values()) == self.batch
+                if outcomes["expired"]:
+                    log.info("expired %d sessions", outcomes["expired"])
+            except redis.RedisError as exc:
+                log.warning("expiry step failed (%r); retrying", exc)
+                busy = False
+            if not busy:
+                stop.wait(idle_s)

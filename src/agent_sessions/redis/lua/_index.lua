@@ -1,0 +1,98 @@
+-- _index.lua: prelude of the scripts that create, change or remove sessions (and of sessions_find.lua):
+-- the indexes a session is in besides its agent's key index, kept in the same atomic step as the
+-- write, so a list never shows a session under a value or an order it no longer has.
+--
+--   as:sessions:<agent>:created      zset  score created_at (ms): the order of sort=created_at
+--   as:sessions:<agent>:updated      zset  score updated_at (ms): the order of sort=updated_at
+--   as:idx:<agent>:<dimension>=<v>   zset  score 0: sessions whose metadata.<dimension> is the string v
+--                                          (report dimensions only; v at most `max_bytes` bytes)
+--   as:expiry                        zset  score expires_at (ms), member "<agent>/<session>": sessions
+--                                          with a time-to-idle, for the workers' sweep
+--
+-- `index` is {prefix = "as:idx:<agent>:", dims = {dimension, ...}, max_bytes = n,
+--             created = key, updated = key, expiry = key}.
+
+local function index_of(prefix, dims_csv, max_bytes, created, updated, expiry)
+  local dims = {}
+  for dim in string.gmatch(dims_csv, '[^,]+') do dims[#dims + 1] = dim end
+  return {prefix = prefix, dims = dims, max_bytes = tonumber(max_bytes), created = created, updated = updated,
+    expiry = expiry}
+end
+
+-- Byte order, as Redis orders members (Lua's own `<` on strings follows the server's locale).
+local function bytes_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- dimension -> indexed value, from a session's metadata JSON text.
+local function indexed_values(index, metadata)
+  local values = {}
+  if not metadata or #index.dims == 0 then return values end
+  local ok, decoded = pcall(cjson.decode, metadata)
+  if not ok or type(decoded) ~= 'table' then return values end
+  for _, dim in ipairs(index.dims) do
+    local value = decoded[dim]
+    if type(value) == 'string' and #value <= index.max_bytes then values[dim] = value end
+  end
+  return values
+end
+
+-- Move a session between dimension indexes as its metadata goes from `old` to `new` (JSON text, or
+-- nil for none: a new or a removed session).
+local function reindex(index, session, old, new)
+  local before, after = indexed_values(index, old), indexed_values(index, new)
+  for _, dim in ipairs(index.dims) do
+    if before[dim] ~= after[dim] then
+      if before[dim] then redis.call('ZREM', index.prefix .. dim .. '=' .. before[dim], session) end
+      if after[dim] then redis.call('ZADD', index.prefix .. dim .. '=' .. after[dim], 0, session) end
+    end
+  end
+end
+
+-- When a session idle since `updated_at` (ms) expires, with time-to-idle `tti` (minutes, text; "0",
+-- "" or nil: never): nil or ms. Python computes the same (representations.expires_at).
+local function expires_at(updated_at, tti)
+  local minutes = tonumber(tti or '0') or 0
+  if minutes <= 0 then return nil end
+  return tonumber(updated_at) + math.floor(minutes * 60000)
+end
+
+-- One field of a flat HGETALL reply.
+local function field_of(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+
+-- Whether a session's hash fields (flat list) say it has expired at `now`.
+local function expired(fields, now)
+  local updated_at = field_of(fields, 'updated_at')
+  local at = updated_at and expires_at(updated_at, field_of(fields, 'tti_minutes'))
+  return at ~= nil and now >= at
+end
+
+-- After a write: the session's place in the sort and expiry indexes.
+local function place(index, agent, session, created_at, updated_at, tti)
+  if created_at then redis.call('ZADD', index.created, created_at, session) end
+  redis.call('ZADD', index.updated, updated_at, session)
+  local at = expires_at(updated_at, tti)
+  if at then
+    redis.call('ZADD', index.expiry, at, agent .. '/' .. session)
+  else
+    redis.call('ZREM', index.expiry, agent .. '/' .. session)
+  end
+end
+
+-- Before a session is removed: out of every index of this file.
+local function unplace(index, agent, session, metadata)
+  reindex(index, session, metadata, nil)
+  redis.call('ZREM', index.created, session)
+  redis.call('ZREM', index.updated, session)
+  redis.call('ZREM', index.expiry, agent .. '/' .. session)
+end

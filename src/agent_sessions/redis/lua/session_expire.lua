@@ -1,0 +1,43 @@
+-- prelude: _clock _change _index
+-- session_expire.lua: the workers' sweep, one session: if it has been idle for its time-to-idle,
+-- delete it as session_delete.lua does, with a session.expired event (actor "system"), in one step.
+-- Re-checked here, so a session changed since the sweep read the expiry index is kept (and its new
+-- expiry time stands), and a session swept twice expires once.
+--
+-- Key layout: see session_create.lua and _index.lua.
+--
+-- Returns "expired" | "kept" (not due) | "gone" (no such session, or its agent is being purged:
+-- the purge deletes it, with its session.deleted event)
+
+local agent_hash, session_hash = KEYS[1], KEYS[2]
+local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
+local history, history_bytes = KEYS[7], KEYS[8]
+local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
+local agent, session, event_id = ARGV[1], ARGV[2], ARGV[3]
+local index = index_of(ARGV[4], ARGV[5], ARGV[6], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
+local member = agent .. '/' .. session
+
+local fields = redis.call('HGETALL', session_hash)
+if #fields == 0 or redis.call('EXISTS', agent_hash) == 0 then
+  redis.call('ZREM', index.expiry, member)
+  return 'gone'
+end
+local now = now_ms()
+local at = expires_at(field_of(fields, 'updated_at'), field_of(fields, 'tti_minutes'))
+if not at then
+  redis.call('ZREM', index.expiry, member)
+  return 'kept'
+end
+if now < at then
+  redis.call('ZADD', index.expiry, at, member)
+  return 'kept'
+end
+
+local version = tonumber(field_of(fields, 'version')) + 1
+redis.call('DEL', session_hash, history, history_bytes)
+redis.call('ZREM', all_index, session)
+redis.call('ZREM', enabled_index, session)
+redis.call('ZREM', disabled_index, session)
+unplace(index, agent, session, field_of(fields, 'metadata'))
+emit_event(streams, 'session.expired', event_id, agent, session, version, now, 'system', '', fields, {})
+return 'expired'
