@@ -347,6 +347,11 @@ def test_dimension_indexes_follow_creates_patches_deletes_and_purges(
     assert [k for k in sync_redis.keys("as:*") if "idx" in k or "sessions:" in k or k == KEYS.expiry] == []
 
 
+def stored_keys(conn: redis.Redis) -> list[str]:
+    """Every key but the rate-limit buckets (which come and go with requests)."""
+    return sorted(k for k in cast(list[str], conn.keys("*")) if not k.startswith("as:rl:"))
+
+
 # -- bad input --------------------------------------------------------------------------------------------
 
 
@@ -368,11 +373,6 @@ def test_dimension_indexes_follow_creates_patches_deletes_and_purges(
         ("NOT " * 20 + "a = 1", "more than 16 levels"),
     ],
 )
-def stored_keys(conn: redis.Redis) -> list[str]:
-    """Every key but the rate-limit buckets (which come and go with requests)."""
-    return sorted(k for k in cast(list[str], conn.keys("*")) if not k.startswith("as:rl:"))
-
-
 def test_a_malformed_filter_is_400_saying_where_and_changes_nothing(
     client: TestClient, admin: dict[str, str], sync_redis: redis.Redis, expression: str, message: str
 ) -> None:
