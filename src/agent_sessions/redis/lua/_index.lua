@@ -74,7 +74,7 @@ end
 local function expired(fields, now)
   local updated_at = field_of(fields, 'updated_at')
   local at = updated_at and expires_at(updated_at, field_of(fields, 'tti_minutes'))
-  return at ~= nil and now >= at
+  return at ~= nil and tonumber(now) >= at
 end
 
 -- After a write: the session's place in the sort and expiry indexes.

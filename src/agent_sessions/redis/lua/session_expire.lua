@@ -28,7 +28,7 @@ if not at then
   redis.call('ZREM', index.expiry, member)
   return 'kept'
 end
-if now < at then
+if tonumber(now) < at then
   redis.call('ZADD', index.expiry, at, member)
   return 'kept'
 end

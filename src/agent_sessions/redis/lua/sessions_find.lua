@@ -30,7 +30,7 @@ local group_sizes = ARGV[9]              -- "" or the sizes of the groups of KEY
 local exact_by_index = ARGV[10] == '1'
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
-local now = now_ms()
+local now = tonumber(now_ms())
 
 -- The candidate source: a list of keys (their union, in key order) or one scored index.
 local sources, size = {base}, redis.call('ZCARD', base)
