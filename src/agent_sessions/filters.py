@@ -36,7 +36,7 @@ from typing import Any
 
 from agent_sessions.errors import InvalidRequest
 
-MAX_CHARS = 2000
+MAX_CHARS = 1000  # characters; as percent-encoded UTF-8 in a URL, within the 16 KiB request head
 MAX_TERMS = 32
 MAX_IN = 100
 MAX_DEPTH = 16

@@ -78,8 +78,11 @@ SORTS = {
     "updated_at": ("updated", False),
     "-updated_at": ("updated", True),
 }
-# In created_at or updated_at order a page key is "<ms>.<session key>": where the previous page ended.
-SCORED_PAGE_KEY_RE = re.compile(r"([0-9]{1,16})\.(" + SESSION_KEY_PATTERN.strip("^$") + ")")
+# A session list's page key is the session key where the previous page ended, preceded in created_at or
+# updated_at order by its time there: "<ms>.<session key>".
+SESSION_PAGE_KEY_PATTERN = "^(?:[0-9]{1,16}\\.)?" + SESSION_KEY_PATTERN.lstrip("^")
+SCORED_PAGE_KEY_RE = re.compile(r"(?:([0-9]{1,16})\.)?(" + SESSION_KEY_PATTERN.strip("^$") + ")")
+PAGE_KEY_MAX_LENGTH = 17 + KEY_MAX_LENGTH
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,18 @@ class Search:
 
 
 def _decode_found_key(page_key: str | None, order: str) -> tuple[str, str] | None:
+    """A page key -> (score, member) to start after. Either form is accepted in either order: in key
+    order the member counts; in a time order a bare session key starts after that session's current
+    place (or from the first, if it is no longer listed)."""
     if page_key is None:
         return None
-    if order == "key":
-        return "", decode_page_key(page_key, SESSION_KEY_RE)
-    match = SCORED_PAGE_KEY_RE.fullmatch(page_key) if len(page_key) <= 2 * KEY_MAX_LENGTH else None
+    match = SCORED_PAGE_KEY_RE.fullmatch(page_key) if len(page_key) <= PAGE_KEY_MAX_LENGTH else None
     if match is None:
-        raise InvalidRequest.for_fields({"page_key": "not a page key this API returns for this sort"})
-    return match.group(1), match.group(2)
+        raise InvalidRequest.for_fields({"page_key": "not a page key this API returns"})
+    score, member = match.group(1) or "", match.group(2)
+    if len(member) > KEY_MAX_LENGTH:
+        raise InvalidRequest.for_fields({"page_key": "not a page key this API returns"})
+    return ("", member) if order == "key" else (score, member)
 
 
 def _found_key(found: Found, search: Search) -> str | None:

@@ -18,7 +18,9 @@ from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Counters, Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.reports import ReportStore
-from agent_sessions.redis.store import Idempotency, Store
+from agent_sessions.redis.expiry import Expirer
+from agent_sessions.redis.store import Idempotency, Query, Store
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.anyio
 KEYS = Keys(prefix="other:")
@@ -29,7 +31,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     _, secret = Keyring(sync_redis, KEYS).create(Role.ADMIN)
     client = async_client(redis_url, 2.0)
     try:
-        store = Store(client, KEYS)
+        store = Store(client, KEYS, dimensions=("priority",))
         gate = Gate(client, Limits(0.001, 100, 0.001, 5), keys=KEYS)  # buckets refill slowly: they stay
         await gate.admit(secret, "10.0.0.1")
         await store.create_agent("agt_p", "p", "", b"{}", True)
@@ -40,17 +42,24 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
         await store.create_session("agt_p", "ase_2", ORIGIN, "", "", b"{}", True)
         await store.delete_agent("agt_p", ORIGIN)
         assert await store.claim_seed()
+        await store.create_agent("agt_q", "q", "", b"{}", True)  # kept: its indexes stay
+        await store.create_session("agt_q", "ase_1", ORIGIN, "", "", b'{"priority":"low"}', True, None, "60")
+        await store.create_session("agt_q", "ase_2", ORIGIN, "", "", b"{}", True, None, "0.0001")  # 6 ms
+        found = await store.find_sessions("agt_q", Query(order="updated", program='["null", ["x"]]'))
+        assert found.items[0][0] == "ase_1"  # (ase_2 may have expired already)
     finally:
         await client.aclose()
-    while Purger(sync_redis, keys=KEYS).step():
+    while Purger(sync_redis, keys=KEYS, dimensions=("priority",)).step():
         pass
+    expirer = Expirer(sync_redis, keys=KEYS, dimensions=("priority",))
+    eventually(lambda: expirer.step()["expired"] == 1)
     outbox = Outbox(sync_redis, KEYS)
     outbox.ensure_group()
     entries = outbox.read_new("test", 100, None)
     events = [event_from_entry(fields) for _, fields in entries]
     assert [e["type"] for e in events] == ["session.created", "session.updated", "session.created"] + [
         "session.deleted"
-    ] * 2
+    ] * 2 + ["session.created"] * 2 + ["session.expired"]
     ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
     escalations = EscalationStore(sync_redis, KEYS)
     update = events[1]
@@ -75,4 +84,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
         "deadletters",
         "metrics",
         "events",
+        "sessions",
+        "idx",
+        "expiry",
     } <= kinds

@@ -37,7 +37,14 @@ from agent_sessions.events import Origin
 from agent_sessions.ratelimit import Admission, Quota, retry_after
 from agent_sessions.redis.store import Idempotency
 from agent_sessions.reports import Report
-from agent_sessions.services import SORTS, Search, Services, check_path_keys
+from agent_sessions.services import (
+    PAGE_KEY_MAX_LENGTH,
+    SESSION_PAGE_KEY_PATTERN,
+    SORTS,
+    Search,
+    Services,
+    check_path_keys,
+)
 from agent_sessions.web.errors import JSON, request_id
 from agent_sessions.web.stream import EventStream
 
@@ -131,8 +138,8 @@ VERSION_PAGE_KEY = page_key_param("^[1-9][0-9]{0,17}$")
 ENABLED = QueryParam("enabled", {"type": "boolean"}, "only enabled (true) or disabled (false) sessions")
 SESSION_SEARCH_PAGE_KEY = QueryParam(
     "page_key",
-    {"type": "string", "maxLength": 2 * models.KEY_MAX_LENGTH},
-    "metadata.page_key of the previous page (start after it); only with the same sort and filter",
+    {"type": "string", "pattern": SESSION_PAGE_KEY_PATTERN, "maxLength": PAGE_KEY_MAX_LENGTH},
+    "metadata.page_key of the previous page (start after it), with the same sort and filter",
 )
 METADATA_FILTER = QueryParam(
     "metadata_filter",

@@ -31,6 +31,11 @@ local exact_by_index = ARGV[10] == '1'
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
 local now = tonumber(now_ms())
+if order ~= 'key' and after_member ~= '' and after_score == nil then
+  -- a bare session key in a time order: after that session's place; from the first if it is not listed
+  after_score = tonumber(redis.call('ZSCORE', base, after_member))
+  if after_score == nil then after_member = '' end
+end
 
 -- The candidate source: a list of keys (their union, in key order) or one scored index.
 local sources, size = {base}, redis.call('ZCARD', base)
