@@ -14,11 +14,11 @@ from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
 from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Counters, Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.reports import ReportStore
-from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.store import Idempotency, Query, Store
 from tests.support.wait import eventually
 
