@@ -29,6 +29,7 @@ from agent_sessions.redis.client import Batches, async_client, sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.events import EventLog, Retention
 from agent_sessions.redis.expiry import Expirer
+from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
@@ -137,6 +138,11 @@ def metrics_client(settings: Settings) -> redis.Redis:
 
 def keyring(settings: Settings) -> Keyring:
     return Keyring(sync_client(settings.required_redis_url("this command")))
+
+
+def reindexer(settings: Settings) -> Reindexer:
+    client = sync_client(settings.required_redis_url("this command"))
+    return Reindexer(client, SessionIndexes(settings.report_dimensions))
 
 
 def escalation_store(settings: Settings) -> EscalationStore:

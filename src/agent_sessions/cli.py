@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     only.add_argument(
         "--relay-only",
         action="store_true",
-        help="the outbox relay, agent purge and event log retention, no Dramatiq workers",
+        help="the outbox relay, agent purge, expiry sweep and event log retention, no Dramatiq workers",
     )
     only.add_argument("--actors-only", action="store_true", help="only the Dramatiq workers (no relay)")
 
@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     dead_sub.add_parser("list", help="list dead letters")
     retry = dead_sub.add_parser("retry", help="send a dead letter again (with a fresh retry schedule)")
     retry.add_argument("id", help="the escalation's event id (evt_...)")
+
+    sub.add_parser(
+        "reindex",
+        help="index every session for metadata_filter and sort (once after upgrading, or changing REPORT_DIMENSIONS)",
+    )
 
     sub.add_parser(
         "webhook-secret", help="print a new Standard Webhooks secret (whsec_...) for ESCALATION_WEBHOOK_SECRET"
@@ -87,6 +92,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.command == "deadletters":
             return _deadletters(args, settings)
+        if args.command == "reindex":
+            print(f"reindexed {bootstrap.reindexer(settings).run()} agents")
+            return 0
         if args.command == "webhook-secret":
             print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
             return 0

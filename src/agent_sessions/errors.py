@@ -174,6 +174,13 @@ class StoreUnavailable(ServiceError):
     default_message = "the data store is unavailable; retry shortly"
 
 
+class IndexNotReady(ServiceError):
+    status = 503
+    description = "sort by time on a store whose older sessions are not indexed yet: run agent-sessions reindex"
+    code = "index_not_ready"
+    default_message = "this store's sessions are not indexed by time yet; an operator runs `agent-sessions reindex`"
+
+
 def described() -> list[type[ServiceError]]:
     """Every error class the API answers with (those with a description), base classes first."""
     found: list[type[ServiceError]] = []

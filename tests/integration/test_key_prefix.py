@@ -57,9 +57,8 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     outbox.ensure_group()
     entries = outbox.read_new("test", 100, None)
     events = [event_from_entry(fields) for _, fields in entries]
-    assert [e["type"] for e in events] == ["session.created", "session.updated", "session.created"] + [
-        "session.deleted"
-    ] * 2 + ["session.created"] * 2 + ["session.expired"]
+    created, updated, deleted, expired = "session.created", "session.updated", "session.deleted", "session.expired"
+    assert [e["type"] for e in events] == [created, updated, created, created, created, deleted, deleted, expired]
     ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
     escalations = EscalationStore(sync_redis, KEYS)
     update = events[1]

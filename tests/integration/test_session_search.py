@@ -388,8 +388,11 @@ def test_a_malformed_filter_is_400_saying_where_and_changes_nothing(
 def test_bad_sorts_and_page_keys_are_400(client: TestClient, admin: dict[str, str]) -> None:
     make_sessions(client, admin, [{}])
     error(client.get(SESSIONS, params={"sort": "name"}, headers=admin), 400, "invalid_request")
-    error(
-        client.get(SESSIONS, params={"sort": "created_at", "page_key": "ase_1"}, headers=admin), 400, "invalid_request"
-    )
-    error(client.get(SESSIONS, params={"page_key": "12.ase_1"}, headers=admin), 400, "invalid_request")
+    for page_key in ("x", "12.x", "12.", "1" * 17 + ".ase_1", "ase_" + "x" * 64):
+        error(client.get(SESSIONS, params={"page_key": page_key}, headers=admin), 400, "invalid_request")
+    # Either form of page key works in either order (a bare key: after that session's place).
+    scored = client.get(SESSIONS, params={"sort": "-created_at", "page_key": "ase_0000"}, headers=admin)
+    assert scored.status_code == 200 and scored.json()["sessions"] == []
+    keyed = client.get(SESSIONS, params={"page_key": "12.ase_0000"}, headers=admin)
+    assert keyed.status_code == 200 and keyed.json()["sessions"] == []
     error(client.get("/v2/agents/agt_none/sessions/count", headers=admin), 404, "agent_not_found")

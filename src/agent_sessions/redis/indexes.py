@@ -9,9 +9,17 @@ session is in at most one index per dimension, and an agent's dimension indexes 
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
+from typing import cast
+
+import redis
 
 from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.scripts import SyncScript
+
+log = logging.getLogger("agent_sessions.reindex")
 
 INDEXED_VALUE_MAX_BYTES = 128
 
@@ -26,6 +34,54 @@ class SessionIndexes:
         """KEYS of _index.lua's ``index_of``: created and updated sort indexes, the expiry index."""
         return [self.keys.sessions_by(agent, "created"), self.keys.sessions_by(agent, "updated"), self.keys.expiry]
 
+    def ready_fields(self) -> list[str]:
+        """The fields of the ``indexes`` hash that say these indexes are complete."""
+        return ["sort", *(f"dim:{dimension}" for dimension in self.dimensions)]
+
     def script_args(self, agent: str) -> list[str | int]:
         """ARGV of ``index_of``: the dimension index prefix, the dimensions, the value bound."""
         return [self.keys.dimension_prefix(agent), ",".join(self.dimensions), self.max_bytes]
+
+
+class Reindexer:
+    """``agent-sessions reindex``: (re)build the indexes of every session, then mark them complete.
+
+    Needed once on a store written by a version without these indexes, and after REPORT_DIMENSIONS
+    changes; run it once every process runs the new version and settings. Until an index is marked
+    complete, the API does not use it: a filter on that dimension scans, and a time sort answers 503
+    ``index_not_ready``. The old dimension indexes are dropped first (values written while a dimension
+    was not configured were never removed from them). Each step is one script over ``batch`` sessions,
+    so the API keeps serving; a reindex stopped halfway is simply run again.
+    """
+
+    def __init__(self, client: redis.Redis, indexes: SessionIndexes, batch: int = 500) -> None:
+        self.redis = client
+        self.indexes = indexes
+        self.batch = batch
+        self._script = SyncScript(client, "sessions_reindex")
+
+    def run(self) -> int:
+        """Returns how many agents were reindexed."""
+        keys = self.indexes.keys
+        stale = [f for f in cast(list[str], self.redis.hkeys(keys.indexes)) if f.startswith("dim:")]
+        if stale:
+            self.redis.hdel(keys.indexes, *stale)
+        agents = cast(list[str], self.redis.zrange(keys.agents, 0, -1))
+        for agent in agents:
+            for key in self.redis.scan_iter(match=keys.dimension_prefix(agent) + "*", count=1000):
+                self.redis.unlink(key)
+            after = ""
+            while True:
+                after = cast(
+                    str,
+                    self._script(
+                        [keys.sessions(agent), *self.indexes.script_keys(agent)],
+                        [keys.session_prefix(agent), *self.indexes.script_args(agent), agent, after, self.batch],
+                    ),
+                )
+                if not after:
+                    break
+            log.info("agent %s: indexed", agent)
+        now = str(int(time.time() * 1000))
+        self.redis.hset(keys.indexes, mapping=dict.fromkeys(self.indexes.ready_fields(), now))
+        return len(agents)

@@ -13,6 +13,7 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``sessions:<agent>:created`` / ``…:updated``   | zset   | the same, scored by created_at / updated_at |
 | ``idx:<agent>:<dimension>=<value>``            | zset   | sessions with this report dimension value   |
 | ``expiry``                                     | zset   | ``<agent>/<session>`` by expires_at (ms)    |
+| ``indexes``                                    | hash   | which of those indexes are complete         |
 | ``history:<agent>:<session>`` and ``…:bytes``  | list   | the session's changes; their size in bytes  |
 | ``idem:<key id>:<sha256>``                     | hash   | an Idempotency-Key's record                 |
 | ``idem:index:<key id>``                        | zset   | one API key's records, oldest first         |
@@ -80,6 +81,10 @@ class Keys:
     @property
     def expiry(self) -> str:
         return f"{self.prefix}expiry"
+
+    @property
+    def indexes(self) -> str:
+        return f"{self.prefix}indexes"
 
     def history(self, agent: str, session: str) -> str:
         return f"{self.history_prefix(agent)}{session}"

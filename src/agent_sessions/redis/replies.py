@@ -15,6 +15,7 @@ from agent_sessions.errors import (
     AgentAlreadyExists,
     AgentNotFound,
     IdempotencyKeyReused,
+    IndexNotReady,
     PreconditionFailed,
     ServiceError,
     SessionAlreadyExists,
@@ -33,6 +34,7 @@ ERRORS: dict[str, Callable[[], ServiceError]] = {
     "exists": SessionAlreadyExists,
     "precondition_failed": PreconditionFailed,
     "idempotency_mismatch": IdempotencyKeyReused,
+    "index_not_ready": IndexNotReady,
     "unknown": lambda: Unauthorized("unknown API key"),
     "revoked": lambda: Unauthorized("API key revoked"),
 }

@@ -35,6 +35,7 @@ NAMES = (
     "session_delete",
     "session_expire",
     "sessions_find",
+    "sessions_reindex",
     "page",
     "history_page",
     "gate",

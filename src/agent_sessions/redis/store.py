@@ -145,8 +145,8 @@ class Store:
     ) -> Fields:
         reply = await self._run(
             "agent_create",
-            [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent)],
-            [agent, name, description, metadata, "1" if enabled else "0", default_tti],
+            [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent), self.keys.indexes, self.keys.purges],
+            [agent, name, description, metadata, "1" if enabled else "0", default_tti, *self.indexes.ready_fields()],
         )
         raise_for(reply[0])
         return _pairs(reply[1:])
@@ -339,7 +339,7 @@ class Store:
         after_score, after_member = query.after or ("", "")
         reply = await self._run(
             "sessions_find",
-            [self.keys.agent(agent), base, *index_keys],
+            [self.keys.agent(agent), base, self.keys.indexes, *index_keys],
             [
                 self.keys.session_prefix(agent),
                 "key" if query.order == "key" else "desc" if query.descending else "asc",
@@ -351,6 +351,7 @@ class Store:
                 enabled,
                 ",".join(str(len(values)) for _, values in groups),
                 "1" if query.exact and len(groups) == 1 and not enabled else "",
+                ",".join(dimension for dimension, _ in groups),
             ],
         )
         raise_for(reply[0])

@@ -10,12 +10,19 @@
 -- Returns {"agent_exists"} | {"agent_purging"} | {"ok", field, value, ...}
 
 local agent_hash, agents_index, purge_set = KEYS[1], KEYS[2], KEYS[3]
+local ready, purges = KEYS[4], KEYS[5]   -- see sessions_find.lua; the purges in progress
 local agent, name, description, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4]  -- metadata: JSON
 local enabled = ARGV[5]                                                      -- "1" or "0"
 local default_tti = ARGV[6]       -- minutes (text) a new session idles before it expires; "0": never
+local first_ready = 7             -- ARGV[7..]: the fields of as:indexes for the indexes the API keeps
 
 if redis.call('EXISTS', agent_hash) == 1 then return {'agent_exists'} end
 if redis.call('EXISTS', purge_set) == 1 then return {'agent_purging'} end
+
+-- The first agent of an empty store: no session exists that the indexes could lack.
+if redis.call('ZCARD', agents_index) == 0 and redis.call('HLEN', purges) == 0 then
+  for i = first_ready, #ARGV do redis.call('HSET', ready, ARGV[i], now_ms()) end
+end
 
 local now = now_ms()
 redis.call('HSET', agent_hash, 'name', name, 'description', description, 'metadata', metadata,

@@ -4,8 +4,11 @@
 -- updated_at order; one consistent read, examining at most `budget` sessions.
 --
 -- Candidates: KEYS[2] (the agent's key index, or a sort index), or, in key order, the smallest of
--- the groups of dimension indexes KEYS[3..] (a group: the indexes of one `d = 'v'` or `d IN (...)`
--- condition the filter requires; their union holds every session that can match).
+-- the groups of dimension indexes KEYS[4..] (a group: the indexes of one `d = 'v'` or `d IN (...)`
+-- condition the filter requires; their union holds every session that can match). An index is used
+-- only once it is complete (KEYS[3], hash as:indexes: "dim:<dimension>" and "sort" set by
+-- `agent-sessions reindex`, or by agent_create.lua on an empty store); a time order before that is
+-- {"index_not_ready"}, a dimension's condition is evaluated by scanning instead.
 --
 -- When the candidates number at most `budget`, all are examined from the first: the count of
 -- matches is exact (`total`), and the page is the matches after the cursor. Otherwise examination
@@ -13,11 +16,11 @@
 -- filter is exactly the index condition (ARGV[10] = "1"), whose count is the indexes' size.
 -- Sessions past their time-to-idle are never matches (they are gone; the workers' sweep removes them).
 --
--- Returns {"agent_not_found"}
+-- Returns {"agent_not_found"} | {"index_not_ready"}
 --       | {"ok", total, next_score, next_member, matched, {member, {field, value, ...}}, ...}
 -- next_member "" when nothing follows; matched: matches after the cursor among the sessions examined.
 
-local agent_hash, base = KEYS[1], KEYS[2]
+local agent_hash, base, ready = KEYS[1], KEYS[2], KEYS[3]
 local hash_prefix = ARGV[1]              -- e.g. "as:session:agt_x:"
 local order = ARGV[2]                    -- "key", "asc" or "desc"
 local after_score = tonumber(ARGV[3])    -- nil in key order or on the first page
@@ -26,10 +29,12 @@ local limit = tonumber(ARGV[5])          -- 0: count only
 local budget = tonumber(ARGV[6])
 local program = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
 local enabled = ARGV[8]                  -- "", "1" or "0"
-local group_sizes = ARGV[9]              -- "" or the sizes of the groups of KEYS[3..], e.g. "2,1"
+local group_sizes = ARGV[9]              -- "" or the sizes of the groups of KEYS[4..], e.g. "2,1"
 local exact_by_index = ARGV[10] == '1'
+local group_dims = ARGV[11]              -- the dimension of each group, e.g. "priority,channel"
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
+if order ~= 'key' and redis.call('HEXISTS', ready, 'sort') == 0 then return {'index_not_ready'} end
 local now = tonumber(now_ms())
 if order ~= 'key' and after_member ~= '' and after_score == nil then
   -- a bare session key in a time order: after that session's place; from the first if it is not listed
@@ -40,17 +45,26 @@ end
 -- The candidate source: a list of keys (their union, in key order) or one scored index.
 local sources, size = {base}, redis.call('ZCARD', base)
 if group_sizes ~= '' then
-  local first, best, best_size = 3, nil, nil
+  local first, best, best_size, dims = 4, nil, nil, {}
+  for dim in string.gmatch(group_dims, '[^,]+') do dims[#dims + 1] = dim end
+  local g = 0
   for n in string.gmatch(group_sizes, '%d+') do
-    local group, total = {}, 0
-    for i = first, first + tonumber(n) - 1 do
-      group[#group + 1] = KEYS[i]
-      total = total + redis.call('ZCARD', KEYS[i])
+    g = g + 1
+    if redis.call('HEXISTS', ready, 'dim:' .. dims[g]) == 1 then
+      local group, total = {}, 0
+      for i = first, first + tonumber(n) - 1 do
+        group[#group + 1] = KEYS[i]
+        total = total + redis.call('ZCARD', KEYS[i])
+      end
+      if best == nil or total < best_size then best, best_size = group, total end
     end
-    if best == nil or total < best_size then best, best_size = group, total end
     first = first + tonumber(n)
   end
-  sources, size = best, best_size
+  if best then
+    sources, size = best, best_size
+  else
+    group_sizes, exact_by_index = '', false   -- no complete index: the key index, with the filter
+  end
 end
 local whole = size <= budget   -- examine every candidate, so the count is exact
 
@@ -201,7 +215,7 @@ end
 if whole then exhausted = true end
 
 local total = -1
-if program == nil and enabled == '' and group_sizes == '' then
+if program == nil and enabled == '' then
   total = size
 elseif whole then
   total = counted
