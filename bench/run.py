@@ -367,7 +367,7 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
         stop(api)
 
 
-def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float]:
+def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float]:
     """Bytes of Redis per seed-example session (hash and index entries, no history), and per history
     entry (a seed-example PATCH's), from used_memory before and after."""
     from starlette.testclient import TestClient
@@ -481,6 +481,96 @@ def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) ->
         stop(api)
 
 
+SEARCHES = {
+    "indexed, 10% match: priority = 'p3'": {"metadata_filter": "priority = 'p3'"},
+    "indexed AND scanned: priority = 'p3' AND tier >= 50": {"metadata_filter": "priority = 'p3' AND tier >= 50"},
+    "not indexed, 50% match: tier >= 50": {"metadata_filter": "tier >= 50"},
+    "not indexed, 1% match: tier = 7": {"metadata_filter": "tier = 7"},
+    "newest first: sort=-updated_at": {"sort": "-updated_at"},
+}
+
+
+def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> dict[str, dict[str, float]]:
+    """One page (limit 20) of an agent with ``sessions`` sessions, filtered or sorted, through one API
+    process: latency p50/p99 of ``requests`` sequential requests per query, the sessions it returned, and
+    /sessions/count for the indexed filter."""
+    import asyncio
+
+    from agent_sessions.config import Settings
+    from agent_sessions.events import SYSTEM
+    from agent_sessions.redis.client import async_client
+    from agent_sessions.redis.store import Store
+
+    agent = "agt_bench_search"
+
+    async def populate_varied() -> None:
+        client = async_client(redis_url, 10.0)
+        store = Store(client, dimensions=Settings().report_dimensions)
+        try:
+            await store.create_agent(agent, "search", "", b"{}", True)
+            for start in range(0, sessions, 1000):
+                await asyncio.gather(
+                    *(
+                        store.create_session(
+                            agent,
+                            f"ase_{i:07d}",
+                            SYSTEM,
+                            "",
+                            "",
+                            json.dumps({"priority": f"p{i % 10}", "tier": i % 100, "customer": f"c{i}"}).encode(),
+                            True,
+                        )
+                        for i in range(start, min(sessions, start + 1000))
+                    )
+                )
+        finally:
+            await client.aclose()
+
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0"}
+    started = time.perf_counter()
+    asyncio.run(populate_varied())
+    log(f"  {sessions} sessions made in {time.perf_counter() - started:.0f} s")
+    redis.Redis.from_url(redis_url).delete(KEYS.outbox, KEYS.events, KEYS.event_ids)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/v2/agents/{agent}/sessions"
+    api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+        queries = {**{name: (base, q) for name, q in SEARCHES.items()}}
+        queries["count, indexed: priority = 'p3'"] = (f"{base}/count", SEARCHES["indexed, 10% match: priority = 'p3'"])
+        with httpx.Client(headers={"x-api-key": key}, timeout=60) as client:
+            for name, (url, params) in queries.items():
+                latencies, returned = [], 0
+                for _ in range(requests):
+                    t0 = time.perf_counter()
+                    response = client.get(url, params={"limit": "20", **params} if url == base else params)
+                    latencies.append(time.perf_counter() - t0)
+                    assert response.status_code == 200, response.text
+                    body = response.json()
+                    returned = len(body["sessions"]) if url == base else body["count"]
+                results[name] = {
+                    "p50": percentile(latencies, 50) * 1000,
+                    "p99": percentile(latencies, 99) * 1000,
+                    "returned": returned,
+                }
+                log(f"  {name}: p50 {results[name]['p50']:.1f} ms, p99 {results[name]['p99']:.1f} ms")
+        return results
+    finally:
+        stop(api)
+
+
+def print_search(search: dict[str, dict[str, float]], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"| one page (limit 20) of an agent with {args.search_sessions:,} sessions, FILTER_SCAN_MAX 1,000 "
+        "| p50 | p99 | returned |"
+    )
+    print("|---|---:|---:|---:|")
+    for name, r in search.items():
+        print(f"| {name} | {r['p50']:.1f} ms | {r['p99']:.1f} ms | {r['returned']:.0f} |")
+
+
 def print_feed(feed: dict[str, float], args: argparse.Namespace) -> None:
     print()
     print("| event log through the API | value |")
@@ -545,11 +635,15 @@ def main() -> int:
     parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
     parser.add_argument("--export-events", type=int, default=20_000, help="events in the log for the export")
     parser.add_argument("--subscribers", type=int, default=100, help="live feed subscribers")
+    parser.add_argument("--search-only", action="store_true", help="only filtered and sorted session pages")
+    parser.add_argument("--search-sessions", type=int, default=100_000, help="sessions of the searched agent")
+    parser.add_argument("--search-requests", type=int, default=200, help="requests per query")
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
         args.delete_sessions = 200
         args.export_events, args.subscribers = 500, 5
+        args.search_sessions, args.search_requests = 2000, 5
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
 
@@ -567,13 +661,16 @@ def main() -> int:
             with TestClient(create_app(Settings(redis_url=server.url))) as tc:
                 tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-            http, deleting, feed = None, None, None
+            http, deleting, feed, search = None, None, None, None
             pipe, per_session, per_entry, per_event = None, None, None, None
-            only = args.pipeline_only or args.delete_only or args.events_only or args.http_only
+            only = args.pipeline_only or args.delete_only or args.events_only or args.http_only or args.search_only
+            if args.search_only or not only:
+                log(f"session search: an agent with {args.search_sessions} sessions ...")
+                search = search_benchmark(server.url, key, args.search_sessions, args.search_requests)
             if args.events_only or not only:
                 log(f"event log: export of {args.export_events} events, feed with {args.subscribers} subscribers ...")
                 feed = events_benchmark(server.url, key, args.export_events, args.subscribers)
-            if not args.pipeline_only and not args.delete_only and not args.events_only:
+            if not args.pipeline_only and not args.delete_only and not args.events_only and not args.search_only:
                 log("HTTP: baseline vs ours ...")
                 http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
             if not only or args.delete_only:
@@ -599,6 +696,8 @@ def main() -> int:
         print_delete(deleting, args)
     if feed is not None:
         print_feed(feed, args)
+    if search is not None:
+        print_search(search, args)
     if pipe is None or per_session is None or per_entry is None:
         return 0
     print()
