@@ -115,6 +115,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         "as:events:ids",
         "as:history:agt_b:ase_1",
         "as:history:agt_b:ase_1:bytes",
+        "as:indexes",  # which search indexes are complete (all: the store was empty at the first agent)
         "as:outbox",
         "as:session:agt_b:ase_1",
         "as:sessions:agt_b",

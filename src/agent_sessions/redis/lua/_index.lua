@@ -77,14 +77,15 @@ local function expired(fields, now)
   return at ~= nil and tonumber(now) >= at
 end
 
--- After a write: the session's place in the sort and expiry indexes.
-local function place(index, agent, session, created_at, updated_at, tti)
+-- After a write: the session's place in the sort and expiry indexes. `previous_tti`: its time-to-idle
+-- before the write (nil: it had none, so it is not in the expiry index).
+local function place(index, agent, session, created_at, updated_at, tti, previous_tti)
   if created_at then redis.call('ZADD', index.created, created_at, session) end
   redis.call('ZADD', index.updated, updated_at, session)
   local at = expires_at(updated_at, tti)
   if at then
     redis.call('ZADD', index.expiry, at, agent .. '/' .. session)
-  else
+  elseif expires_at(updated_at, previous_tti) then
     redis.call('ZREM', index.expiry, agent .. '/' .. session)
   end
 end

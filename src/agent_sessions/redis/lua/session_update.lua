@@ -83,6 +83,7 @@ local function apply()
   end
 
   if #changed == 0 then return finish('noop', session_fields) end
+  local previous_tti = at['tti_minutes'] and session_fields[at['tti_minutes']]
 
   local version = tostring(tonumber(session_fields[at['version']]) + 1)
   redis.call('HSET', session_hash, 'updated_at', now, 'version', version, unpack(changed))
@@ -107,7 +108,7 @@ local function apply()
       end
     end
   end
-  place(index, agent, session, nil, now, session_fields[at['tti_minutes']] or '0')
+  place(index, agent, session, nil, now, session_fields[at['tti_minutes']] or '0', previous_tti)
   emit_event(streams, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
   record_history(history, history_bytes, tonumber(version), now, actor, request_id, old, changed, history_cap,
     history_max_bytes)
