@@ -68,6 +68,11 @@ if group_sizes ~= '' then
 end
 local whole = size <= budget   -- examine every candidate, so the count is exact
 
+-- A count the indexes answer alone needs no walk.
+if limit == 0 and after_member == '' and ((program == nil and enabled == '') or exact_by_index) then
+  return {'ok', size, '', '', size}
+end
+
 -- -- the program (three-valued, as SQL: true, false or nil for unknown) ----------------------------
 
 local function lookup(value, path)
