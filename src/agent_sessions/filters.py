@@ -41,7 +41,7 @@ MAX_TERMS = 32
 MAX_IN = 100
 MAX_DEPTH = 16
 
-Literal = str | float | int | bool
+Value = str | float | int | bool
 # ["and", p, q] | ["or", p, q] | ["not", p] | ["cmp", op, path, v] | ["in", path, [v, ...]] | ["null", path]
 Program = list[Any]
 
@@ -199,7 +199,7 @@ class _Parser:
             parts.append(part.text)
         return parts
 
-    def values(self) -> list[Literal]:
+    def values(self) -> list[Value]:
         self.expect("punct", "(", "'(' after IN")
         values = [self.literal()]
         while self.peek.kind == "punct" and self.peek.text == ",":
@@ -210,7 +210,7 @@ class _Parser:
         self.expect("punct", ")", "')' or ',' in the IN list")
         return values
 
-    def literal(self) -> Literal:
+    def literal(self) -> Value:
         token = self.take()
         if token.kind == "string":
             return token.text[1:-1].replace("''", "'")

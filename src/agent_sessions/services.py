@@ -39,7 +39,7 @@ from agent_sessions.models import (
     stored_minutes,
 )
 from agent_sessions.redis.indexes import INDEXED_VALUE_MAX_BYTES
-from agent_sessions.redis.store import Admission, Found, Idempotency, Page, Query, Store
+from agent_sessions.redis.store import Admission, Idempotency, Page, Query, Store
 from agent_sessions.reports import Report, report_from_hash
 from agent_sessions.representations import agent_resource, event_time, session_resource, stored_value
 
@@ -111,10 +111,11 @@ def _decode_found_key(page_key: str | None, order: str) -> tuple[str, str] | Non
     return ("", member) if order == "key" else (score, member)
 
 
-def _found_key(found: Found, search: Search) -> str | None:
-    if found.after is None:
+def _found_key(after: tuple[str, str] | None, search: Search) -> str | None:
+    """Where a page (or a count) ended -> the page key to continue from."""
+    if after is None:
         return None
-    score, member = found.after
+    score, member = after
     return member if SORTS[search.sort][0] == "key" else f"{score}.{member}"
 
 
@@ -258,7 +259,7 @@ class Services:
     async def list_sessions(self, agent: str, search: Search, limit: int) -> SessionList:
         found = await self.store.find_sessions(agent, self._query(search, limit))
         sessions = [session_resource(agent, key, fields) for key, fields in found.items]
-        return {"sessions": sessions, "metadata": {"page_key": _found_key(found, search), "total_count": found.total}}
+        return {"sessions": sessions, "metadata": {"page_key": _found_key(found.after, search), "total_count": found.total}}
 
     async def count_sessions(self, agent: str, search: Search) -> SessionCount:
         """The count of matching sessions, examining at most COUNT_STEPS x ``scan_max`` sessions: when
@@ -272,7 +273,7 @@ class Services:
             if found.after is None:
                 return {"count": count, "page_key": None}
             query = dataclasses.replace(query, after=found.after)
-        return {"count": count, "page_key": _found_key(Found([], None, query.after, 0), search)}
+        return {"count": count, "page_key": _found_key(query.after, search)}
 
     def _query(self, search: Search, limit: int) -> Query:
         order, descending = SORTS[search.sort]

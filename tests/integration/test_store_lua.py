@@ -25,7 +25,7 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.purge import Purger
-from agent_sessions.redis.store import Store
+from agent_sessions.redis.store import Query, Store
 from tests.support import stream
 
 pytestmark = pytest.mark.anyio
@@ -271,23 +271,26 @@ async def test_session_delete(store: Store, sync_redis: redis.Redis) -> None:
         await store.delete_session(A, S, ORIGIN)
 
 
-async def test_page_walks_the_index_in_order_with_filter(store: Store) -> None:
+async def test_find_walks_the_index_in_order_with_filter(store: Store) -> None:
     await make(store, *(f"ase_{i:02d}" for i in range(7)))
     await store.create_session(A, "ase_x", ORIGIN, "", "", b"{}", False)
-    seen, after = [], ""
+    seen: list[str] = []
+    after: tuple[str, str] | None = None
     while True:
-        page = await store.list_sessions(A, None, after, 3)
+        page = await store.find_sessions(A, Query(after=after, limit=3))
         assert page.total == 8
         seen += [key for key, _ in page.items]
-        if page.next_member is None:
+        if page.after is None:
             break
-        after = page.next_member
+        after = page.after
     assert seen == [*(f"ase_{i:02d}" for i in range(7)), "ase_x"]
-    off = await store.list_sessions(A, False, "", 10)
-    assert [k for k, _ in off.items] == ["ase_x"] and off.total == 1 and off.next_member is None
-    assert [k for k, _ in (await store.list_sessions(A, True, "ase_05", 10)).items] == ["ase_06"]
+    off = await store.find_sessions(A, Query(enabled=False, limit=10))
+    assert [k for k, _ in off.items] == ["ase_x"] and off.total == 1 and off.after is None
+    assert [k for k, _ in (await store.find_sessions(A, Query(after=("", "ase_05"), enabled=True))).items] == [
+        "ase_06"
+    ]
     with pytest.raises(AgentNotFound):
-        await store.list_sessions("agt_missing", None, "", 10)
+        await store.find_sessions("agt_missing", Query())
 
 
 async def test_page_of_agents(store: Store) -> None:

@@ -321,10 +321,6 @@ class Store:
         raise_for(reply[0])
         return _pairs(reply[1:])
 
-    async def list_sessions(self, agent: str, enabled: bool | None, after: str, limit: int) -> Page:
-        keys = [self.keys.sessions(agent, enabled), self.keys.agent(agent)]
-        return await self._page(keys, self.keys.session_prefix(agent), after, limit)
-
     async def find_sessions(self, agent: str, query: Query) -> Found:
         """A page (``limit`` > 0) or a count (0) of sessions, examining at most ``query.budget``."""
         enabled = "" if query.enabled is None else "1" if query.enabled else "0"

@@ -1,5 +1,5 @@
 -- page.lua: one page of a lexically ordered index and the hashes it names, in one consistent read.
--- Used for agent lists (index as:agents) and session lists (as:sessions:<agent>[:on|:off]).
+-- Used for agent lists (index as:agents); session lists have their own (sessions_find.lua).
 --
 -- The hashes are addressed as hash_prefix .. member because which ones are read depends on the
 -- index; this is a single-node script (Redis primary + replicas, not Redis Cluster).
