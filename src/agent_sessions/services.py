@@ -259,7 +259,10 @@ class Services:
     async def list_sessions(self, agent: str, search: Search, limit: int) -> SessionList:
         found = await self.store.find_sessions(agent, self._query(search, limit))
         sessions = [session_resource(agent, key, fields) for key, fields in found.items]
-        return {"sessions": sessions, "metadata": {"page_key": _found_key(found.after, search), "total_count": found.total}}
+        return {
+            "sessions": sessions,
+            "metadata": {"page_key": _found_key(found.after, search), "total_count": found.total},
+        }
 
     async def count_sessions(self, agent: str, search: Search) -> SessionCount:
         """The count of matching sessions, examining at most COUNT_STEPS x ``scan_max`` sessions: when

@@ -286,9 +286,7 @@ async def test_find_walks_the_index_in_order_with_filter(store: Store) -> None:
     assert seen == [*(f"ase_{i:02d}" for i in range(7)), "ase_x"]
     off = await store.find_sessions(A, Query(enabled=False, limit=10))
     assert [k for k, _ in off.items] == ["ase_x"] and off.total == 1 and off.after is None
-    assert [k for k, _ in (await store.find_sessions(A, Query(after=("", "ase_05"), enabled=True))).items] == [
-        "ase_06"
-    ]
+    assert [k for k, _ in (await store.find_sessions(A, Query(after=("", "ase_05"), enabled=True))).items] == ["ase_06"]
     with pytest.raises(AgentNotFound):
         await store.find_sessions("agt_missing", Query())
 
