@@ -503,6 +503,9 @@ def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> 
 
     agent = "agt_bench_search"
 
+    def metadata(i: int) -> dict[str, Any]:
+        return {"priority": f"p{i % 10}", "tier": i % 100, "customer": f"c{i}"}
+
     async def populate_varied() -> None:
         client = async_client(redis_url, 10.0)
         store = Store(client, dimensions=Settings().report_dimensions)
@@ -517,8 +520,9 @@ def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> 
                             SYSTEM,
                             "",
                             "",
-                            json.dumps({"priority": f"p{i % 10}", "tier": i % 100, "customer": f"c{i}"}).encode(),
+                            json.dumps(metadata(i)).encode(),
                             True,
+                            indexed=store.indexes.indexed(metadata(i)),
                         )
                         for i in range(start, min(sessions, start + 1000))
                     )

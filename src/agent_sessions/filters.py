@@ -40,6 +40,7 @@ MAX_CHARS = 1000  # characters; as percent-encoded UTF-8 in a URL, within the 16
 MAX_TERMS = 32
 MAX_IN = 100
 MAX_DEPTH = 16
+MAX_INDEXED_IN = 10  # an IN with more values scans instead of merging that many indexes
 
 Value = str | float | int | bool
 # ["and", p, q] | ["or", p, q] | ["not", p] | ["cmp", op, path, v] | ["in", path, [v, ...]] | ["null", path]
@@ -247,7 +248,8 @@ def conjuncts(program: Program) -> list[Program]:
 def index_values(condition: Program, dimensions: tuple[str, ...], max_bytes: int) -> tuple[str, list[str]] | None:
     """(dimension, values) when ``condition`` is true only for sessions whose string value of a report
     dimension is one of ``values`` (``d = 'x'`` or ``d IN ('x', 'y')``), so the dimension's index
-    holds every session it can match; else None."""
+    holds every session it can match; else None (also for an IN of more than MAX_INDEXED_IN values:
+    walking that many indexes at once costs more than a scan)."""
     if condition[0] == "cmp" and condition[1] == "=":
         _, _, path, value = condition
         values = [value]
@@ -257,6 +259,6 @@ def index_values(condition: Program, dimensions: tuple[str, ...], max_bytes: int
         return None
     if len(path) != 1 or path[0] not in dimensions:
         return None
-    if not all(isinstance(v, str) and len(v.encode()) <= max_bytes for v in values):
+    if len(values) > MAX_INDEXED_IN or not all(isinstance(v, str) and len(v.encode()) <= max_bytes for v in values):
         return None
     return path[0], list(dict.fromkeys(values))

@@ -250,6 +250,7 @@ class Services:
             body.get("enabled", True),
             idem,
             stored_minutes(body["tti_minutes"]) if "tti_minutes" in body else "",
+            self.store.indexes.indexed(body.get("metadata", {})),
         )
         return session_resource(agent, key, written.fields), written.replayed
 
@@ -323,7 +324,10 @@ class Services:
         """
         if not (merge and "metadata" in body):
             changes = _flags(body, self.limits)
-            written = await self.store.update_session(agent, session, origin, changes, if_match, idem, admission)
+            indexed = self.store.indexes.indexed(body["metadata"]) if "metadata" in body else None
+            written = await self.store.update_session(
+                agent, session, origin, changes, if_match, idem, admission, indexed
+            )
             return session_resource(agent, session, written.fields), written.replayed
         assert admission is None, "a merge patch reads before it writes: admit the request first"
         # Merge patches of one session from this process take turns, so they never race each other;
@@ -341,7 +345,8 @@ class Services:
             changes = _flags({**body, "metadata": merged}, self.limits)
             guard = if_match if client_version else current["version"]
             try:
-                written = await self.store.update_session(agent, session, origin, changes, guard, idem)
+                indexed = self.store.indexes.indexed(merged)
+                written = await self.store.update_session(agent, session, origin, changes, guard, idem, None, indexed)
             except PreconditionFailed:
                 if client_version:
                     raise

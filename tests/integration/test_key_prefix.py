@@ -38,12 +38,16 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
         await store.create_session("agt_p", "ase_1", ORIGIN, "", "", b"{}", True)
         idem = Idempotency("kid_x", digest("retry-1"), "fp", 60, 10)
         admission = gate.admission(secret, "10.0.0.1", lambda quota: None)
-        await store.update_session("agt_p", "ase_1", ORIGIN, {"metadata": '{"priority":"urgent"}'}, "", idem, admission)
+        urgent = store.indexes.indexed({"priority": "urgent"})
+        await store.update_session(
+            "agt_p", "ase_1", ORIGIN, {"metadata": '{"priority":"urgent"}'}, "", idem, admission, urgent
+        )
         await store.create_session("agt_p", "ase_2", ORIGIN, "", "", b"{}", True)
         await store.delete_agent("agt_p", ORIGIN)
         assert await store.claim_seed()
         await store.create_agent("agt_q", "q", "", b"{}", True)  # kept: its indexes stay
-        await store.create_session("agt_q", "ase_1", ORIGIN, "", "", b'{"priority":"low"}', True, None, "60")
+        low = store.indexes.indexed({"priority": "low"})
+        await store.create_session("agt_q", "ase_1", ORIGIN, "", "", b'{"priority":"low"}', True, None, "60", low)
         await store.create_session("agt_q", "ase_2", ORIGIN, "", "", b"{}", True, None, "0.0001")  # 6 ms
         found = await store.find_sessions("agt_q", Query(order="updated", program='["null", ["x"]]'))
         assert found.items[0][0] == "ase_1"  # (ase_2 may have expired already)

@@ -4,7 +4,8 @@ the report dimensions' value indexes and the expiry index.
 A dimension index holds the sessions whose ``metadata.<dimension>`` is a string of at most
 ``max_bytes`` UTF-8 bytes; longer values are not indexed (a filter naming one scans instead). So one
 session is in at most one index per dimension, and an agent's dimension indexes hold at most
-``sessions x dimensions`` entries.
+``sessions x dimensions`` entries. A session's indexed values are also kept in its hash (``ix``,
+made here by ``indexed``), so the update script compares two strings instead of parsing metadata.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
+import orjson
 import redis
 
 from agent_sessions.redis.keys import KEYS, Keys
@@ -38,9 +40,19 @@ class SessionIndexes:
         """The fields of the ``indexes`` hash that say these indexes are complete."""
         return ["sort", *(f"dim:{dimension}" for dimension in self.dimensions)]
 
-    def script_args(self, agent: str) -> list[str | int]:
-        """ARGV of ``index_of``: the dimension index prefix, the dimensions, the value bound."""
-        return [self.keys.dimension_prefix(agent), ",".join(self.dimensions), self.max_bytes]
+    def script_args(self, agent: str) -> list[str]:
+        """ARGV of ``index_of``: the dimension index prefix."""
+        return [self.keys.dimension_prefix(agent)]
+
+    def indexed(self, metadata: dict[str, Any]) -> str:
+        """A session's indexed values (its hash's ``ix``): JSON of the dimensions whose value is a short
+        enough string, keys sorted; "" for none."""
+        values = {}
+        for dimension in self.dimensions:
+            value = metadata.get(dimension)
+            if isinstance(value, str) and len(value.encode()) <= self.max_bytes:
+                values[dimension] = value
+        return orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode() if values else ""
 
 
 class Reindexer:
@@ -76,7 +88,15 @@ class Reindexer:
                     str,
                     self._script(
                         [keys.sessions(agent), *self.indexes.script_keys(agent)],
-                        [keys.session_prefix(agent), *self.indexes.script_args(agent), agent, after, self.batch],
+                        [
+                            keys.session_prefix(agent),
+                            *self.indexes.script_args(agent),
+                            ",".join(self.indexes.dimensions),
+                            self.indexes.max_bytes,
+                            agent,
+                            after,
+                            self.batch,
+                        ],
                     ),
                 )
                 if not after:

@@ -205,9 +205,11 @@ class Store:
         enabled: bool,
         idem: Idempotency | None = None,
         tti_minutes: str = "",
+        indexed: str = "",
     ) -> tuple[str, Written]:
         """Create; returns the session key (the first request's, on a replay) and the outcome.
-        ``tti_minutes``: the session's time-to-idle as stored ("" for the agent's default)."""
+        ``tti_minutes``: the session's time-to-idle as stored ("" for the agent's default);
+        ``indexed``: its metadata's indexed values (``SessionIndexes.indexed``)."""
         reply = await self._run(
             "session_create",
             [
@@ -234,6 +236,7 @@ class Store:
                 self.history_max,
                 self.history_max_bytes,
                 *self.indexes.script_args(agent),
+                indexed,
                 tti_minutes,
             ],
         )
@@ -264,9 +267,11 @@ class Store:
         if_match: str = "",
         idem: Idempotency | None = None,
         admission: Admission | None = None,
+        indexed: str | None = None,
     ) -> Written:
         """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails; with an
-        ``admission``, only if the gate, run first by the same script, admits the request."""
+        ``admission``, only if the gate, run first by the same script, admits the request.
+        ``indexed``: the indexed values of the metadata in ``changes`` (None when it has none)."""
         keys = [
             self.keys.agent(agent),
             self.keys.session(agent, session),
@@ -290,6 +295,7 @@ class Store:
             self.history_max_bytes,
             *(admission.limits if admission else NOT_ADMITTING),
             *self.indexes.script_args(agent),
+            "-" if indexed is None else indexed,
         ]
         if admission:
             keys += gate_keys(self.keys, admission.key_digest, admission.address)

@@ -18,8 +18,10 @@ local function emit_event(streams, kind, event_id, agent, session, version, at, 
     entry[#entry + 1] = old[i + 1]
   end
   for i = 1, #snapshot, 2 do
-    entry[#entry + 1] = 's:' .. snapshot[i]
-    entry[#entry + 1] = snapshot[i + 1]
+    if snapshot[i] ~= 'ix' then  -- the session's indexed values (_index.lua) are not part of it
+      entry[#entry + 1] = 's:' .. snapshot[i]
+      entry[#entry + 1] = snapshot[i + 1]
+    end
   end
   redis.call('XADD', streams.outbox, '*', unpack(entry))
   redis.call('HSET', streams.ids, event_id, redis.call('XADD', streams.log, '*', unpack(entry)))

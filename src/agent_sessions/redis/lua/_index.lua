@@ -5,18 +5,19 @@
 --   as:sessions:<agent>:created      zset  score created_at (ms): the order of sort=created_at
 --   as:sessions:<agent>:updated      zset  score updated_at (ms): the order of sort=updated_at
 --   as:idx:<agent>:<dimension>=<v>   zset  score 0: sessions whose metadata.<dimension> is the string v
---                                          (report dimensions only; v at most `max_bytes` bytes)
+--                                          (report dimensions only; v at most 128 bytes)
 --   as:expiry                        zset  score expires_at (ms), member "<agent>/<session>": sessions
 --                                          with a time-to-idle, for the workers' sweep
 --
--- `index` is {prefix = "as:idx:<agent>:", dims = {dimension, ...}, max_bytes = n,
---             created = key, updated = key, expiry = key}.
+-- A session's indexed values are kept in its hash, field `ix`: JSON {dimension: value} of the report
+-- dimensions whose value is a string of at most 128 bytes ("" for none). The API computes it from the
+-- metadata it already parsed (redis/indexes.py), so a PATCH compares two strings and decodes nothing
+-- unless an indexed value changed; `sessions_reindex.lua` computes it in Lua (`ix_of`).
+--
+-- `index` is {prefix = "as:idx:<agent>:", created = key, updated = key, expiry = key}.
 
-local function index_of(prefix, dims_csv, max_bytes, created, updated, expiry)
-  local dims = {}
-  for dim in string.gmatch(dims_csv, '[^,]+') do dims[#dims + 1] = dim end
-  return {prefix = prefix, dims = dims, max_bytes = tonumber(max_bytes), created = created, updated = updated,
-    expiry = expiry}
+local function index_of(prefix, created, updated, expiry)
+  return {prefix = prefix, created = created, updated = updated, expiry = expiry}
 end
 
 -- Byte order, as Redis orders members (Lua's own `<` on strings follows the server's locale).
@@ -29,29 +30,34 @@ local function bytes_before(a, b)
   return #a < #b
 end
 
--- dimension -> indexed value, from a session's metadata JSON text.
-local function indexed_values(index, metadata)
-  local values = {}
-  if not metadata or #index.dims == 0 then return values end
-  local ok, decoded = pcall(cjson.decode, metadata)
-  if not ok or type(decoded) ~= 'table' then return values end
-  for _, dim in ipairs(index.dims) do
-    local value = decoded[dim]
-    if type(value) == 'string' and #value <= index.max_bytes then values[dim] = value end
-  end
-  return values
+local function decode_ix(ix)
+  if not ix or ix == '' then return {} end
+  return cjson.decode(ix)
 end
 
--- Move a session between dimension indexes as its metadata goes from `old` to `new` (JSON text, or
+-- Move a session between dimension indexes as its indexed values go from `old` to `new` (`ix` texts;
 -- nil for none: a new or a removed session).
 local function reindex(index, session, old, new)
-  local before, after = indexed_values(index, old), indexed_values(index, new)
-  for _, dim in ipairs(index.dims) do
-    if before[dim] ~= after[dim] then
-      if before[dim] then redis.call('ZREM', index.prefix .. dim .. '=' .. before[dim], session) end
-      if after[dim] then redis.call('ZADD', index.prefix .. dim .. '=' .. after[dim], 0, session) end
-    end
+  if old == new then return end
+  local before, after = decode_ix(old), decode_ix(new)
+  for dim, value in pairs(before) do
+    if after[dim] ~= value then redis.call('ZREM', index.prefix .. dim .. '=' .. value, session) end
   end
+  for dim, value in pairs(after) do
+    if before[dim] ~= value then redis.call('ZADD', index.prefix .. dim .. '=' .. value, 0, session) end
+  end
+end
+
+-- The `ix` of a metadata JSON text, for `dims` (a list) and values of at most `max_bytes` bytes.
+local function ix_of(metadata, dims, max_bytes)
+  local ok, decoded = pcall(cjson.decode, metadata or '')
+  if not ok or type(decoded) ~= 'table' then return '' end
+  local values, any = {}, false
+  for _, dim in ipairs(dims) do
+    local value = decoded[dim]
+    if type(value) == 'string' and #value <= max_bytes then values[dim], any = value, true end
+  end
+  return any and cjson.encode(values) or ''
 end
 
 -- When a session idle since `updated_at` (ms) expires, with time-to-idle `tti` (minutes, text; "0",
@@ -90,9 +96,9 @@ local function place(index, agent, session, created_at, updated_at, tti, previou
   end
 end
 
--- Before a session is removed: out of every index of this file.
-local function unplace(index, agent, session, metadata)
-  reindex(index, session, metadata, nil)
+-- Before a session is removed: out of every index of this file (`ix`: its indexed values).
+local function unplace(index, agent, session, ix)
+  reindex(index, session, ix, nil)
   redis.call('ZREM', index.created, session)
   redis.call('ZREM', index.updated, session)
   redis.call('ZREM', index.expiry, agent .. '/' .. session)

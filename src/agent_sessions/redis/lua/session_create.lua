@@ -28,8 +28,9 @@ local idem = {
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local name, description, metadata, enabled = ARGV[6], ARGV[7], ARGV[8], ARGV[9]  -- enabled "1"/"0"
 local history_cap, history_max_bytes = tonumber(ARGV[14]), tonumber(ARGV[15])
-local index = index_of(ARGV[16], ARGV[17], ARGV[18], KEYS[13], KEYS[14], KEYS[15])  -- see _index.lua
-local tti = ARGV[19]        -- minutes as text; "" for the agent's default_tti_minutes
+local index = index_of(ARGV[16], KEYS[13], KEYS[14], KEYS[15])  -- see _index.lua
+local ix = ARGV[17]         -- the session's indexed values (see _index.lua)
+local tti = ARGV[18]        -- minutes as text; "" for the agent's default_tti_minutes
 
 local replay = idem_lookup(idem)
 if replay then return replay end
@@ -48,7 +49,8 @@ if enabled == '1' then
 else
   redis.call('ZADD', disabled_index, 0, session)
 end
-reindex(index, session, nil, metadata)
+if ix ~= '' then redis.call('HSET', session_hash, 'ix', ix) end
+reindex(index, session, nil, ix)
 place(index, agent, session, now, now, tti)
 
 local fields = redis.call('HGETALL', session_hash)

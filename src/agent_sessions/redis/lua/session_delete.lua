@@ -12,7 +12,7 @@ local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local history, history_bytes = KEYS[7], KEYS[8]
 local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local index = index_of(ARGV[6], ARGV[7], ARGV[8], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[6], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
 local reply = redis.call('HGETALL', session_hash)
@@ -24,7 +24,7 @@ redis.call('DEL', session_hash, history, history_bytes)
 redis.call('ZREM', all_index, session)
 redis.call('ZREM', enabled_index, session)
 redis.call('ZREM', disabled_index, session)
-unplace(index, agent, session, field_of(reply, 'metadata'))
+unplace(index, agent, session, field_of(reply, 'ix'))
 emit_event(streams, 'session.deleted', event_id, agent, session, version, now, actor, request_id, reply, {})
 
 table.insert(reply, 1, 'ok')

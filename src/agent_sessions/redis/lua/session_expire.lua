@@ -14,7 +14,7 @@ local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local history, history_bytes = KEYS[7], KEYS[8]
 local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
 local agent, session, event_id = ARGV[1], ARGV[2], ARGV[3]
-local index = index_of(ARGV[4], ARGV[5], ARGV[6], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[4], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
 local member = agent .. '/' .. session
 
 local fields = redis.call('HGETALL', session_hash)
@@ -38,6 +38,6 @@ redis.call('DEL', session_hash, history, history_bytes)
 redis.call('ZREM', all_index, session)
 redis.call('ZREM', enabled_index, session)
 redis.call('ZREM', disabled_index, session)
-unplace(index, agent, session, field_of(fields, 'metadata'))
+unplace(index, agent, session, field_of(fields, 'ix'))
 emit_event(streams, 'session.expired', event_id, agent, session, version, now, 'system', '', fields, {})
 return 'expired'

@@ -23,7 +23,8 @@ local idem = {
   record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
   fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
 }
-local index = index_of(ARGV[17], ARGV[18], ARGV[19], nil, KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[17], nil, KEYS[12], KEYS[13])  -- see _index.lua
+local new_ix = ARGV[18]     -- the indexed values of the metadata sent (see _index.lua); "-": none sent
 local key_record, key_bucket, address_bucket = KEYS[14], KEYS[15], KEYS[16]  -- only when admitting
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
@@ -32,16 +33,9 @@ local default_rate, default_burst, fail_rate, fail_burst = ARGV[13], ARGV[14], A
 -- ARGV[13..16]: "" (the request was admitted already) or admit()'s default rate, default burst,
 -- failure rate and failure burst
 local admitting = default_rate ~= ''
-local first_change = 20     -- ARGV[20..]: field, value pairs to set; fields are among description,
+local first_change = 19     -- ARGV[19..]: field, value pairs to set; fields are among description,
                             -- metadata (canonical JSON, so equal metadata is equal bytes), enabled ("1"/"0")
                             -- and tti_minutes
-
-local function old_value(pairs_list, field)
-  for i = 1, #pairs_list, 2 do
-    if pairs_list[i] == field then return pairs_list[i + 1] end
-  end
-  return nil
-end
 
 local function apply()
   local replay = idem_lookup(idem)
@@ -56,9 +50,11 @@ local function apply()
   local session_fields = redis.call('HGETALL', session_hash)
   if redis.call('EXISTS', agent_hash) == 0 then return finish('agent_not_found') end
   local now = now_ms()
-  if #session_fields == 0 or expired(session_fields, now) then return finish('session_not_found') end
+  if #session_fields == 0 then return finish('session_not_found') end
   local at = {}  -- field -> index of its value in `session_fields` (session_create.lua sets every field)
   for i = 1, #session_fields, 2 do at[session_fields[i]] = i + 1 end
+  local expiry = expires_at(session_fields[at['updated_at']], at['tti_minutes'] and session_fields[at['tti_minutes']])
+  if expiry and tonumber(now) >= expiry then return finish('session_not_found') end
 
   if if_match ~= '' and if_match ~= '*' then
     local current = session_fields[at['version']]
@@ -97,7 +93,6 @@ local function apply()
       session_fields[#session_fields + 1] = changed[i + 1]
       at[changed[i]] = #session_fields
     end
-    if changed[i] == 'metadata' then reindex(index, session, old_value(old, 'metadata'), changed[i + 1]) end
     if changed[i] == 'enabled' then
       if changed[i + 1] == '1' then
         redis.call('ZADD', enabled_index, 0, session)
@@ -107,6 +102,12 @@ local function apply()
         redis.call('ZREM', enabled_index, session)
       end
     end
+  end
+  local old_ix = at['ix'] and session_fields[at['ix']] or ''
+  if new_ix ~= '-' and new_ix ~= old_ix then
+    reindex(index, session, old_ix, new_ix)
+    redis.call('HSET', session_hash, 'ix', new_ix)
+    if at['ix'] then session_fields[at['ix']] = new_ix end
   end
   place(index, agent, session, nil, now, session_fields[at['tti_minutes']] or '0', previous_tti)
   emit_event(streams, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
