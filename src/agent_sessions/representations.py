@@ -39,13 +39,17 @@ def _common(fields: Fields) -> dict[str, Any]:
 
 def minutes(stored: str | None) -> float:
     """A stored time-to-idle ("30", "0.5"; absent on data older than expiry: never) -> its JSON number."""
-    value = float(stored or "0")
+    if stored is None or stored == "0":
+        return 0
+    value = float(stored)
     return int(value) if value == int(value) else value
 
 
 def expires_at(updated_at: str, tti: str | None) -> int | None:
     """When a session expires, in ms; the same arithmetic as ``expires_at`` in lua/_index.lua."""
-    value = float(tti or "0")
+    if tti is None or tti == "0":
+        return None
+    value = float(tti)
     return int(updated_at) + math.floor(value * 60000) if value > 0 else None
 
 

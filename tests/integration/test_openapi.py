@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, cast
 
 from starlette.applications import Starlette
@@ -23,7 +24,7 @@ def spec(client: TestClient) -> dict[str, Any]:
 def test_every_served_route_is_documented(client: TestClient) -> None:
     paths = spec(client)["paths"]
     served = {
-        (m.lower(), r.path)
+        (m.lower(), re.sub(r":\w+}", "}", r.path))  # a route's path may name a convertor: {session_key:…}
         for r in cast(Starlette, client.app).routes
         if isinstance(r, Route) and r.include_in_schema
         for m in (r.methods or ())

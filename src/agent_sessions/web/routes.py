@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -662,11 +663,24 @@ class ByMethod:
         await response(scope, receive, send)
 
 
-def routes(endpoints: tuple[Endpoint, ...], first: tuple[str, ...] = (SESSION_COUNT, SESSION)) -> list[Route]:
+class SessionKeySegment(StringConvertor):
+    """``{session_key}`` in a route: any segment but ``count`` at the end (``…/sessions/count`` is its
+    own route), so the PATCH's route can be tried first and no two routes match one URL."""
+
+    regex = "(?!count$)[^/]+"
+
+
+register_url_convertor("session_key", SessionKeySegment())
+
+
+def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]:
     """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
-    path supports in ``Allow``. The router tries routes in order; ``first`` puts the PATCH's path near
-    the front, after the one path it would also match (``…/sessions/count``)."""
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {path: {} for path in first}
+    path supports in ``Allow``. The router tries routes in order; ``first`` is the PATCH's path (no two
+    paths match the same URL, so the order changes nothing else)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {first: {}}
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
-    return [Route(path, ByMethod(methods), methods=list(methods)) for path, methods in by_path.items()]
+    return [
+        Route(path.replace("{session_key}", "{session_key:session_key}"), ByMethod(methods), methods=list(methods))
+        for path, methods in by_path.items()
+    ]
