@@ -347,6 +347,12 @@ def test_dimension_indexes_follow_creates_patches_deletes_and_purges(
     assert client.delete(f"{SESSIONS}/ase_0001", headers=admin).status_code == 204
     assert not sync_redis.exists(low)
     client.patch(f"{SESSIONS}/ase_0000", json={"metadata": {"priority": "low", "channel": "web"}}, headers=admin)
+    merge = {**admin, "content-type": "application/merge-patch+json"}
+    response = client.patch(f"{SESSIONS}/ase_0000", content=b'{"metadata": {"channel": "phone"}}', headers=merge)
+    assert response.status_code == 200 and response.json()["metadata"] == {"priority": "low", "channel": "phone"}
+    assert not sync_redis.exists(KEYS.dimension_index(AGENT, "channel", "web"))
+    assert sync_redis.zrange(KEYS.dimension_index(AGENT, "channel", "phone"), 0, -1) == ["ase_0000"]
+    assert sync_redis.zrange(low, 0, -1) == ["ase_0000"]
     assert client.delete(f"/v2/agents/{AGENT}", headers=admin).status_code == 204
     Purger(sync_redis, dimensions=Settings().report_dimensions).step()
     assert [k for k in sync_redis.keys("as:*") if "idx" in k or "sessions:" in k or k == KEYS.expiry] == []

@@ -10,8 +10,8 @@
 --   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
 --   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
 --   as:outbox                     stream events for the relay (see _change.lua)
---   sort, dimension and expiry indexes: see _index.lua; tti_minutes: the session's time-to-idle
---                                        ("0": none), from the request or the agent's default_tti_minutes
+--   sort, dimension and expiry indexes: see _index.lua; tti_minutes: the session's time-to-idle, from
+--                                        the request or the agent's default_tti_minutes (absent: none)
 --   idempotency records, snapshots and index: see _idempotency.lua
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
@@ -40,8 +40,11 @@ if redis.call('EXISTS', session_hash) == 1 then return idem_store(idem, 'session
 
 local now = now_ms()
 if tti == '' then tti = redis.call('HGET', agent_hash, 'default_tti_minutes') or '0' end
-local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled,
-  'tti_minutes', tti}
+local initial = {'name', name, 'description', description, 'metadata', metadata, 'enabled', enabled}
+if tti ~= '0' then  -- absent means none: every event and read of a session without one stays smaller
+  initial[#initial + 1] = 'tti_minutes'
+  initial[#initial + 1] = tti
+end
 redis.call('HSET', session_hash, 'created_at', now, 'updated_at', now, 'version', 1, unpack(initial))
 redis.call('ZADD', all_index, 0, session)
 if enabled == '1' then
