@@ -673,6 +673,15 @@ class SessionKeySegment(StringConvertor):
 register_url_convertor("session_key", SessionKeySegment())
 
 
+class EndpointRoute(Route):
+    """A route that matches with that convertor, while its ``path`` (the access log's and the metrics'
+    route label, and what /openapi.json documents) stays the plain template."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], methods: list[str]) -> None:
+        super().__init__(path.replace("{session_key}", "{session_key:session_key}"), endpoint, methods=methods)
+        self.path = path
+
+
 def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]:
     """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
     path supports in ``Allow``. The router tries routes in order; ``first`` is the PATCH's path (no two
@@ -680,7 +689,4 @@ def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]
     by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {first: {}}
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
-    return [
-        Route(path.replace("{session_key}", "{session_key:session_key}"), ByMethod(methods), methods=list(methods))
-        for path, methods in by_path.items()
-    ]
+    return [EndpointRoute(path, ByMethod(methods), list(methods)) for path, methods in by_path.items()]
