@@ -46,22 +46,8 @@ class Expirer:
         calls = []
         for member in due:
             agent, _, session = member.partition("/")
-            calls.append(
-                (
-                    [
-                        self.keys.agent(agent),
-                        self.keys.session(agent, session),
-                        *self.keys.session_indexes(agent),
-                        self.keys.outbox,
-                        self.keys.history(agent, session),
-                        self.keys.history_bytes(agent, session),
-                        self.keys.events,
-                        self.keys.event_ids,
-                        *self.indexes.script_keys(agent),
-                    ],
-                    [agent, session, new_event_id(), *self.indexes.script_args(agent)],
-                )
-            )
+            keys = self.indexes.removal_keys(agent, session)
+            calls.append((keys, [agent, session, new_event_id(), *self.indexes.script_args(agent)]))
         return Counter(cast(list[str], self._script.many(calls))) if calls else Counter()
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:

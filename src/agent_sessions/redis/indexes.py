@@ -36,6 +36,21 @@ class SessionIndexes:
         """KEYS of _index.lua's ``index_of``: created and updated sort indexes, the expiry index."""
         return [self.keys.sessions_by(agent, "created"), self.keys.sessions_by(agent, "updated"), self.keys.expiry]
 
+    def removal_keys(self, agent: str, session: str) -> list[str]:
+        """KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua)."""
+        k = self.keys
+        return [
+            k.agent(agent),
+            k.session(agent, session),
+            *k.session_indexes(agent),
+            k.outbox,
+            k.history(agent, session),
+            k.history_bytes(agent, session),
+            k.events,
+            k.event_ids,
+            *self.script_keys(agent),
+        ]
+
     def ready_fields(self) -> list[str]:
         """The fields of the ``indexes`` hash that say these indexes are complete."""
         return ["sort", *(f"dim:{dimension}" for dimension in self.dimensions)]

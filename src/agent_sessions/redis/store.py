@@ -311,17 +311,7 @@ class Store:
     async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
         reply = await self._run(
             "session_delete",
-            [
-                self.keys.agent(agent),
-                self.keys.session(agent, session),
-                *self.keys.session_indexes(agent),
-                self.keys.outbox,
-                self.keys.history(agent, session),
-                self.keys.history_bytes(agent, session),
-                self.keys.events,
-                self.keys.event_ids,
-                *self.indexes.script_keys(agent),
-            ],
+            self.indexes.removal_keys(agent, session),
             [agent, session, *_event_args(origin), *self.indexes.script_args(agent)],
         )
         raise_for(reply[0])
