@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from starlette.convertors import StringConvertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -663,30 +662,11 @@ class ByMethod:
         await response(scope, receive, send)
 
 
-class SessionKeySegment(StringConvertor):
-    """``{session_key}`` in a route: any segment but ``count`` at the end (``…/sessions/count`` is its
-    own route), so the PATCH's route can be tried first and no two routes match one URL."""
-
-    regex = "(?!count$)[^/]+"
-
-
-register_url_convertor("session_key", SessionKeySegment())
-
-
-class EndpointRoute(Route):
-    """A route that matches with that convertor, while its ``path`` (the access log's and the metrics'
-    route label, and what /openapi.json documents) stays the plain template."""
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], methods: list[str]) -> None:
-        super().__init__(path.replace("{session_key}", "{session_key:session_key}"), endpoint, methods=methods)
-        self.path = path
-
-
-def routes(endpoints: tuple[Endpoint, ...], first: str = SESSION) -> list[Route]:
+def routes(endpoints: tuple[Endpoint, ...], first: tuple[str, ...] = (SESSION_COUNT, SESSION)) -> list[Route]:
     """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
-    path supports in ``Allow``. The router tries routes in order; ``first`` is the PATCH's path (no two
-    paths match the same URL, so the order changes nothing else)."""
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {first: {}}
+    path supports in ``Allow``. The router tries routes in order: ``first`` puts the PATCH's path near
+    the front, behind the one other path that matches some of its URLs (``…/sessions/count``)."""
+    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {path: {} for path in first}
     for endpoint in endpoints:
         by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
-    return [EndpointRoute(path, ByMethod(methods), list(methods)) for path, methods in by_path.items()]
+    return [Route(path, ByMethod(methods), methods=list(methods)) for path, methods in by_path.items()]
