@@ -38,7 +38,6 @@ from agent_sessions.models import (
     encode_metadata,
     stored_minutes,
 )
-from agent_sessions.redis.indexes import INDEXED_VALUE_MAX_BYTES
 from agent_sessions.redis.store import Admission, Idempotency, Page, Query, Store
 from agent_sessions.reports import Report, report_from_hash
 from agent_sessions.representations import agent_resource, event_time, session_resource, stored_value
@@ -286,11 +285,14 @@ class Services:
         if search.metadata_filter is not None:
             parsed = filters.parse(search.metadata_filter)
             program = orjson.dumps(parsed).decode()
-            for condition in filters.conjuncts(parsed):
-                indexed = filters.index_values(condition, self.dimensions, INDEXED_VALUE_MAX_BYTES)
+            conditions = filters.conjuncts(parsed)
+            # The dimensions the write scripts index, so a plan never names an index nobody keeps.
+            indexes = self.store.indexes
+            for condition in conditions:
+                indexed = filters.index_values(condition, indexes.dimensions, indexes.max_bytes)
                 if indexed is not None:
                     groups.append((indexed[0], tuple(indexed[1])))
-            exact = len(groups) == 1 and filters.conjuncts(parsed) == [parsed]
+            exact = len(groups) == 1 and conditions == [parsed]
         return Query(
             order=order,
             descending=descending,
