@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -20,6 +19,7 @@ from agent_sessions.errors import CursorExpired
 from agent_sessions.redis.client import Batches, outage_as_unavailable
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import Script, SyncScript
+from agent_sessions.redis.steps import run_steps
 
 log = logging.getLogger("agent_sessions.retention")
 Entry = tuple[str, dict[str, str]]
@@ -117,13 +117,4 @@ class Retention:
 
     def run(self, stop: threading.Event, idle_s: float = 1.0) -> None:
         """Trim until ``stop`` is set: step after step while there is work, every ``idle_s`` when not."""
-        while not stop.is_set():
-            try:
-                busy = self.step() == self.batch
-            except redis.RedisError as exc:
-                log.warning("event log retention step failed (%r); retrying", exc)
-                busy = False
-            if not busy:
-                stop.wait(idle_s)
-            else:
-                time.sleep(0)  # let the relay and purge threads in between
+        run_steps(lambda: self.step() == self.batch, stop, idle_s, "event log retention")

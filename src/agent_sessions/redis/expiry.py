@@ -24,6 +24,7 @@ from agent_sessions.events import new_event_id
 from agent_sessions.redis.indexes import SessionIndexes
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.redis.steps import run_steps
 
 log = logging.getLogger("agent_sessions.expiry")
 
@@ -52,14 +53,10 @@ class Expirer:
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
         """Sweep until ``stop`` is set: step after step while there is work, every ``idle_s`` when not."""
-        while not stop.is_set():
-            try:
-                outcomes = self.step()
-                busy = sum(outcomes.values()) == self.batch
-                if outcomes["expired"]:
-                    log.info("expired %d sessions", outcomes["expired"])
-            except redis.RedisError as exc:
-                log.warning("expiry step failed (%r); retrying", exc)
-                busy = False
-            if not busy:
-                stop.wait(idle_s)
+        run_steps(self._busy_step, stop, idle_s, "expiry")
+
+    def _busy_step(self) -> bool:
+        outcomes = self.step()
+        if outcomes["expired"]:
+            log.info("expired %d sessions", outcomes["expired"])
+        return sum(outcomes.values()) == self.batch

@@ -19,6 +19,7 @@ from agent_sessions.events import new_event_id
 from agent_sessions.redis.indexes import SessionIndexes
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.redis.steps import run_steps
 
 log = logging.getLogger("agent_sessions.purge")
 
@@ -63,11 +64,4 @@ class Purger:
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
         """Purge until ``stop`` is set; between steps while there is work, after ``idle_s`` when not."""
-        while not stop.is_set():
-            try:
-                busy = self.step() > 0
-            except redis.RedisError as exc:
-                log.warning("purge step failed (%r); retrying", exc)
-                busy = False
-            if not busy:
-                stop.wait(idle_s)
+        run_steps(lambda: self.step() > 0, stop, idle_s, "purge")
