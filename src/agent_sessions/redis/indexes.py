@@ -37,7 +37,8 @@ class SessionIndexes:
         return [self.keys.sessions_by(agent, "created"), self.keys.sessions_by(agent, "updated"), self.keys.expiry]
 
     def removal_keys(self, agent: str, session: str) -> list[str]:
-        """KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua)."""
+        """KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua), in
+        the order lua/_remove.lua reads them."""
         k = self.keys
         return [
             k.agent(agent),

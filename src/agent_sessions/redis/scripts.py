@@ -7,7 +7,7 @@ script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
   calls of one script in one pipeline (no MULTI: each call is atomic on its own).
 
 A source whose first line is ``-- prelude: NAME [NAME…]`` gets those files prepended (``_clock``,
-``_change``, ``_idempotency``, ``_gate``, ``_log``, ``_index``), so shared Lua is written once.
+``_change``, ``_idempotency``, ``_gate``, ``_log``, ``_index``, ``_remove``), so shared Lua is written once.
 """
 
 from __future__ import annotations

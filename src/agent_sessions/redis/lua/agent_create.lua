@@ -19,12 +19,11 @@ local first_ready = 7             -- ARGV[7..]: the fields of as:indexes for the
 if redis.call('EXISTS', agent_hash) == 1 then return {'agent_exists'} end
 if redis.call('EXISTS', purge_set) == 1 then return {'agent_purging'} end
 
+local now = now_ms()
 -- The first agent of an empty store: no session exists that the indexes could lack.
 if redis.call('ZCARD', agents_index) == 0 and redis.call('HLEN', purges) == 0 then
-  for i = first_ready, #ARGV do redis.call('HSET', ready, ARGV[i], now_ms()) end
+  for i = first_ready, #ARGV do redis.call('HSET', ready, ARGV[i], now) end
 end
-
-local now = now_ms()
 redis.call('HSET', agent_hash, 'name', name, 'description', description, 'metadata', metadata,
   'enabled', enabled, 'created_at', now, 'updated_at', now, 'default_tti_minutes', default_tti)
 redis.call('ZADD', agents_index, 0, agent)

@@ -1,4 +1,4 @@
--- prelude: _clock _change _index
+-- prelude: _clock _change _index _remove
 -- session_expire.lua: the workers' sweep, one session: if it has been idle for its time-to-idle,
 -- delete it as session_delete.lua does, with a session.expired event (actor "system"), in one step.
 -- Re-checked here, so a session changed since the sweep read the expiry index is kept (and its new
@@ -9,10 +9,7 @@
 -- Returns "expired" | "kept" (not due) | "gone" (no such session, or its agent is being purged:
 -- the purge deletes it, with its session.deleted event)
 
-local agent_hash, session_hash = KEYS[1], KEYS[2]
-local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
-local history, history_bytes = KEYS[7], KEYS[8]
-local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
+local agent_hash, session_hash = KEYS[1], KEYS[2]   -- all KEYS: see _remove.lua
 local agent, session, event_id = ARGV[1], ARGV[2], ARGV[3]
 local index = index_of(ARGV[4], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
 local member = agent .. '/' .. session
@@ -33,11 +30,5 @@ if tonumber(now) < at then
   return 'kept'
 end
 
-local version = tonumber(field_of(fields, 'version')) + 1
-redis.call('DEL', session_hash, history, history_bytes)
-redis.call('ZREM', all_index, session)
-redis.call('ZREM', enabled_index, session)
-redis.call('ZREM', disabled_index, session)
-unplace(index, agent, session, field_of(fields, 'ix'))
-emit_event(streams, 'session.expired', event_id, agent, session, version, now, 'system', '', fields, {})
+remove_session(index, agent, session, fields, 'session.expired', event_id, now, 'system', '')
 return 'expired'
