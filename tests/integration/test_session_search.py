@@ -382,6 +382,8 @@ def stored_keys(conn: redis.Redis) -> list[str]:
         ("a IN ()", "at 7: expected a value"),
         ("a = 1" + " AND a = 1" * 32, "more than 32 conditions"),
         ("NOT " * 20 + "a = 1", "more than 16 levels"),
+        ("a = '" + "x" * 1000 + "'", "at 1001: longer than 1000 characters"),
+        ("a IN (" + ", ".join(["1"] * 101) + ")", "more than 100 values in IN"),
     ],
 )
 def test_a_malformed_filter_is_400_saying_where_and_changes_nothing(
@@ -407,3 +409,18 @@ def test_bad_sorts_and_page_keys_are_400(client: TestClient, admin: dict[str, st
     keyed = client.get(SESSIONS, params={"page_key": "12.ase_0000"}, headers=admin)
     assert keyed.status_code == 200 and keyed.json()["sessions"] == []
     error(client.get("/v2/agents/agt_none/sessions/count", headers=admin), 404, "agent_not_found")
+
+
+def test_a_count_over_more_than_ten_steps_answers_in_parts_that_add_up(redis_server: RedisServer) -> None:
+    """FILTER_SCAN_MAX 100: a count request examines at most 1,000 sessions, so 1,050 take two."""
+    with redis.Redis.from_url(redis_server.url, decode_responses=True) as conn:
+        conn.flushall()
+        headers = {"x-api-key": Keyring(conn).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
+    with TestClient(create_app(Settings(redis_url=redis_server.url, filter_scan_max=100))) as client:
+        make_sessions(client, headers, [{"n": i} for i in range(1050)])
+        params = {"metadata_filter": "n >= 3"}
+        first = client.get(f"{SESSIONS}/count", params=params, headers=headers).json()
+        assert first["page_key"] is not None and first["count"] == 997  # of the first 1,000: n 3..999
+        rest = client.get(f"{SESSIONS}/count", params={**params, "page_key": first["page_key"]}, headers=headers)
+        assert rest.json() == {"count": 50, "page_key": None}
+        assert count_all(client, headers, **params) == 1047
