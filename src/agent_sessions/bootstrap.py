@@ -1,41 +1,48 @@
 """The one place each kind of process is wired: its object graph, built from ``Settings``.
 
-- ``api``: the HTTP API's graph (store, services, gate on one Redis client); the app's lifespan owns it.
+- ``api``: the HTTP API's graph (store, services, gate, feed, webhooks on one Redis client); the app's
+  lifespan owns it.
 - ``dramatiq_workers``: the Dramatiq worker process: the broker, and the actors, each given the
   process's ``worker.context.Worker`` (reports, escalations, counters, an HTTP client), opened when a
   worker boots and closed when it stops (``worker.middleware.Lifecycle``).
 - ``relay_loops``: the outbox relay, the agent purge, the expiry sweep and the event log's retention of
   ``agent-sessions worker``.
 - ``metrics_client``: what the metrics listener of ``serve`` reads.
-- ``keyring`` and ``escalation_store``: what the CLI needs.
+- ``keyring``, ``reindexer`` and ``webhook_services_for_cli``: what the CLI needs.
 
 Tests build the same graphs with their own settings, or pass a client of their own to ``api``.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import dramatiq
+import httpx
 import redis
 import redis.asyncio as aioredis
 
+from agent_sessions import rules
 from agent_sessions.config import Settings
 from agent_sessions.feed import Feed
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, async_client, sync_client
-from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.events import EventLog, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
+from agent_sessions.redis.webhooks import Bounds, Fanout, Webhooks
 from agent_sessions.services import Services
+from agent_sessions.webhook_services import WebhookServices
 from agent_sessions.worker.broker import make_broker
 from agent_sessions.worker.context import Worker
+from agent_sessions.worker.delivery import DeliveryLoop
 from agent_sessions.worker.middleware import Accounting, Lifecycle
 from agent_sessions.worker.relay import Relay
 
@@ -69,6 +76,7 @@ class Api:
     services: Services
     gate: Gate
     feed: Feed
+    webhooks: WebhookServices
 
     async def aclose(self) -> None:
         await self.feed.close()
@@ -92,7 +100,19 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     # The feed's blocking reads return well within the client's socket timeout.
     block_ms = max(50, int(settings.redis_timeout * 500))
     feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms)
-    return Api(settings, client, store, services, Gate(client, rate_limits(settings), batches), feed)
+    gate = Gate(client, rate_limits(settings), batches)
+    return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events))
+
+
+def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:
+    return WebhookServices(
+        Webhooks(client, webhook_bounds(settings)),
+        events,
+        metadata_limits(settings),
+        rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
+        allow_private=settings.webhook_allow_private_networks,
+        settings_url=settings.escalation_webhook_url,
+    )
 
 
 # -- the workers ----------------------------------------------------------------------------------------
@@ -110,18 +130,55 @@ def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def relay_loops(
-    settings: Settings, broker: dramatiq.Broker, client: redis.Redis
-) -> tuple[Relay, Purger, Retention, Expirer]:
-    """The loops of ``agent-sessions worker`` besides the actors: the relay, the purge of deleted
-    agents, the event log's retention and the sweep of expired sessions."""
+def webhook_bounds(settings: Settings) -> Bounds:
+    return Bounds(settings.webhook_backlog_max, settings.webhook_log_max, settings.webhook_endpoints_max)
+
+
+def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> Loops:
+    """The loops of ``agent-sessions worker`` besides the actors: the relay (which also queues the
+    webhook deliveries of each event), the purge of deleted agents, the event log's retention, the
+    sweep of expired sessions and the webhook deliveries."""
     relay = Relay(
-        Outbox(client), broker, claim_idle_ms=settings.relay_claim_idle_ms, linger_ms=settings.relay_linger_ms
+        Outbox(client),
+        broker,
+        Fanout(client, webhook_bounds(settings)),
+        claim_idle_ms=settings.relay_claim_idle_ms,
+        linger_ms=settings.relay_linger_ms,
     )
     retention = Retention(client, settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions
     purger = Purger(client, settings.agent_delete_batch, dimensions=dimensions)
-    return relay, purger, retention, Expirer(client, settings.expiry_batch, dimensions=dimensions)
+    expirer = Expirer(client, settings.expiry_batch, dimensions=dimensions)
+    return Loops(relay, purger, retention, expirer, deliveries(settings))
+
+
+def deliveries(settings: Settings) -> DeliveryLoop:
+    """The webhook delivery loop: its own asyncio Redis client and HTTP client (it runs in a thread)."""
+    client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
+    http = httpx.AsyncClient(
+        timeout=settings.webhook_timeout,
+        follow_redirects=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
+    )
+    return DeliveryLoop(settings, Webhooks(client, webhook_bounds(settings)), http)
+
+
+@dataclass(frozen=True)
+class Loops:
+    relay: Relay
+    purger: Purger
+    retention: Retention
+    expirer: Expirer
+    deliveries: DeliveryLoop
+
+    def named(self) -> list[tuple[str, Callable[[threading.Event], None]]]:
+        return [
+            ("relay", self.relay.run),
+            ("purge", self.purger.run),
+            ("retention", self.retention.run),
+            ("expiry", self.expirer.run),
+            ("deliveries", self.deliveries.run),
+        ]
 
 
 def worker_client(settings: Settings) -> redis.Redis:
@@ -145,5 +202,7 @@ def reindexer(settings: Settings) -> Reindexer:
     return Reindexer(client, SessionIndexes(settings.report_dimensions))
 
 
-def escalation_store(settings: Settings) -> EscalationStore:
-    return EscalationStore(sync_client(settings.required_redis_url("this command")))
+def webhook_services_for_cli(settings: Settings) -> tuple[WebhookServices, Callable[[], Awaitable[None]]]:
+    """The webhook use cases for a command, and how to close their client (from the command's loop)."""
+    client = async_client(settings.required_redis_url("this command"), settings.redis_timeout * 5, 4)
+    return webhook_services(settings, client, EventLog(client)), client.aclose

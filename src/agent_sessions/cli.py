@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import secrets
 import sys
@@ -42,11 +43,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     only.add_argument("--actors-only", action="store_true", help="only the Dramatiq workers (no relay)")
 
-    dead = sub.add_parser("deadletters", help="webhook deliveries that exhausted their retries")
+    dead = sub.add_parser(
+        "deadletters", help="webhook deliveries that exhausted their retries (every endpoint's, as the API lists them)"
+    )
     dead_sub = dead.add_subparsers(dest="dead_command", required=True)
     dead_sub.add_parser("list", help="list dead letters")
     retry = dead_sub.add_parser("retry", help="send a dead letter again (with a fresh retry schedule)")
-    retry.add_argument("id", help="the escalation's event id (evt_...)")
+    retry.add_argument("id", help="the message id (evt_... or esc_...), as listed")
+    retry.add_argument("--endpoint", help="only to this endpoint (whe_...); default: every endpoint it is dead for")
 
     sub.add_parser(
         "reindex",
@@ -125,27 +129,29 @@ def _dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _deadletters(args: argparse.Namespace, settings: Settings) -> int:
-    from agent_sessions.worker.broker import enqueue_delivery, make_broker
+    """A view of the endpoints' dead letters: the same rows and redeliveries as the API's."""
+    return asyncio.run(_dead(args, settings))
 
-    escalations = bootstrap.escalation_store(settings)
-    if args.dead_command == "list":
-        print(f"{'ID':<29} {'AGENT':<24} {'SESSION':<28} {'TRIES':>5}  LAST ERROR")
-        for d in escalations.dead_letters():
-            print(
-                f"{d['id']:<29} {d.get('agent_key', ''):<24} {d.get('session_key', ''):<28} "
-                f"{d.get('attempts', ''):>5}  {d.get('last_error', '')}"
-            )
-        return 0
-    if not escalations.revive(args.id):
-        print(f"agent-sessions: {args.id} is not a dead letter", file=sys.stderr)
-        return 1
-    broker = make_broker(settings)
+
+async def _dead(args: argparse.Namespace, settings: Settings) -> int:
+    services, close = bootstrap.webhook_services_for_cli(settings)
     try:
-        enqueue_delivery(broker, settings, args.id)
+        dead = await services.dead_letters()
+        if args.dead_command == "list":
+            print(f"{'ENDPOINT':<29} {'MESSAGE':<37} {'TYPE':<18} {'TRIES':>5}  LAST ERROR")
+            for endpoint, d in dead:
+                print(f"{endpoint:<29} {d['event_id']:<37} {d['type']:<18} {d['attempts']:>5}  {d['last_error'] or ''}")
+            return 0
+        targets = [e for e, d in dead if d["event_id"] == args.id and args.endpoint in (None, e)]
+        if not targets:
+            print(f"agent-sessions: {args.id} is not a dead letter", file=sys.stderr)
+            return 1
+        for endpoint in targets:
+            await services.redeliver(endpoint, args.id)
+            print(f"re-sending {args.id} to {endpoint}")
+        return 0
     finally:
-        broker.close()
-    print(f"re-sending {args.id}")
-    return 0
+        await close()
 
 
 def _keys(args: argparse.Namespace, settings: Settings) -> int:

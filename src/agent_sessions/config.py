@@ -40,6 +40,11 @@ ENV_VARS: dict[str, str] = {
     "WEBHOOK_MIN_BACKOFF_MS": "webhook_min_backoff_ms",
     "WEBHOOK_MAX_BACKOFF_MS": "webhook_max_backoff_ms",
     "WEBHOOK_TIMEOUT": "webhook_timeout",
+    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "webhook_allow_private_networks",
+    "WEBHOOK_ENDPOINTS_MAX": "webhook_endpoints_max",
+    "WEBHOOK_BACKLOG_MAX": "webhook_backlog_max",
+    "WEBHOOK_LOG_MAX": "webhook_log_max",
+    "WEBHOOK_CONCURRENCY": "webhook_concurrency",
     "RELAY_CLAIM_IDLE_MS": "relay_claim_idle_ms",
     "RELAY_LINGER_MS": "relay_linger_ms",
     "REDIS_BROKER_HEARTBEAT_MS": "redis_broker_heartbeat_ms",
@@ -146,11 +151,20 @@ class Settings(BaseModel):
         ("resolution_status", "escalated"),
     )
     escalate_when_changes: tuple[str, ...] = ("escalation_level",)
-    # Webhook delivery: Dramatiq retries with exponential backoff, then dead-letters.
-    webhook_max_retries: int = Field(default=8, ge=0)
+    # Webhook delivery (every endpoint alike): retries with exponential backoff, then a dead letter.
+    webhook_max_retries: int = Field(default=8, ge=0, le=100)
     webhook_min_backoff_ms: int = Field(default=1_000, ge=1)
     webhook_max_backoff_ms: int = Field(default=300_000, ge=1)
-    webhook_timeout: float = Field(default=10.0, gt=0)
+    webhook_timeout: float = Field(default=10.0, gt=0, le=300)
+    # Destinations in private, loopback or link-local networks are refused unless this is true.
+    webhook_allow_private_networks: bool = False
+    # Bounds: endpoints in all; per endpoint, messages not yet delivered (past it new ones are refused
+    # and counted; a recovery sends them later) and delivery rows kept in all (oldest delivered go
+    # first); attempts one worker process makes at once to one endpoint (a slow one holds only these).
+    webhook_endpoints_max: int = Field(default=100, ge=1, le=10_000)
+    webhook_backlog_max: int = Field(default=10_000, ge=1, le=10_000_000)
+    webhook_log_max: int = Field(default=10_000, ge=1, le=10_000_000)
+    webhook_concurrency: int = Field(default=8, ge=1, le=1_000)
     # Dramatiq's Redis broker gives back the messages a worker had taken (and not acknowledged) once its
     # heartbeat is this old — a killed worker's, and those a stopping worker had prefetched — checked on
     # about `chance` in a million broker commands. Dramatiq's defaults are 60 s and 1,000; consumers

@@ -89,6 +89,25 @@ class EventNotFound(NotFound):
     default_message = "event not found"
 
 
+class WebhookEndpointNotFound(NotFound):
+    description = "no such webhook endpoint"
+    code = "webhook_endpoint_not_found"
+    default_message = "webhook endpoint not found"
+
+
+class DeliveryNotFound(NotFound):
+    description = "the endpoint has no delivery of this message (never sent to it, or dropped from its log)"
+    code = "delivery_not_found"
+    default_message = "no such delivery for this endpoint"
+
+
+class EventGone(ServiceError):
+    status = 410
+    description = "the message was delivered and its event is no longer in the event log, so it cannot be rebuilt"
+    code = "event_gone"
+    default_message = "this event is past the event log's retention; it cannot be sent again"
+
+
 class CursorExpired(ServiceError):
     status = 410
     description = "the cursor points before events the log no longer keeps (EVENTS_RETENTION, EVENTS_MAX)"
@@ -111,6 +130,20 @@ class SessionAlreadyExists(AlreadyExists):
     description = "create with a taken session key"
     code = "session_already_exists"
     default_message = "a session with this key already exists"
+
+
+class LimitReached(ServiceError):
+    status = 409
+    description = "a bound was reached (WEBHOOK_ENDPOINTS_MAX endpoints, WEBHOOK_BACKLOG_MAX undelivered messages)"
+    code = "limit_reached"
+    default_message = "a configured bound was reached"
+
+
+class ManagedBySettings(ServiceError):
+    status = 409
+    description = "whe_settings is ESCALATION_WEBHOOK_URL: change it in the settings, not through the API"
+    code = "managed_by_settings"
+    default_message = "this endpoint is configured by ESCALATION_WEBHOOK_URL and ESCALATION_WEBHOOK_SECRET"
 
 
 class PreconditionFailed(ServiceError):

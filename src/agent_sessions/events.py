@@ -30,8 +30,7 @@ EXPIRED = "session.expired"  # deleted by the workers after its time-to-idle (ac
 # The event consumers take a list of events (one message per relay batch): fewer, larger messages.
 REPORT = ("report_events", "reports")
 ESCALATE = ("escalate_events", "escalations")
-DELIVER_WEBHOOK = ("deliver_webhook", "webhooks")
-DEAD_LETTER = ("dead_letter_webhook", "webhooks")
+DELIVER_WEBHOOK = ("deliver_webhook", "webhooks")  # the previous version's delivery messages
 
 
 @dataclass(frozen=True)

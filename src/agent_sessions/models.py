@@ -157,7 +157,7 @@ class Event(TypedDict):
     """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
 
     event_id: str
-    type: Literal["session.created", "session.updated", "session.deleted"]
+    type: Literal["session.created", "session.updated", "session.deleted", "session.expired"]
     occurred_at: Timestamp
     agent_key: str
     session_key: str
@@ -190,15 +190,20 @@ class Health(TypedDict):
     status: Literal["ok"]
 
 
-BODY_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {
-    t: TypeAdapter(t) for t in (AgentCreate, AgentPatch, SessionCreate, SessionPatch)
-}
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def body_adapter(model: type[Any]) -> TypeAdapter[Any]:
+    adapter = _ADAPTERS.get(model)
+    if adapter is None:
+        adapter = _ADAPTERS[model] = TypeAdapter(model)
+    return adapter
 
 
 def parse_body(model: type[Any], raw: bytes) -> dict[str, Any]:
     """Validate JSON bytes against a body type; errors become ``invalid_request``/``invalid_metadata``."""
     try:
-        body: dict[str, Any] = BODY_ADAPTERS[model].validate_json(raw)
+        body: dict[str, Any] = body_adapter(model).validate_json(raw)
     except ValidationError as exc:
         raise _body_error(exc) from None
     return body

@@ -8,7 +8,9 @@ import pytest
 import redis
 
 from agent_sessions.auth import Role, digest
-from agent_sessions.escalations import EscalationRule
+from agent_sessions import rules
+from agent_sessions.endpoints import escalation_body, escalation_message, event_message
+from agent_sessions.escalations import fired
 from agent_sessions.events import Origin, event_from_entry
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
@@ -20,6 +22,7 @@ from agent_sessions.redis.outbox import Counters, Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.reports import ReportStore
 from agent_sessions.redis.store import Idempotency, Query, Store
+from agent_sessions.redis.webhooks import Bounds, Fanout, Webhooks
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.anyio
@@ -66,9 +69,21 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
     escalations = EscalationStore(sync_redis, KEYS)
     update = events[1]
-    assert escalations.record(update, EscalationRule((("priority", "urgent"),), ()).reasons(update), True)[0]
-    escalations.failed_attempt(update["event_id"], "HTTP 500")
-    escalations.dead(update["event_id"])
+    names = fired(rules.defaults((("priority", "urgent"),), ()), update)
+    new, body = escalations.record(update, names, escalation_body(update, names))
+    assert new
+    client = async_client(redis_url, 2.0)
+    try:  # an endpoint, its deliveries (one dead), an agent's rules
+        webhooks = Webhooks(client, Bounds(), KEYS)
+        assert await webhooks.create("whe_p", {"url": "http://x", "event_types": "[]", "agent_keys": "null",
+                                              "enabled": "1", "secrets": "[]"}) == "ok"  # fmt: skip
+        assert Fanout(sync_redis, Bounds(), KEYS).enqueue([("whe_p", event_message(update))]) == ["queued"]
+        await webhooks.enqueue("whe_p", [escalation_message(update["event_id"], body)])
+        for message, _ in (await webhooks.claim([("whe_p", 10)], 1000))["whe_p"]:
+            assert await webhooks.result("whe_p", message, 500, "HTTP 500", 1, (1, 1)) == "dead"
+        assert await webhooks.put_rules("agt_q", rules.defaults((), ("tier",)).encode())
+    finally:
+        await client.aclose()
     Counters(sync_redis, KEYS).add("report_events:processed", 1)
     outbox.set_aside({"bad": "entry"})
     outbox.ack([entry_id for entry_id, _ in entries])
@@ -84,7 +99,11 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
         "outbox",
         "report",
         "escalation",
-        "deadletters",
+        "whe",
+        "whes",
+        "whd",
+        "whl",
+        "rules",
         "metrics",
         "events",
         "sessions",

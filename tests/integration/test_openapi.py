@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from agent_sessions import errors
 from agent_sessions.models import SessionPatch
-from agent_sessions.web.routes import ENDPOINTS
+from agent_sessions.web.app import ENDPOINTS
 
 
 def spec(client: TestClient) -> dict[str, Any]:

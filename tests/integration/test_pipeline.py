@@ -14,21 +14,24 @@ from collections.abc import Iterator
 from typing import Any
 
 import dramatiq
+import orjson
 import pytest
 import redis
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
+from agent_sessions import bootstrap, rules
 from agent_sessions.config import Settings
-from agent_sessions.escalations import EscalationRule
-from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK, ESCALATE, REPORT, event_from_entry
+from agent_sessions.endpoints import SETTINGS_ENDPOINT, escalation_id
+from agent_sessions.escalations import fired
+from agent_sessions.events import DELIVER_WEBHOOK, ESCALATE, REPORT, event_from_entry
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.reports import ReportStore
-from agent_sessions.worker.broker import enqueue_delivery
+from agent_sessions.redis.webhooks import Bounds, Fanout
 from agent_sessions.worker.middleware import Lifecycle
 from agent_sessions.worker.relay import Relay
 from tests.support import stream
@@ -53,8 +56,26 @@ def pipeline_settings(redis_url: str, receiver: Receiver) -> Settings:
         webhook_max_retries=2,
         webhook_min_backoff_ms=10,
         webhook_max_backoff_ms=40,
+        webhook_allow_private_networks=True,  # the receiver is on 127.0.0.1
         relay_claim_idle_ms=100,
     )
+
+
+@pytest.fixture
+def settings(pipeline_settings: Settings) -> Settings:
+    """The API of these tests knows the escalation webhook too (whe_settings)."""
+    return pipeline_settings
+
+
+@pytest.fixture
+def deliveries(pipeline_settings: Settings) -> Iterator[None]:
+    """The delivery loop of a worker process, in a thread."""
+    stop = threading.Event()
+    thread = threading.Thread(target=bootstrap.deliveries(pipeline_settings).run, args=(stop,), daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(15)
 
 
 @pytest.fixture
@@ -75,7 +96,7 @@ def worker(pipeline_settings: Settings) -> Iterator[dramatiq.Worker]:
 @pytest.fixture
 def relay(redis_url: str) -> Iterator[Relay]:
     client = sync_client(redis_url)
-    r = Relay(Outbox(client), stub_broker, name="relay-1", claim_idle_ms=100, block_ms=10)
+    r = Relay(Outbox(client), stub_broker, Fanout(client, Bounds()), name="relay-1", claim_idle_ms=100, block_ms=10)
     r.ensure_group()
     yield r
     client.close()
@@ -107,7 +128,7 @@ def drain(relay: Relay) -> None:
     while relay.step():
         pass
     for _ in range(3):  # actors enqueue more work (deliveries); join until all is quiet
-        for queue in (REPORT[1], ESCALATE[1], DELIVER_WEBHOOK[1]):
+        for queue in (REPORT[1], ESCALATE[1]):
             stub_broker.join(queue, fail_fast=False)
 
 
@@ -311,10 +332,18 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
     assert (sync_redis.memory_usage(f"as:report:{A}") or 0) < 4096
 
 
+def row(sync_redis: redis.Redis, message: str, endpoint: str = SETTINGS_ENDPOINT) -> dict[str, Any]:
+    stored = sync_redis.hget(KEYS.deliveries(endpoint)[0], message)
+    assert stored is not None, f"no delivery row for {message}"
+    found: dict[str, Any] = orjson.loads(stored)
+    return found
+
+
 def test_escalation_is_delivered_once_and_signed(
     api: Any,
     relay: Relay,
     worker: dramatiq.Worker,
+    deliveries: None,
     receiver: Receiver,
     sync_redis: redis.Redis,
     client: TestClient,
@@ -330,15 +359,17 @@ def test_escalation_is_delivered_once_and_signed(
     event = payload["data"]
     assert event["type"] == "session.updated" and event["version"] == patched["version"] == 3
     assert event["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "urgent"}}
-    assert delivery.headers["webhook-id"] == event["event_id"]
-    assert EscalationStore(sync_redis).get(event["event_id"])["status"] == "delivered"
+    assert event["rule"] == "priority" and event["rules"] == ["priority"]
+    assert delivery.headers["webhook-id"] == escalation_id(event["event_id"])
+    eventually(lambda: row(sync_redis, delivery.headers["webhook-id"])["status"] == "delivered")
+    assert EscalationStore(sync_redis).get(event["event_id"])["rules"] == "priority"
     assert report(client, admin)["escalations"] == {"total": 1}
     drain(relay)
     assert len(receiver.deliveries) == 1
 
 
 def test_receiver_failing_twice_still_ends_in_one_delivery(
-    api: Any, relay: Relay, worker: dramatiq.Worker, receiver: Receiver, sync_redis: redis.Redis
+    api: Any, relay: Relay, worker: dramatiq.Worker, deliveries: None, receiver: Receiver, sync_redis: redis.Redis
 ) -> None:
     receiver.fail_next(2)
     api("POST", "/sessions", json={"key": "ase_1"})
@@ -348,8 +379,9 @@ def test_receiver_failing_twice_still_ends_in_one_delivery(
     assert [d.status for d in receiver.deliveries] == [500, 500, 204]
     assert len({d.headers["webhook-id"] for d in receiver.deliveries}) == 1  # stable across retries
     assert len({d.body for d in receiver.deliveries}) == 1
-    record = EscalationStore(sync_redis).get(receiver.deliveries[0].headers["webhook-id"])
-    assert record["status"] == "delivered" and record["attempts"] == "2"
+    message = receiver.deliveries[0].headers["webhook-id"]
+    eventually(lambda: row(sync_redis, message)["status"] == "delivered")
+    assert row(sync_redis, message)["attempts"] == 3 and row(sync_redis, message)["last_status_code"] == 204
 
 
 def test_receiver_down_past_the_retries_dead_letters_then_resends(
@@ -359,6 +391,8 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     receiver: Receiver,
     sync_redis: redis.Redis,
     pipeline_settings: Settings,
+    client: TestClient,
+    admin: dict[str, str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     receiver.fail_next(1000)
@@ -366,35 +400,49 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     api("PATCH", "/sessions/ase_1", json={"metadata": {"escalation_level": "tier_2"}})
     root = logging.getLogger()
     saved = root.handlers[:], root.level
-    configure_logging("INFO", "text")  # as a worker process does: our levels for Dramatiq's loggers
+    configure_logging("INFO", "text")  # as a worker process does: our levels for the libraries' loggers
     root.addHandler(caplog.handler)
+    stop = threading.Event()
+    loop = threading.Thread(target=bootstrap.deliveries(pipeline_settings).run, args=(stop,), daemon=True)
+    loop.start()
     try:
         drain(relay)
-        stub_broker.join(DEAD_LETTER[1], fail_fast=False)
+        dead_letters = f"/v2/webhook_endpoints/{SETTINGS_ENDPOINT}/deliveries?status=dead"
+        eventually(lambda: client.get(dead_letters, headers=admin).json()["deliveries"], "no dead letter")
     finally:
+        stop.set()
+        loop.join(15)
         root.handlers[:], level = saved
         root.setLevel(level)
-    escalations = EscalationStore(sync_redis)
-    (dead,) = escalations.dead_letters()
-    assert dead["status"] == "dead" and dead["attempts"] == "3" and "HTTP 500" in dead["last_error"]
+    (dead,) = client.get(dead_letters, headers=admin).json()["deliveries"]
+    assert dead["status"] == "dead" and dead["attempts"] == 3 and dead["last_status_code"] == 500
+    assert "HTTP 500" in dead["last_error"] and dead["next_attempt_at"] is None
     assert len(receiver.deliveries) == 3  # the first try and two retries
-    # One warning per failed attempt, naming the destination and the next try; one error at the end.
-    attempts = [r for r in caplog.records if not r.name.startswith("agent_sessions.actors.escalation")]
+    # One warning per failed attempt, naming the destination; one error when it becomes a dead letter.
+    attempts = [r for r in caplog.records if r.name == "agent_sessions.deliveries"]
     warnings = [r.getMessage() for r in attempts if r.levelno == logging.WARNING]
     errors = [r.getMessage() for r in attempts if r.levelno >= logging.ERROR]
-    assert len(warnings) == 3 and all(dead["id"] in w and receiver.url in w and "HTTP 500" in w for w in warnings)
-    assert "attempt 1 of 3; next in" in warnings[0] and "attempt 3 of 3; no more tries" in warnings[2]
-    assert len(errors) == 1 and "dead-lettered after 3 attempts" in errors[0]
+    assert len(warnings) == 2 and all(dead["event_id"] in w and receiver.url in w and "HTTP 500" in w for w in warnings)
+    assert len(errors) == 1 and "dead letter after 3 attempts" in errors[0] and "/redeliver" in errors[0]
     assert not any(r.exc_info for r in caplog.records) and not any("None" in m for m in warnings + errors)
-    assert not any(r.name.startswith(("dramatiq", "httpx")) and r.levelno >= logging.INFO for r in attempts)
+    noisy = [r for r in caplog.records if r.name in ("httpx", "httpcore") or r.name.startswith("dramatiq")]
+    assert not [r for r in noisy if r.levelno >= logging.INFO]  # the test client's own (httpx2) are not ours
 
     receiver.fail_next(0)
-    assert escalations.revive(dead["id"])
-    enqueue_delivery(stub_broker, pipeline_settings, dead["id"])
-    stub_broker.join(DELIVER_WEBHOOK[1], fail_fast=False)
-    (delivery,) = receiver.wait_for(1)
-    assert delivery.headers["webhook-id"] == dead["id"]
-    assert escalations.dead_letters() == [] and escalations.get(dead["id"])["status"] == "delivered"
+    redeliver = f"/v2/webhook_endpoints/{SETTINGS_ENDPOINT}/deliveries/{dead['event_id']}/redeliver"
+    queued = client.post(redeliver, headers=admin)
+    assert queued.status_code == 202 and queued.json()["status"] == "pending" and queued.json()["attempts"] == 0
+    stop.clear()
+    loop = threading.Thread(target=bootstrap.deliveries(pipeline_settings).run, args=(stop,), daemon=True)
+    loop.start()
+    try:
+        (delivery,) = receiver.wait_for(1)
+        eventually(lambda: row(sync_redis, dead["event_id"])["status"] == "delivered")
+    finally:
+        stop.set()
+        loop.join(15)
+    assert delivery.headers["webhook-id"] == dead["event_id"]
+    assert client.get(dead_letters, headers=admin).json()["deliveries"] == []
 
 
 def test_workers_poll_idle_queues_at_most_every_100_ms_however_started(redis_url: str) -> None:
@@ -409,27 +457,27 @@ def test_workers_poll_idle_queues_at_most_every_100_ms_however_started(redis_url
 
 
 def test_actors_are_declared_under_the_names_the_relay_uses() -> None:
-    for actor, queue in (REPORT, ESCALATE, DELIVER_WEBHOOK, DEAD_LETTER):
+    for actor, queue in (REPORT, ESCALATE, DELIVER_WEBHOOK):
         assert stub_broker.get_actor(actor).queue_name == queue
 
 
 @pytest.mark.parametrize(
-    ("before", "after", "reasons"),
+    ("before", "after", "names"),
     [
-        ({"priority": "high"}, {"priority": "urgent"}, ["priority became urgent"]),
+        ({"priority": "high"}, {"priority": "urgent"}, ["priority"]),
         ({"priority": "urgent"}, {"priority": "urgent", "x": 1}, []),
-        ({}, {"resolution_status": "escalated"}, ["resolution_status became escalated"]),
-        ({"escalation_level": "tier_1"}, {"escalation_level": "tier_2"}, ["escalation_level changed"]),
+        ({}, {"resolution_status": "escalated"}, ["resolution_status"]),
+        ({"escalation_level": "tier_1"}, {"escalation_level": "tier_2"}, ["escalation_level"]),
         ({"escalation_level": "tier_1"}, {}, []),  # a value disappearing de-escalates: no page
-        ({"escalation_level": "tier_1"}, {"escalation_level": None}, ["escalation_level changed"]),
-        ({}, {"escalation_level": 2}, ["escalation_level changed"]),
+        ({"escalation_level": "tier_1"}, {"escalation_level": None}, ["escalation_level"]),
+        ({}, {"escalation_level": 2}, ["escalation_level"]),
         ({"priority": "low"}, {"priority": "high"}, []),
     ],
 )
-def test_escalation_rule(before: dict[str, Any], after: dict[str, Any], reasons: list[str]) -> None:
-    rule = EscalationRule((("priority", "urgent"), ("resolution_status", "escalated")), ("escalation_level",))
+def test_the_default_rules(before: dict[str, Any], after: dict[str, Any], names: list[str]) -> None:
+    defaults = rules.defaults((("priority", "urgent"), ("resolution_status", "escalated")), ("escalation_level",))
     event = {"session": {"metadata": after}, "changes": {"metadata": {"old": before, "new": after}}}
-    assert rule.reasons(event) == reasons
+    assert fired(defaults, event) == names
 
 
 def test_several_relays_share_the_outbox_without_duplicates(api: Any, redis_url: str, sync_redis: redis.Redis) -> None:

@@ -82,6 +82,12 @@ class EventLog:
             found = await self.redis.xrange(self.keys.events, entry_id, entry_id)
         return cast(Entry, found[0]) if found else None
 
+    async def oldest(self) -> str | None:
+        """When the oldest retained event was written (ms), or None for an empty log."""
+        async with outage_as_unavailable():
+            first = await self.redis.xrange(self.keys.events, count=1)
+        return cast(str, first[0][0]).split("-")[0] if first else None
+
     async def end(self) -> str:
         """The newest entry's id ("0-0" for an empty log): reading after it sees only what comes next."""
         async with outage_as_unavailable():

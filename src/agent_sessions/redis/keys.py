@@ -25,7 +25,12 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``events``, ``events:ids``, ``events:trimmed`` | stream | the event log; event id -> entry; last cut  |
 | ``report:<agent>``, ``report:state:…``, ``…ooo…`` | hash | reports and their exactly-once state        |
 | ``escalation:<event>``, ``escalations:<agent>``| hash   | escalation records; an agent's escalations  |
-| ``deadletters``                                | zset   | webhook deliveries out of retries           |
+| ``deadletters``                                | zset   | dead letters of the previous version        |
+| ``whe:<endpoint>``, ``whes``                   | hash   | webhook endpoints; their ids by creation    |
+| ``whd:<endpoint>``, ``whb:<endpoint>``         | hash   | deliveries: message id -> row / body        |
+| ``whq:<endpoint>``                             | zset   | deliveries to attempt, by when (ms)         |
+| ``whl:<endpoint>`` and ``…:<status>``          | zset   | delivery log by creation: all / per status  |
+| ``rules:<agent>``                              | string | the agent's escalation rules (JSON)         |
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
 """
@@ -35,6 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "as:"
+DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")
 
 
 @dataclass(frozen=True)
@@ -177,6 +183,30 @@ class Keys:
     @property
     def dead_letters(self) -> str:
         return f"{self.prefix}deadletters"
+
+    # -- webhook endpoints and their deliveries -------------------------------------------------
+
+    @property
+    def webhook_endpoints(self) -> str:
+        return f"{self.prefix}whes"
+
+    def webhook_endpoint(self, endpoint: str) -> str:
+        return f"{self.prefix}whe:{endpoint}"
+
+    def deliveries(self, endpoint: str) -> list[str]:
+        """One endpoint's delivery keys: rows, bodies, the due queue, the log, the log per status."""
+        log = f"{self.prefix}whl:{endpoint}"
+        statuses = [f"{log}:{status}" for status in DELIVERY_STATUSES]
+        return [
+            f"{self.prefix}whd:{endpoint}",
+            f"{self.prefix}whb:{endpoint}",
+            f"{self.prefix}whq:{endpoint}",
+            log,
+            *statuses,
+        ]
+
+    def escalation_rules(self, agent: str) -> str:
+        return f"{self.prefix}rules:{agent}"
 
     @property
     def counters(self) -> str:

@@ -71,6 +71,7 @@ def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
         groups = []
     pending = sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
     lag = max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000) if oldest else 0.0
+    dead += int(counters.get("webhooks:dead", 0))  # dead + the previous version's dead letters
     return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 
 

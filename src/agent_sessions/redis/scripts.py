@@ -7,7 +7,8 @@ script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
   calls of one script in one pipeline (no MULTI: each call is atomic on its own).
 
 A source whose first line is ``-- prelude: NAME [NAME…]`` gets those files prepended (``_clock``,
-``_change``, ``_idempotency``, ``_gate``, ``_log``, ``_index``, ``_remove``), so shared Lua is written once.
+``_change``, ``_idempotency``, ``_gate``, ``_log``, ``_index``, ``_remove``, ``_delivery``), so shared
+Lua is written once.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ NAMES = (
     "escalation_record",
     "events_page",
     "events_trim",
+    "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_secret_rotate",
+    "delivery_enqueue",
+    "delivery_claim",
+    "delivery_result",
+    "deliveries_page",
 )
 PRELUDE_MARK = "-- prelude: "
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)

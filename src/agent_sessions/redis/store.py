@@ -183,6 +183,7 @@ class Store:
                 self.keys.purge(agent),
                 self.keys.purges,
                 *self.indexes.script_keys(agent)[:2],
+                self.keys.escalation_rules(agent),
             ],
             [agent, origin.actor, origin.request_id],
         )

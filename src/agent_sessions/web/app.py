@@ -28,8 +28,11 @@ from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.web import openapi
 from agent_sessions.web.errors import HANDLERS, JSON
-from agent_sessions.web.routes import ENDPOINTS
+from agent_sessions.web.routes import ENDPOINTS as SESSION_ENDPOINTS
 from agent_sessions.web.routes import routes as build_routes
+from agent_sessions.web.webhook_routes import WEBHOOK_ENDPOINTS
+
+ENDPOINTS = SESSION_ENDPOINTS + WEBHOOK_ENDPOINTS  # what /openapi.json documents and the routes serve
 
 # A client's id is echoed when it is plain (no spaces, quotes or control characters to break a log
 # line) and is not in the server's own namespace (req_…), so that an id always names one request.
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.services = graph.services
         app.state.gate = graph.gate
         app.state.feed = graph.feed
+        app.state.webhooks = graph.webhooks
         try:
             yield
         finally:

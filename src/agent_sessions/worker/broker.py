@@ -19,7 +19,6 @@ from dramatiq.middleware import Middleware, Retries
 
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
-from agent_sessions.events import DEAD_LETTER, DELIVER_WEBHOOK
 
 
 class OrjsonEncoder(Encoder):
@@ -57,15 +56,3 @@ def make_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> dr
         heartbeat_timeout=settings.redis_broker_heartbeat_ms,
         maintenance_chance=settings.redis_broker_maintenance_chance,
     )
-
-
-def enqueue_delivery(broker: dramatiq.Broker, settings: Settings, event_id: str) -> None:
-    """Queue one webhook delivery by actor name, with the retry schedule from the settings."""
-    actor, queue = DELIVER_WEBHOOK
-    options = {
-        "max_retries": settings.webhook_max_retries,
-        "min_backoff": settings.webhook_min_backoff_ms,
-        "max_backoff": settings.webhook_max_backoff_ms,
-        "on_retry_exhausted": DEAD_LETTER[0],
-    }
-    broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(event_id,), kwargs={}, options=options))

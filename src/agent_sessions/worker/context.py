@@ -3,15 +3,20 @@ and handed to each actor (``actors.declare``)."""
 
 from __future__ import annotations
 
-import httpx
+import time
+
 import redis
 
+from agent_sessions import rules
 from agent_sessions.config import Settings
-from agent_sessions.escalations import EscalationRule
+from agent_sessions.endpoints import SETTINGS_SUBSCRIPTION, Subscription, subscription
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.outbox import Counters
 from agent_sessions.redis.reports import ReportStore
+from agent_sessions.redis.webhooks import Bounds, Fanout
+
+REFRESH_S = 1.0  # how often the webhook endpoints are read again
 
 
 class Worker:
@@ -23,11 +28,22 @@ class Worker:
         self.reports: ReportStore
         self.escalations: EscalationStore
         self.counters: Counters
-        self.http: httpx.Client
+        self.fanout: Fanout
+        self._subscriptions: list[Subscription] = []
+        self._subscriptions_read = -REFRESH_S
 
     @property
-    def rule(self) -> EscalationRule:
-        return EscalationRule(self.settings.escalate_when_becomes, self.settings.escalate_when_changes)
+    def default_rules(self) -> rules.Rules:
+        return rules.defaults(self.settings.escalate_when_becomes, self.settings.escalate_when_changes)
+
+    def subscriptions(self) -> list[Subscription]:
+        """The webhook endpoints (read again at most every ``REFRESH_S``), and ESCALATION_WEBHOOK_URL's."""
+        if time.monotonic() - self._subscriptions_read >= REFRESH_S:
+            found = [subscription(e, fields) for e, fields in self.fanout.endpoints()]
+            if self.settings.escalation_webhook_url is not None:
+                found.append(SETTINGS_SUBSCRIPTION)
+            self._subscriptions, self._subscriptions_read = found, time.monotonic()
+        return self._subscriptions
 
     def open(self) -> Worker:
         if self._redis is None:
@@ -36,12 +52,10 @@ class Worker:
             self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
             self.escalations = EscalationStore(self._redis)
             self.counters = Counters(self._redis)
-            # One keep-alive connection pool for webhook deliveries, shared by the worker's threads.
-            self.http = httpx.Client(timeout=s.webhook_timeout, follow_redirects=False)
+            self.fanout = Fanout(self._redis, Bounds(s.webhook_backlog_max, s.webhook_log_max, s.webhook_endpoints_max))
         return self
 
     def close(self) -> None:
         if self._redis is not None:
             self._redis.close()
-            self.http.close()
             self._redis = None

@@ -6,7 +6,8 @@ never imports actor code), and only after the broker accepted them acknowledges 
 entries (so only acknowledged entries are ever trimmed). Entries that another relay read but never
 acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is
 therefore at least once; consumers dedupe on the event. Several relays may run at once: the group
-hands each entry to one of them.
+hands each entry to one of them. Before acknowledging, the relay also queues each event for the webhook
+endpoints subscribed to it (``redis.webhooks.Fanout``; the delivery loop sends them).
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ from typing import Any
 import dramatiq
 import redis
 
+from agent_sessions.endpoints import Subscription, event_message, subscription
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.outbox import Entry, Outbox
+from agent_sessions.redis.webhooks import Fanout
 
 log = logging.getLogger("agent_sessions.relay")
+REFRESH_S = 1.0  # how often the webhook endpoints are read again
 
 
 class Relay:
@@ -32,6 +36,7 @@ class Relay:
         self,
         outbox: Outbox,
         broker: dramatiq.Broker,
+        fanout: Fanout | None = None,
         name: str | None = None,
         claim_idle_ms: int = 30_000,
         batch: int = 200,
@@ -40,6 +45,9 @@ class Relay:
     ) -> None:
         self.outbox = outbox
         self.broker = broker
+        self.fanout = fanout
+        self._subscriptions: list[Subscription] = []
+        self._subscriptions_read = -REFRESH_S
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.claim_idle_ms = claim_idle_ms
         self.batch = batch
@@ -95,6 +103,7 @@ class Relay:
         """Enqueue the entries' events, one message per consumer (a list of events), then acknowledge."""
         done: list[str] = []
         batches: dict[tuple[str, str], list[Event]] = {}
+        relayed: list[Event] = []
         for entry_id, fields in entries:
             try:
                 event = event_from_entry(fields)
@@ -103,6 +112,7 @@ class Relay:
                 self.outbox.set_aside(fields)
                 done.append(entry_id)
                 continue
+            relayed.append(event)
             for consumer in consumers(event):
                 batches.setdefault(consumer, []).append(event)
             done.append(entry_id)
@@ -111,7 +121,30 @@ class Relay:
                 queue_name=queue, actor_name=actor, args=(events,), kwargs={}, options={}
             )
             self.broker.enqueue(message)
+        self.queue_webhooks(relayed)
         self.ack(done)
+
+    def queue_webhooks(self, events: list[Event]) -> None:
+        """Queue each event for the webhook endpoints that want it (before the entries are acknowledged:
+        a relay that dies here leaves them to be relayed again, and queuing is idempotent)."""
+        if self.fanout is None:
+            return
+        if time.monotonic() - self._subscriptions_read >= REFRESH_S:
+            self._subscriptions = [subscription(e, fields) for e, fields in self.fanout.endpoints()]
+            self._subscriptions_read = time.monotonic()
+        wanted = [
+            (s.id, event_message(event))
+            for event in events
+            for s in self._subscriptions
+            if s.wants(event["type"], event["agent_key"])
+        ]
+        for (endpoint, message), outcome in zip(wanted, self.fanout.enqueue(wanted), strict=True):
+            if outcome == "full":
+                log.error(
+                    "webhook endpoint %s has WEBHOOK_BACKLOG_MAX undelivered messages: %s not queued "
+                    "(POST /v2/webhook_endpoints/%s/recover sends it once the endpoint catches up)",
+                    endpoint, message.id, endpoint,
+                )  # fmt: skip
 
     def ack(self, entry_ids: list[str]) -> None:
         self.outbox.ack(entry_ids)

@@ -1,9 +1,8 @@
 """``agent-sessions worker``: the outbox relay, the purge of deleted agents, the event log's
-retention and the expiry sweep (threads of this process), and the Dramatiq workers (a child
-``dramatiq agent_sessions.workers`` process), started and stopped together. ``--relay-only`` runs the
-four loops without Dramatiq
-workers; ``--actors-only`` runs only the Dramatiq workers (as a plain ``dramatiq agent_sessions.workers``
-would), so the two can be scaled apart.
+retention, the expiry sweep and the webhook deliveries (threads of this process), and the Dramatiq
+workers (a child ``dramatiq agent_sessions.workers`` process), started and stopped together.
+``--relay-only`` runs the five loops without Dramatiq workers; ``--actors-only`` runs only the
+Dramatiq workers (as a plain ``dramatiq agent_sessions.workers`` would), so the two can be scaled apart.
 
 SIGTERM or SIGINT stops the relay after its current batch, then the workers, which finish or return
 their in-flight messages (Dramatiq's graceful shutdown). If any part dies, this command exits non-zero
@@ -53,9 +52,7 @@ def run_worker(
     workers = start_actors(processes, threads) if with_actors else None
     loops = []
     if with_relay:
-        relay, purger, retention, expirer = bootstrap.relay_loops(settings, broker, client)
-        targets = (("relay", relay.run), ("purge", purger.run), ("retention", retention.run), ("expiry", expirer.run))
-        for name, target in targets:
+        for name, target in bootstrap.relay_loops(settings, broker, client).named():
             thread = threading.Thread(target=target, args=(stop,), name=name, daemon=True)
             thread.start()
             loops.append(thread)
@@ -66,7 +63,8 @@ def run_worker(
             code = 1
             stop.set()
         elif any(not thread.is_alive() for thread in loops):
-            log.error("the relay, the purge, the retention or the expiry sweep stopped; stopping")
+            stopped = ", ".join(thread.name for thread in loops if not thread.is_alive())
+            log.error("a loop of this worker stopped (%s); stopping", stopped)
             code = 1
             stop.set()
         elif health_file is not None:

@@ -18,13 +18,14 @@ local all_sessions, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local purge_set, purges = KEYS[6], KEYS[7]
 local by_created, by_updated = KEYS[8], KEYS[9]     -- sort indexes (see _index.lua); the purge empties
                                                     -- the dimension and expiry indexes session by session
+local rules = KEYS[10]                              -- as:rules:<agent>, its escalation rules
 local agent, actor, request_id = ARGV[1], ARGV[2], ARGV[3]
 
 -- Constant time whatever the number of sessions: the session index is renamed, and the two filter
 -- indexes are unlinked (Redis frees them in the background).
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
 redis.call('DEL', agent_hash)
-redis.call('UNLINK', enabled_index, disabled_index, by_created, by_updated)
+redis.call('UNLINK', enabled_index, disabled_index, by_created, by_updated, rules)
 redis.call('ZREM', agents_index, agent)
 local pending = redis.call('ZCARD', all_sessions)
 if pending > 0 then

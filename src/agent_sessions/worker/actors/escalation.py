@@ -1,4 +1,5 @@
-"""Escalation: apply the rule to each update's before/after, record it, hand it to webhook delivery."""
+"""Escalation: apply the agent's rules to each update's before/after, record each escalation, and queue
+it for the webhook endpoints that subscribe to ``session.escalated``."""
 
 from __future__ import annotations
 
@@ -6,38 +7,50 @@ import logging
 
 import dramatiq
 
+from agent_sessions import rules
+from agent_sessions.endpoints import ESCALATED, Message, escalation_body, escalation_message
+from agent_sessions.escalations import fired
 from agent_sessions.events import ESCALATE, Event
-from agent_sessions.worker.broker import enqueue_delivery
 from agent_sessions.worker.context import Worker
 
 log = logging.getLogger("agent_sessions.actors.escalation")
 
 
-def escalate(worker: Worker, broker: dramatiq.Broker, event: Event) -> None:
-    reasons = worker.rule.reasons(event)
-    if not reasons:
-        return
-    deliver = worker.settings.escalation_webhook_url is not None
-    new, status = worker.escalations.record(event, reasons, deliver)
-    if new:
-        log.warning(
-            "session escalated: %s/%s v%s (%s)%s",
-            event["agent_key"],
-            event["session_key"],
-            event["version"],
-            "; ".join(reasons),
-            "" if deliver else " - no ESCALATION_WEBHOOK_URL set, recorded only",
-        )
-    # Also when the record already existed: a crash between recording and enqueueing must not lose
-    # the delivery. A duplicate delivery message finds the escalation delivered and does nothing.
-    if status == "pending":
-        enqueue_delivery(broker, worker.settings, event["event_id"])
+def escalate(worker: Worker, events: list[Event]) -> None:
+    own = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
+    subscriptions = worker.subscriptions()
+    deliveries: list[tuple[str, Message]] = []
+    for event in events:
+        agent = event["agent_key"]
+        stored = own.get(agent)
+        names = fired(worker.default_rules if stored is None else rules.decode(stored), event)
+        if not names:
+            continue
+        new, body = worker.escalations.record(event, names, escalation_body(event, names))
+        endpoints = [s.id for s in subscriptions if s.wants(ESCALATED, agent)]
+        if new:
+            log.warning(
+                "session escalated: %s/%s v%s (rule %s)%s",
+                agent,
+                event["session_key"],
+                event["version"],
+                ", ".join(names),
+                "" if endpoints else " - no webhook endpoint subscribes to session.escalated: recorded only",
+            )
+        # Also when the record already existed: a crash between recording and queuing must not lose
+        # the deliveries. Queuing is idempotent on the message id.
+        message = escalation_message(event["event_id"], body)
+        deliveries += [(endpoint, message) for endpoint in endpoints]
+    for (endpoint, message), outcome in zip(deliveries, worker.fanout.enqueue(deliveries), strict=True):
+        if outcome == "full":
+            log.error(
+                "webhook endpoint %s has WEBHOOK_BACKLOG_MAX undelivered messages: %s not queued", endpoint, message.id
+            )
 
 
 def declare(broker: dramatiq.Broker, worker: Worker) -> None:
     def actor(events: list[Event]) -> None:
-        for event in events:
-            escalate(worker.open(), broker, event)
+        escalate(worker.open(), events)
 
     dramatiq.actor(
         actor_name=ESCALATE[0],

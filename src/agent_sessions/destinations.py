@@ -1,0 +1,100 @@
+"""Where webhooks may go: URLs checked when an endpoint is made, and addresses checked at each delivery.
+
+A webhook URL is chosen by an API client, and the workers that POST to it sit inside the network: a URL
+naming ``127.0.0.1:6379``, ``10.0.0.5`` or the cloud metadata service (``169.254.169.254``) would turn
+the service into a proxy for anyone with an admin key. So, unless ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``
+is true, a destination is refused when any address its host resolves to is private, loopback,
+link-local, multicast, reserved or unspecified (IPv4-mapped IPv6 addresses are judged as the IPv4
+address they carry). The check runs at create and update, and again before every delivery, after DNS
+resolution; the delivery then connects to the address that was checked (``Destination.pinned``), so a
+name that resolves elsewhere a moment later (DNS rebinding) cannot slip through. Redirects are never
+followed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+from agent_sessions.errors import InvalidRequest
+
+MAX_URL_LENGTH = 2048
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Refused(Exception):
+    """The destination may not be called; the message says why."""
+
+
+@dataclass(frozen=True)
+class Destination:
+    url: str
+    host: str  # as in the URL (SNI and the Host header use it)
+    address: str  # the checked address the request goes to
+    port: int
+
+    @property
+    def pinned(self) -> str:
+        """The URL with the host replaced by the checked address."""
+        parts = urlsplit(self.url)
+        ip = f"[{self.address}]" if ":" in self.address else self.address
+        return urlunsplit((parts.scheme, f"{ip}:{self.port}", parts.path or "/", parts.query, ""))
+
+
+def check_url(url: str) -> tuple[str, int]:
+    """The URL's host and port, or ``InvalidRequest`` naming ``url``: http(s), a host, no credentials."""
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest.for_fields({"url": f"at most {MAX_URL_LENGTH} characters"})
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise InvalidRequest.for_fields({"url": f"not a URL: {exc}"}) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidRequest.for_fields({"url": "must be an absolute http:// or https:// URL"})
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest.for_fields({"url": "must not carry credentials; receivers verify the signature"})
+    if parts.fragment:
+        raise InvalidRequest.for_fields({"url": "must not have a #fragment"})
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def refused_reason(address: Address) -> str | None:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    for attribute in ("is_loopback", "is_link_local", "is_private", "is_multicast", "is_reserved", "is_unspecified"):
+        if getattr(address, attribute):
+            return f"{address} is {attribute.removeprefix('is_').replace('_', '-')}"
+    return None
+
+
+async def resolve(url: str, allow_private: bool) -> Destination:
+    """Resolve and check a destination; raises ``Refused`` (a name that does not resolve included)."""
+    host, port = check_url(url)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refused(f"{host} does not resolve: {exc}") from None
+    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    if not addresses:
+        raise Refused(f"{host} does not resolve")
+    if not allow_private:
+        for address in addresses:
+            reason = refused_reason(address)
+            if reason is not None:
+                raise Refused(
+                    f"{host} resolves to {reason}: private networks are refused "
+                    "(WEBHOOK_ALLOW_PRIVATE_NETWORKS=true allows them)"
+                )
+    return Destination(url, host, str(addresses[0]), port)
+
+
+async def check_destination(url: str, allow_private: bool) -> None:
+    """For create and update: ``InvalidRequest`` naming ``url`` when the destination is refused."""
+    try:
+        await resolve(url, allow_private)
+    except Refused as exc:
+        raise InvalidRequest.for_fields({"url": str(exc)}) from None

@@ -1,0 +1,219 @@
+"""Webhook endpoints: what they subscribe to, the messages they receive, and their API shapes.
+
+An endpoint receives a message for every event whose type is in its ``event_types`` and whose agent is
+in its ``agent_keys`` (null: every agent), from the moment the workers have seen it (they re-read the
+endpoints at least once a second) until it is disabled or deleted. A message's body is
+``{"type", "timestamp", "data"}`` with the event as ``data``; its ``webhook-id`` is the event id, and
+for ``session.escalated`` the escalation id ``esc_…`` (the update's id with another prefix), so that
+an endpoint taking both an update and the escalation it caused gets two distinct ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, NotRequired
+
+import orjson
+from pydantic import ConfigDict, Field, StringConstraints, with_config
+from typing_extensions import TypedDict
+
+from agent_sessions.events import Event
+from agent_sessions.models import AgentKey, Description, Metadata, Timestamp
+from agent_sessions.representations import event_time
+
+SETTINGS_ENDPOINT = "whe_settings"  # ESCALATION_WEBHOOK_URL, as an endpoint for session.escalated
+ESCALATED = "session.escalated"
+EVENT_TYPES = ("session.created", "session.updated", "session.deleted", "session.expired", ESCALATED)
+ENDPOINT_ID_PATTERN = "^whe_[0-9a-zA-Z_-]{1,64}$"
+MAX_AGENT_KEYS = 100
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+DEFAULT_GRACE_SECONDS = 24 * 3600
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
+AgentKeys = Annotated[list[AgentKey], Field(min_length=1, max_length=MAX_AGENT_KEYS)] | None
+DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
+
+
+@with_config(_STRICT)
+class EndpointCreate(TypedDict):
+    url: Url
+    event_types: EventTypes
+    description: NotRequired[Description]
+    agent_keys: NotRequired[AgentKeys]  # absent or null: every agent
+    enabled: NotRequired[bool]
+    metadata: NotRequired[Metadata]
+
+
+@with_config(_STRICT)
+class EndpointPatch(TypedDict, total=False):
+    url: Url
+    event_types: EventTypes
+    description: Description
+    agent_keys: AgentKeys
+    enabled: bool
+    metadata: Metadata
+
+
+@with_config(_STRICT)
+class RotateSecret(TypedDict, total=False):
+    grace_seconds: Annotated[int, Field(ge=0, le=MAX_GRACE_SECONDS)]
+
+
+@with_config(_STRICT)
+class Recover(TypedDict):
+    since: Annotated[str, StringConstraints(max_length=64)]
+    page_key: NotRequired[Annotated[str, StringConstraints(max_length=128)]]
+
+
+class Endpoint(TypedDict):
+    id: str
+    url: str
+    description: str
+    event_types: list[EventType]
+    agent_keys: list[str] | None
+    enabled: bool
+    metadata: Metadata
+    created_at: Timestamp | None
+    updated_at: Timestamp | None
+    managed_by: Literal["api", "settings"]
+
+
+class EndpointWithSecret(Endpoint):
+    secret: str  # shown in this answer only
+
+
+class EndpointList(TypedDict):
+    webhook_endpoints: list[Endpoint]
+
+
+class Delivery(TypedDict):
+    event_id: str
+    type: EventType
+    status: DeliveryStatus
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    created_at: Timestamp
+
+
+class DeliveryPageMetadata(TypedDict):
+    page_key: str | None  # not null: send it back for the next (older) page
+
+
+class DeliveryList(TypedDict):
+    deliveries: list[Delivery]
+    metadata: DeliveryPageMetadata
+
+
+class Recovered(TypedDict):
+    queued: int  # messages queued (again) for this endpoint
+    refused: int  # past the endpoint's backlog bound (WEBHOOK_BACKLOG_MAX)
+    oldest_available: Timestamp | None  # the event log's oldest event: nothing older can be recovered
+    page_key: str | None  # not null: more of the log remains; send it back to go on
+
+
+Fields = dict[str, str]  # an endpoint's record as stored
+
+
+@dataclass(frozen=True)
+class Message:
+    id: str  # the webhook-id: an event id, or an escalation id
+    type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: str
+    event_types: frozenset[str]
+    agents: frozenset[str] | None  # None: every agent
+    enabled: bool = True
+
+    def wants(self, event_type: str, agent: str) -> bool:
+        return self.enabled and event_type in self.event_types and (self.agents is None or agent in self.agents)
+
+
+SETTINGS_SUBSCRIPTION = Subscription(SETTINGS_ENDPOINT, frozenset({ESCALATED}), None)
+
+
+def subscription(endpoint: str, fields: Fields) -> Subscription:
+    agents = orjson.loads(fields["agent_keys"])
+    return Subscription(
+        endpoint,
+        frozenset(orjson.loads(fields["event_types"])),
+        None if agents is None else frozenset(agents),
+        fields["enabled"] == "1",
+    )
+
+
+def event_message(event: Event) -> Message:
+    body = orjson.dumps({"type": event["type"], "timestamp": event["occurred_at"], "data": event})
+    return Message(event["event_id"], event["type"], body)
+
+
+def escalation_id(event_id: str) -> str:
+    return "esc_" + event_id.removeprefix("evt_")
+
+
+def escalation_message(event_id: str, body: bytes) -> Message:
+    return Message(escalation_id(event_id), ESCALATED, body)
+
+
+def escalation_body(event: Event, fired: list[str]) -> bytes:
+    """The escalation's body: the update event, with the rule that fired (the first, if several did)."""
+    data = {**event, "rule": fired[0], "rules": fired}
+    return orjson.dumps({"type": ESCALATED, "timestamp": event["occurred_at"], "data": data})
+
+
+def resource(endpoint: str, fields: Fields) -> Endpoint:
+    return {
+        "id": endpoint,
+        "url": fields["url"],
+        "description": fields.get("description", ""),
+        "event_types": orjson.loads(fields["event_types"]),
+        "agent_keys": orjson.loads(fields["agent_keys"]),
+        "enabled": fields["enabled"] == "1",
+        "metadata": orjson.loads(fields.get("metadata", "{}")),
+        "created_at": event_time(fields["created_at"]),
+        "updated_at": event_time(fields["updated_at"]),
+        "managed_by": "api",
+    }
+
+
+def settings_resource(url: str) -> Endpoint:
+    escalated: EventType = "session.escalated"
+    return {
+        "id": SETTINGS_ENDPOINT,
+        "url": url,
+        "description": "ESCALATION_WEBHOOK_URL, configured by the settings",
+        "event_types": [escalated],
+        "agent_keys": None,
+        "enabled": True,
+        "metadata": {},
+        "created_at": None,
+        "updated_at": None,
+        "managed_by": "settings",
+    }
+
+
+def delivery(row: dict[str, Any]) -> Delivery:
+    return {
+        "event_id": row["id"],
+        "type": row["type"],
+        "status": row["status"],
+        "attempts": int(row["attempts"]),
+        "last_status_code": row.get("last_status_code"),
+        "last_error": row.get("last_error"),
+        "next_attempt_at": _time(row.get("next_attempt_at")),
+        "delivered_at": _time(row.get("delivered_at")),
+        "created_at": event_time(row["created_at"]),
+    }
+
+
+def _time(ms: str | None) -> str | None:
+    return None if ms is None else event_time(ms)

@@ -1,0 +1,34 @@
+-- prelude: _clock
+-- delivery_claim.lua: take the messages due for attempts, for several endpoints at once, each up to
+-- its own count, and lease them: each is rescored to the end of the lease, so no one else takes it
+-- meanwhile, and anyone may once the lease is over (the worker attempting it died).
+--
+-- Key layout: see _delivery.lua. KEYS: for each endpoint, its queue then its bodies
+-- (as:whq:<endpoint>, as:whb:<endpoint>).
+--
+-- Returns, per endpoint in KEYS order, a list {id, body, id, body, ...}
+
+local lease_ms = tonumber(ARGV[1])
+-- ARGV[2..]: how many to take, per endpoint
+
+local now = tonumber(now_ms())
+local reply = {}
+for i = 1, #KEYS / 2 do
+  local queue, bodies = KEYS[2 * i - 1], KEYS[2 * i]
+  local taken = {}
+  local count = tonumber(ARGV[i + 1])
+  if count > 0 then
+    for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, count)) do
+      local body = redis.call('HGET', bodies, id)
+      if body then
+        redis.call('ZADD', queue, now + lease_ms, id)
+        taken[#taken + 1] = id
+        taken[#taken + 1] = body
+      else
+        redis.call('ZREM', queue, id)  -- its row was dropped (the endpoint was deleted meanwhile)
+      end
+    end
+  end
+  reply[i] = taken
+end
+return reply

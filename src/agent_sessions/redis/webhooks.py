@@ -1,0 +1,227 @@
+"""Webhook endpoints, their deliveries and the agents' escalation rules, in Redis.
+
+``Webhooks`` is the asyncio side (the API, the delivery loop, the CLI); ``Fanout`` the synchronous side
+that queues deliveries (the outbox relay, the escalation actor). Both queue with the same script
+(``lua/delivery_enqueue.lua``), one call per (endpoint, message), idempotent on the message id.
+Deliveries of the endpoint the settings configure (``SETTINGS_ENDPOINT``) live under its id like any
+other's; it has no record in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+import redis
+import redis.asyncio as aioredis
+
+from agent_sessions.endpoints import SETTINGS_ENDPOINT, Fields, Message
+from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.scripts import Call, Script, SyncScript
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Per endpoint: rows not yet delivered (new messages past it are refused and counted), and rows
+    in all (the oldest delivered are dropped); how many endpoints may exist."""
+
+    backlog_max: int = 10_000
+    log_max: int = 10_000
+    endpoints_max: int = 100
+
+
+def enqueue_call(keys: Keys, endpoint: str, message: Message, bounds: Bounds, force: bool = False) -> Call:
+    check = "0" if endpoint == SETTINGS_ENDPOINT else "1"
+    return (
+        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint), keys.counters],
+        [message.id, message.type, message.body, bounds.backlog_max, bounds.log_max, check, "1" if force else "0"],
+    )
+
+
+class Webhooks:
+    def __init__(self, client: aioredis.Redis, bounds: Bounds, keys: Keys = KEYS) -> None:
+        self.redis = client
+        self.keys = keys
+        self.bounds = bounds
+        batches = Batches(client)
+        self._create = Script(batches, "webhook_endpoint_create")
+        self._update = Script(batches, "agent_update")  # the same generic "change some fields of a hash"
+        self._delete = Script(batches, "webhook_endpoint_delete")
+        self._rotate = Script(batches, "webhook_secret_rotate")
+        self._enqueue = Script(batches, "delivery_enqueue")
+        self._claim = Script(batches, "delivery_claim")
+        self._result = Script(batches, "delivery_result")
+        self._page = Script(batches, "deliveries_page")
+
+    # -- endpoints -----------------------------------------------------------------------------------
+
+    async def create(self, endpoint: str, fields: Fields) -> str:
+        """Returns "ok", "exists" or "full"."""
+        args = [endpoint, self.bounds.endpoints_max, *(item for pair in fields.items() for item in pair)]
+        reply = await self._create([self.keys.webhook_endpoint(endpoint), self.keys.webhook_endpoints], args)
+        return cast(str, reply[0])
+
+    async def get(self, endpoint: str) -> Fields | None:
+        async with outage_as_unavailable():
+            found = cast(Fields, await self.redis.hgetall(self.keys.webhook_endpoint(endpoint)))
+        return found or None
+
+    async def ids(self) -> list[str]:
+        async with outage_as_unavailable():
+            return cast(list[str], await self.redis.zrange(self.keys.webhook_endpoints, 0, -1))
+
+    async def all(self) -> list[tuple[str, Fields]]:
+        """Every endpoint, oldest first (at most ``endpoints_max``: one pipeline)."""
+        ids = await self.ids()
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            for endpoint in ids:
+                pipe.hgetall(self.keys.webhook_endpoint(endpoint))
+            found = cast(list[Fields], await pipe.execute())
+        return [(endpoint, fields) for endpoint, fields in zip(ids, found, strict=True) if fields]
+
+    async def update(self, endpoint: str, fields: Fields) -> Fields | None:
+        reply = await self._update([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
+        return None if reply[0] == "agent_not_found" else _pairs(reply[1:])
+
+    async def delete(self, endpoint: str) -> bool:
+        keys = [
+            self.keys.webhook_endpoint(endpoint),
+            self.keys.webhook_endpoints,
+            *self.keys.deliveries(endpoint),
+            self.keys.counters,
+        ]
+        return bool(await self._delete(keys, [endpoint]))
+
+    async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
+        reply = await self._rotate([self.keys.webhook_endpoint(endpoint)], [secret, grace_ms, max_secrets])
+        return None if reply[0] == "endpoint_not_found" else _pairs(reply[1:])
+
+    # -- deliveries ----------------------------------------------------------------------------------
+
+    async def enqueue(self, endpoint: str, messages: Sequence[Message], force: bool = False) -> list[str]:
+        """Queue messages for one endpoint; per message "queued", "exists", "full" or "no_endpoint"."""
+        calls = [enqueue_call(self.keys, endpoint, m, self.bounds, force) for m in messages]
+        return [cast(str, reply) for reply in await _all(self._enqueue, calls)]
+
+    async def page(self, endpoint: str, status: str | None, before: str, limit: int) -> tuple[list[Any], str]:
+        rows, _, _, log, *by_status = self.keys.deliveries(endpoint)
+        index = log if status is None else by_status[("pending", "delivered", "failed", "dead").index(status)]
+        reply = await self._page([index, rows], [before, limit])
+        return [orjson.loads(row) for row in reply[1:]], cast(str, reply[0])
+
+    async def row(self, endpoint: str, message: str) -> dict[str, Any] | None:
+        rows, bodies, *_ = self.keys.deliveries(endpoint)
+        async with outage_as_unavailable():
+            stored, body = await self.redis.hmget(rows, [message]), await self.redis.hget(bodies, message)
+        if stored[0] is None:
+            return None
+        row: dict[str, Any] = orjson.loads(stored[0])
+        row["body"] = body
+        return row
+
+    async def dead(self, endpoint: str) -> list[str]:
+        *_, dead = self.keys.deliveries(endpoint)
+        async with outage_as_unavailable():
+            return cast(list[str], await self.redis.zrange(dead, 0, -1))
+
+    async def claim(self, wanted: Sequence[tuple[str, int]], lease_ms: int) -> dict[str, list[tuple[str, bytes]]]:
+        """Lease up to ``count`` due messages of each endpoint: endpoint -> [(message id, body)]."""
+        keys = []
+        for endpoint, _ in wanted:
+            _, bodies, queue, *_ = self.keys.deliveries(endpoint)
+            keys += [queue, bodies]
+        reply = await self._claim(keys, [lease_ms, *(count for _, count in wanted)])
+        return {
+            endpoint: [(taken[i], taken[i + 1].encode()) for i in range(0, len(taken), 2)]
+            for (endpoint, _), taken in zip(wanted, reply, strict=True)
+        }
+
+    async def result(
+        self, endpoint: str, message: str, status_code: int | None, error: str, tries: int, backoff_ms: tuple[int, int]
+    ) -> str:
+        """Record one attempt ("" error: delivered); returns the row's status after it ("gone": deleted)."""
+        outcome = "failed" if error else "delivered"
+        code = "" if status_code is None else str(status_code)
+        args = [message, outcome, code, error, tries, *backoff_ms]
+        reply = await self._result([*self.keys.deliveries(endpoint), self.keys.counters], args)
+        return cast(str, reply[0])
+
+    # -- what a redelivery or a recovery reads -------------------------------------------------------
+
+    async def escalation_body(self, event_id: str) -> bytes | None:
+        async with outage_as_unavailable():
+            body = await self.redis.hget(self.keys.escalation(event_id), "body")
+        return None if body is None else cast(str, body).encode()
+
+    async def escalation_bodies(self, event_ids: Sequence[str]) -> list[bytes | None]:
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            for event_id in event_ids:
+                pipe.hget(self.keys.escalation(event_id), "body")
+            found = await pipe.execute()
+        return [None if body is None else body.encode() for body in found]
+
+    # -- escalation rules ----------------------------------------------------------------------------
+
+    async def rules(self, agent: str) -> str | None:
+        async with outage_as_unavailable():
+            return cast(str | None, await self.redis.get(self.keys.escalation_rules(agent)))
+
+    async def put_rules(self, agent: str, encoded: bytes) -> bool:
+        """Store an agent's rules if the agent exists (one transaction); False if it does not."""
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.exists(self.keys.agent(agent))
+            pipe.set(self.keys.escalation_rules(agent), encoded)
+            exists, _ = await pipe.execute()
+            if not exists:
+                await self.redis.delete(self.keys.escalation_rules(agent))
+        return bool(exists)
+
+    async def agent_exists(self, agent: str) -> bool:
+        async with outage_as_unavailable():
+            return bool(await self.redis.exists(self.keys.agent(agent)))
+
+
+class Fanout:
+    """The synchronous side: the endpoints (re-read at most every ``refresh_s``), the agents' rules,
+    and queuing deliveries in one pipeline per batch."""
+
+    def __init__(self, client: redis.Redis, bounds: Bounds, keys: Keys = KEYS) -> None:
+        self.redis = client
+        self.bounds = bounds
+        self.keys = keys
+        self._enqueue = SyncScript(client, "delivery_enqueue")
+
+    def endpoints(self) -> list[tuple[str, Fields]]:
+        ids = cast(list[str], self.redis.zrange(self.keys.webhook_endpoints, 0, -1))
+        pipe = self.redis.pipeline(transaction=False)
+        for endpoint in ids:
+            pipe.hgetall(self.keys.webhook_endpoint(endpoint))
+        return [(e, f) for e, f in zip(ids, cast(list[Fields], pipe.execute()), strict=True) if f]
+
+    def enqueue(self, deliveries: Sequence[tuple[str, Message]]) -> list[str]:
+        if not deliveries:
+            return []
+        calls = [enqueue_call(self.keys, endpoint, message, self.bounds) for endpoint, message in deliveries]
+        return [cast(str, reply) for reply in self._enqueue.many(calls)]
+
+    def rules(self, agents: Sequence[str]) -> dict[str, str | None]:
+        pipe = self.redis.pipeline(transaction=False)
+        for agent in agents:
+            pipe.get(self.keys.escalation_rules(agent))
+        return dict(zip(agents, cast(list[str | None], pipe.execute()), strict=True))
+
+
+async def _all(script: Script, calls: Sequence[Call]) -> list[Any]:
+    """Concurrent calls, which the client's batching sends in one pipeline."""
+    return list(await asyncio.gather(*(script(keys, args) for keys, args in calls)))
+
+
+def _pairs(flat: list[str]) -> Fields:
+    return dict(zip(flat[::2], flat[1::2], strict=True))

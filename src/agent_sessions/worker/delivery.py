@@ -1,0 +1,158 @@
+"""Webhook delivery: a loop of ``agent-sessions worker`` that POSTs queued messages to their endpoints.
+
+Why not a Dramatiq actor: Dramatiq's worker threads are shared by every destination, so one slow
+receiver (2 s per answer) would soon hold all of them and delay every other endpoint; isolating
+endpoints would take a queue per endpoint, which Dramatiq cannot declare at run time. Here each
+endpoint has its own queue in Redis (``lua/_delivery.lua``) and each worker process makes at most
+``WEBHOOK_CONCURRENCY`` attempts at once per endpoint, on one asyncio loop: a slow endpoint holds its
+own slots and nothing else.
+
+Every poll (at once after a busy one, else after ``POLL_S``) leases the due messages of every enabled
+endpoint with free slots, in one script call. An attempt resolves the destination, refuses it when it
+is in a private network (``destinations``), POSTs the signed message to the checked address, and
+records the outcome (``lua/delivery_result.lua``): delivered, failed and retried after a backoff, or
+dead after ``WEBHOOK_MAX_RETRIES`` + 1 attempts. A worker killed mid-attempt leaves a lease that runs
+out after ``WEBHOOK_TIMEOUT`` + ``LEASE_MARGIN_S``; any worker then tries again. Delivery is therefore
+at least once: receivers dedupe on ``webhook-id``.
+
+Logs: one WARNING line per failed attempt (message, destination, what went wrong, attempt n of m), one
+ERROR line when a message becomes a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+import orjson
+
+from agent_sessions import destinations, webhooks
+from agent_sessions.config import Settings, webhook_key
+from agent_sessions.endpoints import SETTINGS_ENDPOINT, Fields
+from agent_sessions.errors import StoreUnavailable
+from agent_sessions.redis.webhooks import Webhooks
+
+log = logging.getLogger("agent_sessions.deliveries")
+POLL_S = 0.05
+REFRESH_S = 1.0
+LEASE_MARGIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class Target:
+    id: str
+    url: str
+    secrets: tuple[tuple[bytes, int], ...]  # (key, expires at in ms; 0: never), newest first
+
+    def keys(self, now_ms: int) -> list[bytes]:
+        return [key for key, expires in self.secrets if expires == 0 or expires > now_ms]
+
+
+def target(endpoint: str, fields: Fields) -> Target | None:
+    """The endpoint as the loop needs it; None when disabled."""
+    if fields.get("enabled") != "1":
+        return None
+    secrets = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(fields["secrets"]))
+    return Target(endpoint, fields["url"], secrets)
+
+
+class DeliveryLoop:
+    def __init__(self, settings: Settings, webhooks_store: Webhooks, http: httpx.AsyncClient) -> None:
+        self.settings = settings
+        self.store = webhooks_store
+        self.http = http
+        self.inflight: dict[str, int] = {}
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._targets: dict[str, Target] = {}
+        self._refreshed = 0.0
+        self.tries = settings.webhook_max_retries + 1
+        self.backoff = (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms)
+        self.lease_ms = int((settings.webhook_timeout + LEASE_MARGIN_S) * 1000)
+
+    async def targets(self) -> dict[str, Target]:
+        if time.monotonic() - self._refreshed >= REFRESH_S:
+            found = {e: t for e, fields in await self.store.all() if (t := target(e, fields)) is not None}
+            s = self.settings
+            if s.escalation_webhook_url and s.webhook_key:
+                found[SETTINGS_ENDPOINT] = Target(SETTINGS_ENDPOINT, s.escalation_webhook_url, ((s.webhook_key, 0),))
+            self._targets, self._refreshed = found, time.monotonic()
+        return self._targets
+
+    async def step(self) -> int:
+        """Lease what is due for every endpoint with free slots and start those attempts."""
+        targets = await self.targets()
+        limit = self.settings.webhook_concurrency
+        wanted = [(e, limit - self.inflight.get(e, 0)) for e in targets if self.inflight.get(e, 0) < limit]
+        if not wanted:
+            return 0
+        started = 0
+        for endpoint, taken in (await self.store.claim(wanted, self.lease_ms)).items():
+            for message, body in taken:
+                self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
+                task = asyncio.create_task(self.attempt(targets[endpoint], message, body))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                started += 1
+        return started
+
+    async def attempt(self, to: Target, message: str, body: bytes) -> None:
+        status_code: int | None = None
+        error = ""
+        try:
+            try:
+                destination = await destinations.resolve(to.url, self.settings.webhook_allow_private_networks)
+                status_code = await webhooks.post(
+                    self.http, destination, to.keys(int(time.time() * 1000)), message, body
+                )
+            except destinations.Refused as exc:
+                error = f"refused: {exc}"
+            except webhooks.DeliveryFailed as exc:
+                error, status_code = str(exc), exc.status_code
+            status = await self.store.result(to.id, message, status_code, error, self.tries, self.backoff)
+            self._log(to, message, status, error)
+        except StoreUnavailable:
+            log.warning("webhook %s to %s: outcome not recorded (Redis unavailable); tried again later", message, to.id)
+        finally:
+            self.inflight[to.id] -= 1
+
+    def _log(self, to: Target, message: str, status: str, error: str) -> None:
+        if status == "dead":
+            log.error(
+                "webhook %s to %s (%s) is a dead letter after %d attempts: %s; "
+                "POST /v2/webhook_endpoints/%s/deliveries/%s/redeliver sends it again",
+                message, to.id, to.url, self.tries, error, to.id, message,
+            )  # fmt: skip
+        elif status == "failed":
+            log.warning("webhook %s to %s (%s) failed: %s; tried again later", message, to.id, to.url, error)
+        elif status == "delivered":
+            log.debug("webhook %s to %s delivered", message, to.id)
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set (a thread of ``agent-sessions worker``); closes the clients."""
+
+        async def main() -> None:
+            try:
+                await self.loop(stop)
+            finally:
+                await self.http.aclose()
+                await self.store.redis.aclose()
+
+        asyncio.run(main())
+
+    async def loop(self, stop: threading.Event) -> None:
+        log.info("webhook deliveries started")
+        while not stop.is_set():
+            try:
+                started = await self.step()
+            except StoreUnavailable as exc:
+                log.warning("webhook deliveries: Redis unavailable (%s); retrying", exc)
+                started = 0
+                await asyncio.sleep(1.0)
+            if not started:
+                await asyncio.sleep(POLL_S)
+        if self.tasks:  # let attempts under way finish and record their outcome
+            await asyncio.wait(self.tasks, timeout=self.settings.webhook_timeout + 1)
