@@ -39,6 +39,9 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer, free_port
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from webhooks import SLOW_S, print_webhooks, webhook_run
+
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 AGENT, SESSION = "agt_customer_support", "ase_customer_support_001"
@@ -280,6 +283,27 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         stop(worker)
         stop(api)
         receiver.server.shutdown()
+
+
+def webhooks_benchmark(redis_url: str, rate: int, seconds: float) -> list[dict[str, Any]]:
+    """bench/webhooks.py: ten endpoints at ``rate`` PATCH/s, with a slow one and without."""
+
+    def serve(env: dict[str, str]) -> tuple[str, Any]:
+        port = free_port()
+        api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+        worker = start([str(BIN / "agent-sessions"), "worker", "--threads", "16"], env)
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+
+        def stop_all() -> None:
+            stop(worker)
+            stop(api)
+
+        return f"http://127.0.0.1:{port}", stop_all
+
+    def drive(base: str, seconds: float, env: dict[str, str]) -> dict[str, float]:
+        return wrk(base, seconds, 100, HERE / "spread.lua", env)
+
+    return [webhook_run(redis_url, rate, seconds, delay, serve, drive) for delay in (SLOW_S, 0.0)]
 
 
 def populate(redis_url: str, agent: str, sessions: int) -> None:
@@ -640,6 +664,8 @@ def main() -> int:
     parser.add_argument("--export-events", type=int, default=20_000, help="events in the log for the export")
     parser.add_argument("--subscribers", type=int, default=100, help="live feed subscribers")
     parser.add_argument("--search-only", action="store_true", help="only filtered and sorted session pages")
+    parser.add_argument("--webhooks-only", action="store_true", help="only webhook delivery to ten endpoints")
+    parser.add_argument("--webhooks-seconds", type=float, default=20, help="each of the two webhook runs")
     parser.add_argument("--search-sessions", type=int, default=100_000, help="sessions of the searched agent")
     parser.add_argument("--search-requests", type=int, default=200, help="requests per query")
     args = parser.parse_args()
@@ -648,6 +674,7 @@ def main() -> int:
         args.delete_sessions = 200
         args.export_events, args.subscribers = 500, 5
         args.search_sessions, args.search_requests = 2000, 5
+        args.webhooks_seconds = 2
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
 
@@ -665,16 +692,23 @@ def main() -> int:
             with TestClient(create_app(Settings(redis_url=server.url))) as tc:
                 tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-            http, deleting, feed, search = None, None, None, None
+            http, deleting, feed, search, hooks = None, None, None, None, None
             pipe, per_session, per_entry, per_event = None, None, None, None
-            only = args.pipeline_only or args.delete_only or args.events_only or args.http_only or args.search_only
+            only = (
+                args.pipeline_only
+                or args.delete_only
+                or args.events_only
+                or args.http_only
+                or args.search_only
+                or args.webhooks_only
+            )
             if args.search_only or not only:
                 log(f"session search: an agent with {args.search_sessions} sessions ...")
                 search = search_benchmark(server.url, key, args.search_sessions, args.search_requests)
             if args.events_only or not only:
                 log(f"event log: export of {args.export_events} events, feed with {args.subscribers} subscribers ...")
                 feed = events_benchmark(server.url, key, args.export_events, args.subscribers)
-            if not args.pipeline_only and not args.delete_only and not args.events_only and not args.search_only:
+            if not only or args.http_only:
                 log("HTTP: baseline vs ours ...")
                 http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
             if not only or args.delete_only:
@@ -690,6 +724,9 @@ def main() -> int:
                 )
                 log("memory ...")
                 per_session, per_entry, per_event = memory_benchmark(server.url, args.memory_sessions)
+            if not only or args.webhooks_only:
+                log(f"webhooks: ten endpoints at {args.pipeline_rate} PATCH/s, with a slow one and without ...")
+                hooks = webhooks_benchmark(server.url, args.pipeline_rate, args.webhooks_seconds)
         finally:
             server.stop()
 
@@ -702,6 +739,8 @@ def main() -> int:
         print_feed(feed, args)
     if search is not None:
         print_search(search, args)
+    if hooks is not None:
+        print_webhooks(hooks, args.pipeline_rate, args.webhooks_seconds)
     if pipe is None or per_session is None or per_entry is None:
         return 0
     print()

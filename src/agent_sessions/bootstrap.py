@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import dramatiq
-import httpx
 import redis
 import redis.asyncio as aioredis
 
@@ -153,14 +152,10 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
 
 
 def deliveries(settings: Settings) -> DeliveryLoop:
-    """The webhook delivery loop: its own asyncio Redis client and HTTP client (it runs in a thread)."""
+    """The webhook delivery loop, with its own asyncio Redis client (it runs in a thread; its HTTP
+    clients, one per endpoint, are its own too)."""
     client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
-    http = httpx.AsyncClient(
-        timeout=settings.webhook_timeout,
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=256),
-    )
-    return DeliveryLoop(settings, Webhooks(client, webhook_bounds(settings)), http)
+    return DeliveryLoop(settings, Webhooks(client, webhook_bounds(settings)))
 
 
 @dataclass(frozen=True)

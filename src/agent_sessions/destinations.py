@@ -62,6 +62,18 @@ def check_url(url: str) -> tuple[str, int]:
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
+async def _addresses(host: str, port: int) -> list[Address]:
+    try:
+        return [ipaddress.ip_address(host)]  # a literal address: nothing to resolve
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refused(f"{host} does not resolve: {exc}") from None
+    return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+
+
 def refused_reason(address: Address) -> str | None:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
@@ -74,11 +86,7 @@ def refused_reason(address: Address) -> str | None:
 async def resolve(url: str, allow_private: bool) -> Destination:
     """Resolve and check a destination; raises ``Refused`` (a name that does not resolve included)."""
     host, port = check_url(url)
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise Refused(f"{host} does not resolve: {exc}") from None
-    addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+    addresses = await _addresses(host, port)
     if not addresses:
         raise Refused(f"{host} does not resolve")
     if not allow_private:

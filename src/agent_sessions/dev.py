@@ -100,7 +100,8 @@ def seed(settings: Settings, data_dir: Path) -> str:
 def start_workers(redis_url: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     """``agent-sessions worker`` against the embedded Redis, in its own session so that Ctrl-C reaches
     only us and we stop it in order (workers first, Redis last)."""
-    env = {"LOG_FORMAT": "text", **os.environ, "REDIS_URL": redis_url}  # a terminal: text unless asked
+    # A terminal: text logs unless asked; webhook receivers on this machine are allowed unless asked.
+    env = {"LOG_FORMAT": "text", "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", **os.environ, "REDIS_URL": redis_url}
     env.pop("BROKER_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "agent_sessions.cli", "worker"],
@@ -127,7 +128,7 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) 
     webhooks = (
         [f"are POSTed to {webhook_url}, signed with ESCALATION_WEBHOOK_SECRET."]
         if webhook_url
-        else ["are recorded and logged; set ESCALATION_WEBHOOK_URL and ESCALATION_WEBHOOK_SECRET to have them POSTed."]
+        else ["are recorded and logged, and sent to the endpoints that subscribe to session.escalated."]
     )
     return "\n".join(
         [
@@ -142,8 +143,12 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) 
             f"    -H 'x-api-key: {secret}' -H 'Content-Type: application/json' \\",
             f"    -d {shlex.quote(body)}",
             "",
-            "Workers: the outbox relay and the reporting, escalation and webhook actors are running. Escalations",
-            *webhooks,
+            "Workers: the outbox relay, the reporting and escalation actors and the webhook deliveries run.",
+            "Escalations " + webhooks[0],
+            f"  Webhooks:   curl -s -X POST {base_url}/v2/webhook_endpoints -H 'x-api-key: {secret}' \\",
+            "                -H 'Content-Type: application/json' \\",
+            "                -d '{\"url\": \"http://127.0.0.1:9000/hooks\", \"event_types\": [\"session.updated\"]}'",
+            "              (receivers on this machine are allowed in dev: WEBHOOK_ALLOW_PRIVATE_NETWORKS=true)",
             f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
             "",
             "Ctrl-C stops the API, the workers and Redis; data stays in the data directory for the next run.",
@@ -179,7 +184,9 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
     redis_server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock", die_with_parent=True, pass_fds=(lock,))
     workers = None
     try:
-        settings = settings.model_copy(update={"redis_url": redis_server.url, "broker_url": None})
+        local = os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") is None or settings.webhook_allow_private_networks
+        update = {"redis_url": redis_server.url, "broker_url": None, "webhook_allow_private_networks": local}
+        settings = settings.model_copy(update=update)
         cfg = web_server.config(
             settings, create_app(settings), host, port, log_config=dict_config(settings.log_level, "text")
         )

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired
 
 import orjson
-from pydantic import ConfigDict, Field, StringConstraints, with_config
+from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
 from agent_sessions.events import Event
@@ -31,7 +31,11 @@ DEFAULT_GRACE_SECONDS = 24 * 3600
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
-Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+Url = Annotated[
+    str,
+    StringConstraints(pattern="^https?://", max_length=2048),
+    WithJsonSchema({"type": "string", "format": "uri", "pattern": "^https?://", "maxLength": 2048}),
+]
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
 AgentKeys = Annotated[list[AgentKey], Field(min_length=1, max_length=MAX_AGENT_KEYS)] | None
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
@@ -64,8 +68,8 @@ class RotateSecret(TypedDict, total=False):
 
 @with_config(_STRICT)
 class Recover(TypedDict):
-    since: Annotated[str, StringConstraints(max_length=64)]
-    page_key: NotRequired[Annotated[str, StringConstraints(max_length=128)]]
+    since: Annotated[str, StringConstraints(max_length=64), WithJsonSchema({"type": "string", "format": "date-time"})]
+    page_key: NotRequired[Annotated[str, StringConstraints(max_length=200)]]
 
 
 class Endpoint(TypedDict):

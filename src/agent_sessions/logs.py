@@ -69,4 +69,3 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     # Dramatiq's retry lines ("Retrying message … in N ms", "Retries exceeded") repeat what our actors
     # and middleware log per attempt, with the event and destination; keep only its errors.
     logging.getLogger("dramatiq.middleware.retries.Retries").setLevel(logging.ERROR)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per webhook POST; ours say more

@@ -24,6 +24,7 @@ from typing import Annotated, Any, NotRequired
 
 import orjson
 from pydantic import ConfigDict, Field, StringConstraints, with_config
+from pydantic.config import JsonDict
 from typing_extensions import TypedDict
 
 from agent_sessions.errors import InvalidRequest
@@ -40,7 +41,13 @@ _STRICT = ConfigDict(extra="forbid", strict=True)
 Scalar = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool
 
 
-@with_config(_STRICT)
+# Exactly one of `becomes` or `changes: true` (stated for /openapi.json; ``from_body`` enforces it).
+ONE_KIND: JsonDict = {
+    "oneOf": [{"required": ["becomes"]}, {"required": ["changes"], "properties": {"changes": {"const": True}}}]
+}
+
+
+@with_config(ConfigDict(extra="forbid", strict=True, json_schema_extra=ONE_KIND))
 class RuleBody(TypedDict):
     name: Annotated[str, StringConstraints(pattern=RULE_NAME_PATTERN)]
     path: Annotated[str, StringConstraints(pattern=PATH_PATTERN, max_length=512)]

@@ -43,7 +43,8 @@ from agent_sessions.redis.webhooks import Webhooks
 from agent_sessions.representations import event_time
 
 ENDPOINT_ID_RE = re.compile(ep.ENDPOINT_ID_PATTERN)
-MESSAGE_ID_RE = re.compile(r"^(evt|esc)_[A-Za-z0-9_-]{1,80}$")
+MESSAGE_ID_PATTERN = "^(evt|esc)_[A-Za-z0-9_-]{1,80}$"
+MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
 MAX_SECRETS = 3  # a new one and the previous ones in their grace period
 RECOVER_MAX = 1_000  # messages one recovery call queues at most
 RECOVER_PAGE = 500
@@ -62,7 +63,7 @@ def check_endpoint_id(endpoint: str) -> None:
 def parse_time(value: str, field: str) -> int:
     """An RFC 3339 time with a zone -> ms since the epoch."""
     try:
-        moment = datetime.fromisoformat(value)
+        moment = datetime.fromisoformat(value.upper())  # RFC 3339 allows a lowercase t and z
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:

@@ -38,3 +38,10 @@ def test_bench_smoke_run_prints_the_table() -> None:
         assert re.search(rf"\| {process}.* \| \d+ \|", out), out
     assert re.search(r"per seed-example session .* \| \d+ \|", out), out
     assert re.search(r"per history entry .* \| \d+ \|", out), out
+    # Webhooks: every endpoint got exactly its events (none extra, none lost: what has not arrived is
+    # queued), in both runs; the slow endpoint's row is there.
+    rows = re.findall(r"^\| (agt_w\d updates|escalations|slow \(2 s per answer\)|the same, fast) \| (\d+) \| (\d+) \| "
+                      r"(\d+) \| (\d+) \| (\d+) \| (\d+) \|", out, re.MULTILINE)  # fmt: skip
+    assert len(rows) == 20, out
+    assert all(extra == "0" and lost == "0" for _, _, _, _, extra, lost, _ in rows), out
+    assert any(name.startswith("slow") for name, *_ in rows) and int(rows[0][1]) > 0, out

@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 from standardwebhooks import Webhook
 
 from agent_sessions.auth import Role
+from agent_sessions.endpoints import SETTINGS_ENDPOINT
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
 from tests.support.api import DIMS
@@ -39,6 +42,7 @@ def stack(redis_url: str, receiver: Receiver, **settings: str) -> Iterator[tuple
         ESCALATION_WEBHOOK_URL=receiver.url,
         ESCALATION_WEBHOOK_SECRET=SECRET,
         WEBHOOK_MIN_BACKOFF_MS="50",
+        WEBHOOK_ALLOW_PRIVATE_NETWORKS="true",  # the receivers listen on 127.0.0.1
         **settings,
     )
     with serve(environment) as base, working(environment) as worker:
@@ -69,18 +73,38 @@ def test_escalating_patch_sends_one_signed_webhook(
     (delivery,) = receiver.wait_for(1, timeout=60)
     payload = Webhook(SECRET).verify(delivery.body, delivery.headers)
     assert payload["data"]["version"] == patched["version"] and payload["data"]["session_key"] == "ase_1"
+    assert payload["data"]["rule"] == "priority"
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    escalation = KEYS.escalation(delivery.headers["webhook-id"])
+    rows = KEYS.deliveries(SETTINGS_ENDPOINT)[0]
 
     def settled() -> bool:  # recorded as delivered, every event handled by both consumers
         counters = conn.hgetall(KEYS.counters)
         handled = int(counters.get("report_events:processed", 0)) >= 2  # created, updated
         handled = handled and int(counters.get("escalate_events:processed", 0)) >= 1
-        return handled and conn.hget(escalation, "status") == "delivered" and conn.xlen(KEYS.outbox) == 0
+        row = orjson.loads(conn.hget(rows, delivery.headers["webhook-id"]) or "{}")
+        return handled and row.get("status") == "delivered" and conn.xlen(KEYS.outbox) == 0
 
     eventually(settled, "the pipeline did not settle", timeout=60)
     assert len(receiver.deliveries) == 1  # one, not one per consumer or per retry
-    assert conn.hgetall(KEYS.counters)["deliver_webhook:processed"] == "1"
+    assert conn.hgetall(KEYS.counters)["webhooks:delivered"] == "1"
+
+
+def test_an_endpoint_made_through_the_api_receives_its_events(
+    system: tuple[str, dict[str, str]], receiver: Receiver
+) -> None:
+    base, headers = system
+    with Receiver() as analytics:
+        body = {"url": analytics.url, "event_types": ["session.updated"], "agent_keys": [AGENT]}
+        made = httpx.post(f"{base}/v2/webhook_endpoints", json=body, headers=headers)
+        assert made.status_code == 201, made.text
+        secret = made.json()["secret"]
+        sessions = f"{base}/v2/agents/{AGENT}/sessions"
+        time.sleep(1.2)  # the relay reads the endpoints again at least every second (documented)
+        assert httpx.post(sessions, json={"key": "ase_1"}, headers=headers).is_success
+        patched = httpx.patch(f"{sessions}/ase_1", json={"description": "x"}, headers=headers).json()
+        (delivery,) = analytics.wait_for(1, timeout=60)
+        payload = Webhook(secret).verify(delivery.body, delivery.headers)
+        assert payload["type"] == "session.updated" and payload["data"]["version"] == patched["version"]
 
 
 def test_receiver_failing_twice_still_gets_the_webhook(system: tuple[str, dict[str, str]], receiver: Receiver) -> None:
@@ -159,13 +183,14 @@ def test_dead_letters_are_listed_and_resent_by_the_cli(
             [command(), "deadletters", *args], env=settings, capture_output=True, text=True, timeout=60
         )
 
-    eventually(lambda: "evt_" in cli("list").stdout, "no dead letter listed", timeout=60)
+    eventually(lambda: "esc_" in cli("list").stdout, "no dead letter listed", timeout=60)
     listed = cli("list").stdout
     assert len(receiver.deliveries) == 2 and "HTTP 500" in listed  # first try + one retry, then dead
-    event_id = next(word for word in listed.split() if word.startswith("evt_"))
+    assert SETTINGS_ENDPOINT in listed
+    event_id = next(word for word in listed.split() if word.startswith("esc_"))
     receiver.fail_next(0)
     assert cli("retry", event_id).returncode == 0
     (delivery,) = receiver.wait_for(1, timeout=60)
     assert delivery.headers["webhook-id"] == event_id
-    assert "evt_" not in cli("list").stdout
+    assert "esc_" not in cli("list").stdout
     assert cli("retry", event_id).returncode == 1  # no longer a dead letter

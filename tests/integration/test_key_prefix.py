@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import redis
 
-from agent_sessions.auth import Role, digest
 from agent_sessions import rules
+from agent_sessions.auth import Role, digest
 from agent_sessions.endpoints import escalation_body, escalation_message, event_message
 from agent_sessions.escalations import fired
 from agent_sessions.events import Origin, event_from_entry
@@ -79,7 +79,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
                                               "enabled": "1", "secrets": "[]"}) == "ok"  # fmt: skip
         assert Fanout(sync_redis, Bounds(), KEYS).enqueue([("whe_p", event_message(update))]) == ["queued"]
         await webhooks.enqueue("whe_p", [escalation_message(update["event_id"], body)])
-        for message, _ in (await webhooks.claim([("whe_p", 10)], 1000))["whe_p"]:
+        for message, _ in (await webhooks.claim([("whe_p", 10)], 1000))["whe_p"].messages:
             assert await webhooks.result("whe_p", message, 500, "HTTP 500", 1, (1, 1)) == "dead"
         assert await webhooks.put_rules("agt_q", rules.defaults((), ("tier",)).encode())
     finally:

@@ -1,4 +1,5 @@
-"""A local webhook receiver: records every POST, can be told to fail the next N."""
+"""A local webhook receiver: records every POST; can be told to fail the next N, to answer with
+another status, or to hold every answer until released (a slow endpoint)."""
 
 from __future__ import annotations
 
@@ -23,18 +24,25 @@ class Receiver:
     def __init__(self) -> None:
         self.deliveries: list[Delivery] = []
         self.failures_left = 0
+        self.status = 204
+        self.released = threading.Event()
+        self.released.set()
         self.lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.released.wait(60)
                 with receiver.lock:
-                    status = 500 if receiver.failures_left > 0 else 204
+                    status = 500 if receiver.failures_left > 0 else receiver.status
                     receiver.failures_left = max(0, receiver.failures_left - 1)
                     headers = {k.lower(): v for k, v in self.headers.items()}
                     receiver.deliveries.append(Delivery(headers, body, status, time.time()))
                 self.send_response(status)
+                if 300 <= status < 400:
+                    self.send_header("location", "http://127.0.0.1:1/elsewhere")
+                self.send_header("content-length", "0")
                 self.end_headers()
 
             def log_message(self, *args: object) -> None:
@@ -57,7 +65,15 @@ class Receiver:
         eventually(lambda: len(self.succeeded()) >= count, f"fewer than {count} deliveries", timeout)
         return self.succeeded()
 
+    def hold(self) -> None:
+        """Answer nothing until ``release`` (requests wait, as at a slow receiver)."""
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
     def close(self) -> None:
+        self.released.set()
         self.server.shutdown()
         self.server.server_close()
 

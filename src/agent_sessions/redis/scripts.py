@@ -2,7 +2,8 @@
 script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
 
 - ``Script``: for the API (asyncio). Calls are batched with other requests' calls (``client.Batches``);
-  an outage raises ``StoreUnavailable`` and a full Redis ``InsufficientStorage``.
+  an outage raises ``StoreUnavailable`` and a full Redis ``InsufficientStorage``. ``many`` sends calls
+  that must run in order in one pipeline of their own.
 - ``SyncScript``: for the workers and the CLI (synchronous, like Dramatiq actors). ``many`` sends many
   calls of one script in one pipeline (no MULTI: each call is atomic on its own).
 
@@ -101,6 +102,27 @@ class Script:
         except ResponseError as exc:
             raise_if_full(exc)
             raise
+
+    async def many(self, calls: Sequence[Call]) -> list[Any]:
+        """Many calls in one pipeline of their own, run in the order given (the shared batches may run
+        concurrent calls in any order). Re-sent whole when Redis had forgotten the script."""
+        try:
+            try:
+                return await self._send(calls)
+            except NoScriptError:
+                await self.batches.client.script_load(self.lua.source)
+                return await self._send(calls)
+        except OUTAGE_ERRORS as exc:
+            raise StoreUnavailable() from exc
+        except ResponseError as exc:
+            raise_if_full(exc)
+            raise
+
+    async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        pipe = self.batches.client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(self.sha, len(keys), *keys, *args)
+        return list(await pipe.execute())
 
 
 class SyncScript:

@@ -9,7 +9,6 @@ other's; it has no record in Redis.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -32,6 +31,13 @@ class Bounds:
     backlog_max: int = 10_000
     log_max: int = 10_000
     endpoints_max: int = 100
+
+
+@dataclass(frozen=True)
+class Claimed:
+    url: str  # "" for an endpoint without a record (the settings' one)
+    secrets: str  # the record's secrets (JSON), as they are at this claim
+    messages: list[tuple[str, bytes]]  # (message id, body)
 
 
 def enqueue_call(keys: Keys, endpoint: str, message: Message, bounds: Bounds, force: bool = False) -> Call:
@@ -105,8 +111,10 @@ class Webhooks:
 
     async def enqueue(self, endpoint: str, messages: Sequence[Message], force: bool = False) -> list[str]:
         """Queue messages for one endpoint; per message "queued", "exists", "full" or "no_endpoint"."""
+        if not messages:
+            return []
         calls = [enqueue_call(self.keys, endpoint, m, self.bounds, force) for m in messages]
-        return [cast(str, reply) for reply in await _all(self._enqueue, calls)]
+        return [cast(str, reply) for reply in await self._enqueue.many(calls)]
 
     async def page(self, endpoint: str, status: str | None, before: str, limit: int) -> tuple[list[Any], str]:
         rows, _, _, log, *by_status = self.keys.deliveries(endpoint)
@@ -129,16 +137,17 @@ class Webhooks:
         async with outage_as_unavailable():
             return cast(list[str], await self.redis.zrange(dead, 0, -1))
 
-    async def claim(self, wanted: Sequence[tuple[str, int]], lease_ms: int) -> dict[str, list[tuple[str, bytes]]]:
-        """Lease up to ``count`` due messages of each endpoint: endpoint -> [(message id, body)]."""
+    async def claim(self, wanted: Sequence[tuple[str, int]], lease_ms: int) -> dict[str, Claimed]:
+        """Lease up to ``count`` due messages of each endpoint, with the endpoint's URL and secrets."""
         keys = []
         for endpoint, _ in wanted:
             _, bodies, queue, *_ = self.keys.deliveries(endpoint)
-            keys += [queue, bodies]
+            keys += [queue, bodies, self.keys.webhook_endpoint(endpoint)]
         reply = await self._claim(keys, [lease_ms, *(count for _, count in wanted)])
         return {
-            endpoint: [(taken[i], taken[i + 1].encode()) for i in range(0, len(taken), 2)]
+            endpoint: Claimed(url, secrets, [(taken[i], taken[i + 1].encode()) for i in range(2, len(taken), 2)])
             for (endpoint, _), taken in zip(wanted, reply, strict=True)
+            for url, secrets in [(taken[0], taken[1])]
         }
 
     async def result(
@@ -216,11 +225,6 @@ class Fanout:
         for agent in agents:
             pipe.get(self.keys.escalation_rules(agent))
         return dict(zip(agents, cast(list[str | None], pipe.execute()), strict=True))
-
-
-async def _all(script: Script, calls: Sequence[Call]) -> list[Any]:
-    """Concurrent calls, which the client's batching sends in one pipeline."""
-    return list(await asyncio.gather(*(script(keys, args) for keys, args in calls)))
 
 
 def _pairs(flat: list[str]) -> Fields:

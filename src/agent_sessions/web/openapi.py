@@ -13,6 +13,8 @@ import orjson
 from pydantic import TypeAdapter
 
 from agent_sessions import __version__, errors, models
+from agent_sessions.endpoints import ENDPOINT_ID_PATTERN
+from agent_sessions.webhook_services import MESSAGE_ID_PATTERN
 
 if TYPE_CHECKING:
     from agent_sessions.web.routes import Endpoint
@@ -76,11 +78,18 @@ def _response(description: str, schema: dict[str, Any] | None, headers: tuple[st
     return response
 
 
+# Path parameters besides the agent and session keys.
+PATH_SCHEMAS: dict[str, dict[str, Any]] = {
+    "endpoint_id": {"type": "string", "pattern": ENDPOINT_ID_PATTERN},
+    "event_id": {"type": "string", "pattern": MESSAGE_ID_PATTERN},
+}
+
+
 def error_statuses(e: Endpoint) -> list[int]:
     statuses = set()
     if e.role is not None:
         statuses |= {401, 403, 429, 503}
-    if e.path_keys or e.body is not None or e.query:
+    if e.path_params or e.body is not None or e.query:
         statuses.add(400)
     if e.path_keys:
         statuses.add(404)
@@ -116,7 +125,7 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
         for k in e.path_keys
     ]
     params += [
-        {"name": k, "in": "path", "required": True, "schema": {"type": "string", "maxLength": 100}}
+        {"name": k, "in": "path", "required": True, "schema": PATH_SCHEMAS.get(k, {"type": "string", "maxLength": 100})}
         for k in e.path_params
         if k not in e.path_keys
     ]

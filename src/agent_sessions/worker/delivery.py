@@ -7,7 +7,8 @@ endpoint has its own queue in Redis (``lua/_delivery.lua``) and each worker proc
 ``WEBHOOK_CONCURRENCY`` attempts at once per endpoint, on one asyncio loop: a slow endpoint holds its
 own slots and nothing else.
 
-Every poll (at once after a busy one, else after ``POLL_S``) leases the due messages of every enabled
+Every poll (at once after one that started attempts or when an attempt ends, else after ``POLL_S``)
+leases the due messages of every enabled
 endpoint with free slots, in one script call. An attempt resolves the destination, refuses it when it
 is in a private network (``destinations``), POSTs the signed message to the checked address, and
 records the outcome (``lua/delivery_result.lua``): delivered, failed and retried after a backoff, or
@@ -22,12 +23,13 @@ ERROR line when a message becomes a dead letter.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 import orjson
 
 from agent_sessions import destinations, webhooks
@@ -56,22 +58,41 @@ def target(endpoint: str, fields: Fields) -> Target | None:
     """The endpoint as the loop needs it; None when disabled."""
     if fields.get("enabled") != "1":
         return None
-    secrets = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(fields["secrets"]))
-    return Target(endpoint, fields["url"], secrets)
+    return current(endpoint, fields["url"], fields["secrets"])
+
+
+def current(endpoint: str, url: str, secrets: str) -> Target:
+    keys = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(secrets))
+    return Target(endpoint, url, keys)
 
 
 class DeliveryLoop:
-    def __init__(self, settings: Settings, webhooks_store: Webhooks, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, webhooks_store: Webhooks) -> None:
         self.settings = settings
         self.store = webhooks_store
-        self.http = http
+        self.clients: dict[str, aiohttp.ClientSession] = {}  # one keep-alive pool per endpoint
         self.inflight: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
+        self.freed = asyncio.Event()
         self._targets: dict[str, Target] = {}
         self._refreshed = 0.0
         self.tries = settings.webhook_max_retries + 1
         self.backoff = (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms)
         self.lease_ms = int((settings.webhook_timeout + LEASE_MARGIN_S) * 1000)
+
+    def client(self, endpoint: str) -> aiohttp.ClientSession:
+        """The endpoint's own keep-alive pool of at most WEBHOOK_CONCURRENCY connections. Receivers'
+        cookies are never kept (a hostile one could send any number)."""
+        client = self.clients.get(endpoint)
+        if client is None:
+            client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.settings.webhook_concurrency),
+                timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
+            )
+            self.clients[endpoint] = client
+        return client
 
     async def targets(self) -> dict[str, Target]:
         if time.monotonic() - self._refreshed >= REFRESH_S:
@@ -80,6 +101,8 @@ class DeliveryLoop:
             if s.escalation_webhook_url and s.webhook_key:
                 found[SETTINGS_ENDPOINT] = Target(SETTINGS_ENDPOINT, s.escalation_webhook_url, ((s.webhook_key, 0),))
             self._targets, self._refreshed = found, time.monotonic()
+            for gone in [e for e in self.clients if e not in found and not self.inflight.get(e)]:
+                await self.clients.pop(gone).close()
         return self._targets
 
     async def step(self) -> int:
@@ -90,10 +113,13 @@ class DeliveryLoop:
         if not wanted:
             return 0
         started = 0
-        for endpoint, taken in (await self.store.claim(wanted, self.lease_ms)).items():
-            for message, body in taken:
+        for endpoint, claimed in (await self.store.claim(wanted, self.lease_ms)).items():
+            to = targets[endpoint]
+            if claimed.url:  # as the endpoint is now: a change of URL or secrets applies at once
+                to = current(endpoint, claimed.url, claimed.secrets)
+            for message, body in claimed.messages:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
-                task = asyncio.create_task(self.attempt(targets[endpoint], message, body))
+                task = asyncio.create_task(self.attempt(to, message, body))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
                 started += 1
@@ -104,9 +130,11 @@ class DeliveryLoop:
         error = ""
         try:
             try:
-                destination = await destinations.resolve(to.url, self.settings.webhook_allow_private_networks)
+                # ESCALATION_WEBHOOK_URL is the operator's own choice, not an API client's: never refused.
+                trusted = self.settings.webhook_allow_private_networks or to.id == SETTINGS_ENDPOINT
+                destination = await destinations.resolve(to.url, trusted)
                 status_code = await webhooks.post(
-                    self.http, destination, to.keys(int(time.time() * 1000)), message, body
+                    self.client(to.id), destination, to.keys(int(time.time() * 1000)), message, body
                 )
             except destinations.Refused as exc:
                 error = f"refused: {exc}"
@@ -118,6 +146,7 @@ class DeliveryLoop:
             log.warning("webhook %s to %s: outcome not recorded (Redis unavailable); tried again later", message, to.id)
         finally:
             self.inflight[to.id] -= 1
+            self.freed.set()  # a slot is free: poll now rather than at the next tick
 
     def _log(self, to: Target, message: str, status: str, error: str) -> None:
         if status == "dead":
@@ -138,7 +167,8 @@ class DeliveryLoop:
             try:
                 await self.loop(stop)
             finally:
-                await self.http.aclose()
+                for client in self.clients.values():
+                    await client.close()
                 await self.store.redis.aclose()
 
         asyncio.run(main())
@@ -153,6 +183,8 @@ class DeliveryLoop:
                 started = 0
                 await asyncio.sleep(1.0)
             if not started:
-                await asyncio.sleep(POLL_S)
+                self.freed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.freed.wait(), POLL_S)
         if self.tasks:  # let attempts under way finish and record their outcome
             await asyncio.wait(self.tasks, timeout=self.settings.webhook_timeout + 1)

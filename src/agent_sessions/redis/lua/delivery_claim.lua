@@ -3,19 +3,22 @@
 -- its own count, and lease them: each is rescored to the end of the lease, so no one else takes it
 -- meanwhile, and anyone may once the lease is over (the worker attempting it died).
 --
--- Key layout: see _delivery.lua. KEYS: for each endpoint, its queue then its bodies
--- (as:whq:<endpoint>, as:whb:<endpoint>).
+-- Key layout: see _delivery.lua and webhook_endpoint_create.lua. KEYS: for each endpoint, its queue,
+-- its bodies and its record (as:whq:<endpoint>, as:whb:<endpoint>, as:whe:<endpoint>).
 --
--- Returns, per endpoint in KEYS order, a list {id, body, id, body, ...}
+-- Returns, per endpoint in KEYS order, {url, secrets, id, body, id, body, ...}: the endpoint's URL and
+-- secrets as they are now (a change or a rotation applies from the next attempt on; "" for an
+-- endpoint without a record), then what was taken.
 
 local lease_ms = tonumber(ARGV[1])
 -- ARGV[2..]: how many to take, per endpoint
 
 local now = tonumber(now_ms())
 local reply = {}
-for i = 1, #KEYS / 2 do
-  local queue, bodies = KEYS[2 * i - 1], KEYS[2 * i]
-  local taken = {}
+for i = 1, #KEYS / 3 do
+  local queue, bodies, endpoint = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local now_is = redis.call('HMGET', endpoint, 'url', 'secrets')
+  local taken = {now_is[1] or '', now_is[2] or ''}
   local count = tonumber(ARGV[i + 1])
   if count > 0 then
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, count)) do

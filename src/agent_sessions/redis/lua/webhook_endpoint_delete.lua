@@ -12,6 +12,7 @@ local dead, counters = KEYS[10], KEYS[11]  -- KEYS[3..10]: the endpoint's delive
 if redis.call('EXISTS', endpoint) == 0 then return 0 end
 redis.call('DEL', endpoint)
 redis.call('ZREM', endpoints, id)
-redis.call('HINCRBY', counters, 'webhooks:dead', -redis.call('ZCARD', dead))
+local dead_letters = redis.call('ZCARD', dead)
+if dead_letters > 0 then redis.call('HINCRBY', counters, 'webhooks:dead', -dead_letters) end
 for i = 3, 10 do redis.call('UNLINK', KEYS[i]) end
 return 1
