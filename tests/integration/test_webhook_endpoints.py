@@ -15,6 +15,8 @@ from starlette.testclient import TestClient
 
 from agent_sessions import webhook_services
 from agent_sessions.config import Settings
+from agent_sessions.redis.expiry import Expirer
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support.api import MakeKey
 from tests.support.inprocess import InProcess
@@ -330,3 +332,18 @@ def test_only_admins_of_every_agent_manage_endpoints(client: TestClient, make_ke
         assert made.status_code == 403
     assert client.get(HOOKS).status_code == 401
     assert client.get(f"{HOOKS}/not-an-id", headers={"x-api-key": make_key("admin")}).status_code == 400
+
+
+def test_an_expired_session_reaches_the_endpoints_that_take_session_expired(
+    api: Any, pipeline: InProcess, receiver: Receiver, settings: Settings, sync_redis: redis.Redis
+) -> None:
+    made = hook(api, receiver.url, ["session.expired"], agent_keys=[A])
+    api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})  # 60 ms
+    api("POST", f"/v2/agents/{B}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})
+    expirer = Expirer(sync_redis, settings.expiry_batch, dimensions=settings.report_dimensions)
+    eventually(lambda: (expirer.step(), sync_redis.zcard(KEYS.expiry) == 0)[1], "not expired")
+    pipeline.drain()
+    (delivery,) = receiver.wait_for(1)
+    message = Webhook(made["secret"]).verify(delivery.body, delivery.headers)
+    assert message["type"] == "session.expired" and message["data"]["agent_key"] == A
+    assert message["data"]["actor"] == "system"
