@@ -7,8 +7,9 @@ recoveries like any endpoint, but changed only through the settings.
 
 A recovery re-sends, from the event log, every event since a time that the endpoint subscribes to
 (``session.escalated`` included: the escalations of the logged updates), at most ``RECOVER_MAX`` per
-call; the answer's ``page_key`` continues it. What the log no longer holds (``EVENTS_RETENTION``) cannot
-be recovered: ``oldest_available`` says where it starts.
+call, examining at most ``RECOVER_STEPS`` pages of the log; the answer's ``page_key`` continues it.
+What the log no longer holds (``EVENTS_RETENTION``) cannot be recovered: ``oldest_available`` says
+where it starts.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
 MAX_SECRETS = 3  # a new one and the previous ones in their grace period
 RECOVER_MAX = 1_000  # messages one recovery call queues at most
 RECOVER_PAGE = 500
+RECOVER_STEPS = 10  # event log pages one call reads at most (each examines up to EVENTS_SCAN_MAX entries)
 PAGE_KEY_RE = re.compile(r"^[0-9]{1,16}$")
 
 
@@ -177,9 +179,10 @@ class WebhookServices:
         if ep.ESCALATED in sub.event_types:
             log_types.add(UPDATED)
         agents = tuple(sorted(sub.agents)) if sub.agents is not None else ()
-        queued = refused = 0
+        queued = refused = steps = 0
         more = True
-        while more and queued + refused < RECOVER_MAX:
+        while more and queued + refused < RECOVER_MAX and steps < RECOVER_STEPS:
+            steps += 1
             try:
                 page = await self.events.page(after, RECOVER_PAGE, agents, "", tuple(sorted(log_types)))
             except CursorExpired:

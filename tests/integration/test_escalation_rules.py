@@ -11,7 +11,7 @@ from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from tests.support.api import MakeKey
+from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
 from tests.support.receiver import Receiver
 
@@ -32,15 +32,7 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def api(client: TestClient, admin: dict[str, str]) -> Any:
-    for agent in (A, B):
-        assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=admin).status_code == 201
-
-    def call(method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
-        response = client.request(method, path, headers=admin, **kwargs)
-        assert response.status_code == status, response.text
-        return response.json() if response.content else None
-
-    return call
+    return caller(client, admin, (A, B))
 
 
 @pytest.fixture

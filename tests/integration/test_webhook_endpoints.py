@@ -18,7 +18,7 @@ from agent_sessions.config import Settings
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
-from tests.support.api import MakeKey
+from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
 from tests.support.receiver import Delivery, Receiver
 from tests.support.wait import eventually
@@ -40,15 +40,7 @@ def settings(redis_url: str) -> Settings:
 
 @pytest.fixture
 def api(client: TestClient, admin: dict[str, str]) -> Any:
-    for agent in (A, B):
-        assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=admin).status_code == 201
-
-    def call(method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
-        response = client.request(method, path, headers=admin, **kwargs)
-        assert response.status_code == status, response.text
-        return response.json() if response.content else None
-
-    return call
+    return caller(client, admin, (A, B))
 
 
 @pytest.fixture
@@ -269,6 +261,7 @@ def test_recover_resends_every_matching_event_since_a_time_in_parts(
     made = hook(api, receiver.url, ["session.created", "session.escalated"], agent_keys=[A])
     monkeypatch.setattr(webhook_services, "RECOVER_MAX", 2)
     monkeypatch.setattr(webhook_services, "RECOVER_PAGE", 2)
+    monkeypatch.setattr(webhook_services, "RECOVER_STEPS", 1)  # one page of the log per call
     body: dict[str, Any] = {"since": "2000-01-01T00:00:00Z"}
     queued = 0
     for _ in range(10):

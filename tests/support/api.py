@@ -49,3 +49,17 @@ def error(response: Any, status: int, code: str) -> dict[str, Any]:
     assert body["code"] == code
     assert body["request_id"] == response.headers["x-request-id"]
     return body
+
+
+def caller(client: Any, headers: dict[str, str], agents: tuple[str, ...] = ()) -> Callable[..., Any]:
+    """Make ``agents``, then return ``call(method, path, status=200, **kwargs)``: the request with
+    ``headers``, asserting its status, answering its JSON (None when empty). ``client``: a TestClient."""
+    for agent in agents:
+        assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=headers).status_code == 201
+
+    def call(method: str, path: str, status: int = 200, **kwargs: Any) -> Any:
+        response = client.request(method, path, headers=headers, **kwargs)
+        assert response.status_code == status, response.text
+        return response.json() if response.content else None
+
+    return call

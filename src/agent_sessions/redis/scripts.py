@@ -91,6 +91,8 @@ class Script:
         self.sha = self.lua.sha
 
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        # Every PATCH runs through here: the error mapping is written out rather than shared with
+        # ``many`` through a wrapper (a closure and one more await per call).
         try:
             try:
                 return await self.batches.evalsha(self.sha, keys, args)

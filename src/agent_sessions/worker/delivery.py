@@ -39,7 +39,7 @@ from agent_sessions.errors import StoreUnavailable
 from agent_sessions.redis.webhooks import Webhooks
 
 log = logging.getLogger("agent_sessions.deliveries")
-POLL_S = 0.05
+POLL_S = 0.02
 REFRESH_S = 1.0
 LEASE_MARGIN_S = 5.0
 
