@@ -519,3 +519,19 @@ def test_report_endpoint_needs_a_key_for_the_agent(
         "escalations": {"total": 0},
     }
     assert client.get("/v2/agents/agt_missing/report", headers=admin).json()["code"] == "agent_not_found"
+
+
+def test_a_delivery_message_of_the_previous_version_is_queued_for_the_settings_endpoint(
+    api: Any, relay: Relay, worker: dramatiq.Worker, sync_redis: redis.Redis
+) -> None:
+    api("POST", "/sessions", json={"key": "ase_1"})
+    api("PATCH", "/sessions/ase_1", json={"metadata": {"priority": "urgent"}})
+    while relay.step():
+        pass
+    stub_broker.join(ESCALATE[1], fail_fast=False)
+    (event_id,) = [k.split(":")[-1] for k in sync_redis.scan_iter(KEYS.escalation("*"))]
+    sync_redis.delete(KEYS.deliveries(SETTINGS_ENDPOINT)[0])  # as if recorded by the previous version
+    actor, queue = DELIVER_WEBHOOK  # what that version enqueued: one message per escalation
+    stub_broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(event_id,), kwargs={}, options={}))
+    stub_broker.join(queue, fail_fast=False)
+    assert row(sync_redis, escalation_id(event_id))["status"] == "pending"
