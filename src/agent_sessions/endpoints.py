@@ -39,6 +39,11 @@ Url = Annotated[
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
 AgentKeys = Annotated[list[AgentKey], Field(min_length=1, max_length=MAX_AGENT_KEYS)] | None
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
+# An endpoint's own retry schedule; null (or absent at create): the settings' WEBHOOK_MAX_RETRIES,
+# WEBHOOK_MIN_BACKOFF_MS, WEBHOOK_MAX_BACKOFF_MS.
+MaxRetries = Annotated[int, Field(ge=0, le=100)] | None
+BackoffMs = Annotated[int, Field(ge=1, le=24 * 3600 * 1000)] | None
+RETRY_FIELDS = ("max_retries", "min_backoff_ms", "max_backoff_ms")
 
 
 @with_config(_STRICT)
@@ -49,6 +54,9 @@ class EndpointCreate(TypedDict):
     agent_keys: NotRequired[AgentKeys]  # absent or null: every agent
     enabled: NotRequired[bool]
     metadata: NotRequired[Metadata]
+    max_retries: NotRequired[MaxRetries]
+    min_backoff_ms: NotRequired[BackoffMs]
+    max_backoff_ms: NotRequired[BackoffMs]
 
 
 @with_config(_STRICT)
@@ -59,6 +67,9 @@ class EndpointPatch(TypedDict, total=False):
     agent_keys: AgentKeys
     enabled: bool
     metadata: Metadata
+    max_retries: MaxRetries
+    min_backoff_ms: BackoffMs
+    max_backoff_ms: BackoffMs
 
 
 @with_config(_STRICT)
@@ -80,6 +91,9 @@ class Endpoint(TypedDict):
     agent_keys: list[str] | None
     enabled: bool
     metadata: Metadata
+    max_retries: int | None  # null: the settings' schedule
+    min_backoff_ms: int | None
+    max_backoff_ms: int | None
     created_at: Timestamp | None
     updated_at: Timestamp | None
     managed_by: Literal["api", "settings"]
@@ -183,6 +197,9 @@ def resource(endpoint: str, fields: Fields) -> Endpoint:
         "agent_keys": orjson.loads(fields["agent_keys"]),
         "enabled": fields["enabled"] == "1",
         "metadata": orjson.loads(fields.get("metadata", "{}")),
+        "max_retries": _int(fields.get("max_retries")),
+        "min_backoff_ms": _int(fields.get("min_backoff_ms")),
+        "max_backoff_ms": _int(fields.get("max_backoff_ms")),
         "created_at": event_time(fields["created_at"]),
         "updated_at": event_time(fields["updated_at"]),
         "managed_by": "api",
@@ -199,6 +216,9 @@ def settings_resource(url: str) -> Endpoint:
         "agent_keys": None,
         "enabled": True,
         "metadata": {},
+        "max_retries": None,
+        "min_backoff_ms": None,
+        "max_backoff_ms": None,
         "created_at": None,
         "updated_at": None,
         "managed_by": "settings",
@@ -217,6 +237,10 @@ def delivery(row: dict[str, Any]) -> Delivery:
         "delivered_at": _time(row.get("delivered_at")),
         "created_at": event_time(row["created_at"]),
     }
+
+
+def _int(stored: str | None) -> int | None:
+    return int(stored) if stored else None
 
 
 def _time(ms: str | None) -> str | None:

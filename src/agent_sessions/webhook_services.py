@@ -252,6 +252,9 @@ class WebhookServices:
             fields["enabled"] = "1" if body["enabled"] else "0"
         if "metadata" in body:
             fields["metadata"] = encode_metadata(body["metadata"], self.limits).decode()
+        for name in ep.RETRY_FIELDS:
+            if name in body:
+                fields[name] = "" if body[name] is None else str(body[name])
         return fields
 
     def _writable(self, endpoint: str) -> None:

@@ -56,7 +56,7 @@ async def test_the_backlog_refuses_past_its_bound_and_the_log_drops_the_oldest_d
 async def test_a_claimed_message_is_leased_and_taken_again_once_its_lease_is_over(store: Webhooks) -> None:
     await store.enqueue(E, messages("evt_1"))
     first = (await store.claim([(E, 10)], 300))[E]
-    assert [m for m, _ in first.messages] == ["evt_1"] and first.url == "http://x.test"
+    assert [m for m, _ in first.messages] == ["evt_1"] and first.fields["url"] == "http://x.test"
     assert (await store.claim([(E, 10)], 300))[E].messages == []  # leased: no one else takes it
     await anyio.sleep(0.35)  # the lease (300 ms) runs out: the worker that took it died
     assert [m for m, _ in (await store.claim([(E, 10)], 300))[E].messages] == ["evt_1"]

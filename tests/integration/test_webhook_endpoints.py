@@ -340,3 +340,26 @@ def test_an_expired_session_reaches_the_endpoints_that_take_session_expired(
     message = Webhook(made["secret"]).verify(delivery.body, delivery.headers)
     assert message["type"] == "session.expired" and message["data"]["agent_key"] == A
     assert message["data"]["actor"] == "system"
+
+
+def test_each_endpoint_has_its_own_retry_schedule(api: Any, pipeline: InProcess, receiver: Receiver) -> None:
+    receiver.status = 500  # every attempt fails
+    once = hook(api, receiver.url, ["session.created"], agent_keys=[A], max_retries=0)
+    default = hook(api, receiver.url, ["session.created"], agent_keys=[B])
+    assert once["max_retries"] == 0 and default["max_retries"] is None
+    api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1"})
+    api("POST", f"/v2/agents/{B}/sessions", 201, json={"key": "ase_1"})
+    pipeline.drain()
+    for endpoint in (once, default):
+        eventually(lambda e=endpoint: rows(api, e["id"], "dead"), "not dead")  # type: ignore[misc]
+    assert rows(api, once["id"])[0]["attempts"] == 1  # no retry
+    assert rows(api, default["id"])[0]["attempts"] == 2  # the settings' WEBHOOK_MAX_RETRIES=1
+    changed = api("PATCH", f"{HOOKS}/{once['id']}", json={"max_retries": 2, "min_backoff_ms": 5, "max_backoff_ms": 5})
+    assert (changed["max_retries"], changed["min_backoff_ms"]) == (2, 5)
+    message = rows(api, once["id"])[0]["event_id"]
+    api("POST", f"{HOOKS}/{once['id']}/deliveries/{message}/redeliver", 202)
+    eventually(lambda: rows(api, once["id"], "dead"), "not dead again")
+    assert rows(api, once["id"])[0]["attempts"] == 3  # the new schedule, from the next attempt on
+    reset = api("PATCH", f"{HOOKS}/{once['id']}", json={"max_retries": None})
+    assert reset["max_retries"] is None
+    assert "max_retries" in api("PATCH", f"{HOOKS}/{once['id']}", 400, json={"max_retries": 101})["field_errors"]

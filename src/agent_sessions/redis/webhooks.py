@@ -33,10 +33,12 @@ class Bounds:
     endpoints_max: int = 100
 
 
+CLAIMED_FIELDS = ("url", "secrets", "max_retries", "min_backoff_ms", "max_backoff_ms")
+
+
 @dataclass(frozen=True)
 class Claimed:
-    url: str  # "" for an endpoint without a record (the settings' one)
-    secrets: str  # the record's secrets (JSON), as they are at this claim
+    fields: Fields  # the endpoint's delivery fields as they are at this claim ({} without a record)
     messages: list[tuple[str, bytes]]  # (message id, body)
 
 
@@ -144,10 +146,13 @@ class Webhooks:
             _, bodies, queue, *_ = self.keys.deliveries(endpoint)
             keys += [queue, bodies, self.keys.webhook_endpoint(endpoint)]
         reply = await self._claim(keys, [lease_ms, *(count for _, count in wanted)])
+        n = len(CLAIMED_FIELDS)
         return {
-            endpoint: Claimed(url, secrets, [(taken[i], taken[i + 1].encode()) for i in range(2, len(taken), 2)])
+            endpoint: Claimed(
+                {k: v for k, v in zip(CLAIMED_FIELDS, taken[:n], strict=True) if v},
+                [(taken[i], taken[i + 1].encode()) for i in range(n, len(taken), 2)],
+            )
             for (endpoint, _), taken in zip(wanted, reply, strict=True)
-            for url, secrets in [(taken[0], taken[1])]
         }
 
     async def result(

@@ -12,9 +12,9 @@ leases the due messages of every enabled
 endpoint with free slots, in one script call. An attempt resolves the destination, refuses it when it
 is in a private network (``destinations``), POSTs the signed message to the checked address, and
 records the outcome (``lua/delivery_result.lua``): delivered, failed and retried after a backoff, or
-dead after ``WEBHOOK_MAX_RETRIES`` + 1 attempts. A worker killed mid-attempt leaves a lease that runs
-out after ``WEBHOOK_TIMEOUT`` + ``LEASE_MARGIN_S``; any worker then tries again. Delivery is therefore
-at least once: receivers dedupe on ``webhook-id``.
+dead after the endpoint's ``max_retries`` (default ``WEBHOOK_MAX_RETRIES``) + 1 attempts. A worker
+killed mid-attempt leaves a lease that runs out after ``WEBHOOK_TIMEOUT`` + ``LEASE_MARGIN_S``; any
+worker then tries again. Delivery is therefore at least once: receivers dedupe on ``webhook-id``.
 
 Logs: one WARNING line per failed attempt (message, destination, what went wrong, attempt n of m), one
 ERROR line when a message becomes a dead letter.
@@ -49,21 +49,27 @@ class Target:
     id: str
     url: str
     secrets: tuple[tuple[bytes, int], ...]  # (key, expires at in ms; 0: never), newest first
+    tries: int  # attempts before a message is a dead letter
+    backoff: tuple[int, int]  # ms: after the first failure, and at most
 
     def keys(self, now_ms: int) -> list[bytes]:
         return [key for key, expires in self.secrets if expires == 0 or expires > now_ms]
 
 
-def target(endpoint: str, fields: Fields) -> Target | None:
+def target(endpoint: str, fields: Fields, settings: Settings) -> Target | None:
     """The endpoint as the loop needs it; None when disabled."""
     if fields.get("enabled") != "1":
         return None
-    return current(endpoint, fields["url"], fields["secrets"])
+    return current(endpoint, fields, settings)
 
 
-def current(endpoint: str, url: str, secrets: str) -> Target:
-    keys = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(secrets))
-    return Target(endpoint, url, keys)
+def current(endpoint: str, fields: Fields, settings: Settings) -> Target:
+    """From the record's fields; the retry schedule the endpoint does not set is the settings'."""
+    keys = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(fields["secrets"]))
+    retries = int(fields.get("max_retries") or settings.webhook_max_retries)
+    low = int(fields.get("min_backoff_ms") or settings.webhook_min_backoff_ms)
+    high = int(fields.get("max_backoff_ms") or settings.webhook_max_backoff_ms)
+    return Target(endpoint, fields["url"], keys, retries + 1, (low, max(low, high)))
 
 
 class DeliveryLoop:
@@ -76,8 +82,6 @@ class DeliveryLoop:
         self.freed = asyncio.Event()
         self._targets: dict[str, Target] = {}
         self._refreshed = 0.0
-        self.tries = settings.webhook_max_retries + 1
-        self.backoff = (settings.webhook_min_backoff_ms, settings.webhook_max_backoff_ms)
         self.lease_ms = int((settings.webhook_timeout + LEASE_MARGIN_S) * 1000)
 
     def client(self, endpoint: str) -> aiohttp.ClientSession:
@@ -96,10 +100,14 @@ class DeliveryLoop:
 
     async def targets(self) -> dict[str, Target]:
         if time.monotonic() - self._refreshed >= REFRESH_S:
-            found = {e: t for e, fields in await self.store.all() if (t := target(e, fields)) is not None}
             s = self.settings
+            found = {e: t for e, fields in await self.store.all() if (t := target(e, fields, s)) is not None}
             if s.escalation_webhook_url and s.webhook_key:
-                found[SETTINGS_ENDPOINT] = Target(SETTINGS_ENDPOINT, s.escalation_webhook_url, ((s.webhook_key, 0),))
+                backoff = (s.webhook_min_backoff_ms, s.webhook_max_backoff_ms)
+                key = ((s.webhook_key, 0),)
+                found[SETTINGS_ENDPOINT] = Target(
+                    SETTINGS_ENDPOINT, s.escalation_webhook_url, key, s.webhook_max_retries + 1, backoff
+                )
             self._targets, self._refreshed = found, time.monotonic()
             for gone in [e for e in self.clients if e not in found and not self.inflight.get(e)]:
                 await self.clients.pop(gone).close()
@@ -115,8 +123,8 @@ class DeliveryLoop:
         started = 0
         for endpoint, claimed in (await self.store.claim(wanted, self.lease_ms)).items():
             to = targets[endpoint]
-            if claimed.url:  # as the endpoint is now: a change of URL or secrets applies at once
-                to = current(endpoint, claimed.url, claimed.secrets)
+            if claimed.fields:  # as the endpoint is now: a change of URL, secrets or retries applies at once
+                to = current(endpoint, claimed.fields, self.settings)
             for message, body in claimed.messages:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 task = asyncio.create_task(self.attempt(to, message, body))
@@ -140,7 +148,7 @@ class DeliveryLoop:
                 error = f"refused: {exc}"
             except webhooks.DeliveryFailed as exc:
                 error, status_code = str(exc), exc.status_code
-            status = await self.store.result(to.id, message, status_code, error, self.tries, self.backoff)
+            status = await self.store.result(to.id, message, status_code, error, to.tries, to.backoff)
             self._log(to, message, status, error)
         except StoreUnavailable:
             log.warning("webhook %s to %s: outcome not recorded (Redis unavailable); tried again later", message, to.id)
@@ -153,7 +161,7 @@ class DeliveryLoop:
             log.error(
                 "webhook %s to %s (%s) is a dead letter after %d attempts: %s; "
                 "POST /v2/webhook_endpoints/%s/deliveries/%s/redeliver sends it again",
-                message, to.id, to.url, self.tries, error, to.id, message,
+                message, to.id, to.url, to.tries, error, to.id, message,
             )  # fmt: skip
         elif status == "failed":
             log.warning("webhook %s to %s (%s) failed: %s; tried again later", message, to.id, to.url, error)

@@ -6,9 +6,10 @@
 -- Key layout: see _delivery.lua and webhook_endpoint_create.lua. KEYS: for each endpoint, its queue,
 -- its bodies and its record (as:whq:<endpoint>, as:whb:<endpoint>, as:whe:<endpoint>).
 --
--- Returns, per endpoint in KEYS order, {url, secrets, id, body, id, body, ...}: the endpoint's URL and
--- secrets as they are now (a change or a rotation applies from the next attempt on; "" for an
--- endpoint without a record), then what was taken.
+-- Returns, per endpoint in KEYS order, {url, secrets, max_retries, min_backoff_ms, max_backoff_ms, id,
+-- body, id, body, ...}: the endpoint's delivery fields as they are now (a change or a rotation applies
+-- from the next attempt on; "" for an endpoint without a record, or a field it does not set), then
+-- what was taken.
 
 local lease_ms = tonumber(ARGV[1])
 -- ARGV[2..]: how many to take, per endpoint
@@ -17,8 +18,8 @@ local now = tonumber(now_ms())
 local reply = {}
 for i = 1, #KEYS / 3 do
   local queue, bodies, endpoint = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local now_is = redis.call('HMGET', endpoint, 'url', 'secrets')
-  local taken = {now_is[1] or '', now_is[2] or ''}
+  local taken = redis.call('HMGET', endpoint, 'url', 'secrets', 'max_retries', 'min_backoff_ms', 'max_backoff_ms')
+  for f = 1, #taken do taken[f] = taken[f] or '' end
   local count = tonumber(ARGV[i + 1])
   if count > 0 then
     for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, count)) do
