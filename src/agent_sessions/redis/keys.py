@@ -33,6 +33,9 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``rules:<agent>``                              | string | the agent's escalation rules (JSON)         |
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
+
+Not Redis Cluster ready: the ``whe*`` keys of one endpoint share no hash tag, and a delivery claim
+reads every endpoint's queue in one script; partitioning them is the cluster work's.
 """
 
 from __future__ import annotations
