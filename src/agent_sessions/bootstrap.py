@@ -105,7 +105,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
 
 def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:
     return WebhookServices(
-        Webhooks(client, webhook_bounds(settings)),
+        Webhooks(client, Bounds.of(settings)),
         events,
         metadata_limits(settings),
         rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
@@ -129,10 +129,6 @@ def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
     return broker
 
 
-def webhook_bounds(settings: Settings) -> Bounds:
-    return Bounds(settings.webhook_backlog_max, settings.webhook_log_max, settings.webhook_endpoints_max)
-
-
 def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> Loops:
     """The loops of ``agent-sessions worker`` besides the actors: the relay (which also queues the
     webhook deliveries of each event), the purge of deleted agents, the event log's retention, the
@@ -140,7 +136,7 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
     relay = Relay(
         Outbox(client),
         broker,
-        Fanout(client, webhook_bounds(settings)),
+        Fanout(client, Bounds.of(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,
         linger_ms=settings.relay_linger_ms,
     )
@@ -155,7 +151,7 @@ def deliveries(settings: Settings) -> DeliveryLoop:
     """The webhook delivery loop, with its own asyncio Redis client (it runs in a thread; its HTTP
     clients, one per endpoint, are its own too)."""
     client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
-    return DeliveryLoop(settings, Webhooks(client, webhook_bounds(settings)))
+    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings)))
 
 
 @dataclass(frozen=True)

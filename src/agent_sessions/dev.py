@@ -147,7 +147,7 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) 
             "Escalations " + webhooks[0],
             f"  Webhooks:   curl -s -X POST {base_url}/v2/webhook_endpoints -H 'x-api-key: {secret}' \\",
             "                -H 'Content-Type: application/json' \\",
-            "                -d '{\"url\": \"http://127.0.0.1:9000/hooks\", \"event_types\": [\"session.updated\"]}'",
+            '                -d \'{"url": "http://127.0.0.1:9000/hooks", "event_types": ["session.updated"]}\'',
             "              (receivers on this machine are allowed in dev: WEBHOOK_ALLOW_PRIVATE_NETWORKS=true)",
             f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
             "",

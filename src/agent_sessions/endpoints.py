@@ -39,6 +39,7 @@ Url = Annotated[
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=len(EVENT_TYPES))]
 AgentKeys = Annotated[list[AgentKey], Field(min_length=1, max_length=MAX_AGENT_KEYS)] | None
 DeliveryStatus = Literal["pending", "delivered", "failed", "dead"]
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = ("pending", "delivered", "failed", "dead")
 # An endpoint's own retry schedule; null (or absent at create): the settings' WEBHOOK_MAX_RETRIES,
 # WEBHOOK_MIN_BACKOFF_MS, WEBHOOK_MAX_BACKOFF_MS.
 MaxRetries = Annotated[int, Field(ge=0, le=100)] | None

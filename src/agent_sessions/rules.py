@@ -18,7 +18,6 @@ keys below ``metadata``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired
 
@@ -170,6 +169,3 @@ def _same(a: Any, b: Any) -> bool:
 
 def _member(value: Any, listed: tuple[Any, ...]) -> bool:
     return value is not _ABSENT and any(_same(value, candidate) for candidate in listed)
-
-
-RULE_NAME_RE = re.compile(RULE_NAME_PATTERN)

@@ -77,7 +77,8 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
         webhooks = Webhooks(client, Bounds(), KEYS)
         assert await webhooks.create("whe_p", {"url": "http://x", "event_types": "[]", "agent_keys": "null",
                                               "enabled": "1", "secrets": "[]"}) == "ok"  # fmt: skip
-        assert Fanout(sync_redis, Bounds(), KEYS).enqueue([("whe_p", event_message(update))]) == ["queued"]
+        Fanout(sync_redis, Bounds(), KEYS).queue([("whe_p", event_message(update))])
+        assert sync_redis.hexists(KEYS.deliveries("whe_p")[0], update["event_id"])
         await webhooks.enqueue("whe_p", [escalation_message(update["event_id"], body)])
         for message, _ in (await webhooks.claim([("whe_p", 10)], 1000))["whe_p"].messages:
             assert await webhooks.result("whe_p", message, 500, "HTTP 500", 1, (1, 1)) == "dead"

@@ -14,7 +14,7 @@ from agent_sessions.config import Settings
 from agent_sessions.events import ESCALATE, REPORT
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.webhooks import Fanout
+from agent_sessions.redis.webhooks import Bounds, Fanout
 from agent_sessions.worker.relay import Relay
 from tests.support.stub import stub_broker
 from tests.support.stub import worker as worker_context
@@ -23,7 +23,7 @@ from tests.support.stub import worker as worker_context
 class InProcess:
     def __init__(self, settings: Settings, deliveries: bool = True) -> None:
         self.client = sync_client(settings.required_redis_url("tests"))
-        fanout = Fanout(self.client, bootstrap.webhook_bounds(settings))
+        fanout = Fanout(self.client, Bounds.of(settings))
         self.relay = Relay(Outbox(self.client), stub_broker, fanout, name="relay-t", claim_idle_ms=100, block_ms=10)
         self.relay.ensure_group()
         worker_context.close()

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agent_sessions.endpoints import DELIVERY_STATUSES
+
 PREFIX = "as:"
-DELIVERY_STATUSES = ("pending", "delivered", "failed", "dead")
 
 
 @dataclass(frozen=True)

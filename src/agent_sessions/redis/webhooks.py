@@ -9,6 +9,8 @@ other's; it has no record in Redis.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,10 +19,14 @@ import orjson
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions.endpoints import SETTINGS_ENDPOINT, Fields, Message
+from agent_sessions.config import Settings
+from agent_sessions.endpoints import DELIVERY_STATUSES, SETTINGS_ENDPOINT, Fields, Message, Subscription, subscription
 from agent_sessions.redis.client import Batches, outage_as_unavailable
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import Call, Script, SyncScript
+
+log = logging.getLogger("agent_sessions.webhooks")
+REFRESH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,10 @@ class Bounds:
     backlog_max: int = 10_000
     log_max: int = 10_000
     endpoints_max: int = 100
+
+    @classmethod
+    def of(cls, settings: Settings) -> Bounds:
+        return cls(settings.webhook_backlog_max, settings.webhook_log_max, settings.webhook_endpoints_max)
 
 
 CLAIMED_FIELDS = ("url", "secrets", "max_retries", "min_backoff_ms", "max_backoff_ms")
@@ -120,24 +130,23 @@ class Webhooks:
 
     async def page(self, endpoint: str, status: str | None, before: str, limit: int) -> tuple[list[Any], str]:
         rows, _, _, log, *by_status = self.keys.deliveries(endpoint)
-        index = log if status is None else by_status[("pending", "delivered", "failed", "dead").index(status)]
+        index = log if status is None else by_status[DELIVERY_STATUSES.index(status)]
         reply = await self._page([index, rows], [before, limit])
         return [orjson.loads(row) for row in reply[1:]], cast(str, reply[0])
 
     async def row(self, endpoint: str, message: str) -> dict[str, Any] | None:
+        """The message's row, with its body (None once delivered); None without a row."""
         rows, bodies, *_ = self.keys.deliveries(endpoint)
         async with outage_as_unavailable():
-            stored, body = await self.redis.hmget(rows, [message]), await self.redis.hget(bodies, message)
-        if stored[0] is None:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hget(rows, message)
+            pipe.hget(bodies, message)
+            stored, body = await pipe.execute()
+        if stored is None:
             return None
-        row: dict[str, Any] = orjson.loads(stored[0])
+        row: dict[str, Any] = orjson.loads(stored)
         row["body"] = body
         return row
-
-    async def dead(self, endpoint: str) -> list[str]:
-        *_, dead = self.keys.deliveries(endpoint)
-        async with outage_as_unavailable():
-            return cast(list[str], await self.redis.zrange(dead, 0, -1))
 
     async def claim(self, wanted: Sequence[tuple[str, int]], lease_ms: int) -> dict[str, Claimed]:
         """Lease up to ``count`` due messages of each endpoint, with the endpoint's URL and secrets."""
@@ -203,27 +212,46 @@ class Webhooks:
 
 
 class Fanout:
-    """The synchronous side: the endpoints (re-read at most every ``refresh_s``), the agents' rules,
-    and queuing deliveries in one pipeline per batch."""
+    """The synchronous side (the relay, the escalation actor): who subscribes to what, the agents'
+    rules, and queuing deliveries in one pipeline per batch. The endpoints are read again at most every
+    ``REFRESH_S``: an endpoint receives the events committed from about a second after it is made."""
 
-    def __init__(self, client: redis.Redis, bounds: Bounds, keys: Keys = KEYS) -> None:
+    def __init__(
+        self, client: redis.Redis, bounds: Bounds, keys: Keys = KEYS, fixed: Sequence[Subscription] = ()
+    ) -> None:
+        """``fixed``: subscriptions with no record (ESCALATION_WEBHOOK_URL's)."""
         self.redis = client
         self.bounds = bounds
         self.keys = keys
+        self.fixed = list(fixed)
         self._enqueue = SyncScript(client, "delivery_enqueue")
+        self._subscriptions: list[Subscription] = []
+        self._read_at = -REFRESH_S
 
-    def endpoints(self) -> list[tuple[str, Fields]]:
-        ids = cast(list[str], self.redis.zrange(self.keys.webhook_endpoints, 0, -1))
-        pipe = self.redis.pipeline(transaction=False)
-        for endpoint in ids:
-            pipe.hgetall(self.keys.webhook_endpoint(endpoint))
-        return [(e, f) for e, f in zip(ids, cast(list[Fields], pipe.execute()), strict=True) if f]
+    def subscriptions(self) -> list[Subscription]:
+        if time.monotonic() - self._read_at >= REFRESH_S:
+            ids = cast(list[str], self.redis.zrange(self.keys.webhook_endpoints, 0, -1))
+            pipe = self.redis.pipeline(transaction=False)
+            for endpoint in ids:
+                pipe.hgetall(self.keys.webhook_endpoint(endpoint))
+            found = zip(ids, cast(list[Fields], pipe.execute()), strict=True)
+            self._subscriptions = [subscription(e, fields) for e, fields in found if fields] + self.fixed
+            self._read_at = time.monotonic()
+        return self._subscriptions
 
-    def enqueue(self, deliveries: Sequence[tuple[str, Message]]) -> list[str]:
+    def queue(self, deliveries: Sequence[tuple[str, Message]]) -> None:
+        """Queue each (endpoint, message); one past its endpoint's backlog bound is logged, not queued
+        (the event log still has it: a recovery sends it later)."""
         if not deliveries:
-            return []
+            return
         calls = [enqueue_call(self.keys, endpoint, message, self.bounds) for endpoint, message in deliveries]
-        return [cast(str, reply) for reply in self._enqueue.many(calls)]
+        for (endpoint, message), outcome in zip(deliveries, self._enqueue.many(calls), strict=True):
+            if outcome == "full":
+                log.error(
+                    "webhook endpoint %s has WEBHOOK_BACKLOG_MAX undelivered messages: %s not queued "
+                    "(POST /v2/webhook_endpoints/%s/recover sends it once the endpoint catches up)",
+                    endpoint, message.id, endpoint,
+                )  # fmt: skip
 
     def rules(self, agents: Sequence[str]) -> dict[str, str | None]:
         pipe = self.redis.pipeline(transaction=False)

@@ -19,9 +19,7 @@ from agent_sessions.webhook_services import WebhookServices, check_endpoint_id
 
 ENDPOINTS_PATH = "/v2/webhook_endpoints"
 ENDPOINT = "/v2/webhook_endpoints/{endpoint_id}"
-STATUS = QueryParam(
-    "status", {"type": "string", "enum": ["pending", "delivered", "failed", "dead"]}, "only deliveries in this status"
-)
+STATUS = QueryParam("status", {"type": "string", "enum": list(ep.DELIVERY_STATUSES)}, "only deliveries in this status")
 DELIVERY_PAGE_KEY = QueryParam("page_key", {"type": "string", "pattern": "^[0-9]{1,16}$"}, "from a previous page")
 
 
@@ -64,8 +62,8 @@ async def rotate_webhook_secret(c: Call) -> tuple[int, Any]:
 async def list_deliveries(c: Call) -> tuple[int, Any]:
     params = c.request.query_params
     status = params.get("status")
-    if status is not None and status not in ("pending", "delivered", "failed", "dead"):
-        raise InvalidRequest.for_fields({"status": "one of pending, delivered, failed, dead"})
+    if status is not None and status not in ep.DELIVERY_STATUSES:
+        raise InvalidRequest.for_fields({"status": "one of " + ", ".join(ep.DELIVERY_STATUSES)})
     found = await services(c).deliveries(endpoint_id(c), status, params.get("page_key"), query_limit(c.request))
     return 200, found
 

@@ -22,13 +22,12 @@ from typing import Any
 import dramatiq
 import redis
 
-from agent_sessions.endpoints import Subscription, event_message, subscription
+from agent_sessions.endpoints import Message, event_message
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.outbox import Entry, Outbox
 from agent_sessions.redis.webhooks import Fanout
 
 log = logging.getLogger("agent_sessions.relay")
-REFRESH_S = 1.0  # how often the webhook endpoints are read again
 
 
 class Relay:
@@ -46,8 +45,6 @@ class Relay:
         self.outbox = outbox
         self.broker = broker
         self.fanout = fanout
-        self._subscriptions: list[Subscription] = []
-        self._subscriptions_read = -REFRESH_S
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
         self.claim_idle_ms = claim_idle_ms
         self.batch = batch
@@ -126,25 +123,18 @@ class Relay:
 
     def queue_webhooks(self, events: list[Event]) -> None:
         """Queue each event for the webhook endpoints that want it (before the entries are acknowledged:
-        a relay that dies here leaves them to be relayed again, and queuing is idempotent)."""
+        a relay that dies here leaves them to be relayed again, and queuing is idempotent). An event's
+        message is made once, however many endpoints take it."""
         if self.fanout is None:
             return
-        if time.monotonic() - self._subscriptions_read >= REFRESH_S:
-            self._subscriptions = [subscription(e, fields) for e, fields in self.fanout.endpoints()]
-            self._subscriptions_read = time.monotonic()
-        wanted = [
-            (s.id, event_message(event))
-            for event in events
-            for s in self._subscriptions
-            if s.wants(event["type"], event["agent_key"])
-        ]
-        for (endpoint, message), outcome in zip(wanted, self.fanout.enqueue(wanted), strict=True):
-            if outcome == "full":
-                log.error(
-                    "webhook endpoint %s has WEBHOOK_BACKLOG_MAX undelivered messages: %s not queued "
-                    "(POST /v2/webhook_endpoints/%s/recover sends it once the endpoint catches up)",
-                    endpoint, message.id, endpoint,
-                )  # fmt: skip
+        subscriptions = self.fanout.subscriptions()
+        wanted: list[tuple[str, Message]] = []
+        for event in events:
+            endpoints = [s.id for s in subscriptions if s.wants(event["type"], event["agent_key"])]
+            if endpoints:
+                message = event_message(event)
+                wanted += [(endpoint, message) for endpoint in endpoints]
+        self.fanout.queue(wanted)
 
     def ack(self, entry_ids: list[str]) -> None:
         self.outbox.ack(entry_ids)

@@ -18,7 +18,7 @@ log = logging.getLogger("agent_sessions.actors.escalation")
 
 def escalate(worker: Worker, events: list[Event]) -> None:
     own = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
-    subscriptions = worker.subscriptions()
+    subscriptions = worker.fanout.subscriptions()
     deliveries: list[tuple[str, Message]] = []
     for event in events:
         agent = event["agent_key"]
@@ -41,11 +41,7 @@ def escalate(worker: Worker, events: list[Event]) -> None:
         # the deliveries. Queuing is idempotent on the message id.
         message = escalation_message(event["event_id"], body)
         deliveries += [(endpoint, message) for endpoint in endpoints]
-    for (endpoint, message), outcome in zip(deliveries, worker.fanout.enqueue(deliveries), strict=True):
-        if outcome == "full":
-            log.error(
-                "webhook endpoint %s has WEBHOOK_BACKLOG_MAX undelivered messages: %s not queued", endpoint, message.id
-            )
+    worker.fanout.queue(deliveries)
 
 
 def declare(broker: dramatiq.Broker, worker: Worker) -> None:

@@ -21,7 +21,7 @@ def deliver_webhook(worker: Worker, event_id: str) -> None:
     if body is None or worker.settings.escalation_webhook_url is None:
         log.error("escalation %s: nothing to send (no record, or no ESCALATION_WEBHOOK_URL)", event_id)
         return
-    worker.fanout.enqueue([(SETTINGS_ENDPOINT, escalation_message(event_id, body.encode()))])
+    worker.fanout.queue([(SETTINGS_ENDPOINT, escalation_message(event_id, body.encode()))])
 
 
 def declare(broker: dramatiq.Broker, worker: Worker) -> None:
