@@ -56,14 +56,7 @@ class Target:
         return [key for key, expires in self.secrets if expires == 0 or expires > now_ms]
 
 
-def target(endpoint: str, fields: Fields, settings: Settings) -> Target | None:
-    """The endpoint as the loop needs it; None when disabled."""
-    if fields.get("enabled") != "1":
-        return None
-    return current(endpoint, fields, settings)
-
-
-def current(endpoint: str, fields: Fields, settings: Settings) -> Target:
+def target(endpoint: str, fields: Fields, settings: Settings) -> Target:
     """From the record's fields; the retry schedule the endpoint does not set is the settings'."""
     keys = tuple((webhook_key(s["secret"]), int(s["expires_ms"])) for s in orjson.loads(fields["secrets"]))
     retries = int(fields.get("max_retries") or settings.webhook_max_retries)
@@ -80,9 +73,21 @@ class DeliveryLoop:
         self.inflight: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.freed = asyncio.Event()
-        self._targets: dict[str, Target] = {}
-        self._refreshed = 0.0
+        self._polled: list[str] = []
+        self._refreshed = -REFRESH_S
         self.lease_ms = int((settings.webhook_timeout + LEASE_MARGIN_S) * 1000)
+        s = settings
+        self.settings_target = (  # ESCALATION_WEBHOOK_URL: no record, the settings are all there is
+            Target(
+                SETTINGS_ENDPOINT,
+                s.escalation_webhook_url,
+                ((s.webhook_key, 0),),
+                s.webhook_max_retries + 1,
+                (s.webhook_min_backoff_ms, s.webhook_max_backoff_ms),
+            )
+            if s.escalation_webhook_url and s.webhook_key
+            else None
+        )
 
     def client(self, endpoint: str) -> aiohttp.ClientSession:
         """The endpoint's own keep-alive pool of at most WEBHOOK_CONCURRENCY connections. Receivers'
@@ -98,33 +103,32 @@ class DeliveryLoop:
             self.clients[endpoint] = client
         return client
 
-    async def targets(self) -> dict[str, Target]:
+    async def polled(self) -> list[str]:
+        """The endpoints whose queues are polled: the enabled ones (read again every ``REFRESH_S``)."""
         if time.monotonic() - self._refreshed >= REFRESH_S:
-            s = self.settings
-            found = {e: t for e, fields in await self.store.all() if (t := target(e, fields, s)) is not None}
-            if s.escalation_webhook_url and s.webhook_key:
-                backoff = (s.webhook_min_backoff_ms, s.webhook_max_backoff_ms)
-                key = ((s.webhook_key, 0),)
-                found[SETTINGS_ENDPOINT] = Target(
-                    SETTINGS_ENDPOINT, s.escalation_webhook_url, key, s.webhook_max_retries + 1, backoff
-                )
-            self._targets, self._refreshed = found, time.monotonic()
+            found = [e for e, fields in await self.store.all() if fields.get("enabled") == "1"]
+            if self.settings_target is not None:
+                found.append(SETTINGS_ENDPOINT)
+            self._polled, self._refreshed = found, time.monotonic()
             for gone in [e for e in self.clients if e not in found and not self.inflight.get(e)]:
                 await self.clients.pop(gone).close()
-        return self._targets
+        return self._polled
 
     async def step(self) -> int:
         """Lease what is due for every endpoint with free slots and start those attempts."""
-        targets = await self.targets()
         limit = self.settings.webhook_concurrency
-        wanted = [(e, limit - self.inflight.get(e, 0)) for e in targets if self.inflight.get(e, 0) < limit]
+        free = [(e, limit - self.inflight.get(e, 0)) for e in await self.polled()]
+        wanted = [(e, n) for e, n in free if n > 0]
         if not wanted:
             return 0
         started = 0
         for endpoint, claimed in (await self.store.claim(wanted, self.lease_ms)).items():
-            to = targets[endpoint]
-            if claimed.fields:  # as the endpoint is now: a change of URL, secrets or retries applies at once
-                to = current(endpoint, claimed.fields, self.settings)
+            if not claimed.messages:
+                continue
+            # The endpoint as it is at this claim: a change of URL, secrets or retries applies at once.
+            to = target(endpoint, claimed.fields, self.settings) if claimed.fields else self.settings_target
+            if to is None:
+                continue  # deleted since the endpoints were read (its queue went with it)
             for message, body in claimed.messages:
                 self.inflight[endpoint] = self.inflight.get(endpoint, 0) + 1
                 task = asyncio.create_task(self.attempt(to, message, body))

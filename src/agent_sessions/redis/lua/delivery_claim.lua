@@ -8,8 +8,8 @@
 --
 -- Returns, per endpoint in KEYS order, {url, secrets, max_retries, min_backoff_ms, max_backoff_ms, id,
 -- body, id, body, ...}: the endpoint's delivery fields as they are now (a change or a rotation applies
--- from the next attempt on; "" for an endpoint without a record, or a field it does not set), then
--- what was taken.
+-- from the next attempt on; "" for an endpoint without a record, a field it does not set, or when
+-- nothing was due: an idle poll reads no record), then what was taken.
 
 local lease_ms = tonumber(ARGV[1])
 -- ARGV[2..]: how many to take, per endpoint
@@ -18,11 +18,14 @@ local now = tonumber(now_ms())
 local reply = {}
 for i = 1, #KEYS / 3 do
   local queue, bodies, endpoint = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
-  local taken = redis.call('HMGET', endpoint, 'url', 'secrets', 'max_retries', 'min_backoff_ms', 'max_backoff_ms')
-  for f = 1, #taken do taken[f] = taken[f] or '' end
+  local taken = {'', '', '', '', ''}
   local count = tonumber(ARGV[i + 1])
-  if count > 0 then
-    for _, id in ipairs(redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, count)) do
+  local due = {}
+  if count > 0 then due = redis.call('ZRANGEBYSCORE', queue, '-inf', now, 'LIMIT', 0, count) end
+  if #due > 0 then
+    taken = redis.call('HMGET', endpoint, 'url', 'secrets', 'max_retries', 'min_backoff_ms', 'max_backoff_ms')
+    for f = 1, #taken do taken[f] = taken[f] or '' end
+    for _, id in ipairs(due) do
       local body = redis.call('HGET', bodies, id)
       if body then
         redis.call('ZADD', queue, now + lease_ms, id)
