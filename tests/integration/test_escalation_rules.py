@@ -94,6 +94,8 @@ def test_the_test_endpoint_says_which_rules_fire(
             "rules.1.name",
         ),
         ({"rules": [{"name": f"r{i}", "path": "metadata.a", "changes": True} for i in range(33)]}, "rules"),
+        ({"rules": [{"name": "x", "path": "metadata.a", "becomes": list(range(33))}]}, "rules.0.becomes"),
+        ({"rules": [{"name": "x", "path": "metadata.a", "becomes": ["v" * 1025]}]}, "rules.0.becomes.0"),
         ({"rules": [{"name": "x", "path": "metadata.a", "changes": True, "when": "now"}]}, "rules.0.when"),
     ],
 )
