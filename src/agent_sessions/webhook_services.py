@@ -93,12 +93,11 @@ class WebhookServices:
         fields.setdefault("agent_keys", "null")
         fields.setdefault("enabled", "1")
         fields.setdefault("metadata", "{}")
-        outcome = await self.webhooks.create(endpoint, fields)
+        outcome, stored = await self.webhooks.create(endpoint, fields)
         if outcome == "full":
             raise LimitReached(
                 f"there are WEBHOOK_ENDPOINTS_MAX ({self.webhooks.bounds.endpoints_max}) endpoints already"
             )
-        stored = await self._stored(endpoint)
         return {**ep.resource(endpoint, stored), "secret": secret}
 
     async def list_endpoints(self) -> ep.EndpointList:

@@ -24,7 +24,7 @@ RECORD = {"url": "http://x.test", "event_types": "[]", "agent_keys": "null", "en
 async def store(redis_url: str) -> AsyncIterator[Webhooks]:
     client = async_client(redis_url, 2.0)
     webhooks = Webhooks(client, Bounds(backlog_max=3, log_max=4, endpoints_max=5))
-    assert await webhooks.create(E, RECORD) == "ok"
+    assert (await webhooks.create(E, RECORD))[0] == "ok"
     yield webhooks
     await client.aclose()
 

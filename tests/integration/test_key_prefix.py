@@ -75,8 +75,8 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     client = async_client(redis_url, 2.0)
     try:  # an endpoint, its deliveries (one dead), an agent's rules
         webhooks = Webhooks(client, Bounds(), KEYS)
-        assert await webhooks.create("whe_p", {"url": "http://x", "event_types": "[]", "agent_keys": "null",
-                                              "enabled": "1", "secrets": "[]"}) == "ok"  # fmt: skip
+        record = {"url": "http://x", "event_types": "[]", "agent_keys": "null", "enabled": "1", "secrets": "[]"}
+        assert (await webhooks.create("whe_p", record))[0] == "ok"
         Fanout(sync_redis, Bounds(), KEYS).queue([("whe_p", event_message(update))])
         assert sync_redis.hexists(KEYS.deliveries("whe_p")[0], update["event_id"])
         await webhooks.enqueue("whe_p", [escalation_message(update["event_id"], body)])

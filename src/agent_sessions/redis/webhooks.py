@@ -77,11 +77,11 @@ class Webhooks:
 
     # -- endpoints -----------------------------------------------------------------------------------
 
-    async def create(self, endpoint: str, fields: Fields) -> str:
-        """Returns "ok", "exists" or "full"."""
+    async def create(self, endpoint: str, fields: Fields) -> tuple[str, Fields]:
+        """("ok", the record as stored), or ("exists" | "full", {})."""
         args = [endpoint, self.bounds.endpoints_max, *(item for pair in fields.items() for item in pair)]
         reply = await self._create([self.keys.webhook_endpoint(endpoint), self.keys.webhook_endpoints], args)
-        return cast(str, reply[0])
+        return cast(str, reply[0]), _pairs(reply[1:])
 
     async def get(self, endpoint: str) -> Fields | None:
         async with outage_as_unavailable():

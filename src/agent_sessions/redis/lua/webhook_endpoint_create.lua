@@ -8,7 +8,7 @@
 --                             updated_at (ms)
 --   as:whes             zset  endpoint ids, scored by created_at
 --
--- Returns {"exists"} | {"full"} | {"ok", created_at}
+-- Returns {"exists"} | {"full"} | {"ok", field, value, ...} (the hash as stored)
 
 local endpoint, endpoints = KEYS[1], KEYS[2]
 local id, max_endpoints = ARGV[1], tonumber(ARGV[2])
@@ -21,4 +21,6 @@ local fields = {}
 for i = first_field, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', endpoint, 'created_at', now, 'updated_at', now, unpack(fields))
 redis.call('ZADD', endpoints, now, id)
-return {'ok', now}
+local reply = redis.call('HGETALL', endpoint)
+table.insert(reply, 1, 'ok')
+return reply
