@@ -47,7 +47,7 @@ ENDPOINT_ID_RE = re.compile(ep.ENDPOINT_ID_PATTERN)
 MESSAGE_ID_PATTERN = "^(evt|esc)_[A-Za-z0-9_-]{1,80}$"
 MESSAGE_ID_RE = re.compile(MESSAGE_ID_PATTERN)
 MAX_SECRETS = 3  # a new one and the previous ones in their grace period
-RECOVER_MAX = 1_000  # messages one recovery call queues at most
+RECOVER_MAX = 1_000  # events of the log one recovery call takes at most (with their escalations)
 RECOVER_PAGE = 500
 RECOVER_STEPS = 10  # event log pages one call reads at most (each examines up to EVENTS_SCAN_MAX entries)
 PAGE_KEY_RE = re.compile(r"^[0-9]{1,16}$")
@@ -178,17 +178,19 @@ class WebhookServices:
         if ep.ESCALATED in sub.event_types:
             log_types.add(UPDATED)
         agents = tuple(sorted(sub.agents)) if sub.agents is not None else ()
-        queued = refused = steps = 0
+        queued = refused = taken = steps = 0
         more = True
-        while more and queued + refused < RECOVER_MAX and steps < RECOVER_STEPS:
+        while more and taken < RECOVER_MAX and steps < RECOVER_STEPS:
             steps += 1
             try:
-                page = await self.events.page(after, RECOVER_PAGE, agents, "", tuple(sorted(log_types)))
+                limit = min(RECOVER_PAGE, RECOVER_MAX - taken)
+                page = await self.events.page(after, limit, agents, "", tuple(sorted(log_types)))
             except CursorExpired:
                 after = ""  # what `since` asked for was trimmed: from the oldest retained
                 continue
+            taken += len(page.entries)
             messages = await self._messages(sub, [event_from_entry(fields) for _, fields in page.entries])
-            for outcome in await self.webhooks.enqueue(endpoint, messages, force=True) if messages else []:
+            for outcome in await self.webhooks.enqueue(endpoint, messages, force=True):
                 queued += outcome == "queued"
                 refused += outcome == "full"
             after, more = page.position, page.has_more
