@@ -29,7 +29,7 @@ from agent_sessions.feed import Feed
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.client import Batches, async_client, sync_client
+from agent_sessions.redis.client import Batches, ReplicaAcks, async_client, sync_client
 from agent_sessions.redis.events import EventLog, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes
@@ -85,7 +85,8 @@ class Api:
 def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     """No connection is made here: the API starts while Redis is down and answers 503 until it returns."""
     if client is None:
-        client = async_client(settings.required_redis_url("the API"), settings.redis_timeout, settings.redis_pool_size)
+        url = settings.required_redis_url("the API")
+        client = async_client(url, settings.redis_timeout, settings.redis_pool_size, ReplicaAcks.of(settings))
     batches = Batches(client)  # the scripts of concurrent requests share pipelines
     store = Store(
         client,
@@ -173,7 +174,8 @@ class Loops:
 
 
 def worker_client(settings: Settings) -> redis.Redis:
-    return sync_client(settings.required_redis_url("the relay and workers"), timeout=settings.redis_timeout * 5)
+    url = settings.required_redis_url("the relay and workers")
+    return sync_client(url, timeout=settings.redis_timeout * 5, acks=ReplicaAcks.of(settings))
 
 
 # -- the CLI --------------------------------------------------------------------------------------------
@@ -185,15 +187,16 @@ def metrics_client(settings: Settings) -> redis.Redis:
 
 
 def keyring(settings: Settings) -> Keyring:
-    return Keyring(sync_client(settings.required_redis_url("this command")))
+    return Keyring(sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings)))
 
 
 def reindexer(settings: Settings) -> Reindexer:
-    client = sync_client(settings.required_redis_url("this command"))
+    client = sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings))
     return Reindexer(client, SessionIndexes(settings.report_dimensions))
 
 
 def webhook_services_for_cli(settings: Settings) -> tuple[WebhookServices, Callable[[], Awaitable[None]]]:
     """The webhook use cases for a command, and how to close their client (from the command's loop)."""
-    client = async_client(settings.required_redis_url("this command"), settings.redis_timeout * 5, 4)
+    url = settings.required_redis_url("this command")
+    client = async_client(url, settings.redis_timeout * 5, 4, ReplicaAcks.of(settings))
     return webhook_services(settings, client, EventLog(client)), client.aclose

@@ -59,6 +59,7 @@ ENV_VARS: dict[str, str] = {
     "REPORT_MAX_VALUES": "report_max_values",
     "REPORT_VALUE_MAX_CHARS": "report_value_max_chars",
     "REDIS_POOL_SIZE": "redis_pool_size",
+    "REDIS_MIN_REPLICA_ACKS": "redis_min_replica_acks",
     "METRICS_HOST": "metrics_host",
     "METRICS_PORT": "metrics_port",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
@@ -117,6 +118,10 @@ class Settings(BaseModel):
     # It also bounds how long a request waits for one of the pool's REDIS_POOL_SIZE connections.
     redis_timeout: float = Field(default=1.0, gt=0)
     redis_pool_size: int = Field(default=64, ge=1, le=10_000)
+    # A write is answered only once this many replicas have it (WAIT, up to half REDIS_TIMEOUT; fewer in
+    # time: 503, the write applied on the primary). 0: replication is asynchronous, and a failover can
+    # lose the last answered writes.
+    redis_min_replica_acks: int = Field(default=0, ge=0, le=16)
     # The event log (GET /v2/events and its feed): kept this many seconds and at most this many events
     # (the workers trim it); a request examines at most EVENTS_SCAN_MAX entries for its filters.
     events_retention: float = Field(default=24 * 3600, gt=0)
@@ -225,6 +230,11 @@ class Settings(BaseModel):
     @property
     def effective_broker_url(self) -> str | None:
         return self.broker_url or self.redis_url
+
+    @property
+    def replica_ack_timeout_ms(self) -> int:
+        """How long a write waits for its replicas: half REDIS_TIMEOUT, so the socket never times out first."""
+        return max(1, int(self.redis_timeout * 500))
 
     def required_redis_url(self, who: str) -> str:
         """REDIS_URL, or a ConfigError saying that ``who`` needs it (``agent-sessions dev`` needs none)."""

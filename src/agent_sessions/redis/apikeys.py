@@ -13,7 +13,7 @@ from typing import cast
 import redis
 
 from agent_sessions.auth import KEY_ID_RE, SECRET_RE, ApiKey, Role, digest, new_key
-from agent_sessions.redis.client import outage_as_unavailable_sync
+from agent_sessions.redis.client import outage_as_unavailable_sync, replica_acks
 from agent_sessions.redis.keys import KEYS, Keys
 
 
@@ -47,6 +47,7 @@ class Keyring:
             pipe.hset(self.keys.api_key(key_digest), mapping=fields)  # type: ignore[arg-type]
             pipe.hset(self.keys.api_keys, key.id, key_digest)
             pipe.execute()
+            replica_acks(self.redis).confirm(self.redis)
         return key, secret
 
     def list(self) -> list[ApiKey]:
@@ -77,4 +78,5 @@ class Keyring:
                 return None
             record = self.keys.api_key(key_digest)
             self.redis.hsetnx(record, "revoked_at", str(int(time.time() * 1000)))
+            replica_acks(self.redis).confirm(self.redis)  # a revocation a failover forgets is no revocation
             return ApiKey.from_fields(cast(dict[str, str], self.redis.hgetall(record)))

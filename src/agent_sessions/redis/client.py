@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
 
@@ -22,12 +23,80 @@ from redis.backoff import NoBackoff
 from redis.exceptions import DataError, OutOfMemoryError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from agent_sessions.errors import InsufficientStorage, StoreUnavailable
+from agent_sessions.config import Settings
+from agent_sessions.errors import InsufficientStorage, ReplicasBehind, StoreUnavailable
 
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
-def async_client(url: str, timeout: float, pool_size: int = 64) -> aioredis.Redis:
+@dataclass(frozen=True)
+class ReplicaAcks:
+    """``REDIS_MIN_REPLICA_ACKS``: a write counts as done only once ``count`` replicas have it. Each
+    pipeline that carries writes ends with ``WAIT count timeout_ms``, in the same round trip; WAIT waits
+    for every write this connection made before it, so one WAIT covers a whole pipeline. Fewer replicas
+    in time raise ``ReplicasBehind`` (a 503): the writes did apply on the primary, and may be lost if it
+    fails now; an Idempotency-Key makes the client's retry safe.
+
+    Replication is asynchronous otherwise: a primary that dies right after answering can take the
+    answered write with it, since its replicas are promoted without it."""
+
+    count: int = 0
+    timeout_ms: int = 0
+
+    @classmethod
+    def of(cls, settings: Settings) -> ReplicaAcks:
+        """What every client that writes for a caller waits for: the API's, the workers' (a report or an
+        escalation is written before its message is acknowledged), the CLI's. Not the webhook delivery
+        loop's: a delivery result a failover forgets is a delivery made again, as at-least-once allows."""
+        return cls(settings.redis_min_replica_acks, settings.replica_ack_timeout_ms)
+
+    def add(self, pipe: Any) -> None:
+        """Ends ``pipe`` with the WAIT (nothing when no acks are asked for); ``check`` reads it."""
+        if self.count:
+            pipe.execute_command("WAIT", self.count, self.timeout_ms)
+
+    def check(self, results: list[Any]) -> list[Any]:
+        """``results`` of a pipeline ended by ``add``, without the WAIT's reply (taken off the list)."""
+        if not self.count:
+            return results
+        acked = results.pop()
+        if isinstance(acked, Exception):
+            raise acked
+        if int(acked) < self.count:
+            raise ReplicasBehind(f"the write reached {acked} of {self.count} replicas in time; it may have applied")
+        return results
+
+    def confirm(self, client: redis.Redis) -> None:
+        """WAIT on its own, after a transaction (inside MULTI, Redis answers WAIT without waiting)."""
+        if self.count:
+            self.check([client.execute_command("WAIT", self.count, self.timeout_ms)])  # type: ignore[no-untyped-call]
+
+    async def confirm_async(self, client: aioredis.Redis) -> None:
+        if self.count:
+            self.check([await client.execute_command("WAIT", self.count, self.timeout_ms)])  # type: ignore[no-untyped-call]
+
+
+NO_REPLICA_ACKS = ReplicaAcks()
+
+
+class AsyncRedis(aioredis.Redis):
+    """An asyncio client that carries the store's replica acks to whatever pipelines writes on it."""
+
+    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
+
+
+class SyncRedis(redis.Redis):
+    """A synchronous client that carries the store's replica acks (see ``AsyncRedis``)."""
+
+    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
+
+
+def replica_acks(client: aioredis.Redis | redis.Redis) -> ReplicaAcks:
+    """The acks a write on ``client`` needs (none for a client made elsewhere, as tests do)."""
+    return client.replica_acks if isinstance(client, AsyncRedis | SyncRedis) else NO_REPLICA_ACKS
+
+
+def async_client(url: str, timeout: float, pool_size: int = 64, acks: ReplicaAcks = NO_REPLICA_ACKS) -> aioredis.Redis:
     """A client whose pool holds at most ``pool_size`` connections; a request that finds them all busy
     waits for one up to ``timeout`` seconds (redis-py's default pool raises at once instead, and that
     was a 503 with Redis healthy). A pooled connection that Redis closed (a restart) is replaced before
@@ -49,7 +118,9 @@ def async_client(url: str, timeout: float, pool_size: int = 64) -> aioredis.Redi
     )
     # The URL's scheme chose the class (TCP, TLS, unix socket); no connection exists yet.
     pool.connection_class = hiredis_packing(pool.connection_class)
-    return aioredis.Redis.from_pool(pool)
+    client = cast(AsyncRedis, AsyncRedis.from_pool(pool))
+    client.replica_acks = acks
+    return client
 
 
 class HiredisPacking:
@@ -85,15 +156,20 @@ def hiredis_packing(connection_class: type[AbstractConnection]) -> type[Abstract
     return type(connection_class.__name__, (HiredisPacking, connection_class), {})
 
 
-def sync_client(url: str, timeout: float = 5.0) -> redis.Redis:
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=redis.retry.Retry(NoBackoff(), 0),
-        maint_notifications_config=MaintNotificationsConfig(enabled=False),  # see async_client
+def sync_client(url: str, timeout: float = 5.0, acks: ReplicaAcks = NO_REPLICA_ACKS) -> redis.Redis:
+    client = cast(
+        SyncRedis,
+        SyncRedis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=redis.retry.Retry(NoBackoff(), 0),
+            maint_notifications_config=MaintNotificationsConfig(enabled=False),  # see async_client
+        ),
     )
+    client.replica_acks = acks
+    return client
 
 
 class outage_as_unavailable:
@@ -126,43 +202,57 @@ class Batches:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self.acks = replica_acks(client)
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any], bool]] = []
         self._flushes: set[asyncio.Task[None]] = set()  # the loop keeps only weak references to tasks
 
-    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+    def evalsha(self, sha: str, keys: Sequence[Any], args: Sequence[Any], confirm: bool = False) -> asyncio.Future[Any]:
+        """``confirm``: the call is a write the caller is answered for, so its batch ends with the WAIT
+        of ``acks`` (one WAIT covers every write before it on the connection)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
         if len(self._pending) >= self.MAX_BATCH:
             self._pending = []  # full: its flush is scheduled; start the next batch
-        self._pending.append(((sha, len(keys), *keys, *args), future))
+        self._pending.append(((sha, len(keys), *keys, *args), future, confirm))
         if len(self._pending) == 1:
             task = loop.create_task(self._flush(self._pending))
             self._flushes.add(task)
             task.add_done_callback(self._flushes.discard)
         return future
 
-    async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+    async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any], bool]]) -> None:
         if batch is self._pending:
             self._pending = []
         pipe = self.client.pipeline(transaction=False)
-        for command, _ in batch:
+        for command, _, _ in batch:
             pipe.evalsha(*command)
+        wait = self.acks.count and any(confirm for _, _, confirm in batch)
+        if wait:
+            self.acks.add(pipe)
+        behind: ReplicasBehind | None = None
         try:
             results = await pipe.execute(raise_on_error=False)
+            if wait:
+                try:
+                    self.acks.check(results)
+                except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
+                    behind = exc
         except Exception as exc:
-            for _, future in batch:
+            for _, future, _ in batch:
                 if not future.done():
                     future.set_exception(exc)
             return
         except BaseException:  # cancelled (shutdown): so are the calls waiting for it
-            for _, future in batch:
+            for _, future, _ in batch:
                 future.cancel()
             raise
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, confirm), result in zip(batch, results, strict=True):
             if future.done():  # its request was cancelled
                 continue
             if isinstance(result, Exception):
                 future.set_exception(result)
+            elif behind is not None and confirm:
+                future.set_exception(behind)
             else:
                 future.set_result(result)
 

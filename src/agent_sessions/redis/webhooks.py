@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
 from agent_sessions.endpoints import DELIVERY_STATUSES, SETTINGS_ENDPOINT, Fields, Message, Subscription, subscription
-from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.client import Batches, outage_as_unavailable, replica_acks
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import Call, Script, SyncScript
 
@@ -204,6 +204,7 @@ class Webhooks:
             exists, _ = await pipe.execute()
             if not exists:
                 await self.redis.delete(self.keys.escalation_rules(agent))
+            await replica_acks(self.redis).confirm_async(self.redis)
         return bool(exists)
 
     async def agent_exists(self, agent: str) -> bool:

@@ -26,6 +26,7 @@ from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
+from agent_sessions.redis import topology
 from agent_sessions.web import openapi
 from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS as SESSION_ENDPOINTS
@@ -112,6 +113,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         graph = bootstrap.api(settings)
+        try:
+            await topology.check_async(graph.client, settings.redis_min_replica_acks)
+        except BaseException:
+            await graph.aclose()
+            raise
         app.state.settings = settings
         app.state.services = graph.services
         app.state.gate = graph.gate

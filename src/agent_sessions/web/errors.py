@@ -57,7 +57,7 @@ async def service_error(request: Request, exc: Exception) -> Response:
         RATE_LIMITED.labels(exc.reason).inc()
     elif isinstance(exc, errors.StoreUnavailable):
         headers["Retry-After"] = "1"
-        log.warning("redis unavailable: %r", exc.__cause__)
+        log.warning("redis unavailable: %r", exc.__cause__ or exc)
     if exc.replayed:
         headers["Idempotent-Replayed"] = "true"
     return error_response(request, exc.status, exc.code, exc.messages, exc.field_errors, headers)

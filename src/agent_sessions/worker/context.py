@@ -8,7 +8,7 @@ import redis
 from agent_sessions import rules
 from agent_sessions.config import Settings
 from agent_sessions.endpoints import SETTINGS_SUBSCRIPTION
-from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.client import ReplicaAcks, sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.outbox import Counters
 from agent_sessions.redis.reports import ReportStore
@@ -33,7 +33,8 @@ class Worker:
     def open(self) -> Worker:
         if self._redis is None:
             s = self.settings
-            self._redis = sync_client(s.required_redis_url("the workers"), timeout=s.redis_timeout * 5)
+            url = s.required_redis_url("the workers")
+            self._redis = sync_client(url, timeout=s.redis_timeout * 5, acks=ReplicaAcks.of(s))
             self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
             self.escalations = EscalationStore(self._redis)
             self.counters = Counters(self._redis)

@@ -24,6 +24,7 @@ from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.process import die_with_parent
+from agent_sessions.redis import topology
 from agent_sessions.worker.broker import make_broker
 
 log = logging.getLogger("agent_sessions.worker")
@@ -41,6 +42,7 @@ def run_worker(
     """``health_file``: touched every half second while every part runs (for a container healthcheck)."""
     client = bootstrap.worker_client(settings)
     configure_logging(settings.log_level, settings.log_format)
+    topology.check(client, settings.redis_min_replica_acks)  # a cluster: refused (ConfigError)
     broker = make_broker(settings)  # the relay only enqueues, by actor name
     stop = threading.Event()
 
