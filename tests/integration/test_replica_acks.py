@@ -61,17 +61,20 @@ class Pair:
 def pair(tmp_path: Path) -> Iterator[Pair]:
     primary = RedisServer(tmp_path / "primary").start()
     link = HoldingLink(primary.port)
-    replica = RedisServer(tmp_path / "replica", extra_args=("--replicaof", "127.0.0.1", str(link.port))).start()
-    conn = redis.Redis.from_url(replica.url, decode_responses=True)
-    deadline = time.monotonic() + 10
-    while conn.info("replication").get("master_link_status") != "up":
-        assert time.monotonic() < deadline, "the replica did not connect"
-        time.sleep(0.05)
-    conn.close()
-    yield Pair(primary, replica, link)
-    link.release()
-    replica.stop()
-    primary.stop()
+    replica = RedisServer(tmp_path / "replica", extra_args=("--replicaof", "127.0.0.1", str(link.port)))
+    try:
+        replica.start()
+        conn = redis.Redis.from_url(replica.url, decode_responses=True)
+        deadline = time.monotonic() + 10
+        while conn.info("replication").get("master_link_status") != "up":
+            assert time.monotonic() < deadline, "the replica did not connect"
+            time.sleep(0.05)
+        conn.close()
+        yield Pair(primary, replica, link)
+    finally:
+        link.release()
+        replica.stop()
+        primary.stop()
 
 
 def app_on(pair: Pair, acks: int) -> TestClient:

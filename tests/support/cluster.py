@@ -26,23 +26,21 @@ def valkey_executable() -> str:
 def cluster(directory: Path, primaries: int = 3, timeout: float = 20.0) -> Iterator[list[RedisServer]]:
     """``primaries`` nodes that together serve every slot; yields them once ``cluster_state:ok``."""
     buses = [free_port() for _ in range(primaries)]
-    nodes = [
-        RedisServer(
-            directory / f"node{i}",
-            executable=valkey_executable(),
+    nodes: list[RedisServer] = []
+    try:
+        for i in range(primaries):
             # The bus port on a free port of its own (by default port + 10,000, which may be taken).
-            extra_args=(
+            options = (
                 "--cluster-enabled",
                 "yes",
                 "--cluster-config-file",
                 "nodes.conf",
                 "--cluster-port",
                 str(buses[i]),
-            ),
-        ).start()
-        for i in range(primaries)
-    ]
-    try:
+            )
+            node = RedisServer(directory / f"node{i}", executable=valkey_executable(), extra_args=options)
+            nodes.append(node)
+            node.start()
         conns = [redis.Redis.from_url(node.url, decode_responses=True) for node in nodes]
         for i, conn in enumerate(conns):
             first, last = SLOTS * i // primaries, SLOTS * (i + 1) // primaries - 1
