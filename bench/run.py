@@ -136,6 +136,24 @@ def wait_for_aof_rewrite(conn: redis.Redis) -> None:
     raise SystemExit("Redis did not finish rewriting its AOF within 60 s")
 
 
+def start_replicas(directory: Path, primary: RedisServer, count: int) -> list[RedisServer]:
+    """``count`` replicas of ``primary`` on this machine; every process started afterwards with this
+    environment (ours) waits for all of them on each write (the baseline does not read the setting)."""
+    replicas = []
+    for i in range(count):
+        options = ("--replicaof", "127.0.0.1", str(primary.port))
+        replicas.append(RedisServer(directory / f"replica{i}", extra_args=options).start())
+    if count:
+        conn = redis.Redis.from_url(primary.url, decode_responses=True)
+        deadline = time.monotonic() + 30
+        while conn.info("replication")["connected_slaves"] < count:
+            if time.monotonic() > deadline:
+                raise SystemExit("the replicas did not connect")
+            time.sleep(0.1)
+        os.environ["REDIS_MIN_REPLICA_ACKS"] = str(count)
+    return replicas
+
+
 def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
     """Alternate the two servers, ABBA (baseline first in even rounds, ours first in odd ones), so a
     machine that speeds up or slows down during the run favours neither. Returns each side's medians
@@ -617,6 +635,8 @@ def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
     b, o = http["baseline"], http["ours"]
     rps_ratios, p99_ratios = http["rps_ratios"], http["p99_ratios"]
     print(f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections")
+    if args.replica_acks:
+        print(f"Redis with {args.replica_acks} replica(s); ours with REDIS_MIN_REPLICA_ACKS={args.replica_acks}")
     print("| PATCH | req/s | p50 ms | p99 ms | errors |")
     print("|---|---:|---:|---:|---:|")
     print(f"| baseline (bare handler) | {b['rps']:.0f} | {b['p50']:.2f} | {b['p99']:.2f} | {b['errors']:.0f} |")
@@ -668,6 +688,9 @@ def main() -> int:
     parser.add_argument("--webhooks-seconds", type=float, default=20, help="each of the two webhook runs")
     parser.add_argument("--search-sessions", type=int, default=100_000, help="sessions of the searched agent")
     parser.add_argument("--search-requests", type=int, default=200, help="requests per query")
+    parser.add_argument(
+        "--replica-acks", type=int, default=0, help="give Redis N replicas and run ours with REDIS_MIN_REPLICA_ACKS=N"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
@@ -680,6 +703,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         server = RedisServer(Path(tmp)).start()
+        replicas = start_replicas(Path(tmp), server, args.replica_acks)
         try:
             conn = redis.Redis.from_url(server.url, decode_responses=True)
             _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)  # on, but never triggered
@@ -728,6 +752,8 @@ def main() -> int:
                 log(f"webhooks: ten endpoints at {args.pipeline_rate} PATCH/s, with a slow one and without ...")
                 hooks = webhooks_benchmark(server.url, args.pipeline_rate, args.webhooks_seconds)
         finally:
+            for replica in replicas:
+                replica.stop()
             server.stop()
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")

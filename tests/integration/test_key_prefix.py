@@ -67,7 +67,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     created, updated, deleted, expired = "session.created", "session.updated", "session.deleted", "session.expired"
     assert [e["type"] for e in events] == [created, updated, created, created, created, deleted, deleted, expired]
     ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
-    escalations = EscalationStore(sync_redis, KEYS)
+    escalations = EscalationStore(sync_redis, keys=KEYS)
     update = events[1]
     names = fired(rules.defaults((("priority", "urgent"),), ()), update)
     new, body = escalations.record(update, names, escalation_body(update, names))

@@ -3,11 +3,14 @@
 An escalation is recorded once per event (``lua/escalation_record.lua``) and counted in the agent's
 report in the same step; its webhook body is fixed then, so every endpoint and every retry sends the
 same bytes. Delivering it is the webhook deliveries' job (``redis.webhooks``).
+
+A record is kept as long as the event log keeps its event (what a redelivery or a recovery rebuilds
+it from), and at least ``MIN_KEEP_MS``: it is also what makes an event the relay or Dramatiq sends again
+a no-op, and those re-sends come within an hour (the actor's 50 retries back off to a minute at most).
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import cast
 
 import redis
@@ -16,22 +19,24 @@ from agent_sessions.events import Event
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import SyncScript
 
+MIN_KEEP_MS = 24 * 3600 * 1000
+
 
 class EscalationStore:
-    def __init__(self, client: redis.Redis, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, retention_s: float = 24 * 3600, keys: Keys = KEYS) -> None:
         self.redis = client
         self.keys = keys
+        self.keep_ms = max(MIN_KEEP_MS, int(retention_s * 1000))
         self._record = SyncScript(client, "escalation_record")
 
     def record(self, event: Event, fired: list[str], body: bytes) -> tuple[bool, bytes]:
         """(whether this call recorded it, the body recorded first). Idempotent on the event id."""
         agent = event["agent_key"]
-        occurred_ms = int(datetime.fromisoformat(event["occurred_at"]).timestamp() * 1000)
         reply = cast(
             list[str],
             self._record(
                 [self.keys.escalation(event["event_id"]), self.keys.escalations(agent), self.keys.report(agent)],
-                [event["event_id"], agent, event["session_key"], ",".join(fired), body, occurred_ms],
+                [event["event_id"], agent, event["session_key"], ",".join(fired), body, self.keep_ms],
             ),
         )
         return reply[0] == "new", reply[1].encode()

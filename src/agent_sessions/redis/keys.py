@@ -24,7 +24,8 @@ time (a page of an index, a purge): those get the key prefix from here through A
 | ``outbox``, ``outbox:poison``                  | stream | events for the relay; malformed entries     |
 | ``events``, ``events:ids``, ``events:trimmed`` | stream | the event log; event id -> entry; last cut  |
 | ``report:<agent>``, ``report:state:…``, ``…ooo…`` | hash | reports and their exactly-once state        |
-| ``escalation:<event>``, ``escalations:<agent>``| hash   | escalation records; an agent's escalations  |
+| ``escalation:<event>``                         | hash   | escalation records (expire with the log)    |
+| ``escalations:<agent>``                        | zset   | earlier versions' list, deleted when seen   |
 | ``deadletters``                                | zset   | dead letters of the previous version        |
 | ``whe:<endpoint>``, ``whes``                   | hash   | webhook endpoints; their ids by creation    |
 | ``whd:<endpoint>``, ``whb:<endpoint>``         | hash   | deliveries: message id -> row / body        |

@@ -36,7 +36,7 @@ class Worker:
             url = s.required_redis_url("the workers")
             self._redis = sync_client(url, timeout=s.redis_timeout * 5, acks=ReplicaAcks.of(s))
             self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
-            self.escalations = EscalationStore(self._redis)
+            self.escalations = EscalationStore(self._redis, s.events_retention)
             self.counters = Counters(self._redis)
             fixed = [SETTINGS_SUBSCRIPTION] if s.escalation_webhook_url is not None else []
             self.fanout = Fanout(self._redis, Bounds.of(s), fixed=fixed)

@@ -5,21 +5,24 @@
 -- Key layout:
 --   as:escalation:<event_id>     hash  agent_key, session_key, rules (the names of the rules that fired,
 --                                      comma-separated), body (the webhook body, fixed at first record so
---                                      every endpoint and every retry sends the same bytes), created_at
---   as:escalations:<agent>       zset  event ids, scored by occurred_at (ms)
+--                                      every endpoint and every retry sends the same bytes), created_at;
+--                                      expires after ARGV[6] ms (the event log's retention, at least a
+--                                      day: the record is also what makes a redelivered event a no-op)
+--   as:escalations:<agent>       zset  written by earlier versions, never read: deleted here
 --   as:report:<agent>            hash  escalations_total (see report_apply.lua)
 --
 -- Returns {"new" | "exists", body}
 
-local escalation, agent_escalations, report = KEYS[1], KEYS[2], KEYS[3]
-local event_id, agent, session, rules, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local occurred_ms = ARGV[6]
+local escalation, old_agent_escalations, report = KEYS[1], KEYS[2], KEYS[3]
+local agent, session, rules, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local keep_ms = ARGV[6]
 
 local existing = redis.call('HGET', escalation, 'body')
 if existing then return {'exists', existing} end
 
 redis.call('HSET', escalation, 'agent_key', agent, 'session_key', session, 'rules', rules,
   'body', body, 'created_at', now_ms())
-redis.call('ZADD', agent_escalations, occurred_ms, event_id)
+redis.call('PEXPIRE', escalation, keep_ms)
+redis.call('UNLINK', old_agent_escalations)
 redis.call('HINCRBY', report, 'escalations_total', 1)
 return {'new', body}
