@@ -13,7 +13,7 @@ from pathlib import Path
 from agent_sessions import bootstrap
 from agent_sessions.auth import Role
 from agent_sessions.config import Settings
-from agent_sessions.errors import ConfigError, StoreUnavailable
+from agent_sessions.errors import ConfigError, ReplicasBehind, StoreUnavailable
 from agent_sessions.models import AGENT_KEY_RE
 
 
@@ -106,6 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"agent-sessions: {exc}", file=sys.stderr)
         return 2
+    except ReplicasBehind as exc:
+        print(f"agent-sessions: {exc}", file=sys.stderr)
+        return 3
     except StoreUnavailable:
         print("agent-sessions: cannot reach Redis at REDIS_URL", file=sys.stderr)
         return 3

@@ -9,6 +9,7 @@ what it had sent but the replica had not received thrown away, and the replica p
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SESSIONS, URL, error
+from tests.support.processes import command, env
 from tests.support.proxy import HoldingLink
 
 TIMEOUT = 0.5  # REDIS_TIMEOUT: a write waits up to half of it (250 ms) for its replica
@@ -164,6 +166,14 @@ def test_every_writer_waits_for_its_replicas_the_workers_the_cli_and_the_rules(p
         # The CLI: a key revoked must stay revoked through a failover.
         with pytest.raises(ReplicasBehind):
             keyring.create(Role.EDITOR, (SEED_AGENT,))
+        cli = subprocess.run(
+            [command(), "keys", "create", "--role", "admin"],
+            capture_output=True,
+            text=True,
+            env=env(REDIS_URL=pair.primary.url, REDIS_MIN_REPLICA_ACKS="1", REDIS_TIMEOUT=str(TIMEOUT)),
+            timeout=60,
+        )
+        assert cli.returncode == 3 and "may have applied" in cli.stderr, cli.stderr
         # The API's own transaction (escalation rules are written without a script).
         rules = {"rules": [{"name": "urgent", "path": "metadata.priority", "becomes": ["urgent"]}]}
         error(
