@@ -30,6 +30,11 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 RATE_LIMITED = Counter("agent_sessions_rate_limited", "Requests refused with 429", ["reason"])
+# REDIS_MIN_REPLICA_ACKS: writes that applied on the primary but were answered 503 (replication lag,
+# or fewer replicas than the setting), as apart from 503s of an unreachable Redis.
+REPLICA_ACKS_MISSED = Counter(
+    "agent_sessions_replica_acks_missed", "Writes answered 503: too few replicas confirmed them in time"
+)
 # Label sets known in advance exist from the start, so that dashboards see zeros, not gaps.
 for _reason in ("key", "address"):
     RATE_LIMITED.labels(_reason)

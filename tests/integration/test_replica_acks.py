@@ -19,6 +19,7 @@ from typing import Any, cast
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
 from agent_sessions.auth import Role
@@ -138,8 +139,10 @@ def test_a_write_not_confirmed_in_time_is_503_and_its_retry_with_the_same_idempo
     with app_on(pair, acks=1) as client:
         headers = {**seeded(client, pair), "idempotency-key": "retry-me"}
         pair.link.hold()
+        missed = REGISTRY.get_sample_value("agent_sessions_replica_acks_missed_total") or 0.0
         started = time.monotonic()
         body = error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
+        assert REGISTRY.get_sample_value("agent_sessions_replica_acks_missed_total") == missed + 1
         assert time.monotonic() - started >= TIMEOUT / 2 * 0.9
         assert "replicas" in body["messages"][0] and "may have applied" in body["messages"][0]
         primary = redis.Redis.from_url(pair.primary.url, decode_responses=True)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from agent_sessions import errors
 from agent_sessions.ids import new_id
-from agent_sessions.metrics import RATE_LIMITED
+from agent_sessions.metrics import RATE_LIMITED, REPLICA_ACKS_MISSED
 
 log = logging.getLogger("agent_sessions.web")
 
@@ -57,6 +57,8 @@ async def service_error(request: Request, exc: Exception) -> Response:
         RATE_LIMITED.labels(exc.reason).inc()
     elif isinstance(exc, errors.StoreUnavailable):
         headers["Retry-After"] = "1"
+        if isinstance(exc, errors.ReplicasBehind):
+            REPLICA_ACKS_MISSED.inc()
         log.warning("redis unavailable: %r", exc.__cause__ or exc)
     if exc.replayed:
         headers["Idempotent-Replayed"] = "true"
