@@ -27,12 +27,18 @@ from agent_sessions.config import Settings
 from agent_sessions.errors import ReplicasBehind
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import ReplicaAcks, sync_client
+from agent_sessions.redis.outbox import Outbox
+from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.server import RedisServer
+from agent_sessions.redis.webhooks import Bounds, Fanout
 from agent_sessions.web.app import create_app
+from agent_sessions.worker.relay import Relay
 from tests.support.api import SEED_AGENT, SESSIONS, URL, error
 from tests.support.processes import command, env
 from tests.support.proxy import HoldingLink
+from tests.support.stub import stub_broker
+from tests.support.wait import eventually
 
 TIMEOUT = 0.5  # REDIS_TIMEOUT: a write waits up to half of it (250 ms) for its replica
 
@@ -197,3 +203,61 @@ def test_too_few_replicas_for_the_setting_is_said_at_start(pair: Pair, caplog: p
     with caplog.at_level(logging.WARNING), app_on(pair, acks=1):
         pass
     assert "REDIS_MIN_REPLICA_ACKS" not in caplog.text
+
+
+def test_the_relay_waits_out_a_lagging_replica_and_then_relays_everything(pair: Pair) -> None:
+    """The relay queues webhook deliveries before it acknowledges an event, and those writes wait for
+    the replica: while it lags, the relay retries (it must not stop the worker); once it catches up,
+    every event is relayed and queued."""
+    settings = Settings(redis_url=pair.primary.url, webhook_allow_private_networks=True, redis_timeout=TIMEOUT)
+    with TestClient(create_app(settings)) as client:  # the API does not wait here: only the relay does
+        headers = seeded(client, pair)
+        hook = client.post(
+            "/v2/webhook_endpoints",
+            json={"url": "http://127.0.0.1:9/hook", "event_types": ["session.updated"]},
+            headers=headers,
+        ).json()
+        pair.in_sync()
+        conn = sync_client(pair.primary.url, acks=ReplicaAcks(1, 100))
+        relay = Relay(
+            Outbox(conn), stub_broker, Fanout(conn, Bounds.of(settings)), name="relay-t", claim_idle_ms=100, block_ms=10
+        )
+        relay.ensure_group()
+        stop = threading.Event()
+        thread = threading.Thread(target=relay.run, args=(stop,), daemon=True)
+        pair.link.hold()
+        for n in range(3):
+            assert client.patch(URL, json={"description": f"d{n}"}, headers=headers).status_code == 200
+        thread.start()
+        time.sleep(1.5)  # several relay attempts, each refused for want of the replica
+        assert thread.is_alive(), "the relay stopped"
+        pair.link.release()
+        eventually(lambda: Outbox(conn).backlog() == 0)
+        stop.set()
+        thread.join(5)
+        rows = client.get(f"/v2/webhook_endpoints/{hook['id']}/deliveries", headers=headers).json()
+        assert len(rows["deliveries"]) == 3
+        stub_broker.flush_all()
+        conn.close()
+
+
+def test_the_background_steps_wait_out_a_lagging_replica(pair: Pair) -> None:
+    """The purge (like the expiry sweep and the log's retention) runs in steps whose writes wait for
+    the replica: while it lags, a step fails and is tried again, and the loop goes on."""
+    with app_on(pair, acks=0) as client:
+        headers = seeded(client, pair)
+        assert client.delete(f"/v2/agents/{SEED_AGENT}", headers=headers).status_code == 204
+    pair.in_sync()
+    conn = sync_client(pair.primary.url, acks=ReplicaAcks(1, 100))
+    purger = Purger(conn, 100, dimensions=Settings().report_dimensions)
+    stop = threading.Event()
+    thread = threading.Thread(target=purger.run, args=(stop, 0.05), daemon=True)
+    pair.link.hold()
+    thread.start()
+    time.sleep(1)
+    assert thread.is_alive(), "the purge loop stopped"
+    pair.link.release()
+    eventually(lambda: not conn.exists(f"as:session:{SEED_AGENT}:{URL.rsplit('/', 1)[1]}"))
+    stop.set()
+    thread.join(5)
+    conn.close()

@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import redis
 
+from agent_sessions.errors import ReplicasBehind
+
 log = logging.getLogger("agent_sessions.steps")
 
 
@@ -20,7 +22,7 @@ def run_steps(step: Callable[[], bool], stop: threading.Event, idle_s: float, wh
     while not stop.is_set():
         try:
             busy = step()
-        except redis.RedisError as exc:
+        except (redis.RedisError, ReplicasBehind) as exc:
             log.warning("%s step failed (%r); retrying", what, exc)
             busy = False
         if busy:

@@ -23,6 +23,7 @@ import dramatiq
 import redis
 
 from agent_sessions.endpoints import Message, event_message
+from agent_sessions.errors import ReplicasBehind
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.outbox import Entry, Outbox
 from agent_sessions.redis.webhooks import Fanout
@@ -68,7 +69,8 @@ class Relay:
         while not stop.is_set():
             try:
                 self.step()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, ReplicasBehind) as exc:
+                # Nothing was acknowledged: the same entries are relayed again (every step is idempotent).
                 log.warning("relay: redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
             except redis.ResponseError as exc:
