@@ -52,15 +52,21 @@ class Relay:
         self.block_ms = block_ms
         self.linger_ms = linger_ms
         self._next_claim = 0.0
+        self._unfinished: list[Entry] = []
 
     def ensure_group(self) -> None:
         self.outbox.ensure_group()
 
     def step(self) -> int:
-        """Relay one batch (reclaimed entries first); returns how many entries were relayed."""
-        entries = self._reclaim() or self._read()
+        """Relay one batch (a batch a failed step left unfinished first, then reclaimed entries);
+        returns how many entries were relayed. A batch whose step failed (Redis gone, the broker
+        refusing, replicas not confirming) stays pending to this relay in the group, where nobody else
+        would take it before ``claim_idle_ms``: it is tried again at the next step instead."""
+        entries = self._unfinished or self._reclaim() or self._read()
+        self._unfinished = entries
         if entries:
             self.relay(entries)
+        self._unfinished = []
         return len(entries)
 
     def run(self, stop: threading.Event) -> None:
