@@ -11,6 +11,7 @@
 --   as:escalations:<agent>       zset  written by earlier versions, never read: deleted here
 --   as:report:<agent>            hash  escalations_total (see report_apply.lua)
 --
+-- ARGV: event id (named by KEYS[1] already), agent, session, rules, body, keep_ms
 -- Returns {"new" | "exists", body}
 
 local escalation, old_agent_escalations, report = KEYS[1], KEYS[2], KEYS[3]
