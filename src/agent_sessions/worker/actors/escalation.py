@@ -17,13 +17,15 @@ log = logging.getLogger("agent_sessions.actors.escalation")
 
 
 def escalate(worker: Worker, events: list[Event]) -> None:
-    own = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
+    defaults = worker.default_rules
+    stored = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
+    # Each agent's rules decoded once per batch, not once per event.
+    in_use = {agent: defaults if text is None else rules.decode(text) for agent, text in stored.items()}
     subscriptions = worker.fanout.subscriptions()
     deliveries: list[tuple[str, Message]] = []
     for event in events:
         agent = event["agent_key"]
-        stored = own.get(agent)
-        names = fired(worker.default_rules if stored is None else rules.decode(stored), event)
+        names = fired(in_use[agent], event)
         if not names:
             continue
         new, body = worker.escalations.record(event, names, escalation_body(event, names))
