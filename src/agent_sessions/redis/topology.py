@@ -45,28 +45,33 @@ def judge(cluster: dict[str, Any], replication: dict[str, Any], min_replica_acks
 
 
 def check(client: redis.Redis, min_replica_acks: int) -> None:
-    """The workers' and the CLI's check (see ``judge``)."""
+    """The workers' check (see ``judge``)."""
     try:
-        pipe = client.pipeline(transaction=False)
-        pipe.info("cluster")
-        pipe.info("replication")
-        cluster, replication = pipe.execute()
+        replies = _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:
-        log.warning("redis unreachable at start; its topology is not checked")
-        return
-    for warning in judge(cluster, replication, min_replica_acks):
-        log.warning("%s", warning)
+        replies = None
+    _conclude(replies, min_replica_acks)
 
 
 async def check_async(client: aioredis.Redis, min_replica_acks: int) -> None:
     """The API's check (see ``judge``)."""
     try:
-        pipe = client.pipeline(transaction=False)
-        pipe.info("cluster")
-        pipe.info("replication")
-        cluster, replication = await pipe.execute()
+        replies = await _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:
+        replies = None
+    _conclude(replies, min_replica_acks)
+
+
+def _ask(pipe: Any) -> Any:
+    pipe.info("cluster")
+    pipe.info("replication")
+    return pipe
+
+
+def _conclude(replies: list[Any] | None, min_replica_acks: int) -> None:
+    if replies is None:
         log.warning("redis unreachable at start; its topology is not checked")
         return
+    cluster, replication = replies
     for warning in judge(cluster, replication, min_replica_acks):
         log.warning("%s", warning)
