@@ -22,6 +22,7 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import IN_CI, SEED_AGENT, SEED_SESSION, MakeKey
+from tests.support.inprocess import InProcess
 from tests.support.rabbitmq import RABBITMQ_URL, purge_rabbitmq, rabbitmq_available
 from tests.support.receiver import Receiver
 
@@ -111,6 +112,13 @@ def seeded(client: TestClient, admin: dict[str, str]) -> dict[str, Any]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def pipeline(settings: Settings) -> Iterator[InProcess]:
+    """The worker side in this process (relay, actors, delivery loop) with the test's ``settings``."""
+    with InProcess(settings) as p:
+        yield p
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ escalated event names the rule); agents without rules of their own use the setti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,12 +32,6 @@ def settings(redis_url: str) -> Settings:
 @pytest.fixture
 def api(client: TestClient, admin: dict[str, str]) -> Any:
     return caller(client, admin, (A, B))
-
-
-@pytest.fixture
-def pipeline(settings: Settings) -> Iterator[InProcess]:
-    with InProcess(settings) as p:
-        yield p
 
 
 def test_an_agent_without_rules_shows_the_defaults_and_its_own_once_put(api: Any) -> None:

@@ -4,7 +4,6 @@ recovery, a slow endpoint beside fast ones. Real Redis, real HTTP receivers, the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -41,12 +40,6 @@ def settings(redis_url: str) -> Settings:
 @pytest.fixture
 def api(client: TestClient, admin: dict[str, str]) -> Any:
     return caller(client, admin, (A, B))
-
-
-@pytest.fixture
-def pipeline(settings: Settings) -> Iterator[InProcess]:
-    with InProcess(settings) as p:
-        yield p
 
 
 def hook(api: Any, url: str, event_types: list[str], **more: Any) -> dict[str, Any]:
