@@ -284,7 +284,7 @@ class WebhookServices:
 
     async def _rebuild(self, message: str) -> bytes:
         if message.startswith("esc_"):
-            body = await self.webhooks.escalation_body("evt_" + message.removeprefix("esc_"))
+            (body,) = await self.webhooks.escalation_bodies(["evt_" + message.removeprefix("esc_")])
         else:
             entry = await self.events.get(message)
             body = None if entry is None else ep.event_message(event_from_entry(entry[1])).body

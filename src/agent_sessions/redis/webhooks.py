@@ -176,11 +176,6 @@ class Webhooks:
 
     # -- what a redelivery or a recovery reads -------------------------------------------------------
 
-    async def escalation_body(self, event_id: str) -> bytes | None:
-        async with outage_as_unavailable():
-            body = await self.redis.hget(self.keys.escalation(event_id), "body")
-        return None if body is None else cast(str, body).encode()
-
     async def escalation_bodies(self, event_ids: Sequence[str]) -> list[bytes | None]:
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
