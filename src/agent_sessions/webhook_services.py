@@ -19,7 +19,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 
@@ -218,11 +218,8 @@ class WebhookServices:
     # -- escalation rules ---------------------------------------------------------------------------
 
     async def get_rules(self, agent: str) -> rules.AgentRules:
-        stored = await self.webhooks.rules(agent)
-        if stored is None:
-            await self._agent_exists(agent)
-            return {"agent_key": agent, "rules": self.default_rules.body(), "source": "settings"}
-        return {"agent_key": agent, "rules": rules.decode(stored).body(), "source": "agent"}
+        in_use, source = await self._rules_in_use(agent)
+        return {"agent_key": agent, "rules": in_use.body(), "source": source}
 
     async def put_rules(self, agent: str, body: dict[str, Any]) -> rules.AgentRules:
         made = rules.from_body(body["rules"])
@@ -231,11 +228,16 @@ class WebhookServices:
         return {"agent_key": agent, "rules": made.body(), "source": "agent"}
 
     async def test_rules(self, agent: str, body: dict[str, Any]) -> rules.Fired:
+        in_use, _ = await self._rules_in_use(agent)
+        return {"fired": in_use.fired(body["old"], body["new"])}
+
+    async def _rules_in_use(self, agent: str) -> tuple[rules.Rules, Literal["agent", "settings"]]:
+        """The agent's own rules, or the settings' when it has none (404 for no such agent)."""
         stored = await self.webhooks.rules(agent)
         if stored is None:
             await self._agent_exists(agent)
-        in_use = self.default_rules if stored is None else rules.decode(stored)
-        return {"fired": in_use.fired(body["old"], body["new"])}
+            return self.default_rules, "settings"
+        return rules.decode(stored), "agent"
 
     # -- helpers ------------------------------------------------------------------------------------
 
