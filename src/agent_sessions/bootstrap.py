@@ -28,11 +28,14 @@ from agent_sessions.config import Settings
 from agent_sessions.feed import Feed
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
+from agent_sessions.redis import layout
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, ReplicaAcks, async_client, sync_client
 from agent_sessions.redis.events import EventLog, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes
+from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.migrate import Migration
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
@@ -64,6 +67,12 @@ def rate_limits(settings: Settings) -> Limits:
     )
 
 
+def keys(settings: Settings) -> Keys:
+    """The store's key layout: every process of one store must be started with the same PARTITIONS
+    (``redis/layout.py`` checks it against the store's record)."""
+    return Keys(partitions=settings.partitions)
+
+
 # -- the API --------------------------------------------------------------------------------------------
 
 
@@ -76,6 +85,7 @@ class Api:
     gate: Gate
     feed: Feed
     webhooks: WebhookServices
+    layout: layout.Guard
 
     async def aclose(self) -> None:
         await self.feed.close()
@@ -90,6 +100,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     batches = Batches(client)  # the scripts of concurrent requests share pipelines
     store = Store(
         client,
+        keys(settings),
         history_max=settings.history_max,
         batches=batches,
         history_max_bytes=settings.history_max_bytes,
@@ -101,12 +112,13 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     block_ms = max(50, int(settings.redis_timeout * 500))
     feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms)
     gate = Gate(client, rate_limits(settings), batches)
-    return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events))
+    guard = layout.Guard(client, store.keys)
+    return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events), guard)
 
 
 def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:
     return WebhookServices(
-        Webhooks(client, Bounds.of(settings)),
+        Webhooks(client, Bounds.of(settings), keys(settings)),
         events,
         metadata_limits(settings),
         rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
@@ -137,14 +149,14 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
     relay = Relay(
         Outbox(client),
         broker,
-        Fanout(client, Bounds.of(settings)),
+        Fanout(client, Bounds.of(settings), keys(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,
         linger_ms=settings.relay_linger_ms,
     )
     retention = Retention(client, settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions
-    purger = Purger(client, settings.agent_delete_batch, dimensions=dimensions)
-    expirer = Expirer(client, settings.expiry_batch, dimensions=dimensions)
+    purger = Purger(client, settings.agent_delete_batch, keys(settings), dimensions)
+    expirer = Expirer(client, settings.expiry_batch, keys(settings), dimensions)
     return Loops(relay, purger, retention, expirer, deliveries(settings))
 
 
@@ -152,7 +164,7 @@ def deliveries(settings: Settings) -> DeliveryLoop:
     """The webhook delivery loop, with its own asyncio Redis client (it runs in a thread; its HTTP
     clients, one per endpoint, are its own too)."""
     client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
-    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings)))
+    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings), keys(settings)))
 
 
 @dataclass(frozen=True)
@@ -192,7 +204,13 @@ def keyring(settings: Settings) -> Keyring:
 
 def reindexer(settings: Settings) -> Reindexer:
     client = sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings))
-    return Reindexer(client, SessionIndexes(settings.report_dimensions))
+    layout.check(client, keys(settings))
+    return Reindexer(client, SessionIndexes(settings.report_dimensions, keys=keys(settings)))
+
+
+def migration(settings: Settings) -> Migration:
+    client = sync_client(settings.required_redis_url("this command"), timeout=60, acks=ReplicaAcks.of(settings))
+    return Migration(client, keys(settings))
 
 
 def webhook_services_for_cli(settings: Settings) -> tuple[WebhookServices, Callable[[], Awaitable[None]]]:

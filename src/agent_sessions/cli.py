@@ -15,6 +15,7 @@ from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError, ReplicasBehind, StoreUnavailable
 from agent_sessions.models import AGENT_KEY_RE
+from agent_sessions.redis.keys import LAYOUT
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -55,6 +56,12 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "reindex",
         help="index every session for metadata_filter and sort (once after upgrading, or changing REPORT_DIMENSIONS)",
+    )
+
+    sub.add_parser(
+        "migrate",
+        help="move a store written by an earlier version into this version's key layout (stop the earlier"
+        " version's processes first; safe to run again)",
     )
 
     sub.add_parser(
@@ -99,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "reindex":
             print(f"reindexed {bootstrap.reindexer(settings).run()} agents")
             return 0
+        if args.command == "migrate":
+            return _migrate(settings)
         if args.command == "webhook-secret":
             print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
             return 0
@@ -112,6 +121,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable:
         print("agent-sessions: cannot reach Redis at REDIS_URL", file=sys.stderr)
         return 3
+
+
+def _migrate(settings: Settings) -> int:
+    done = bootstrap.migration(settings).run()
+    if not done:
+        print(f"the store is in key layout {LAYOUT} with PARTITIONS={settings.partitions}: nothing to move")
+    for kind, count in sorted(done.items()):
+        print(f"{kind}: {count}")
+    if done:
+        print(f"the store is now in key layout {LAYOUT} with PARTITIONS={settings.partitions}")
+    return 0
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -60,6 +60,7 @@ ENV_VARS: dict[str, str] = {
     "REPORT_VALUE_MAX_CHARS": "report_value_max_chars",
     "REDIS_POOL_SIZE": "redis_pool_size",
     "REDIS_MIN_REPLICA_ACKS": "redis_min_replica_acks",
+    "PARTITIONS": "partitions",
     "METRICS_HOST": "metrics_host",
     "METRICS_PORT": "metrics_port",
     "FORWARDED_ALLOW_IPS": "forwarded_allow_ips",
@@ -122,6 +123,10 @@ class Settings(BaseModel):
     # time: 503, the write applied on the primary). 0: replication is asynchronous, and a failover can
     # lose the last answered writes.
     redis_min_replica_acks: int = Field(default=0, ge=0, le=16)
+    # How many partitions agents are spread over (each agent's keys share one hash slot of a Redis
+    # Cluster). Fixed when a store is first used and recorded in it: a process with another value
+    # refuses to start.
+    partitions: int = Field(default=64, ge=1, le=1024)
     # The event log (GET /v2/events and its feed): kept this many seconds and at most this many events
     # (the workers trim it); a request examines at most EVENTS_SCAN_MAX entries for its filters.
     events_retention: float = Field(default=24 * 3600, gt=0)

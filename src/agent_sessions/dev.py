@@ -1,7 +1,8 @@
 """``agent-sessions dev``: everything on one machine with no setup.
 
-Starts a real Redis (AOF on, data under ``./.data/``), seeds it on the first run with an admin key, the
-seed's agent and session, and serves the API. The admin key is kept in ``.data/admin-key`` (mode 0600)
+Starts a real Redis (AOF on, data under ``./.data/``), moves data an earlier version left there into
+this version's key layout (it runs every process of that store itself, so it can: ``agent-sessions
+migrate``), seeds it on the first run with an admin key, the seed's agent and session, and serves the API. The admin key is kept in ``.data/admin-key`` (mode 0600)
 so that later runs can print it again: Redis holds only its digest. This is for a developer's machine;
 production runs ``agent-sessions serve`` against a managed Redis.
 
@@ -58,6 +59,7 @@ async def _seed_data(settings: Settings) -> None:
     graph = bootstrap.api(settings)  # the API's own services: the same limits and history bounds
     services = graph.services
     try:
+        await graph.layout.start()
         if await graph.store.claim_seed():
             with contextlib.suppress(AgentAlreadyExists):
                 await services.create_agent({"key": SEED_AGENT, "name": "Customer support"})
@@ -83,6 +85,9 @@ async def _seed_data(settings: Settings) -> None:
 
 def seed(settings: Settings, data_dir: Path) -> str:
     """Seed on first run; return the dev admin key (made anew if the stored one was revoked)."""
+    moved = bootstrap.migration(settings).run()
+    if moved:
+        print(f"moved the data in {data_dir} to this version's key layout: {sum(moved.values())} keys", flush=True)
     asyncio.run(_seed_data(settings))
     keyring = bootstrap.keyring(settings)
     key_file = data_dir / "admin-key"

@@ -16,7 +16,7 @@ from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
-SESSION_KEY = f"as:session:{SEED_AGENT}:{SEED_SESSION}"
+SESSION_KEY = KEYS.session(SEED_AGENT, SEED_SESSION)
 
 
 def known(client: TestClient, key: str) -> dict[str, str]:
@@ -84,7 +84,7 @@ def test_a_throttled_address_never_locks_out_a_valid_key(
         # The address is throttled, but for invalid keys only: this key's PATCH goes through.
         assert client.patch(URL, json={"description": "x"}, headers=headers).status_code == 200
         assert client.get(URL, headers=make_headers(make_key("viewer"))).status_code == 200
-    assert sync_redis.hget(f"as:session:{SEED_AGENT}:{SEED_SESSION}", "description") == "x"
+    assert sync_redis.hget(KEYS.session(SEED_AGENT, SEED_SESSION), "description") == "x"
 
 
 def test_bad_request_by_a_known_key_is_400_and_takes_a_token(

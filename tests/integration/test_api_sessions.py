@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 from starlette.testclient import TestClient
 
 from agent_sessions.models import Session, SessionList
+from agent_sessions.redis.keys import KEYS
 from tests.support.api import SEED_AGENT, SEED_REQUEST, SEED_RESPONSE, SEED_SESSION, SESSIONS, URL, error
 
 
@@ -77,14 +78,14 @@ def test_bad_fields_are_400_and_change_nothing(
     raw: str,
     field: str,
 ) -> None:
-    before = sync_redis.hgetall(f"as:session:{SEED_AGENT}:{SEED_SESSION}")
+    before = sync_redis.hgetall(KEYS.session(SEED_AGENT, SEED_SESSION))
     body = error(
         client.patch(URL, content=raw, headers={**admin, "content-type": "application/json"}),
         400,
         "invalid_request",
     )
     assert field in body["field_errors"]
-    assert sync_redis.hgetall(f"as:session:{SEED_AGENT}:{SEED_SESSION}") == before
+    assert sync_redis.hgetall(KEYS.session(SEED_AGENT, SEED_SESSION)) == before
 
 
 @pytest.mark.parametrize(
@@ -116,7 +117,7 @@ def test_metadata_limit_violation_names_the_path(
     body = error(client.patch(URL, json={"metadata": deep, "description": "x"}, headers=admin), 400, "invalid_metadata")
     assert list(body["field_errors"]) == ["metadata.a.a.a.a.a"]
     error(client.patch(URL, json={"metadata": [1]}, headers=admin), 400, "invalid_metadata")
-    assert sync_redis.hget(f"as:session:{SEED_AGENT}:{SEED_SESSION}", "version") == "1"
+    assert sync_redis.hget(KEYS.session(SEED_AGENT, SEED_SESSION), "version") == "1"
 
 
 def test_body_over_64_kib_is_413(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:

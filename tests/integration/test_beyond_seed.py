@@ -44,11 +44,11 @@ def test_matching_if_match_applies(client: TestClient, admin: dict[str, str], se
 def test_stale_or_weak_if_match_is_412_and_changes_nothing(
     client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis, if_match: str
 ) -> None:
-    outbox, history = sync_redis.xlen(KEYS.outbox), sync_redis.llen(f"as:history:{SEED_AGENT}:{SEED_SESSION}")
+    outbox, history = sync_redis.xlen(KEYS.outbox), sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION))
     error(patch(client, admin, {"description": "x"}, **{"if-match": if_match}), 412, "precondition_failed")
     assert client.get(URL, headers=admin).json() == seeded
     assert sync_redis.xlen(KEYS.outbox) == outbox
-    assert sync_redis.llen(f"as:history:{SEED_AGENT}:{SEED_SESSION}") == history
+    assert sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)) == history
 
 
 def test_if_match_star_on_a_missing_session_is_404(client: TestClient, admin: dict[str, str], seeded: Any) -> None:
@@ -207,8 +207,8 @@ def test_concurrent_requests_with_one_key_apply_once(
         for t in threads:
             t.join(30)
     assert results == [(200, 2)] * 12
-    assert sync_redis.hget(f"as:session:{SEED_AGENT}:{SEED_SESSION}", "version") == "2"
-    assert sync_redis.llen(f"as:history:{SEED_AGENT}:{SEED_SESSION}") == 2
+    assert sync_redis.hget(KEYS.session(SEED_AGENT, SEED_SESSION), "version") == "2"
+    assert sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)) == 2
 
 
 def test_create_with_generated_key_is_replayed_not_duplicated(
@@ -273,5 +273,5 @@ def test_history_is_capped_and_deleted_with_the_session(
         history = client.get(f"{URL}/history", headers=key).json()
         assert [e["version"] for e in history["history"]] == [6, 5, 4]
         client.delete(URL, headers=key)
-        assert not sync_redis.exists(f"as:history:{SEED_AGENT}:{SEED_SESSION}")
+        assert not sync_redis.exists(KEYS.history(SEED_AGENT, SEED_SESSION))
         error(client.get(f"{URL}/history", headers=key), 404, "session_not_found")

@@ -96,6 +96,7 @@ async def test_an_endless_answer_is_read_up_to_64_kib_and_its_connection_closed(
 async def test_cookies_a_receiver_sets_are_never_sent_back(loop: DeliveryLoop) -> None:
     """Attempts go to the checked address (an IP), where aiohttp's default jar keeps nothing either; a jar
     that keeps cookies for it (``CookieJar(unsafe=True)``) fails here."""
+
     async def with_cookies(writer: asyncio.StreamWriter) -> None:
         cookies = b"".join(b"Set-Cookie: c%d=%s; Path=/\r\n" % (i, b"v" * 100) for i in range(50))
         writer.write(b"HTTP/1.1 204 No Content\r\n" + cookies + b"Content-Length: 0\r\n\r\n")

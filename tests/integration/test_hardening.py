@@ -15,6 +15,7 @@ from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, error
@@ -164,7 +165,7 @@ def test_idempotency_records_share_the_answer_and_are_bounded_per_key(
         print(f"2000 idempotent PATCH {{}} on an 8 KiB session: {grown} bytes")
         # Each record is its own few hundred bytes; the 8 KiB answer is kept once (one version).
         assert grown < 2_000_000, grown
-        records = list(sync_redis.scan_iter("as:idem:kid_*", count=1000))
+        records = list(sync_redis.scan_iter("as:idem:{*}:kid_*", count=1000))
         assert len(records) == 1500  # the oldest 500 were forgotten
         assert len(list(sync_redis.scan_iter("as:idem:snap:*"))) == 1
 
@@ -202,7 +203,7 @@ def test_history_is_bounded_in_bytes_per_session(
         for n in range(60):  # ~16 KiB descriptions: each entry holds the old and the new one
             body = {"description": f"{n:05d}" + "d" * 16_000}
             assert client.patch(URL, json=body, headers=admin).status_code == 200
-        history_key = f"as:history:{SEED_AGENT}:{SEED_SESSION}"
+        history_key = KEYS.history(SEED_AGENT, SEED_SESSION)
         entries = cast(list[str], sync_redis.lrange(history_key, 0, -1))
         assert sum(len(e.encode()) for e in entries) <= 64 * 1024
         assert int(sync_redis.get(history_key + ":bytes") or 0) == sum(len(e.encode()) for e in entries)
@@ -224,7 +225,7 @@ def test_forgotten_idempotency_records_take_their_answers_with_them(
         for n in range(30):
             body = {"description": f"change {n}"}
             assert client.patch(URL, json=body, headers={**admin, "idempotency-key": f"c{n}"}).status_code == 200
-        assert len(list(sync_redis.scan_iter("as:idem:kid_*"))) == 5
+        assert len(list(sync_redis.scan_iter("as:idem:{*}:kid_*"))) == 5
         assert len(list(sync_redis.scan_iter("as:idem:snap:*"))) == 5
         # the kept records still replay their own answers exactly
         replay = client.patch(URL, json={"description": "change 29"}, headers={**admin, "idempotency-key": "c29"})

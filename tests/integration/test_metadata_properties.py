@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
+from agent_sessions.redis.keys import KEYS
 from tests.support.api import SEED_AGENT, SEED_SESSION
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
@@ -42,9 +43,9 @@ def violates(value: Any, depth: int = 1, top: bool = True) -> bool:
 
 def state(sync_redis: redis.Redis) -> tuple[Any, ...]:
     return (
-        sync_redis.hgetall(f"as:session:{SEED_AGENT}:{SEED_SESSION}"),
+        sync_redis.hgetall(KEYS.session(SEED_AGENT, SEED_SESSION)),
         sync_redis.xlen("as:outbox"),
-        sync_redis.llen(f"as:history:{SEED_AGENT}:{SEED_SESSION}"),
+        sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)),
     )
 
 

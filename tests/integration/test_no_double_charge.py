@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 from agent_sessions.auth import Role, digest
 from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import error
@@ -64,8 +65,8 @@ def test_update_reply_lost_applies_the_update_once(
     proxy.cut_after(0)  # the reply of the update script (which ran the gate first) is lost
     error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
     proxy.cut_after(None)
-    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "3"
-    assert sync_redis.hget("as:session:agt_a:ase_1", "description") == "once"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "3"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "description") == "once"
     assert tokens(sync_redis, secret) == before - 1
 
 
@@ -80,6 +81,6 @@ def test_update_reply_lost_after_a_separate_gate_applies_the_update_once(
     proxy.cut_after(1)  # the gate's reply passes, the update script's reply is lost
     error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")
     proxy.cut_after(None)
-    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "3"
-    assert sync_redis.hget("as:session:agt_a:ase_1", "description") == "once"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "3"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "description") == "once"
     assert tokens(sync_redis, fresh) == 99

@@ -27,6 +27,7 @@ from agent_sessions.config import Settings
 from agent_sessions.errors import ReplicasBehind
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import ReplicaAcks, sync_client
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.scripts import SyncScript
@@ -102,7 +103,7 @@ def seeded(client: TestClient, pair: Pair) -> dict[str, str]:
 
 
 def session_on(conn: redis.Redis) -> dict[str, str]:
-    return cast(dict[str, str], conn.hgetall(f"as:session:{SEED_AGENT}:{URL.rsplit('/', 1)[1]}"))
+    return cast(dict[str, str], conn.hgetall(KEYS.session(SEED_AGENT, URL.rsplit("/", 1)[1])))
 
 
 def test_without_replica_acks_a_failover_loses_an_answered_write(pair: Pair) -> None:
@@ -171,7 +172,7 @@ def test_every_writer_waits_for_its_replicas_the_workers_the_cli_and_the_rules(p
         # A worker's script (an actor acknowledges its message only after this returns).
         update = SyncScript(conn, "agent_update")
         with pytest.raises(ReplicasBehind):
-            update([f"as:agent:{SEED_AGENT}"], ["name", "b"])
+            update([KEYS.agent(SEED_AGENT)], ["name", "b"])
         # The CLI: a key revoked must stay revoked through a failover.
         with pytest.raises(ReplicasBehind):
             keyring.create(Role.EDITOR, (SEED_AGENT,))
@@ -191,7 +192,7 @@ def test_every_writer_waits_for_its_replicas_the_workers_the_cli_and_the_rules(p
             "service_unavailable",
         )
         pair.link.release()
-        assert update([f"as:agent:{SEED_AGENT}"], ["name", "c"])[0] == "ok"
+        assert update([KEYS.agent(SEED_AGENT)], ["name", "c"])[0] == "ok"
     conn.close()
 
 
@@ -263,7 +264,7 @@ def test_the_background_steps_wait_out_a_lagging_replica(pair: Pair) -> None:
     time.sleep(1)
     assert thread.is_alive(), "the purge loop stopped"
     pair.link.release()
-    eventually(lambda: not conn.exists(f"as:session:{SEED_AGENT}:{URL.rsplit('/', 1)[1]}"))
+    eventually(lambda: not conn.exists(KEYS.session(SEED_AGENT, URL.rsplit("/", 1)[1])))
     stop.set()
     thread.join(5)
     conn.close()

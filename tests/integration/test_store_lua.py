@@ -66,7 +66,7 @@ async def test_agent_create_stamps_redis_time_and_indexes(store: Store, sync_red
     assert sync_redis.zrange("as:agents", 0, -1) == [A]
     with pytest.raises(AgentAlreadyExists):
         await store.create_agent(A, "again", "", b"{}", True)
-    assert sync_redis.hget("as:agent:agt_a", "name") == "Agent A"
+    assert sync_redis.hget(KEYS.agent("agt_a"), "name") == "Agent A"
 
 
 async def test_agent_update_changes_only_what_differs(store: Store) -> None:
@@ -98,7 +98,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         await store.create_session(A, "ase_new", ORIGIN, "", "", b"{}", True)
     with pytest.raises(AgentAlreadyExists):  # the key is free again once the purge is over
         await store.create_agent(A, "again", "", b"{}", True)
-    assert sync_redis.xlen(KEYS.outbox) == events_before and sync_redis.zcard("as:purge:agt_a") == 5
+    assert sync_redis.xlen(KEYS.outbox) == events_before and sync_redis.zcard(KEYS.purge("agt_a")) == 5
 
     purger = Purger(sync_redis, batch=2)
     assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
@@ -108,21 +108,23 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
     assert all(f["request_id"] == DELETER.request_id for f in deleted)
     assert len({f["event_id"] for f in deleted}) == 5
     assert {f["session_key"]: f["version"] for f in deleted}["ase_1"] == "3"  # created, updated, deleted
-    assert sorted(sync_redis.keys("*")) == [
-        "as:agent:agt_b",
-        "as:agents",
-        "as:events",  # the event log keeps the deleted sessions' events (retention is by age and count)
-        "as:events:ids",
-        "as:history:agt_b:ase_1",
-        "as:history:agt_b:ase_1:bytes",
-        "as:indexes",  # which search indexes are complete (all: the store was empty at the first agent)
-        "as:outbox",
-        "as:session:agt_b:ase_1",
-        "as:sessions:agt_b",
-        "as:sessions:agt_b:created",
-        "as:sessions:agt_b:on",
-        "as:sessions:agt_b:updated",
-    ]
+    assert sorted(sync_redis.keys("*")) == sorted(
+        [
+            KEYS.agent("agt_b"),
+            "as:agents",
+            "as:events",  # the event log keeps the deleted sessions' events (retention is by age and count)
+            "as:events:ids",
+            KEYS.history("agt_b", "ase_1"),
+            KEYS.history_bytes("agt_b", "ase_1"),
+            "as:indexes",  # which search indexes are complete (all: the store was empty at the first agent)
+            "as:outbox",
+            KEYS.session("agt_b", "ase_1"),
+            KEYS.sessions("agt_b"),
+            KEYS.sessions_by("agt_b", "created"),
+            KEYS.sessions("agt_b", True),
+            KEYS.sessions_by("agt_b", "updated"),
+        ]
+    )
     with pytest.raises(AgentNotFound):
         await store.delete_agent(A, ORIGIN)
     await store.create_agent(A, "again", "", b"{}", True)  # purge over: the key can be used again
@@ -136,11 +138,11 @@ async def test_session_create_checks_agent_and_duplicates(store: Store, sync_red
     await store.create_session(A, "ase_off", ORIGIN, "", "", b"{}", False)
     with pytest.raises(SessionAlreadyExists):
         await store.create_session(A, "ase_on", ORIGIN, "", "other", b"{}", True)
-    assert sync_redis.hget("as:session:agt_a:ase_on", "description") == "d"
-    assert sync_redis.zrange("as:sessions:agt_a", 0, -1) == ["ase_off", "ase_on"]
-    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == ["ase_on"]
-    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == ["ase_off"]
-    assert sync_redis.hget("as:session:agt_a:ase_on", "version") == "1"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_on"), "description") == "d"
+    assert sync_redis.zrange(KEYS.sessions("agt_a"), 0, -1) == ["ase_off", "ase_on"]
+    assert sync_redis.zrange(KEYS.sessions("agt_a", True), 0, -1) == ["ase_on"]
+    assert sync_redis.zrange(KEYS.sessions("agt_a", False), 0, -1) == ["ase_off"]
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_on"), "version") == "1"
 
 
 async def test_session_update_bumps_version_once_and_stamps_redis_time(store: Store) -> None:
@@ -167,7 +169,7 @@ async def test_session_update_reply_and_event_are_the_hash_as_stored(store: Stor
     ]
     for n, change in enumerate(changes, start=2):
         written = await store.update_session(A, S, ORIGIN, change)
-        stored = sync_redis.hgetall(f"as:session:{A}:{S}")
+        stored = sync_redis.hgetall(KEYS.session(A, S))
         assert written.fields == stored and stored["version"] == str(n)
         _, entry = stream.newest(sync_redis)
         assert {k[2:]: v for k, v in entry.items() if k.startswith("s:")} == stored
@@ -183,11 +185,11 @@ async def test_session_update_with_equal_values_is_a_noop(store: Store) -> None:
 async def test_session_update_moves_the_session_between_enabled_indexes(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
     await store.update_session(A, S, ORIGIN, {"enabled": "0"})
-    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == []
-    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == [S]
+    assert sync_redis.zrange(KEYS.sessions("agt_a", True), 0, -1) == []
+    assert sync_redis.zrange(KEYS.sessions("agt_a", False), 0, -1) == [S]
     await store.update_session(A, S, ORIGIN, {"enabled": "1"})
-    assert sync_redis.zrange("as:sessions:agt_a:on", 0, -1) == [S]
-    assert sync_redis.zrange("as:sessions:agt_a:off", 0, -1) == []
+    assert sync_redis.zrange(KEYS.sessions("agt_a", True), 0, -1) == [S]
+    assert sync_redis.zrange(KEYS.sessions("agt_a", False), 0, -1) == []
 
 
 async def test_session_update_missing_agent_or_session_writes_nothing(store: Store, sync_redis: redis.Redis) -> None:
@@ -196,7 +198,7 @@ async def test_session_update_missing_agent_or_session_writes_nothing(store: Sto
     await make(store)
     with pytest.raises(SessionNotFound):
         await store.update_session(A, S, ORIGIN, {"description": "x"})
-    assert not sync_redis.exists("as:session:agt_a:ase_1")
+    assert not sync_redis.exists(KEYS.session("agt_a", "ase_1"))
 
 
 async def test_session_update_admits_first_and_writes_only_when_admitted(store: Store, sync_redis: redis.Redis) -> None:
@@ -228,9 +230,9 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
             admission=gate.admission("ask_" + "0" * 32, "10.0.0.1", quotas.append),
         )
     assert len(quotas) == 2  # a refused key has no quota to report
-    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "2"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "2"
     assert sync_redis.xlen(KEYS.outbox) == 2  # created, the admitted update; nothing else
-    assert sync_redis.llen("as:history:agt_a:ase_1") == 2
+    assert sync_redis.llen(KEYS.history("agt_a", "ase_1")) == 2
     assert sync_redis.hget("as:rl:addr:10.0.0.1", "tokens") is not None  # the failures were charged
 
 
@@ -247,12 +249,12 @@ async def test_session_update_admission_ignores_a_throttled_address_for_a_valid_
             A, S, ORIGIN, {"description": "x"}, admission=gate.admission("ask_" + "1" * 32, "10.0.0.2", lambda _: None)
         )
     assert refused.value.reason == "address"
-    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "1"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "1"
     # ...and not for a valid one
     await store.update_session(
         A, S, ORIGIN, {"description": "x"}, admission=gate.admission(secret, "10.0.0.2", lambda _: None)
     )
-    assert sync_redis.hget("as:session:agt_a:ase_1", "version") == "2"
+    assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "2"
 
 
 async def test_concurrent_updates_each_bump_the_version_exactly_once(store: Store) -> None:
@@ -266,7 +268,7 @@ async def test_session_delete(store: Store, sync_redis: redis.Redis) -> None:
     deleted = await store.delete_session(A, S, ORIGIN)
     assert deleted["description"] == "d"
     assert sync_redis.keys("as:session*") == []
-    assert sync_redis.exists("as:sessions:agt_a", "as:sessions:agt_a:on") == 0
+    assert sync_redis.exists(KEYS.sessions("agt_a"), KEYS.sessions("agt_a", True)) == 0
     with pytest.raises(SessionNotFound):
         await store.delete_session(A, S, ORIGIN)
 

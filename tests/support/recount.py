@@ -15,9 +15,13 @@ from typing import Any
 
 import redis
 
+from agent_sessions.redis.keys import KEYS, Keys
 
-def recount(conn: redis.Redis, agent: str, dims: tuple[str, ...], max_chars: int = 64) -> dict[str, Any]:
-    sessions = [conn.hgetall(k) for k in conn.scan_iter(f"as:session:{agent}:*")]
+
+def recount(
+    conn: redis.Redis, agent: str, dims: tuple[str, ...], max_chars: int = 64, keys: Keys = KEYS
+) -> dict[str, Any]:
+    sessions = [conn.hgetall(k) for k in conn.scan_iter(keys.session_prefix(agent) + "*")]
     by: dict[str, dict[str, int]] = {d: {} for d in dims}
     for s in sessions:
         metadata = json.loads(s["metadata"])

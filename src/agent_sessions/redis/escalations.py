@@ -35,7 +35,7 @@ class EscalationStore:
         reply = cast(
             list[str],
             self._record(
-                [self.keys.escalation(event["event_id"]), self.keys.escalations(agent), self.keys.report(agent)],
+                [self.keys.escalation(event["event_id"]), self.keys.report(agent)],
                 [event["event_id"], agent, event["session_key"], ",".join(fired), body, self.keep_ms],
             ),
         )

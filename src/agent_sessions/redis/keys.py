@@ -4,53 +4,94 @@ Nothing outside ``agent_sessions.redis`` spells a key (``make check`` greps for 
 receive their keys from here through KEYS, except where a script reads keys it can only know at run
 time (a page of an index, a purge): those get the key prefix from here through ARGV instead.
 
+Every key of one agent carries its partition's hash tag, ``{p<i>.<n>}`` (written ``{t}`` below), so
+that on a Redis Cluster an agent's keys share one hash slot. The partition is a stable hash of the
+agent key (CRC-32) modulo ``PARTITIONS``, which is fixed for the life of a store and recorded in it
+(``layout``); the tag's ``<n>`` is the first number that puts partition ``i`` of ``P`` in the
+``i``-th of ``P`` equal ranges of the 16,384 slots, so partitions spread evenly over the shards of a
+cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store written before the tags
+(layout 1) to this layout (2): see ``migrate.py``.
+
 | key                                            | type   | what                                        |
 |------------------------------------------------|--------|---------------------------------------------|
+| ``layout``                                     | hash   | layout version and PARTITIONS of this store |
 | ``agents``                                     | zset   | every agent key (score 0, by member)        |
-| ``agent:<agent>``                              | hash   | the agent                                   |
-| ``session:<agent>:<session>``                  | hash   | the session                                 |
-| ``sessions:<agent>`` and ``…:on`` / ``…:off``  | zset   | the agent's sessions, all / enabled / not   |
-| ``sessions:<agent>:created`` / ``…:updated``   | zset   | the same, scored by created_at / updated_at |
-| ``idx:<agent>:<dimension>=<value>``            | zset   | sessions with this report dimension value   |
+| ``agent:{t}:<agent>``                          | hash   | the agent                                   |
+| ``session:{t}:<agent>:<session>``              | hash   | the session                                 |
+| ``sessions:{t}:<agent>`` and ``…:on`` / ``…:off`` | zset | the agent's sessions, all / enabled / not   |
+| ``sessions:{t}:<agent>:created`` / ``…:updated`` | zset  | the same, scored by created_at / updated_at |
+| ``idx:{t}:<agent>:<dimension>=<value>``        | zset   | sessions with this report dimension value   |
 | ``expiry``                                     | zset   | ``<agent>/<session>`` by expires_at (ms)    |
 | ``indexes``                                    | hash   | which of those indexes are complete         |
-| ``history:<agent>:<session>`` and ``…:bytes``  | list   | the session's changes; their size in bytes  |
-| ``idem:<key id>:<sha256>``                     | hash   | an Idempotency-Key's record                 |
-| ``idem:index:<key id>``                        | zset   | one API key's records, oldest first         |
-| ``idem:snap:<agent>:<session>:<version>``      | hash   | the answer records of one version share     |
-| ``purge:<agent>``, ``purges``                  | zset   | sessions of deleted agents still to delete  |
+| ``history:{t}:<agent>:<session>`` and ``…:bytes`` | list | the session's changes; their size in bytes  |
+| ``idem:{t}:<key id>:<sha256>``                 | hash   | an Idempotency-Key's record                 |
+| ``idem:index:{t}:<key id>``                    | zset   | one API key's records in one partition      |
+| ``idem:snap:{t}:<agent>:<session>:<version>``  | hash   | the answer records of one version share     |
+| ``purge:{t}:<agent>``, ``purges``              | zset   | sessions of deleted agents still to delete  |
 | ``apikey:<digest>``, ``apikeys``               | hash   | API key records; key id -> digest           |
 | ``rl:key:<digest>``, ``rl:addr:<address>``     | hash   | token buckets                               |
 | ``outbox``, ``outbox:poison``                  | stream | events for the relay; malformed entries     |
 | ``events``, ``events:ids``, ``events:trimmed`` | stream | the event log; event id -> entry; last cut  |
-| ``report:<agent>``, ``report:state:…``, ``…ooo…`` | hash | reports and their exactly-once state        |
+| ``report:{t}:<agent>``                         | hash   | the agent's report                          |
+| ``report:state:{t}:<agent>:<session>:<ms>``, ``report:ooo:…`` | hash | a session's exactly-once state   |
 | ``escalation:<event>``                         | hash   | escalation records (expire with the log)    |
-| ``escalations:<agent>``                        | zset   | earlier versions' list, deleted when seen   |
 | ``deadletters``                                | zset   | dead letters of the previous version        |
 | ``whe:<endpoint>``, ``whes``                   | hash   | webhook endpoints; their ids by creation    |
 | ``whd:<endpoint>``, ``whb:<endpoint>``         | hash   | deliveries: message id -> row / body        |
 | ``whq:<endpoint>``                             | zset   | deliveries to attempt, by when (ms)         |
 | ``whl:<endpoint>`` and ``…:<status>``          | zset   | delivery log by creation: all / per status  |
-| ``rules:<agent>``                              | string | the agent's escalation rules (JSON)         |
+| ``rules:{t}:<agent>``                          | string | the agent's escalation rules (JSON)         |
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
 
-Not Redis Cluster ready: the ``whe*`` keys of one endpoint share no hash tag, and a delivery claim
-reads every endpoint's queue in one script; partitioning them is the cluster work's.
+Not yet Redis Cluster ready: the keys without a tag are shared by every partition (the agent list,
+the expiry and purge indexes, the outbox, the event log) and the write scripts touch them with the
+agent's keys; the ``wh*`` keys of one endpoint share no tag, and a delivery claim reads every
+endpoint's queue in one script.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
+from functools import cache
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 from agent_sessions.endpoints import DELIVERY_STATUSES
 
 PREFIX = "as:"
+LAYOUT = 2  # the version of this table; ``migrate.py`` moves older stores to it
+DEFAULT_PARTITIONS = 64  # the PARTITIONS setting's default
+
+
+def partition_of(agent: str, partitions: int) -> int:
+    return zlib.crc32(agent.encode()) % partitions
+
+
+@cache
+def partition_tag(partition: int, partitions: int) -> str:
+    """``{p<i>.<n>}``: the first ``n`` whose slot is in the ``i``-th of ``partitions`` equal slot ranges."""
+    low = partition * REDIS_CLUSTER_HASH_SLOTS // partitions
+    high = (partition + 1) * REDIS_CLUSTER_HASH_SLOTS // partitions
+    n = 0
+    while not low <= key_slot(f"p{partition}.{n}".encode()) < high:
+        n += 1
+    return f"{{p{partition}.{n}}}"
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = PREFIX
+    partitions: int = DEFAULT_PARTITIONS
+
+    def tag(self, agent: str) -> str:
+        """The hash tag every key of ``agent`` carries."""
+        return partition_tag(partition_of(agent, self.partitions), self.partitions)
+
+    @property
+    def layout(self) -> str:
+        return f"{self.prefix}layout"
 
     # -- agents and sessions --------------------------------------------------------------------
 
@@ -59,21 +100,17 @@ class Keys:
         return f"{self.prefix}agents"
 
     def agent(self, agent: str) -> str:
-        return f"{self.prefix}agent:{agent}"
-
-    @property
-    def agent_prefix(self) -> str:
-        return self.agent("")
+        return f"{self.prefix}agent:{self.tag(agent)}:{agent}"
 
     def session(self, agent: str, session: str) -> str:
         return f"{self.session_prefix(agent)}{session}"
 
     def session_prefix(self, agent: str) -> str:
-        return f"{self.prefix}session:{agent}:"
+        return f"{self.prefix}session:{self.tag(agent)}:{agent}:"
 
     def sessions(self, agent: str, enabled: bool | None = None) -> str:
         suffix = {None: "", True: ":on", False: ":off"}[enabled]
-        return f"{self.prefix}sessions:{agent}{suffix}"
+        return f"{self.prefix}sessions:{self.tag(agent)}:{agent}{suffix}"
 
     def session_indexes(self, agent: str) -> list[str]:
         return [self.sessions(agent), self.sessions(agent, True), self.sessions(agent, False)]
@@ -81,13 +118,13 @@ class Keys:
     def sessions_by(self, agent: str, order: str) -> str:
         """The agent's sessions scored by ``order``: "created" (created_at) or "updated" (updated_at)."""
         assert order in ("created", "updated")
-        return f"{self.prefix}sessions:{agent}:{order}"
+        return f"{self.sessions(agent)}:{order}"
 
     def dimension_index(self, agent: str, dimension: str, value: str) -> str:
         return f"{self.dimension_prefix(agent)}{dimension}={value}"
 
     def dimension_prefix(self, agent: str) -> str:
-        return f"{self.prefix}idx:{agent}:"
+        return f"{self.prefix}idx:{self.tag(agent)}:{agent}:"
 
     @property
     def expiry(self) -> str:
@@ -101,13 +138,13 @@ class Keys:
         return f"{self.history_prefix(agent)}{session}"
 
     def history_prefix(self, agent: str) -> str:
-        return f"{self.prefix}history:{agent}:"
+        return f"{self.prefix}history:{self.tag(agent)}:{agent}:"
 
     def history_bytes(self, agent: str, session: str) -> str:
         return f"{self.history(agent, session)}:bytes"
 
     def purge(self, agent: str) -> str:
-        return f"{self.prefix}purge:{agent}"
+        return f"{self.prefix}purge:{self.tag(agent)}:{agent}"
 
     @property
     def purges(self) -> str:
@@ -115,19 +152,20 @@ class Keys:
 
     # -- idempotency ----------------------------------------------------------------------------
 
-    def idempotency(self, key_id: str, idempotency_key_digest: str) -> str:
-        return f"{self.prefix}idem:{key_id}:{idempotency_key_digest}"
+    # An API key's records are kept per partition (with the agent's keys), so its bound is per partition.
 
-    def idempotency_index(self, key_id: str) -> str:
-        return f"{self.prefix}idem:index:{key_id}"
+    def idempotency(self, agent: str, key_id: str, idempotency_key_digest: str) -> str:
+        return f"{self.prefix}idem:{self.tag(agent)}:{key_id}:{idempotency_key_digest}"
+
+    def idempotency_index(self, agent: str, key_id: str) -> str:
+        return f"{self.prefix}idem:index:{self.tag(agent)}:{key_id}"
 
     def idempotency_snapshots(self, agent: str, session: str) -> str:
-        return f"{self.prefix}idem:snap:{agent}:{session}:"
+        return f"{self.prefix}idem:snap:{self.tag(agent)}:{agent}:{session}:"
 
-    @property
-    def no_idempotency(self) -> str:
+    def no_idempotency(self, agent: str) -> str:
         """Passed where a script declares an idempotency key but the request has none: never written."""
-        return f"{self.prefix}idem:-"
+        return f"{self.prefix}idem:{self.tag(agent)}:-"
 
     # -- API keys and rate limits ---------------------------------------------------------------
 
@@ -171,19 +209,17 @@ class Keys:
         return [self.outbox, self.events, self.event_ids]
 
     def report(self, agent: str) -> str:
-        return f"{self.prefix}report:{agent}"
+        return f"{self.prefix}report:{self.tag(agent)}:{agent}"
 
-    def report_state(self, incarnation: str) -> str:
-        return f"{self.prefix}report:state:{incarnation}"
+    def report_state(self, agent: str, incarnation: str) -> str:
+        """``incarnation``: ``<agent>:<session>:<created_at ms>`` (a session deleted and made again is another)."""
+        return f"{self.prefix}report:state:{self.tag(agent)}:{incarnation}"
 
-    def report_out_of_order(self, incarnation: str) -> str:
-        return f"{self.prefix}report:ooo:{incarnation}"
+    def report_out_of_order(self, agent: str, incarnation: str) -> str:
+        return f"{self.prefix}report:ooo:{self.tag(agent)}:{incarnation}"
 
     def escalation(self, event_id: str) -> str:
         return f"{self.prefix}escalation:{event_id}"
-
-    def escalations(self, agent: str) -> str:
-        return f"{self.prefix}escalations:{agent}"
 
     @property
     def dead_letters(self) -> str:
@@ -211,7 +247,7 @@ class Keys:
         ]
 
     def escalation_rules(self, agent: str) -> str:
-        return f"{self.prefix}rules:{agent}"
+        return f"{self.prefix}rules:{self.tag(agent)}:{agent}"
 
     @property
     def counters(self) -> str:

@@ -60,8 +60,8 @@ class ReportStore:
             args += (dimension, "" if value is None else "=" + value)
         keys = [
             self.keys.report(agent),
-            self.keys.report_state(incarnation),
-            self.keys.report_out_of_order(incarnation),
+            self.keys.report_state(agent, incarnation),
+            self.keys.report_out_of_order(agent, incarnation),
         ]
         return keys, args
 

@@ -40,7 +40,6 @@ NAMES = (
     "session_expire",
     "sessions_find",
     "sessions_reindex",
-    "page",
     "history_page",
     "gate",
     "report_apply",
@@ -58,9 +57,7 @@ NAMES = (
 # Scripts that write nothing a caller is answered for: reads, the rate limiter's buckets (a failover
 # that forgets a few spent tokens is harmless) and the delivery claim (leases are retried anyway). They
 # never wait for REDIS_MIN_REPLICA_ACKS replicas; every other script does.
-UNCONFIRMED = frozenset(
-    ("page", "history_page", "sessions_find", "events_page", "deliveries_page", "gate", "delivery_claim")
-)
+UNCONFIRMED = frozenset(("history_page", "sessions_find", "events_page", "deliveries_page", "gate", "delivery_claim"))
 PRELUDE_MARK = "-- prelude: "
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
 

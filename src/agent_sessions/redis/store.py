@@ -191,7 +191,24 @@ class Store:
         return int(reply[1])
 
     async def list_agents(self, after: str, limit: int) -> Page:
-        return await self._page([self.keys.agents], self.keys.agent_prefix, after, limit)
+        """A page of agents by key: the agent list is read, then each agent on it (every agent's hash
+        has its own partition's tag, so no one script can read them all). An agent deleted between
+        the two reads is left out of the page; one created meanwhile is on the next page or not."""
+        start = f"({after}" if after else "-"
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zcard(self.keys.agents)
+            pipe.zrangebylex(self.keys.agents, start, "+", 0, limit + 1)  # one more: is there a next page?
+            total, members = await pipe.execute()
+            members = cast(list[str], members)
+            next_member = members[limit - 1] if len(members) > limit else None
+            members = members[:limit]
+            pipe = self.redis.pipeline(transaction=False)
+            for member in members:
+                pipe.hgetall(self.keys.agent(member))
+            hashes = cast(list[Fields], await pipe.execute()) if members else []
+        items = [(member, fields) for member, fields in zip(members, hashes, strict=True) if fields]
+        return Page(items=items, total=int(total), next_member=next_member)
 
     # -- sessions -----------------------------------------------------------------------------------
 
@@ -220,7 +237,7 @@ class Store:
                 self.keys.outbox,
                 self.keys.history(agent, session),
                 self.keys.history_bytes(agent, session),
-                *self._idem_keys(idem),
+                *self._idem_keys(idem, agent),
                 self.keys.events,
                 self.keys.event_ids,
                 *self.indexes.script_keys(agent),
@@ -281,7 +298,7 @@ class Store:
             self.keys.outbox,
             self.keys.history(agent, session),
             self.keys.history_bytes(agent, session),
-            *self._idem_keys(idem),
+            *self._idem_keys(idem, agent),
             self.keys.events,
             self.keys.event_ids,
             *self.indexes.script_keys(agent)[1:],
@@ -366,10 +383,13 @@ class Store:
         raise_for(reply[0])
         return reply[2:], int(reply[1])
 
-    def _idem_keys(self, idem: Idempotency | None) -> list[str]:
+    def _idem_keys(self, idem: Idempotency | None, agent: str) -> list[str]:
         if idem is None:  # declared (the script names them), never read or written
-            return [self.keys.no_idempotency, self.keys.no_idempotency]
-        return [self.keys.idempotency(idem.key_id, idem.key_digest), self.keys.idempotency_index(idem.key_id)]
+            return [self.keys.no_idempotency(agent)] * 2
+        return [
+            self.keys.idempotency(agent, idem.key_id, idem.key_digest),
+            self.keys.idempotency_index(agent, idem.key_id),
+        ]
 
     def _idem_args(self, idem: Idempotency | None, agent: str, session: str) -> list[Any]:
         snapshots = self.keys.idempotency_snapshots(agent, session)
@@ -387,12 +407,6 @@ class Store:
         if not agent_exists:
             raise_for("agent_not_found")
         return cast(Fields, fields)
-
-    async def _page(self, keys: list[str], prefix: str, after: str, limit: int) -> Page:
-        reply = await self._run("page", keys, [prefix, after, limit])
-        raise_for(reply[0])
-        items = [(member, _pairs(flat)) for member, flat in reply[3:] if flat]
-        return Page(items=items, total=int(reply[1]), next_member=reply[2] or None)
 
 
 def _event_args(origin: Origin) -> list[str]:

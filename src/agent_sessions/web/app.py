@@ -115,10 +115,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graph = bootstrap.api(settings)
         try:
             await topology.check_async(graph.client, settings.redis_min_replica_acks)
+            await graph.layout.start()
         except BaseException:
             await graph.aclose()
             raise
         app.state.settings = settings
+        app.state.layout = graph.layout
         app.state.services = graph.services
         app.state.gate = graph.gate
         app.state.feed = graph.feed

@@ -563,6 +563,9 @@ async def prepare(endpoint: Endpoint, call: Call) -> None:
         await read(endpoint, call)
         return
     request = call.request
+    layout = request.app.state.layout
+    if not layout.checked:  # Redis was unreachable when this process started: check before any key is used
+        await layout.ensure()
     secret = secret_from_headers(header(request, "x-api-key"), header(request, "authorization"))
     known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
     agent = request.path_params.get("agent_key")

@@ -10,6 +10,7 @@ from agent_sessions.config import Settings
 from agent_sessions.endpoints import SETTINGS_SUBSCRIPTION
 from agent_sessions.redis.client import ReplicaAcks, sync_client
 from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Counters
 from agent_sessions.redis.reports import ReportStore
 from agent_sessions.redis.webhooks import Bounds, Fanout
@@ -35,11 +36,14 @@ class Worker:
             s = self.settings
             url = s.required_redis_url("the workers")
             self._redis = sync_client(url, timeout=s.redis_timeout * 5, acks=ReplicaAcks.of(s))
-            self.reports = ReportStore(self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars)
-            self.escalations = EscalationStore(self._redis, s.events_retention)
+            keys = Keys(partitions=s.partitions)
+            self.reports = ReportStore(
+                self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars, keys
+            )
+            self.escalations = EscalationStore(self._redis, s.events_retention, keys)
             self.counters = Counters(self._redis)
             fixed = [SETTINGS_SUBSCRIPTION] if s.escalation_webhook_url is not None else []
-            self.fanout = Fanout(self._redis, Bounds.of(s), fixed=fixed)
+            self.fanout = Fanout(self._redis, Bounds.of(s), keys, fixed)
         return self
 
     def close(self) -> None:

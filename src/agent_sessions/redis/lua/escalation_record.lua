@@ -8,13 +8,12 @@
 --                                      every endpoint and every retry sends the same bytes), created_at;
 --                                      expires after ARGV[6] ms (the event log's retention, at least a
 --                                      day: the record is also what makes a redelivered event a no-op)
---   as:escalations:<agent>       zset  written by earlier versions, never read: deleted here
---   as:report:<agent>            hash  escalations_total (see report_apply.lua)
+--   as:report:{t}:<agent>        hash  escalations_total (see report_apply.lua)
 --
 -- ARGV: event id (named by KEYS[1] already), agent, session, rules, body, keep_ms
 -- Returns {"new" | "exists", body}
 
-local escalation, old_agent_escalations, report = KEYS[1], KEYS[2], KEYS[3]
+local escalation, report = KEYS[1], KEYS[2]
 local agent, session, rules, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local keep_ms = ARGV[6]
 
@@ -24,6 +23,5 @@ if existing then return {'exists', existing} end
 redis.call('HSET', escalation, 'agent_key', agent, 'session_key', session, 'rules', rules,
   'body', body, 'created_at', now_ms())
 redis.call('PEXPIRE', escalation, keep_ms)
-redis.call('UNLINK', old_agent_escalations)
 redis.call('HINCRBY', report, 'escalations_total', 1)
 return {'new', body}

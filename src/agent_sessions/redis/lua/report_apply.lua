@@ -13,15 +13,16 @@
 -- That keeps the report exactly equal to a recount, and bounds the hash whatever values clients send.
 --
 -- Key layout:
---   as:report:<agent>                         hash  sessions_total, sessions_enabled, updates_total,
+--   as:report:{t}:<agent>                     hash  sessions_total, sessions_enabled, updates_total,
 --                                                   escalations_total, m:<dimension>:<value> counts,
 --                                                   n:<dimension> (buckets), o:<dimension> (other count)
---   as:report:state:<agent>:<session>:<incarnation>  hash  c (versions 1..c all applied), sv (version of
+--   as:report:state:{t}:<agent>:<session>:<incarnation>  hash  c (versions 1..c all applied), sv (version of
 --                                                   the state counted), live, en, m:<dimension> value
 --                                                   counted in its bucket, o:<dimension> "1" when counted
 --                                                   in other, dv (the deleted version)
---   as:report:ooo:<agent>:<session>:<incarnation>    set   versions above c applied out of order
--- (<incarnation>, the creation time in ms, tells apart a session deleted and created again.)
+--   as:report:ooo:{t}:<agent>:<session>:<incarnation>    set   versions above c applied out of order
+-- (<incarnation>, the creation time in ms, tells apart a session deleted and created again; {t}: the
+-- agent's partition tag, see keys.py.)
 
 local report, state, ooo = KEYS[1], KEYS[2], KEYS[3]   -- KEYS[1] report hash, [2] session state, [3] out-of-order versions
 local kind = ARGV[1]                      -- event type
