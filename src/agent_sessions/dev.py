@@ -2,9 +2,10 @@
 
 Starts a real Redis (AOF on, data under ``./.data/``), moves data an earlier version left there into
 this version's key layout (it runs every process of that store itself, so it can: ``agent-sessions
-migrate``), seeds it on the first run with an admin key, the seed's agent and session, and serves the API. The admin key is kept in ``.data/admin-key`` (mode 0600)
-so that later runs can print it again: Redis holds only its digest. This is for a developer's machine;
-production runs ``agent-sessions serve`` against a managed Redis.
+migrate``), seeds it on the first run with an admin key, the seed's agent and session, and serves the
+API. The admin key is kept in ``.data/admin-key`` (mode 0600) so that later runs can print it again:
+Redis holds only its digest. This is for a developer's machine; production runs ``agent-sessions serve``
+against a managed Redis.
 
 Stopping: Ctrl-C, SIGTERM and SIGHUP stop the API, then the workers, then Redis. Redis and the workers
 also die with this process if it is killed outright (``process.die_with_parent``). A lock on
