@@ -147,7 +147,7 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
     webhook deliveries of each event), the purge of deleted agents, the event log's retention, the
     sweep of expired sessions and the webhook deliveries."""
     relay = Relay(
-        Outbox(client),
+        Outbox(client, keys(settings)),
         broker,
         Fanout(client, Bounds.of(settings), keys(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,

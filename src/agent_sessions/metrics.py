@@ -20,6 +20,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from agent_sessions.errors import ConfigError
 from agent_sessions.redis.client import OUTAGE_ERRORS
+from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.outbox import pipeline_snapshot
 
 REQUESTS = Counter("agent_sessions_http_requests", "HTTP requests", ["method", "route", "status"])
@@ -77,9 +78,10 @@ class Exposition:
     multiprocess directory) and the pipeline's, read from Redis. A Redis outage leaves the pipeline
     metrics out of that scrape rather than failing it."""
 
-    def __init__(self, client: redis.Redis, multiprocess_dir: str | None) -> None:
+    def __init__(self, client: redis.Redis, multiprocess_dir: str | None, keys: Keys = KEYS) -> None:
         self.client = client
         self.multiprocess_dir = multiprocess_dir
+        self.keys = keys
 
     def collect(self) -> Iterator[Metric]:
         if self.multiprocess_dir:
@@ -89,16 +91,16 @@ class Exposition:
         else:
             yield from REGISTRY.collect()
         try:
-            snapshot = pipeline_snapshot(self.client)
+            snapshot = pipeline_snapshot(self.client, self.keys)
         except OUTAGE_ERRORS:
             return
         yield from PipelineCollector(snapshot).collect()
 
 
-def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None) -> None:
+def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None, keys: Keys = KEYS) -> None:
     """Start the metrics listener in a daemon thread of this process."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Exposition(client, multiprocess_dir))
+    registry.register(Exposition(client, multiprocess_dir, keys))
     try:
         start_http_server(port, host, registry=registry)
     except OSError as exc:

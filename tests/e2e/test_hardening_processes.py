@@ -17,8 +17,8 @@ import pytest
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
+from tests.support import stream
 from tests.support.processes import env, kill_group, serving, working
 from tests.support.wait import eventually
 
@@ -172,7 +172,7 @@ def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str, t
         alive = tmp_path / "alive"
         environment = env(REDIS_URL=redis_url)
         with working(environment, "--relay-only", "--health-file", str(alive)) as relay:
-            eventually(lambda: conn.xlen(KEYS.outbox) == 0, "the relay did not take the outbox")
+            eventually(lambda: stream.outbox_length(conn) == 0, "the relay did not take the outbox")
             eventually(lambda: alive.exists() and time.time() - alive.stat().st_mtime < 2, "no heartbeat")
             assert not any("dramatiq" in " ".join(c.cmdline()) for c in psutil.Process(relay.pid).children(True))
             # Not a wait for something to happen: a window in which an actor, were there one, would
@@ -188,5 +188,5 @@ def test_relay_only_and_actors_only_workers_split_the_pipeline(redis_url: str, t
             )
             httpx.patch(f"{base}{SESSION_URL}", json={"description": "later"}, headers=headers)
             time.sleep(1)  # a window in which a relay, were there one, would take the event (it blocks 1 s)
-            assert conn.xlen(KEYS.outbox) == 1
+            assert stream.outbox_length(conn) == 1
             kill_group(actors)

@@ -21,6 +21,7 @@ from agent_sessions.auth import Role
 from agent_sessions.endpoints import SETTINGS_ENDPOINT
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
+from tests.support import stream
 from tests.support.api import DIMS
 from tests.support.api import WEBHOOK_SECRET as SECRET
 from tests.support.processes import command, env, serve, stop, working
@@ -82,7 +83,7 @@ def test_escalating_patch_sends_one_signed_webhook(
         handled = int(counters.get("report_events:processed", 0)) >= 2  # created, updated
         handled = handled and int(counters.get("escalate_events:processed", 0)) >= 1
         row = orjson.loads(conn.hget(rows, delivery.headers["webhook-id"]) or "{}")
-        return handled and row.get("status") == "delivered" and conn.xlen(KEYS.outbox) == 0
+        return handled and row.get("status") == "delivered" and stream.outbox_length(conn) == 0
 
     eventually(settled, "the pipeline did not settle", timeout=60)
     assert len(receiver.deliveries) == 1  # one, not one per consumer or per retry
@@ -153,12 +154,12 @@ def test_hundreds_of_parallel_patches_end_with_report_equal_to_recount(
 
     def drained() -> bool:  # the relay acknowledges after enqueueing: the report can be ahead of it
         report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-        return bool(report["updates"] == expected["updates"]) and conn.xlen(KEYS.outbox) == 0
+        return bool(report["updates"] == expected["updates"]) and stream.outbox_length(conn) == 0
 
     eventually(drained, "the report did not catch up", timeout=60)
     report = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
     assert {k: report[k] for k in expected} == expected
-    assert conn.xlen(KEYS.outbox) == 0
+    assert stream.outbox_length(conn) == 0
 
 
 @pytest.fixture

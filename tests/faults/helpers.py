@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import redis
 
-from agent_sessions.redis.keys import KEYS
+from tests.support import stream
 from tests.support.api import DIMS
 from tests.support.recount import recount
 from tests.support.wait import eventually
@@ -55,9 +55,9 @@ def assert_report_equals_recount(base: str, headers: dict[str, str], redis_url: 
     # Both: events a dead relay enqueued but never acknowledged are counted already, yet stay in the
     # outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice.
     eventually(
-        lambda: report()["updates"] == expected["updates"] and conn.xlen(KEYS.outbox) == 0,
+        lambda: report()["updates"] == expected["updates"] and stream.outbox_length(conn) == 0,
         "the report did not catch up with the stored sessions",
         timeout,
     )
     assert {k: v for k, v in report().items() if k in expected} == expected
-    assert conn.xlen(KEYS.outbox) == 0
+    assert stream.outbox_length(conn) == 0

@@ -56,7 +56,7 @@ def test_a_worker_killed_mid_sweep_expires_every_session_exactly_once(
     create_sessions(base, headers)
     settings = env(REDIS_URL=redis_url, BROKER_URL=redis_url, EXPIRY_BATCH="1", **FAST_REDELIVERY)
     with working(settings) as first:
-        eventually(lambda: conn.zcard(KEYS.expiry) < SESSIONS, "the sweep did not start", 60)
+        eventually(lambda: conn.zcard(KEYS.expiry(KEYS.tag(AGENT))) < SESSIONS, "the sweep did not start", 60)
         kill_group(first)
     halfway = expired_events(conn)
     assert 0 < len(halfway) < SESSIONS, "killed too late to be mid-sweep"
@@ -64,10 +64,12 @@ def test_a_worker_killed_mid_sweep_expires_every_session_exactly_once(
     stored = {k.rsplit(":", 1)[1] for k in cast(list[str], conn.keys(KEYS.session(AGENT, "*")))}
     assert stored.isdisjoint(halfway) and len(stored) + len(halfway) == SESSIONS
     assert set(halfway.values()) == {1}
-    assert conn.zcard(KEYS.expiry) == len(stored) == conn.zcard(KEYS.sessions(AGENT))
+    assert conn.zcard(KEYS.expiry(KEYS.tag(AGENT))) == len(stored) == conn.zcard(KEYS.sessions(AGENT))
 
     with working(settings):
-        eventually(lambda: conn.zcard(KEYS.expiry) == 0, "the second worker did not finish the sweep", 90)
+        eventually(
+            lambda: conn.zcard(KEYS.expiry(KEYS.tag(AGENT))) == 0, "the second worker did not finish the sweep", 90
+        )
 
         def report() -> dict[str, Any]:
             body: dict[str, Any] = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()

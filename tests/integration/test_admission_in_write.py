@@ -13,6 +13,7 @@ from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
+from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
@@ -28,7 +29,7 @@ def known(client: TestClient, key: str) -> dict[str, str]:
 
 
 def unchanged(sync_redis: redis.Redis) -> tuple[Any, ...]:
-    return sync_redis.hget(SESSION_KEY, "version"), sync_redis.xlen(KEYS.outbox)
+    return sync_redis.hget(SESSION_KEY, "version"), stream.outbox_length(sync_redis)
 
 
 def test_a_known_key_patches_in_one_script(client: TestClient, make_key: MakeKey, seeded: Any) -> None:

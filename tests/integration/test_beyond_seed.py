@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from agent_sessions.config import Settings
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
+from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 from tests.support.merge_patch import json_objects, reference_merge_patch
 
@@ -44,10 +45,10 @@ def test_matching_if_match_applies(client: TestClient, admin: dict[str, str], se
 def test_stale_or_weak_if_match_is_412_and_changes_nothing(
     client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis, if_match: str
 ) -> None:
-    outbox, history = sync_redis.xlen(KEYS.outbox), sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION))
+    outbox, history = stream.outbox_length(sync_redis), sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION))
     error(patch(client, admin, {"description": "x"}, **{"if-match": if_match}), 412, "precondition_failed")
     assert client.get(URL, headers=admin).json() == seeded
-    assert sync_redis.xlen(KEYS.outbox) == outbox
+    assert stream.outbox_length(sync_redis) == outbox
     assert sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)) == history
 
 
@@ -154,13 +155,13 @@ def test_retry_with_the_same_key_replays_and_applies_once(
 ) -> None:
     headers = {**admin, "idempotency-key": "retry-1"}
     first = client.patch(URL, json={"description": "once"}, headers=headers)
-    events = sync_redis.xlen(KEYS.outbox)
+    events = stream.outbox_length(sync_redis)
     patch(client, admin, {"description": "someone else"})  # a later change by another request
     second = client.patch(URL, json={"description": "once"}, headers=headers)
     assert second.status_code == first.status_code == 200
     assert second.json() == first.json() and second.headers["etag"] == first.headers["etag"]
     assert second.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
-    assert sync_redis.xlen(KEYS.outbox) == events + 1  # only the other request's event
+    assert stream.outbox_length(sync_redis) == events + 1  # only the other request's event
     assert 0 < sync_redis.ttl(next(iter(sync_redis.scan_iter("as:idem:*")))) <= 24 * 3600
 
 

@@ -13,6 +13,7 @@ from agent_sessions.feed import decode_cursor, encode_cursor
 from agent_sessions.redis.events import Retention
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
+from tests.support import stream
 from tests.support.api import MakeKey, error
 from tests.support.wait import eventually
 
@@ -127,7 +128,7 @@ def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
         client.get("/v2/events", params={"after": empty["metadata"]["next_cursor"]}, headers=admin).status_code == 200
     )
     # The relay reads the outbox, not the log: trimming the log took nothing from it.
-    assert sync_redis.xlen(KEYS.outbox) == 5
+    assert stream.outbox_length(sync_redis) == 5
 
 
 def test_a_long_poll_returns_when_a_matching_event_commits(client: TestClient, admin: dict[str, str]) -> None:

@@ -47,7 +47,7 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
     assert session["tti_minutes"] == SHORT and kept["tti_minutes"] == 0 and kept["expires_at"] is None
     stored = sync_redis.hgetall(KEYS.session(AGENT, "ase_short"))
     assert ms(session["expires_at"]) == int(stored["updated_at"]) + 300
-    assert sync_redis.zscore(KEYS.expiry, f"{AGENT}/ase_short") == int(stored["updated_at"]) + 300
+    assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), f"{AGENT}/ase_short") == int(stored["updated_at"]) + 300
 
     url = f"{SESSIONS}/ase_short"
     eventually(lambda: client.get(url, headers=admin).status_code == 404)
@@ -62,7 +62,7 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
     assert Expirer(sync_redis, dimensions=DIMS).step() == {"expired": 1}
     assert not sync_redis.exists(KEYS.session(AGENT, "ase_short"), KEYS.history(AGENT, "ase_short"))
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "priority", "urgent"), 0, -1) == ["ase_kept"]
-    assert sync_redis.zcard(KEYS.expiry) == 0
+    assert sync_redis.zcard(KEYS.expiry(KEYS.tag(AGENT))) == 0
     for index in (KEYS.sessions(AGENT), KEYS.sessions_by(AGENT, "created"), KEYS.sessions_by(AGENT, "updated")):
         assert sync_redis.zrange(index, 0, -1) == ["ase_kept"]
     assert client.get(f"{SESSIONS}/count", headers=admin).json() == {"count": 1, "page_key": None}
@@ -80,18 +80,18 @@ def test_a_change_restarts_the_idle_time_and_the_sweep_keeps_a_session_changed_s
     make_agent(client, admin)
     create(client, admin, "ase_1", tti_minutes=1)
     member = f"{AGENT}/ase_1"
-    first = sync_redis.zscore(KEYS.expiry, member)
+    first = sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member)
     assert client.patch(f"{SESSIONS}/ase_1", json={"description": "x"}, headers=admin).status_code == 200
     updated_at = int(sync_redis.hget(KEYS.session(AGENT, "ase_1"), "updated_at") or 0)
-    assert sync_redis.zscore(KEYS.expiry, member) == updated_at + 60_000 >= (first or 0)
+    assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member) == updated_at + 60_000 >= (first or 0)
     # A stale entry (as if the sweep read the index before the PATCH): the script checks, and keeps it.
-    sync_redis.zadd(KEYS.expiry, {member: 0})
+    sync_redis.zadd(KEYS.expiry(KEYS.tag(AGENT)), {member: 0})
     assert Expirer(sync_redis, dimensions=DIMS).step() == {"kept": 1}
-    assert sync_redis.zscore(KEYS.expiry, member) == updated_at + 60_000
+    assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member) == updated_at + 60_000
     # A PATCH to tti_minutes 0: never expires, out of the expiry index.
     response = client.patch(f"{SESSIONS}/ase_1", json={"tti_minutes": 0}, headers=admin)
     assert response.status_code == 200 and response.json()["expires_at"] is None
-    assert sync_redis.zscore(KEYS.expiry, member) is None
+    assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member) is None
     history = client.get(f"{SESSIONS}/ase_1/history", headers=admin).json()["history"]
     assert history[0]["changes"] == {"tti_minutes": {"old": 1, "new": 0}}
 
@@ -105,7 +105,7 @@ def test_the_agents_default_applies_to_sessions_that_do_not_say(
     assert create(client, admin, "ase_never", tti_minutes=0)["tti_minutes"] == 0
     assert client.patch(f"/v2/agents/{AGENT}", json={"default_tti_minutes": 1.5}, headers=admin).status_code == 200
     assert create(client, admin, "ase_later")["tti_minutes"] == 1.5
-    assert sorted(cast(list[str], sync_redis.zrange(KEYS.expiry, 0, -1))) == [
+    assert sorted(cast(list[str], sync_redis.zrange(KEYS.expiry(KEYS.tag(AGENT)), 0, -1))) == [
         f"{AGENT}/ase_default",
         f"{AGENT}/ase_later",
     ]

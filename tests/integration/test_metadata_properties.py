@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from agent_sessions.redis.keys import KEYS
+from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
@@ -44,7 +45,7 @@ def violates(value: Any, depth: int = 1, top: bool = True) -> bool:
 def state(sync_redis: redis.Redis) -> tuple[Any, ...]:
     return (
         sync_redis.hgetall(KEYS.session(SEED_AGENT, SEED_SESSION)),
-        sync_redis.xlen("as:outbox"),
+        stream.outbox_length(sync_redis),
         sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)),
     )
 

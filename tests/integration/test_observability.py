@@ -18,6 +18,7 @@ from agent_sessions.logs import JsonFormatter
 from agent_sessions.metrics import serve_metrics
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import free_port
+from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
@@ -89,7 +90,7 @@ def test_pipeline_metrics_come_from_redis(
     )
     sync_redis.zadd("as:deadletters", {"evt_1": 1})
     text = scrape()
-    assert sample(text, "agent_sessions_outbox_backlog") == sync_redis.xlen("as:outbox") == 1  # the seed's create
+    assert sample(text, "agent_sessions_outbox_backlog") == stream.outbox_length(sync_redis) == 1  # the seed's create
     assert sample(text, "agent_sessions_relay_lag_seconds") >= 0
     assert sample(text, "agent_sessions_events_total", actor="report_events", outcome="processed") == 7
     assert sample(text, "agent_sessions_events_total", actor="report_events", outcome="failed") == 1

@@ -150,15 +150,15 @@ def test_relay_enqueues_each_event_for_its_consumers_and_trims_only_acked(
     api("POST", "/sessions", json={"key": "ase_1"})
     api("PATCH", "/sessions/ase_1", json={"description": "x"})
     stub_broker.flush_all()
-    assert sync_redis.xlen(KEYS.outbox) == 2
+    assert stream.outbox_length(sync_redis) == 2
     assert relay.step() == 2
     # one message per consumer per batch, holding that consumer's events
     (reports,) = queued_events(REPORT[1])
     (escalations,) = queued_events(ESCALATE[1])
     assert [e["type"] for e in reports] == ["session.created", "session.updated"]
     assert [e["type"] for e in escalations] == ["session.updated"]
-    assert sync_redis.xlen(KEYS.outbox) == 0
-    assert sync_redis.xpending(KEYS.outbox, "relay")["pending"] == 0
+    assert stream.outbox_length(sync_redis) == 0
+    assert sync_redis.xpending(KEYS.outbox(KEYS.tag(A)), "relay")["pending"] == 0
 
 
 def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages(
@@ -169,8 +169,8 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
     stub_broker.flush_all()
     # Take the second event out and put it back while the relay lingers over the first.
     ((second_id, second),) = stream.entries(sync_redis, count=1, min="(" + stream.entries(sync_redis)[0][0])
-    sync_redis.xdel(KEYS.outbox, second_id)
-    later = threading.Timer(0.05, lambda: sync_redis.xadd(KEYS.outbox, second))  # type: ignore[arg-type]
+    sync_redis.xdel(KEYS.outbox(KEYS.tag(A)), second_id)
+    later = threading.Timer(0.05, lambda: sync_redis.xadd(KEYS.outbox(KEYS.tag(A)), second))  # type: ignore[arg-type]
     relay.linger_ms = 1000
     later.start()
     try:
@@ -179,7 +179,7 @@ def test_relay_lingers_so_events_arriving_just_after_travel_in_the_same_messages
         later.join()
     (reports,) = queued_events(REPORT[1])
     assert [e["type"] for e in reports] == ["session.created", "session.updated"]
-    assert sync_redis.xlen(KEYS.outbox) == 0
+    assert stream.outbox_length(sync_redis) == 0
 
 
 def test_enqueue_failure_acknowledges_nothing(
@@ -193,8 +193,8 @@ def test_enqueue_failure_acknowledges_nothing(
     monkeypatch.setattr(relay.broker, "enqueue", broker_down)
     with pytest.raises(ConnectionError):
         relay.step()
-    assert sync_redis.xlen(KEYS.outbox) == 1
-    assert sync_redis.xpending(KEYS.outbox, "relay")["pending"] == 1
+    assert stream.outbox_length(sync_redis) == 1
+    assert sync_redis.xpending(KEYS.outbox(KEYS.tag(A)), "relay")["pending"] == 1
 
 
 def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
@@ -225,7 +225,7 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
     assert body["sessions"] == {"total": 1, "enabled": 1}
     assert body["updates"] == {"total": 1} and body["escalations"] == {"total": 1}
     assert body["by_metadata"]["priority"] == {"urgent": 1}
-    assert sync_redis.xlen(KEYS.outbox) == 0
+    assert stream.outbox_length(sync_redis) == 0
 
 
 def test_report_equals_recount_after_creates_updates_deletes(
@@ -503,7 +503,7 @@ def test_several_relays_share_the_outbox_without_duplicates(api: Any, redis_url:
     counts = [0, 0, 0]
 
     def run(n: int) -> None:
-        while (got := relays[n].step()) or sync_redis.xlen(KEYS.outbox):
+        while (got := relays[n].step()) or stream.outbox_length(sync_redis):
             counts[n] += got
 
     threads = [threading.Thread(target=run, args=(n,)) for n in range(3)]

@@ -28,7 +28,11 @@ def populate(client: TestClient, headers: dict[str, str]) -> None:
 
 def forget_indexes(conn: redis.Redis) -> None:
     """What a store written by the version before these indexes looks like."""
-    stale = [*conn.scan_iter("as:idx:*"), KEYS.indexes, *(KEYS.sessions_by(AGENT, o) for o in ("created", "updated"))]
+    stale = [
+        *conn.scan_iter("as:idx:*"),
+        *(KEYS.indexes(tag) for tag in KEYS.tags()),
+        *(KEYS.sessions_by(AGENT, o) for o in ("created", "updated")),
+    ]
     conn.delete(*stale)
 
 
@@ -54,7 +58,11 @@ def test_an_old_store_is_served_correctly_before_and_after_reindex(
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "priority", "urgent"), 0, -1) == ["ase_0", "ase_2"]
     body = client.get(SESSIONS, params=urgent, headers=admin).json()
     assert [s["id"] for s in body["sessions"]] == ["ase_0", "ase_2"] and body["metadata"]["total_count"] == 2
-    assert set(cast(dict[str, str], sync_redis.hgetall(KEYS.indexes))) >= {"sort", "dim:priority", "dim:channel"}
+    assert set(cast(dict[str, str], sync_redis.hgetall(KEYS.indexes(KEYS.tag(AGENT))))) >= {
+        "sort",
+        "dim:priority",
+        "dim:channel",
+    }
 
 
 def test_changing_the_dimensions_rebuilds_their_indexes(
@@ -64,6 +72,6 @@ def test_changing_the_dimensions_rebuilds_their_indexes(
     Reindexer(sync_redis, SessionIndexes(("channel",))).run()
     assert not list(sync_redis.scan_iter(KEYS.dimension_prefix(AGENT) + "priority=*"))
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "channel", "c1"), 0, -1) == ["ase_1", "ase_3"]
-    assert set(cast(dict[str, str], sync_redis.hgetall(KEYS.indexes))) == {"sort", "dim:channel"}
+    assert set(cast(dict[str, str], sync_redis.hgetall(KEYS.indexes(KEYS.tag(AGENT))))) == {"sort", "dim:channel"}
     # The app still indexes priority on writes, but a filter on it scans until it is marked complete.
     assert ids(client.get(SESSIONS, params={"metadata_filter": "priority = 'low'"}, headers=admin)) == ["ase_1"]

@@ -63,7 +63,7 @@ async def test_agent_create_stamps_redis_time_and_indexes(store: Store, sync_red
     assert fields["name"] == "Agent A" and fields["metadata"] == '{"x":1}' and fields["enabled"] == "0"
     assert before <= int(fields["created_at"]) <= after
     assert fields["updated_at"] == fields["created_at"]
-    assert sync_redis.zrange("as:agents", 0, -1) == [A]
+    assert sync_redis.zrange(KEYS.agents(KEYS.tag(A)), 0, -1) == [A]
     with pytest.raises(AgentAlreadyExists):
         await store.create_agent(A, "again", "", b"{}", True)
     assert sync_redis.hget(KEYS.agent("agt_a"), "name") == "Agent A"
@@ -87,7 +87,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
     await store.update_session(A, "ase_1", ORIGIN, {"description": "changed"})
     await store.create_agent("agt_b", "B", "", b"{}", True)
     await store.create_session("agt_b", "ase_1", ORIGIN, "", "", b"{}", True)
-    events_before = sync_redis.xlen(KEYS.outbox)
+    events_before = stream.outbox_length(sync_redis)
     assert await store.delete_agent(A, DELETER) == 5
     # Gone at once for every reader and writer; the sessions wait, invisible, for the purge.
     with pytest.raises(AgentNotFound):
@@ -98,7 +98,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         await store.create_session(A, "ase_new", ORIGIN, "", "", b"{}", True)
     with pytest.raises(AgentAlreadyExists):  # the key is free again once the purge is over
         await store.create_agent(A, "again", "", b"{}", True)
-    assert sync_redis.xlen(KEYS.outbox) == events_before and sync_redis.zcard(KEYS.purge("agt_a")) == 5
+    assert stream.outbox_length(sync_redis) == events_before and sync_redis.zcard(KEYS.purge("agt_a")) == 5
 
     purger = Purger(sync_redis, batch=2)
     assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
@@ -108,22 +108,24 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
     assert all(f["request_id"] == DELETER.request_id for f in deleted)
     assert len({f["event_id"] for f in deleted}) == 5
     assert {f["session_key"]: f["version"] for f in deleted}["ase_1"] == "3"  # created, updated, deleted
+    partitions = {KEYS.tag(A), KEYS.tag("agt_b")}  # those of the deleted agent and of the one left
     assert sorted(sync_redis.keys("*")) == sorted(
-        [
+        {
             KEYS.agent("agt_b"),
-            "as:agents",
-            "as:events",  # the event log keeps the deleted sessions' events (retention is by age and count)
-            "as:events:ids",
+            KEYS.agents(KEYS.tag("agt_b")),
+            KEYS.events,  # the event log keeps the deleted sessions' events (retention is by age and count)
+            KEYS.event_ids,
             KEYS.history("agt_b", "ase_1"),
             KEYS.history_bytes("agt_b", "ase_1"),
-            "as:indexes",  # which search indexes are complete (all: the store was empty at the first agent)
-            "as:outbox",
+            # which search indexes are complete (all: each partition was empty at its first agent)
+            *(KEYS.indexes(tag) for tag in partitions),
+            *(KEYS.outbox(tag) for tag in partitions),
             KEYS.session("agt_b", "ase_1"),
             KEYS.sessions("agt_b"),
             KEYS.sessions_by("agt_b", "created"),
             KEYS.sessions("agt_b", True),
             KEYS.sessions_by("agt_b", "updated"),
-        ]
+        }
     )
     with pytest.raises(AgentNotFound):
         await store.delete_agent(A, ORIGIN)
@@ -231,7 +233,7 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
         )
     assert len(quotas) == 2  # a refused key has no quota to report
     assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "2"
-    assert sync_redis.xlen(KEYS.outbox) == 2  # created, the admitted update; nothing else
+    assert stream.outbox_length(sync_redis) == 2  # created, the admitted update; nothing else
     assert sync_redis.llen(KEYS.history("agt_a", "ase_1")) == 2
     assert sync_redis.hget("as:rl:addr:10.0.0.1", "tokens") is not None  # the failures were charged
 
@@ -336,13 +338,13 @@ async def test_failed_writes_emit_nothing(store: Store, sync_redis: redis.Redis)
     ):
         with pytest.raises((AgentNotFound, SessionNotFound)):
             await call
-    assert sync_redis.xlen(KEYS.outbox) == 0
+    assert stream.outbox_length(sync_redis) == 0
 
 
 async def test_agent_delete_emits_one_deletion_per_session(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, "ase_1", "ase_2")
     await store.update_session(A, "ase_2", ORIGIN, {"description": "changed"})
-    sync_redis.delete(KEYS.outbox)
+    sync_redis.delete(*stream.outboxes())
     await store.delete_agent(A, ORIGIN)
     assert Purger(sync_redis).step() == 2
     deleted = events(sync_redis)

@@ -328,7 +328,13 @@ def test_an_expired_session_reaches_the_endpoints_that_take_session_expired(
     api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})  # 60 ms
     api("POST", f"/v2/agents/{B}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})
     expirer = Expirer(sync_redis, settings.expiry_batch, dimensions=settings.report_dimensions)
-    eventually(lambda: (expirer.step(), sync_redis.zcard(KEYS.expiry) == 0)[1], "not expired")
+    eventually(
+        lambda: (
+            expirer.step(),
+            sync_redis.zcard(KEYS.expiry(KEYS.tag(A))) + sync_redis.zcard(KEYS.expiry(KEYS.tag(B))) == 0,
+        )[1],
+        "not expired",
+    )
     pipeline.drain()
     (delivery,) = receiver.wait_for(1)
     message = Webhook(made["secret"]).verify(delivery.body, delivery.headers)

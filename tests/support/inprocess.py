@@ -24,7 +24,14 @@ class InProcess:
     def __init__(self, settings: Settings, deliveries: bool = True) -> None:
         self.client = sync_client(settings.required_redis_url("tests"))
         fanout = Fanout(self.client, Bounds.of(settings), bootstrap.keys(settings))
-        self.relay = Relay(Outbox(self.client), stub_broker, fanout, name="relay-t", claim_idle_ms=100, block_ms=10)
+        self.relay = Relay(
+            Outbox(self.client, bootstrap.keys(settings)),
+            stub_broker,
+            fanout,
+            name="relay-t",
+            claim_idle_ms=100,
+            block_ms=10,
+        )
         self.relay.ensure_group()
         worker_context.close()
         worker_context.settings = settings

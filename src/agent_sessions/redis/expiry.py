@@ -1,7 +1,7 @@
 """Sessions that expire: the workers' sweep of sessions idle longer than their time-to-idle.
 
-A session with ``tti_minutes`` > 0 is in the expiry index (``as:expiry``, scored by when it expires,
-kept by every write script). ``Expirer.step`` reads the due members (Redis ``TIME``, never the
+A session with ``tti_minutes`` > 0 is in its partition's expiry index (``as:expiry:{t}``, scored by
+when it expires, kept by every write script). ``Expirer.step`` reads the due members (Redis ``TIME``, never the
 worker's clock) and runs ``lua/session_expire.lua`` for each, one pipeline: each call checks again and
 deletes the session with its ``session.expired`` event in one atomic step. So a worker killed
 mid-sweep leaves every session either expired (with its event) or still due for the next step, any
@@ -43,7 +43,14 @@ class Expirer:
         """Expire what is due, at most ``batch`` sessions; returns the outcomes by kind."""
         seconds, micros = self.redis.time()
         now_ms = seconds * 1000 + micros // 1000
-        due = cast(list[str], self.redis.zrangebyscore(self.keys.expiry, "-inf", now_ms, start=0, num=self.batch))
+        pipe = self.redis.pipeline(transaction=False)
+        for tag in self.keys.tags():
+            pipe.zrangebyscore(self.keys.expiry(tag), "-inf", now_ms, start=0, num=self.batch, withscores=True)
+        # The first ``batch`` due sessions of all partitions, earliest first.
+        due_by_time = sorted(
+            ((at, member) for due in cast(list[list[tuple[str, float]]], pipe.execute()) for member, at in due)
+        )
+        due = [member for _, member in due_by_time[: self.batch]]
         calls = []
         for member in due:
             agent, _, session = member.partition("/")

@@ -34,7 +34,8 @@ class SessionIndexes:
 
     def script_keys(self, agent: str) -> list[str]:
         """KEYS of _index.lua's ``index_of``: created and updated sort indexes, the expiry index."""
-        return [self.keys.sessions_by(agent, "created"), self.keys.sessions_by(agent, "updated"), self.keys.expiry]
+        k = self.keys
+        return [k.sessions_by(agent, "created"), k.sessions_by(agent, "updated"), k.expiry(k.tag(agent))]
 
     def removal_keys(self, agent: str, session: str) -> list[str]:
         """KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua), in
@@ -44,7 +45,7 @@ class SessionIndexes:
             k.agent(agent),
             k.session(agent, session),
             *k.session_indexes(agent),
-            k.outbox,
+            k.outbox(k.tag(agent)),
             k.history(agent, session),
             k.history_bytes(agent, session),
             k.events,
@@ -91,10 +92,12 @@ class Reindexer:
     def run(self) -> int:
         """Returns how many agents were reindexed."""
         keys = self.indexes.keys
-        stale = [f for f in cast(list[str], self.redis.hkeys(keys.indexes)) if f.startswith("dim:")]
-        if stale:
-            self.redis.hdel(keys.indexes, *stale)
-        agents = cast(list[str], self.redis.zrange(keys.agents, 0, -1))
+        agents = []
+        for tag in keys.tags():
+            stale = [f for f in cast(list[str], self.redis.hkeys(keys.indexes(tag))) if f.startswith("dim:")]
+            if stale:
+                self.redis.hdel(keys.indexes(tag), *stale)
+            agents += cast(list[str], self.redis.zrange(keys.agents(tag), 0, -1))
         for agent in agents:
             for key in self.redis.scan_iter(match=keys.dimension_prefix(agent) + "*", count=1000):
                 self.redis.unlink(key)
@@ -119,5 +122,6 @@ class Reindexer:
                     break
             log.info("agent %s: indexed", agent)
         now = str(int(time.time() * 1000))
-        self.redis.hset(keys.indexes, mapping=dict.fromkeys(self.indexes.ready_fields(), now))
+        for tag in keys.tags():
+            self.redis.hset(keys.indexes(tag), mapping=dict.fromkeys(self.indexes.ready_fields(), now))
         return len(agents)

@@ -15,23 +15,23 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | key                                            | type   | what                                        |
 |------------------------------------------------|--------|---------------------------------------------|
 | ``layout``                                     | hash   | layout version and PARTITIONS of this store |
-| ``agents``                                     | zset   | every agent key (score 0, by member)        |
+| ``agents:{t}``                                 | zset   | the partition's agent keys (score 0)        |
 | ``agent:{t}:<agent>``                          | hash   | the agent                                   |
 | ``session:{t}:<agent>:<session>``              | hash   | the session                                 |
 | ``sessions:{t}:<agent>`` and ``…:on`` / ``…:off`` | zset | the agent's sessions, all / enabled / not   |
 | ``sessions:{t}:<agent>:created`` / ``…:updated`` | zset  | the same, scored by created_at / updated_at |
 | ``idx:{t}:<agent>:<dimension>=<value>``        | zset   | sessions with this report dimension value   |
-| ``expiry``                                     | zset   | ``<agent>/<session>`` by expires_at (ms)    |
-| ``indexes``                                    | hash   | which of those indexes are complete         |
+| ``expiry:{t}``                                 | zset   | ``<agent>/<session>`` by expires_at (ms)    |
+| ``indexes:{t}``                                | hash   | which of those indexes are complete         |
 | ``history:{t}:<agent>:<session>`` and ``…:bytes`` | list | the session's changes; their size in bytes  |
 | ``idem:{t}:<key id>:<sha256>``                 | hash   | an Idempotency-Key's record                 |
 | ``idem:index:{t}:<key id>``                    | zset   | one API key's records in one partition      |
 | ``idem:snap:{t}:<agent>:<session>:<version>``  | hash   | the answer records of one version share     |
-| ``purge:{t}:<agent>``, ``purges``              | zset   | sessions of deleted agents still to delete  |
+| ``purge:{t}:<agent>``, ``purges:{t}``          | zset   | sessions of deleted agents still to delete  |
 | ``apikey:<digest>``, ``apikeys``               | hash   | API key records; key id -> digest           |
 | ``rl:key:<digest>``, ``rl:addr:<address>``     | hash   | token buckets                               |
-| ``outbox``, ``outbox:poison``                  | stream | events for the relay; malformed entries     |
-| ``events``, ``events:ids``, ``events:trimmed`` | stream | the event log; event id -> entry; last cut  |
+| ``outbox:{t}``, ``outbox:poison``              | stream | events for the relay; malformed entries     |
+| ``{events}``, ``…:ids``, ``…:trimmed``         | stream | the event log; event id -> entry; last cut  |
 | ``report:{t}:<agent>``                         | hash   | the agent's report                          |
 | ``report:state:{t}:<agent>:<session>:<ms>``, ``report:ooo:…`` | hash | a session's exactly-once state   |
 | ``escalation:<event>``                         | hash   | escalation records (expire with the log)    |
@@ -44,10 +44,11 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
 
-Not yet Redis Cluster ready: the keys without a tag are shared by every partition (the agent list,
-the expiry and purge indexes, the outbox, the event log) and the write scripts touch them with the
-agent's keys; the ``wh*`` keys of one endpoint share no tag, and a delivery claim reads every
-endpoint's queue in one script.
+What reads every partition (the agent list, the relay, the purge and expiry sweeps, reindex,
+/metrics) reads each partition's key. Not yet Redis Cluster ready: the write scripts append each event
+to the event log ({events}) as well as to the agent's partition's outbox; the rate limiter's keys of
+one API key share no tag; the ``wh*`` keys of one endpoint share no tag, and a delivery claim reads
+every endpoint's queue in one script.
 """
 
 from __future__ import annotations
@@ -93,11 +94,20 @@ class Keys:
     def layout(self) -> str:
         return f"{self.prefix}layout"
 
+    def layout1(self, name: str) -> str:
+        """A key of layout 1 by its name there (``agents``, ``outbox``…): read by ``migrate.py`` and
+        the layout check only."""
+        return f"{self.prefix}{name}"
+
     # -- agents and sessions --------------------------------------------------------------------
 
-    @property
-    def agents(self) -> str:
-        return f"{self.prefix}agents"
+    def tags(self) -> list[str]:
+        """Every partition's tag, in partition order (for what reads every partition: lists, sweeps)."""
+        return [partition_tag(i, self.partitions) for i in range(self.partitions)]
+
+    def agents(self, tag: str) -> str:
+        """The agent keys of one partition (``tag``)."""
+        return f"{self.prefix}agents:{tag}"
 
     def agent(self, agent: str) -> str:
         return f"{self.prefix}agent:{self.tag(agent)}:{agent}"
@@ -126,13 +136,11 @@ class Keys:
     def dimension_prefix(self, agent: str) -> str:
         return f"{self.prefix}idx:{self.tag(agent)}:{agent}:"
 
-    @property
-    def expiry(self) -> str:
-        return f"{self.prefix}expiry"
+    def expiry(self, tag: str) -> str:
+        return f"{self.prefix}expiry:{tag}"
 
-    @property
-    def indexes(self) -> str:
-        return f"{self.prefix}indexes"
+    def indexes(self, tag: str) -> str:
+        return f"{self.prefix}indexes:{tag}"
 
     def history(self, agent: str, session: str) -> str:
         return f"{self.history_prefix(agent)}{session}"
@@ -146,9 +154,8 @@ class Keys:
     def purge(self, agent: str) -> str:
         return f"{self.prefix}purge:{self.tag(agent)}:{agent}"
 
-    @property
-    def purges(self) -> str:
-        return f"{self.prefix}purges"
+    def purges(self, tag: str) -> str:
+        return f"{self.prefix}purges:{tag}"
 
     # -- idempotency ----------------------------------------------------------------------------
 
@@ -184,29 +191,31 @@ class Keys:
 
     # -- events and what the workers keep -------------------------------------------------------
 
-    @property
-    def outbox(self) -> str:
-        return f"{self.prefix}outbox"
+    def outbox(self, tag: str) -> str:
+        return f"{self.prefix}outbox:{tag}"
 
     @property
     def outbox_poison(self) -> str:
         return f"{self.prefix}outbox:poison"
 
+    # The event log's keys share the tag {events}: its scripts (page, trim) touch all three.
+
     @property
     def events(self) -> str:
-        return f"{self.prefix}events"
+        return f"{self.prefix}{{events}}"
 
     @property
     def event_ids(self) -> str:
-        return f"{self.prefix}events:ids"
+        return f"{self.prefix}{{events}}:ids"
 
     @property
     def events_trimmed(self) -> str:
-        return f"{self.prefix}events:trimmed"
+        return f"{self.prefix}{{events}}:trimmed"
 
-    def event_streams(self) -> list[str]:
-        """What every script that emits an event writes besides the session: outbox, log, log index."""
-        return [self.outbox, self.events, self.event_ids]
+    def event_streams(self, agent: str) -> list[str]:
+        """What every script that emits an event of ``agent`` writes besides the session: its
+        partition's outbox, the log, the log index."""
+        return [self.outbox(self.tag(agent)), self.events, self.event_ids]
 
     def report(self, agent: str) -> str:
         return f"{self.prefix}report:{self.tag(agent)}:{agent}"

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 def _read(pipe: Any, keys: Keys) -> Any:
     pipe.hgetall(keys.layout)
-    pipe.exists(keys.agents, keys.purges)
+    pipe.exists(keys.layout1("agents"), keys.layout1("purges"))
     return pipe
 
 

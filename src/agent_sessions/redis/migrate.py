@@ -3,6 +3,9 @@ place. Run it with every process of the earlier version stopped, before starting
 refuses an unmigrated store: ``layout.py``).
 
 Layout 1 -> 2 (every key of an agent gains its partition's hash tag, ``keys.py``):
+- what every agent shared is split by partition, in chunks: the agent list, the expiry index, the
+  purges in progress, the outbox (each event keeps its stream id, so its order); the index readiness
+  marks are copied to every partition, and the event log is renamed under its tag ``{events}``;
 - each key of an agent is renamed (``RENAME``: same value, same time to live), found by one ``SCAN``
   of the prefix: the agent, its sessions and their indexes, histories, report and its per-session
   state, escalation rules, the purge list of a deleted agent, and the answers kept for Idempotency-Keys;
@@ -11,8 +14,9 @@ Layout 1 -> 2 (every key of an agent gains its partition's hash tag, ``keys.py``
   no answer (the first request failed: 404, 409…) names no agent and is deleted: a retry of that
   request is applied anew;
 - the per-agent escalation lists earlier versions wrote and never read are deleted;
-- the layout and PARTITIONS are recorded last, so until then every process of this version refuses
-  the store.
+- the record says layout 1 (with the PARTITIONS being moved to) from the start and layout 2 only at
+  the end: until then every process of this version refuses the store, and a run that finishes an
+  interrupted one must use the same PARTITIONS.
 
 Idempotent: a key is moved once (a second run, or a run after an interrupted one, finds only what is
 left); a store already in the current layout is left alone. What does not belong to one agent (API keys,
@@ -79,15 +83,20 @@ class Migration:
 
     def run(self) -> Counter[str]:
         """Move what is left to move and record the layout; returns what was done, by kind."""
+        # Marked first as layout 1 with its PARTITIONS: until the end, every process refuses the store,
+        # and a run to finish this one must use the same PARTITIONS.
+        self.redis.hsetnx(self.keys.layout, "version", 1)
+        self.redis.hsetnx(self.keys.layout, "partitions", self.keys.partitions)
         record = cast(dict[str, str], self.redis.hgetall(self.keys.layout))
-        if record:
-            version, partitions = int(record.get("version", 0)), int(record.get("partitions", 0))
-            if version != LAYOUT or partitions != self.keys.partitions:
-                raise ConfigError(
-                    f"this store has key layout {version} with PARTITIONS={partitions}; this version migrates"
-                    f" layout 1 to layout {LAYOUT} and was started with PARTITIONS={self.keys.partitions}"
-                )
+        version, partitions = int(record["version"]), int(record["partitions"])
+        if partitions != self.keys.partitions or version not in (1, LAYOUT):
+            raise ConfigError(
+                f"this store has key layout {version} with PARTITIONS={partitions}; this version moves layout 1"
+                f" to layout {LAYOUT} and was started with PARTITIONS={self.keys.partitions}"
+            )
+        if version == LAYOUT:
             return self.done
+        self._split_shared()
         renames = _renames(self.keys)
         old_indexes = []
         for key in cast(list[str], self.redis.scan_iter(match=f"{self.keys.prefix}*", count=SCAN_COUNT)):
@@ -104,8 +113,56 @@ class Migration:
                         break
         for key in old_indexes:  # what is left in them names records gone (expired or just moved)
             self.redis.delete(key)
-        self.redis.hset(self.keys.layout, mapping={"version": LAYOUT, "partitions": self.keys.partitions})
+        self.redis.hset(self.keys.layout, "version", LAYOUT)
         return self.done
+
+    def _split_shared(self) -> None:
+        """Layout 1's keys shared by every agent, each split into its partitions' (or, for the event log,
+        renamed under its tag). Each chunk is written to the new keys before it leaves the old, so a
+        run stopped anywhere is finished by the next."""
+        k = self.keys
+        self._split_zset("agent lists", k.layout1("agents"), lambda agent: k.agents(k.tag(agent)))
+        self._split_zset("expiry entries", k.layout1("expiry"), lambda member: k.expiry(k.tag(member.split("/")[0])))
+        old = k.layout1("purges")
+        while purges := cast(dict[str, str], self.redis.hgetall(old)):  # a few agents being purged
+            for agent, value in purges.items():
+                self.redis.hset(k.purges(k.tag(agent)), agent, value)
+                self.redis.hdel(old, agent)
+                self.done["agent purges"] += 1
+        old = k.layout1("indexes")
+        if ready := cast(dict[str, str], self.redis.hgetall(old)):  # which indexes are complete: every partition
+            for tag in k.tags():
+                self.redis.hset(k.indexes(tag), mapping=ready)  # type: ignore[arg-type]
+            self.redis.delete(old)
+        for name, new in (("events", k.events), ("events:ids", k.event_ids), ("events:trimmed", k.events_trimmed)):
+            self._rename("event log keys", k.layout1(name), new)
+        self._split_outbox()
+
+    def _split_zset(self, kind: str, old: str, new_key: Callable[[str], str]) -> None:
+        while chunk := cast(list[tuple[str, float]], self.redis.zrange(old, 0, SCAN_COUNT - 1, withscores=True)):
+            pipe = self.redis.pipeline(transaction=False)
+            for member, score in chunk:
+                pipe.zadd(new_key(member), {member: score})
+            pipe.zrem(old, *(member for member, _ in chunk))
+            pipe.execute()
+            self.done[kind] += len(chunk)
+
+    def _split_outbox(self) -> None:
+        """Events not yet relayed, each to its agent's partition's outbox with its id (so in the same
+        order). Those a relay had read and not acknowledged are relayed again: consumers are idempotent."""
+        old = self.keys.layout1("outbox")
+        while chunk := cast(list[tuple[str, dict[str, str]]], self.redis.xrange(old, count=SCAN_COUNT)):
+            for entry_id, fields in chunk:
+                agent = fields.get("agent_key")
+                stream = self.keys.outbox(self.keys.tag(agent)) if agent else self.keys.outbox_poison
+                try:
+                    self.redis.xadd(stream, fields, id=entry_id if agent else "*")  # type: ignore[arg-type]
+                    self.done["outbox entries"] += 1
+                except redis.ResponseError as exc:
+                    if "equal or smaller" not in str(exc):
+                        raise  # else moved by a run that stopped before deleting it here
+            self.redis.xdel(old, *(entry_id for entry_id, _ in chunk))
+        self.redis.delete(old)  # the consumer group: relays make one on each partition's stream
 
     def _rename(self, kind: str, key: str, new: str) -> None:
         try:

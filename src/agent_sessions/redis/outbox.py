@@ -1,76 +1,110 @@
-"""The outbox stream's reading side: the relay's consumer group, and the pipeline's state for /metrics.
+"""The outbox streams' reading side: the relay's consumer group, and the pipeline's state for /metrics.
 
-The write scripts append one entry per change (``lua/_change.lua``); relays read them through the
-consumer group ``relay``, acknowledge and delete them once the broker has the events, and reclaim
-what a dead relay left pending (XAUTOCLAIM).
+The write scripts append one entry per change to the outbox of the agent's partition
+(``lua/_change.lua``); relays read every partition's stream through its consumer group ``relay``,
+acknowledge and delete the entries once the broker has the events, and reclaim what a dead relay left
+pending (XAUTOCLAIM).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any, cast
+from typing import Any
 
 import redis
 
 from agent_sessions.redis.keys import KEYS, Keys
 
 RELAY_GROUP = "relay"
-Entry = tuple[str, dict[str, str]]
+Entry = tuple[str, dict[str, str]]  # (``<partition>/<stream entry id>``, fields)
 
 
 class Outbox:
+    """Every partition's outbox stream, read as one: an entry's id names its partition, so that it is
+    acknowledged in its own stream. Each stream is read in order, so one session's events (one
+    partition) are relayed in the order they were written."""
+
     def __init__(self, client: redis.Redis, keys: Keys = KEYS) -> None:
         self.redis = client
         self.keys = keys
+        self.streams = [keys.outbox(tag) for tag in keys.tags()]
+        self._partition = {stream: str(i) for i, stream in enumerate(self.streams)}
 
     def ensure_group(self) -> None:
-        try:
-            self.redis.xgroup_create(self.keys.outbox, RELAY_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        for stream in self.streams:
+            try:
+                self.redis.xgroup_create(stream, RELAY_GROUP, id="0", mkstream=True)
+            except redis.ResponseError as exc:
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
     def read_new(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
-        # RESP2 reply: [[stream, [(id, fields), ...]]] (redis-py's annotation describes RESP3)
-        reply: Any = self.redis.xreadgroup(RELAY_GROUP, consumer, {self.keys.outbox: ">"}, count=count, block=block_ms)
-        if not reply:
-            return []
-        return cast(list[Entry], reply[0][1])
+        """Up to ``count`` new entries of each partition."""
+        streams = dict.fromkeys(self.streams, ">")
+        # RESP2 reply: [[stream, [(id, fields), ...]], ...] (redis-py's annotation describes RESP3)
+        reply: Any = self.redis.xreadgroup(RELAY_GROUP, consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
+        return [
+            (f"{self._partition[stream]}/{entry_id}", fields)
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
 
     def reclaim(self, consumer: str, idle_ms: int, count: int) -> list[Entry]:
         """Entries another consumer read and left unacknowledged for ``idle_ms``, now this one's."""
-        reply: Any = self.redis.xautoclaim(self.keys.outbox, RELAY_GROUP, consumer, idle_ms, "0-0", count)
-        return [(entry_id, fields) for entry_id, fields in reply[1] if fields]
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xautoclaim(stream, RELAY_GROUP, consumer, idle_ms, "0-0", count)
+        replies: list[Any] = pipe.execute()
+        return [
+            (f"{i}/{entry_id}", fields) for i, reply in enumerate(replies) for entry_id, fields in reply[1] if fields
+        ]
 
     def set_aside(self, fields: dict[str, str]) -> None:
         """Keep a malformed entry in the poison stream (it is then acknowledged like the others)."""
         self.redis.xadd(self.keys.outbox_poison, dict(fields) or {"empty": ""})  # type: ignore[arg-type]
 
     def ack(self, entry_ids: list[str]) -> None:
-        if entry_ids:
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.xack(self.keys.outbox, RELAY_GROUP, *entry_ids)
-            pipe.xdel(self.keys.outbox, *entry_ids)
+        by_stream: dict[str, list[str]] = {}
+        for entry_id in entry_ids:
+            partition, _, stream_id = entry_id.partition("/")
+            by_stream.setdefault(self.streams[int(partition)], []).append(stream_id)
+        if by_stream:
+            pipe = self.redis.pipeline(transaction=False)  # each stream's XACK and XDEL: idempotent
+            for stream, ids in by_stream.items():
+                pipe.xack(stream, RELAY_GROUP, *ids)
+                pipe.xdel(stream, *ids)
             pipe.execute()
 
     def backlog(self) -> int:
-        return int(self.redis.xlen(self.keys.outbox))
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xlen(stream)
+        return sum(pipe.execute())
 
 
 def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
-    """The pipeline's state in one round trip: outbox backlog, entries pending in the group, the age
-    of the oldest entry, dead letters, and the workers' counters (``counters``)."""
+    """The pipeline's state in one round trip: outbox backlog (every partition's), entries pending in
+    the group, the age of the oldest entry, dead letters, and the workers' counters (``counters``)."""
+    streams = [keys.outbox(tag) for tag in keys.tags()]
     pipe = client.pipeline(transaction=False)
-    pipe.xlen(keys.outbox)
-    pipe.xrange(keys.outbox, count=1)
     pipe.hgetall(keys.counters)
     pipe.zcard(keys.dead_letters)
-    pipe.xinfo_groups(keys.outbox)
-    backlog, oldest, counters, dead, groups = pipe.execute(raise_on_error=False)
-    if isinstance(groups, Exception):  # no stream yet
-        groups = []
-    pending = sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
-    lag = max(0.0, time.time() - int(oldest[0][0].split("-")[0]) / 1000) if oldest else 0.0
+    for stream in streams:
+        pipe.xlen(stream)
+        pipe.xrange(stream, count=1)
+        pipe.xinfo_groups(stream)
+    counters, dead, *per_stream = pipe.execute(raise_on_error=False)
+    backlog, pending, oldest_ms = 0, 0, None
+    for length, oldest, groups in zip(per_stream[::3], per_stream[1::3], per_stream[2::3], strict=True):
+        if isinstance(length, Exception) or isinstance(oldest, Exception):
+            continue
+        backlog += length
+        if oldest:
+            at = int(oldest[0][0].split("-")[0])
+            oldest_ms = at if oldest_ms is None else min(oldest_ms, at)
+        if not isinstance(groups, Exception):  # no stream yet
+            pending += sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
+    lag = max(0.0, time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0
     dead += int(counters.get("webhooks:dead", 0))  # dead + the previous version's dead letters
     return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 

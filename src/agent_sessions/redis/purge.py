@@ -37,14 +37,14 @@ class Purger:
     def step(self) -> int:
         """One step for every agent being purged; returns how many sessions it deleted."""
         deleted = 0
-        for agent in cast(list[str], self.redis.hkeys(self.keys.purges)):
+        for agent in self._purging():
             done, left = cast(
                 list[int],
                 self._script(
                     [
                         self.keys.purge(agent),
-                        self.keys.purges,
-                        *self.keys.event_streams(),
+                        self.keys.purges(self.keys.tag(agent)),
+                        *self.keys.event_streams(agent),
                         *self.indexes.script_keys(agent),
                     ],
                     [
@@ -61,6 +61,13 @@ class Purger:
             if left == 0:
                 log.info("agent %s: its sessions are all deleted", agent)
         return deleted
+
+    def _purging(self) -> list[str]:
+        """The agents being purged, from every partition's list (one round trip)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for tag in self.keys.tags():
+            pipe.hkeys(self.keys.purges(tag))
+        return [agent for agents in cast(list[list[str]], pipe.execute()) for agent in agents]
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:
         """Purge until ``stop`` is set; between steps while there is work, after ``idle_s`` when not."""

@@ -145,7 +145,13 @@ class Store:
     ) -> Fields:
         reply = await self._run(
             "agent_create",
-            [self.keys.agent(agent), self.keys.agents, self.keys.purge(agent), self.keys.indexes, self.keys.purges],
+            [
+                self.keys.agent(agent),
+                self.keys.agents(tag := self.keys.tag(agent)),
+                self.keys.purge(agent),
+                self.keys.indexes(tag),
+                self.keys.purges(tag),
+            ],
             [agent, name, description, metadata, "1" if enabled else "0", default_tti, *self.indexes.ready_fields()],
         )
         raise_for(reply[0])
@@ -178,10 +184,10 @@ class Store:
             "agent_delete",
             [
                 self.keys.agent(agent),
-                self.keys.agents,
+                self.keys.agents(tag := self.keys.tag(agent)),
                 *self.keys.session_indexes(agent),
                 self.keys.purge(agent),
-                self.keys.purges,
+                self.keys.purges(tag),
                 *self.indexes.script_keys(agent)[:2],
                 self.keys.escalation_rules(agent),
             ],
@@ -191,16 +197,19 @@ class Store:
         return int(reply[1])
 
     async def list_agents(self, after: str, limit: int) -> Page:
-        """A page of agents by key: the agent list is read, then each agent on it (every agent's hash
-        has its own partition's tag, so no one script can read them all). An agent deleted between
-        the two reads is left out of the page; one created meanwhile is on the next page or not."""
+        """A page of agents by key, merged from every partition's list, then each agent on it read (the
+        agents' hashes have their partitions' tags, so no one script can read them all). Not one
+        snapshot: an agent deleted between the two reads is left out of the page, one created meanwhile
+        is listed or not, and the total is the sum of the partitions' counts at the first read."""
         start = f"({after}" if after else "-"
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.zcard(self.keys.agents)
-            pipe.zrangebylex(self.keys.agents, start, "+", 0, limit + 1)  # one more: is there a next page?
-            total, members = await pipe.execute()
-            members = cast(list[str], members)
+            for tag in self.keys.tags():
+                pipe.zcard(self.keys.agents(tag))
+                pipe.zrangebylex(self.keys.agents(tag), start, "+", 0, limit + 1)  # one more: a next page?
+            replies = await pipe.execute()
+            total = sum(cast(list[int], replies[::2]))
+            members = sorted(member for page in cast(list[list[str]], replies[1::2]) for member in page)[: limit + 1]
             next_member = members[limit - 1] if len(members) > limit else None
             members = members[:limit]
             pipe = self.redis.pipeline(transaction=False)
@@ -208,7 +217,7 @@ class Store:
                 pipe.hgetall(self.keys.agent(member))
             hashes = cast(list[Fields], await pipe.execute()) if members else []
         items = [(member, fields) for member, fields in zip(members, hashes, strict=True) if fields]
-        return Page(items=items, total=int(total), next_member=next_member)
+        return Page(items=items, total=total, next_member=next_member)
 
     # -- sessions -----------------------------------------------------------------------------------
 
@@ -234,7 +243,7 @@ class Store:
                 self.keys.agent(agent),
                 self.keys.session(agent, session),
                 *self.keys.session_indexes(agent),
-                self.keys.outbox,
+                self.keys.outbox(self.keys.tag(agent)),
                 self.keys.history(agent, session),
                 self.keys.history_bytes(agent, session),
                 *self._idem_keys(idem, agent),
@@ -295,7 +304,7 @@ class Store:
             self.keys.session(agent, session),
             self.keys.sessions(agent, True),
             self.keys.sessions(agent, False),
-            self.keys.outbox,
+            self.keys.outbox(self.keys.tag(agent)),
             self.keys.history(agent, session),
             self.keys.history_bytes(agent, session),
             *self._idem_keys(idem, agent),
@@ -349,7 +358,7 @@ class Store:
         after_score, after_member = query.after or ("", "")
         reply = await self._run(
             "sessions_find",
-            [self.keys.agent(agent), base, self.keys.indexes, *index_keys],
+            [self.keys.agent(agent), base, self.keys.indexes(self.keys.tag(agent)), *index_keys],
             [
                 self.keys.session_prefix(agent),
                 "key" if query.order == "key" else "desc" if query.descending else "asc",

@@ -69,9 +69,8 @@ def run(
         multiprocess_dir = tempfile.mkdtemp(prefix="agent-sessions-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir  # the workers read it when they start
     if settings.metrics_port and settings.redis_url:
-        serve_metrics(
-            settings.metrics_host, settings.metrics_port, bootstrap.metrics_client(settings), multiprocess_dir
-        )
+        client = bootstrap.metrics_client(settings)
+        serve_metrics(settings.metrics_host, settings.metrics_port, client, multiprocess_dir, bootstrap.keys(settings))
     if cfg.workers > 1:
         Multiprocess(cfg, sockets=[sock]).run()
     else:

@@ -2,13 +2,13 @@
 -- What every change writes besides the session, in the same atomic step: the event in the outbox
 -- stream and the entry in the session's history. All or nothing.
 --
--- Outbox entry (stream as:outbox, read by the relay through consumer group "relay"):
+-- Outbox entry (stream as:outbox:{t}, read by the relay through consumer group "relay"):
 --   type, event_id, agent_key, session_key, version, occurred_at (ms, Redis TIME), actor, request_id,
 --   o:<field>  the old value of each changed field (session.updated only)
 --   s:<field>  the session hash after the change (for session.deleted: its last state)
 
--- The same entry also goes to the event log (stream as:events, read by GET /v2/events and its feed,
--- trimmed by age and count by the workers), and the event id to the log's index (hash as:events:ids,
+-- The same entry also goes to the event log (stream as:{events}, read by GET /v2/events and its feed,
+-- trimmed by age and count by the workers), and the event id to the log's index (hash as:{events}:ids,
 -- event id -> log entry id). `streams` is {outbox = key, log = key, ids = key}.
 local function emit_event(streams, kind, event_id, agent, session, version, at, actor, request_id, snapshot, old)
   local entry = {'type', kind, 'event_id', event_id, 'agent_key', agent, 'session_key', session,
@@ -27,10 +27,10 @@ local function emit_event(streams, kind, event_id, agent, session, version, at, 
   redis.call('HSET', streams.ids, event_id, redis.call('XADD', streams.log, '*', unpack(entry)))
 end
 
--- History (list as:history:<agent>:<session>, newest first; one JSON entry per version):
+-- History (list as:history:{t}:<agent>:<session>, newest first; one JSON entry per version):
 --   {"v": version, "at": ms, "actor": …, "request_id": …, "o": {field: old}, "n": {field: new}}
 -- with stored representations (metadata as its JSON text). Bounded twice: at most `cap` newest entries
--- (0: no count limit) and at most `max_bytes` bytes of entries (string as:history:<agent>:<session>:bytes
+-- (0: no count limit) and at most `max_bytes` bytes of entries (string as:history:{t}:<agent>:<session>:bytes
 -- keeps the total); the oldest entries go first, and the newest is always kept.
 -- Versions are dense (1 = created, +1 per change), so the entry of version v sits at index head - v.
 local function record_history(key, bytes_key, version, at, actor, request_id, old, new, cap, max_bytes)

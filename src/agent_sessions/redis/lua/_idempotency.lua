@@ -3,20 +3,20 @@
 -- The result of the first request with a key is stored by the same script that applied it, so a
 -- retry, or a concurrent duplicate, finds the stored result instead of applying the change again.
 -- What is kept is no more than a replay needs, and bounded per API key:
---   as:idem:<key id>:<sha256 of the Idempotency-Key>   hash, expires after ttl:
+--   as:idem:{t}:<key id>:<sha256 of the Idempotency-Key>   hash, expires after ttl:
 --       fp      fingerprint of the request (method, path, content type, If-Match, body)
 --       status  the outcome ("ok", "noop", "session_not_found", …)
 --       snap    (with a session answer) the snapshot holding it;  key  (a create) the session key
---   as:idem:snap:<agent>:<session>:<version>  hash   the session's fields at that version, and
+--   as:idem:snap:{t}:<agent>:<session>:<version>  hash   the session's fields at that version, and
 --       ~refs, how many records refer to it: an answer is kept once per version, shared by every
 --       record that returns it; it expires ttl after the last record that refers to it was written,
 --       so never before them, and goes with the last of them to be forgotten.
---   as:idem:index:<key id>                    zset   the key's records by time written: past
+--   as:idem:index:{t}:<key id>                    zset   the key's records by time written: past
 --       `max` records the oldest are forgotten (a retry of those is applied anew), and entries older
 --       than ttl are dropped from it. So a key holds at most `max` records and `max` answers.
 --
 -- `idem` is a table: record, index (key names), fingerprint ("": no Idempotency-Key), ttl (s), max,
--- snapshots (the snapshot key prefix, as:idem:snap:<agent>:<session>:).
+-- snapshots (the snapshot key prefix, as:idem:snap:{t}:<agent>:<session>:).
 
 local REFS = '~refs'  -- a snapshot's field counting the records that refer to it (never a session field)
 

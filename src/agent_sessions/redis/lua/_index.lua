@@ -2,11 +2,11 @@
 -- the indexes a session is in besides its agent's key index, kept in the same atomic step as the
 -- write, so a list never shows a session under a value or an order it no longer has.
 --
---   as:sessions:<agent>:created      zset  score created_at (ms): the order of sort=created_at
---   as:sessions:<agent>:updated      zset  score updated_at (ms): the order of sort=updated_at
---   as:idx:<agent>:<dimension>=<v>   zset  score 0: sessions whose metadata.<dimension> is the string v
+--   as:sessions:{t}:<agent>:created      zset  score created_at (ms): the order of sort=created_at
+--   as:sessions:{t}:<agent>:updated      zset  score updated_at (ms): the order of sort=updated_at
+--   as:idx:{t}:<agent>:<dimension>=<v>   zset  score 0: sessions whose metadata.<dimension> is the string v
 --                                          (report dimensions only; v at most 128 bytes)
---   as:expiry                        zset  score expires_at (ms), member "<agent>/<session>": sessions
+--   as:expiry:{t}                        zset  score expires_at (ms), member "<agent>/<session>": sessions
 --                                          with a time-to-idle, for the workers' sweep
 --
 -- A session's indexed values are kept in its hash, field `ix`: JSON {dimension: value} of the report
@@ -14,7 +14,7 @@
 -- metadata it already parsed (redis/indexes.py), so a PATCH compares two strings and decodes nothing
 -- unless an indexed value changed; `sessions_reindex.lua` computes it in Lua (`ix_of`).
 --
--- `index` is {prefix = "as:idx:<agent>:", created = key, updated = key, expiry = key}.
+-- `index` is {prefix = "as:idx:{t}:<agent>:", created = key, updated = key, expiry = key}.
 
 local function index_of(prefix, created, updated, expiry)
   return {prefix = prefix, created = created, updated = updated, expiry = expiry}

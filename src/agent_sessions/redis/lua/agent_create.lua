@@ -2,10 +2,10 @@
 -- agent_create.lua: create one agent, atomically.
 --
 -- Key layout (see agent_sessions/redis/keys.py):
---   as:agents          zset  every agent key, score 0, ordered by member
---   as:agent:<agent>   hash  name, description, metadata (canonical JSON), enabled ("1"/"0"),
+--   as:agents:{t}          zset  the agent keys of the partition (tag {t}), score 0, ordered by member
+--   as:agent:{t}:<agent>   hash  name, description, metadata (canonical JSON), enabled ("1"/"0"),
 --                            created_at, updated_at (ms since epoch, Redis TIME), default_tti_minutes
---   as:purge:<agent>   zset  sessions of a deleted agent with this key, still being removed
+--   as:purge:{t}:<agent>   zset  sessions of a deleted agent with this key, still being removed
 --
 -- Returns {"agent_exists"} | {"agent_purging"} | {"ok", field, value, ...}
 
@@ -14,13 +14,13 @@ local ready, purges = KEYS[4], KEYS[5]   -- see sessions_find.lua; the purges in
 local agent, name, description, metadata = ARGV[1], ARGV[2], ARGV[3], ARGV[4]  -- metadata: JSON
 local enabled = ARGV[5]                                                      -- "1" or "0"
 local default_tti = ARGV[6]       -- minutes (text) a new session idles before it expires; "0": never
-local first_ready = 7             -- ARGV[7..]: the fields of as:indexes for the indexes the API keeps
+local first_ready = 7             -- ARGV[7..]: the fields of as:indexes:{t} for the indexes the API keeps
 
 if redis.call('EXISTS', agent_hash) == 1 then return {'agent_exists'} end
 if redis.call('EXISTS', purge_set) == 1 then return {'agent_purging'} end
 
 local now = now_ms()
--- The first agent of an empty store: no session exists that the indexes could lack.
+-- The first agent of an empty partition: no session of it exists that its indexes could lack.
 if redis.call('ZCARD', agents_index) == 0 and redis.call('HLEN', purges) == 0 then
   for i = first_ready, #ARGV do redis.call('HSET', ready, ARGV[i], now) end
 end

@@ -8,8 +8,8 @@
 -- until its purge is over (agent_create.lua checks the purge set).
 --
 -- Key layout: see agent_create.lua and session_create.lua, and
---   as:purge:<agent>   zset   session keys still to delete (score 0)
---   as:purges          hash   agent -> "<actor> <request id>" for each purge in progress
+--   as:purge:{t}:<agent>   zset   session keys still to delete (score 0)
+--   as:purges:{t}          hash   agent -> "<actor> <request id>" for each purge in progress
 --
 -- Returns {"agent_not_found"} | {"ok", sessions to purge}
 
@@ -18,7 +18,7 @@ local all_sessions, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local purge_set, purges = KEYS[6], KEYS[7]
 local by_created, by_updated = KEYS[8], KEYS[9]     -- sort indexes (see _index.lua); the purge empties
                                                     -- the dimension and expiry indexes session by session
-local rules = KEYS[10]                              -- as:rules:<agent>, its escalation rules
+local rules = KEYS[10]                              -- as:rules:{t}:<agent>, its escalation rules
 local agent, actor, request_id = ARGV[1], ARGV[2], ARGV[3]
 
 -- Constant time whatever the number of sessions: the session index is renamed, and the two filter

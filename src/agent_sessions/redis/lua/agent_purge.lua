@@ -12,7 +12,7 @@
 local purge_set, purges = KEYS[1], KEYS[2]
 local streams = {outbox = KEYS[3], log = KEYS[4], ids = KEYS[5]}  -- see emit_event in _change.lua
 local agent, batch = ARGV[1], tonumber(ARGV[2])
-local session_prefix, history_prefix = ARGV[3], ARGV[4]   -- e.g. "as:session:agt_x:", "as:history:agt_x:"
+local session_prefix, history_prefix = ARGV[3], ARGV[4]   -- e.g. "as:session:{t}:agt_x:", "as:history:{t}:agt_x:"
 local event_id_prefix = ARGV[5]                            -- fresh per step; "_<n>" is appended
 local index = index_of(ARGV[6], KEYS[6], KEYS[7], KEYS[8])  -- see _index.lua
 

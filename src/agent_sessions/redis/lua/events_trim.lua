@@ -4,7 +4,7 @@
 -- their index entries; remember the last one dropped (a cursor before it has expired).
 -- The relay reads the outbox, never the log: trimming the log cannot lose an undelivered event.
 --
--- Key layout: see events_page.lua; as:events:ids hash event id -> entry id.
+-- Key layout: see events_page.lua; as:{events}:ids hash event id -> entry id.
 --
 -- Returns the number of entries dropped (the caller steps again while it is `batch`).
 

@@ -3,13 +3,13 @@
 -- first history entry, atomically.
 --
 -- Key layout (prefix "as:"):
---   as:agent:<agent>              hash   the agent; must exist
---   as:session:<agent>:<session>  hash   name, description, metadata (canonical JSON), enabled ("1"/"0"),
+--   as:agent:{t}:<agent>              hash   the agent; must exist
+--   as:session:{t}:<agent>:<session>  hash   name, description, metadata (canonical JSON), enabled ("1"/"0"),
 --                                        created_at, updated_at (ms since epoch, Redis TIME), version
---   as:sessions:<agent>           zset   every session key of the agent, score 0, ordered by member
---   as:sessions:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
---   as:history:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
---   as:outbox                     stream events for the relay (see _change.lua)
+--   as:sessions:{t}:<agent>           zset   every session key of the agent, score 0, ordered by member
+--   as:sessions:{t}:<agent>:on / :off zset   the enabled / disabled subset (for the list filter)
+--   as:history:{t}:<agent>:<session>  list   the session's changes, newest first (see _change.lua)
+--   as:outbox:{t}                     stream events for the relay (see _change.lua)
 --   sort, dimension and expiry indexes: see _index.lua; tti_minutes: the session's time-to-idle, from
 --                                        the request or the agent's default_tti_minutes (absent: none)
 --   idempotency records, snapshots and index: see _idempotency.lua

@@ -6,7 +6,7 @@
 -- Candidates: KEYS[2] (the agent's key index, or a sort index), or, in key order, the smallest of
 -- the groups of dimension indexes KEYS[4..] (a group: the indexes of one `d = 'v'` or `d IN (...)`
 -- condition the filter requires; their union holds every session that can match). An index is used
--- only once it is complete (KEYS[3], hash as:indexes: "dim:<dimension>" and "sort" set by
+-- only once it is complete (KEYS[3], hash as:indexes:{t}: "dim:<dimension>" and "sort" set by
 -- `agent-sessions reindex`, or by agent_create.lua on an empty store); a time order before that is
 -- {"index_not_ready"}, a dimension's condition is evaluated by scanning instead.
 --
@@ -21,7 +21,7 @@
 -- next_member "" when nothing follows; matched: matches after the cursor among the sessions examined.
 
 local agent_hash, base, ready = KEYS[1], KEYS[2], KEYS[3]
-local hash_prefix = ARGV[1]              -- e.g. "as:session:agt_x:"
+local hash_prefix = ARGV[1]              -- e.g. "as:session:{t}:agt_x:"
 local order = ARGV[2]                    -- "key", "asc" or "desc"
 local after_score = tonumber(ARGV[3])    -- nil in key order or on the first page
 local after_member = ARGV[4]             -- "" on the first page
