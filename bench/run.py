@@ -115,12 +115,22 @@ def wrk(url: str, seconds: float, connections: int, script: Path, env: dict[str,
     return parse_wrk(out)
 
 
+OUTBOXES = [KEYS.outbox(tag) for tag in KEYS.tags()]  # every partition's
+
+
+def outbox_backlog(conn: redis.Redis) -> int:
+    pipe = conn.pipeline(transaction=False)
+    for outbox in OUTBOXES:
+        pipe.xlen(outbox)
+    return sum(pipe.execute())
+
+
 def fresh_state(conn: redis.Redis) -> None:
     """Between rounds, outside the timed windows: clear both outboxes (in production the relay drains
     ours; the baseline caps its own) and compact the AOF, waiting for the rewrite. Every round then starts
     from the same state, and no AOF rewrite, triggered by a growth only this benchmark causes, lands in
     one round and not another. The AOF append every write makes stays inside every measurement."""
-    conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids, "outbox")  # "outbox": the baseline's own
+    conn.delete(*OUTBOXES, KEYS.events, KEYS.event_ids, "outbox")  # "outbox": the baseline's own
     wait_for_aof_rewrite(conn)  # Redis may have started one itself; asking for another meanwhile fails
     conn.bgrewriteaof()
     wait_for_aof_rewrite(conn)
@@ -266,7 +276,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             "Redis": [psutil.Process(int(conn.info("server")["process_id"]))],
         }
         cpu_before = cpu_seconds(groups)
-        backlog_start = conn.xlen(KEYS.outbox)
+        backlog_start = outbox_backlog(conn)
         result = wrk(
             f"http://127.0.0.1:{port}{PATH}",
             seconds,
@@ -276,12 +286,12 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         )
         cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(groups).items()}
         queued = sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
-        backlog_end = conn.xlen(KEYS.outbox) + queued
+        backlog_end = outbox_backlog(conn) + queued
         deadline = time.monotonic() + max(10, seconds)
         escalations = 0
         while time.monotonic() < deadline:
             escalations = sum(1 for _ in conn.scan_iter(KEYS.escalation("*"), count=1000)) - 1  # less the warm-up
-            if conn.xlen(KEYS.outbox) == 0 and len(receiver.latencies_ms) >= escalations:
+            if outbox_backlog(conn) == 0 and len(receiver.latencies_ms) >= escalations:
                 break
             time.sleep(0.2)
         lat = receiver.latencies_ms
@@ -371,7 +381,7 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
             with_delete = round_no % 2 == 1
             if with_delete:
                 populate(redis_url, doomed, sessions)
-            conn.delete(KEYS.outbox)
+            conn.delete(*OUTBOXES)
             fresh_state(conn)
             worker = start([str(BIN / "agent-sessions"), "worker", "--relay-only"], env)
             try:
@@ -389,7 +399,7 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
                     response = httpx.delete(f"http://127.0.0.1:{port}/v2/agents/{doomed}", headers={"x-api-key": key})
                     answered = time.monotonic() - started
                     assert response.status_code == 204, response.text
-                    while conn.hlen(KEYS.purges) and time.monotonic() - started < 120:
+                    while sum(conn.hlen(KEYS.purges(tag)) for tag in KEYS.tags()) and time.monotonic() - started < 120:
                         time.sleep(0.05)
                     purged = time.monotonic() - started
                     left = sum(1 for _ in conn.scan_iter(KEYS.session(doomed, "*"), count=1000))
@@ -425,7 +435,7 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
     headers = {"x-api-key": key}
 
     def forget_events_and_history() -> None:  # relayed and trimmed in production; measured apart here
-        conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids, *conn.scan_iter(KEYS.history("*", "*")))
+        conn.delete(*OUTBOXES, KEYS.events, KEYS.event_ids, *conn.scan_iter(f"{KEYS.prefix}history:*"))
 
     with TestClient(create_app(Settings(redis_url=redis_url))) as client:
         client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
@@ -441,14 +451,14 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
         patches = min(sessions, 1000)
         for seq in range(2, 2 + patches):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
-        conn.delete(KEYS.outbox, KEYS.events, KEYS.event_ids)
+        conn.delete(*OUTBOXES, KEYS.events, KEYS.event_ids)
         per_entry = (int(conn.info("memory")["used_memory"]) - before) / patches
         # A retained event: its log entry and index entry (the outbox copy is gone once relayed).
         url = f"/v2/agents/{AGENT}/sessions/ase_000001"
         before = int(conn.info("memory")["used_memory"])
         for seq in range(2, 2 + patches):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
-        conn.delete(KEYS.outbox, KEYS.history(AGENT, "ase_000001"), KEYS.history_bytes(AGENT, "ase_000001"))
+        conn.delete(*OUTBOXES, KEYS.history(AGENT, "ase_000001"), KEYS.history_bytes(AGENT, "ase_000001"))
         per_event = (int(conn.info("memory")["used_memory"]) - before) / patches
     return per_session, per_entry, per_event
 
@@ -468,7 +478,7 @@ def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) ->
     try:
         wait_http(f"{base}/healthz")
         populate(redis_url, "agt_bench_events", events)
-        conn.delete(KEYS.outbox)
+        conn.delete(*OUTBOXES)
         started, exported, params = time.perf_counter(), 0, {"limit": "1000"}
         with httpx.Client(headers=headers, timeout=60) as client:
             while True:
@@ -576,7 +586,7 @@ def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> 
     started = time.perf_counter()
     asyncio.run(populate_varied())
     log(f"  {sessions} sessions made in {time.perf_counter() - started:.0f} s")
-    redis.Redis.from_url(redis_url).delete(KEYS.outbox, KEYS.events, KEYS.event_ids)
+    redis.Redis.from_url(redis_url).delete(*OUTBOXES, KEYS.events, KEYS.event_ids)
     port = free_port()
     base = f"http://127.0.0.1:{port}/v2/agents/{agent}/sessions"
     api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
@@ -742,7 +752,7 @@ def main() -> int:
                 )
             if not only or args.pipeline_only:
                 log("event pipeline ...")
-                conn.delete(KEYS.outbox)
+                conn.delete(*OUTBOXES)
                 pipe = pipeline_benchmark(
                     server.url, key, args.pipeline_rate, args.pipeline_seconds, args.escalate_every
                 )

@@ -123,7 +123,7 @@ def webhook_run(
         fast = [(endpoint, body, rec) for endpoint, (_, body, rec) in zip(ids, hooks, strict=True) if not rec.delay]
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:  # the fast endpoints catch up
-            if conn.xlen(KEYS.outbox) == 0 and all(
+            if sum(conn.xlen(KEYS.outbox(tag)) for tag in KEYS.tags()) == 0 and all(
                 len(set(r.stats()[0])) >= len(expected_ids(conn, b)) for _, b, r in fast
             ):
                 break
