@@ -36,6 +36,7 @@ import redis
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer, free_port
 
@@ -458,6 +459,8 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
         before = int(conn.info("memory")["used_memory"])
         for seq in range(2, 2 + patches):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
+        relayed = [fields for outbox in OUTBOXES for _, fields in conn.xrange(outbox)]
+        LogWriter(conn).append(relayed)  # what the relay does with them
         conn.delete(*OUTBOXES, KEYS.history(AGENT, "ase_000001"), KEYS.history_bytes(AGENT, "ase_000001"))
         per_event = (int(conn.info("memory")["used_memory"]) - before) / patches
     return per_session, per_entry, per_event
@@ -465,8 +468,9 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
 
 def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) -> dict[str, float]:
     """The event log through the API: export throughput (following next_cursor, 1,000 events a page,
-    from a log of ``events`` seed-example events) and the feed's latency (PATCH sent -> SSE message
-    received, for each of ``subscribers`` subscribers on one API process, 10 PATCHes a second)."""
+    from a log of ``events`` seed-example events, filled by a relay) and the feed's latency (PATCH sent ->
+    relay -> log -> SSE message received, for each of ``subscribers`` subscribers on one API process,
+    10 PATCHes a second)."""
     import asyncio
 
     env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0"}
@@ -475,10 +479,13 @@ def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) ->
     port = free_port()
     base, headers = f"http://127.0.0.1:{port}", {"x-api-key": key}
     api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
+    relay = start([str(BIN / "agent-sessions"), "worker", "--relay-only"], env)  # it fills the log
     try:
         wait_http(f"{base}/healthz")
         populate(redis_url, "agt_bench_events", events)
-        conn.delete(*OUTBOXES)
+        deadline = time.monotonic() + 120
+        while outbox_backlog(conn) and time.monotonic() < deadline:
+            time.sleep(0.1)
         started, exported, params = time.perf_counter(), 0, {"limit": "1000"}
         with httpx.Client(headers=headers, timeout=60) as client:
             while True:
@@ -531,6 +538,7 @@ def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) ->
         }
     finally:
         stop(api)
+        stop(relay)
 
 
 SEARCHES = {
@@ -635,7 +643,7 @@ def print_feed(feed: dict[str, float], args: argparse.Namespace) -> None:
         f"| export (GET /v2/events, 1,000 a page, {feed['exported']:.0f} events) | {feed['export_rate']:.0f} events/s |"
     )
     print(
-        f"| live feed, {feed['subscribers']:.0f} subscribers: PATCH sent -> SSE message, p50 / p99 "
+        f"| live feed, {feed['subscribers']:.0f} subscribers: PATCH sent -> (relay, log) -> SSE message, p50 / p99 "
         f"| {feed['p50']:.0f} ms / {feed['p99']:.0f} ms |"
     )
     print(f"| deliveries within 1 s | {feed['within_1s'] * 100:.1f}% of {feed['deliveries']:.0f} |")

@@ -122,6 +122,14 @@ def pipeline(settings: Settings) -> Iterator[InProcess]:
 
 
 @pytest.fixture
+def relaying(settings: Settings) -> Iterator[InProcess]:
+    """A relay running in this process, as in a worker: events reach the event log (and the queues)."""
+    with InProcess(settings, deliveries=False) as p:
+        p.start_relay()
+        yield p
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     """A local HTTP server that records webhook deliveries (and can be told to fail some)."""
     with Receiver() as r:

@@ -31,7 +31,7 @@ from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis import layout
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, ReplicaAcks, async_client, sync_client
-from agent_sessions.redis.events import EventLog, Retention
+from agent_sessions.redis.events import EventLog, LogWriter, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.keys import Keys
@@ -152,6 +152,7 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
         Fanout(client, Bounds.of(settings), keys(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,
         linger_ms=settings.relay_linger_ms,
+        log=LogWriter(client, keys(settings)),
     )
     retention = Retention(client, settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions

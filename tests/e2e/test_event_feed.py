@@ -1,6 +1,7 @@
-"""The live feed (GET /v2/events/stream) on a real `agent-sessions serve`: resume without loss, many
-subscribers on one shared reader, slow subscribers dropped, streams ended by SIGTERM; and exactly-once
-paging of GET /v2/events while hundreds of PATCHes run."""
+"""The live feed (GET /v2/events/stream) on a real `agent-sessions serve` (and a relay, which appends
+events to the log): resume without loss, many subscribers on one shared reader, slow subscribers
+dropped, streams ended by SIGTERM; and exactly-once paging of GET /v2/events while hundreds of PATCHes
+run."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,18 @@ from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import free_port
-from tests.support.processes import command, env, running, serving, wait_http
+from tests.support.processes import command, env, running, serving, wait_http, working
 
 pytestmark = pytest.mark.e2e
 AGENT = "agt_feed"
 PATCHES = 800
+
+
+@pytest.fixture(autouse=True)
+def relay(redis_url: str) -> Iterator[None]:
+    """A relay, as in production (`agent-sessions worker --relay-only`): it appends each event to the log."""
+    with working(env(REDIS_URL=redis_url), "--relay-only"):
+        yield
 
 
 def admin(redis_url: str) -> dict[str, str]:

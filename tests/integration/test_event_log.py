@@ -1,16 +1,18 @@
-"""GET /v2/events and /v2/events/{event_id} through the app, and the log's retention, on a real Redis."""
+"""GET /v2/events and /v2/events/{event_id} through the app, and the log's retention, on a real Redis,
+with a relay running (it appends each event to the log)."""
 
 from __future__ import annotations
 
 import threading
 from typing import Any
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
 from agent_sessions.feed import decode_cursor, encode_cursor
-from agent_sessions.redis.events import Retention
+from agent_sessions.redis.events import LogWriter, Retention
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support import stream
@@ -18,6 +20,12 @@ from tests.support.api import MakeKey, error
 from tests.support.wait import eventually
 
 AGENTS = ("agt_a", "agt_b")
+pytestmark = pytest.mark.usefixtures("relaying")
+
+
+def logged(client: TestClient, admin: dict[str, str], events: int) -> None:
+    """Wait until the relay has appended ``events`` events to the log."""
+    eventually(lambda: len(follow(client, admin, 1000)) >= events, f"{events} events not in the log")
 
 
 def make_events(client: TestClient, admin: dict[str, str]) -> None:
@@ -29,6 +37,7 @@ def make_events(client: TestClient, admin: dict[str, str]) -> None:
         url = "/v2/agents/agt_a/sessions/ase_1"
         assert client.patch(url, json={"metadata": {"priority": priority}}, headers=admin).status_code == 200
     assert client.delete("/v2/agents/agt_b/sessions/ase_1", headers=admin).status_code == 204
+    logged(client, admin, 5)
 
 
 def follow(client: TestClient, headers: dict[str, str], limit: int, **params: str) -> list[dict[str, Any]]:
@@ -46,6 +55,7 @@ def follow(client: TestClient, headers: dict[str, str], limit: int, **params: st
 
 
 def test_pages_return_every_event_once_in_commit_order(client: TestClient, admin: dict[str, str]) -> None:
+    assert KEYS.tag("agt_a") != KEYS.tag("agt_b")  # two outboxes: the relay puts them in commit order
     make_events(client, admin)
     for limit in (1, 2, 100):
         events = follow(client, admin, limit)
@@ -61,6 +71,20 @@ def test_pages_return_every_event_once_in_commit_order(client: TestClient, admin
     assert updated["session"]["metadata"] == {"priority": "urgent"}
     one = client.get(f"/v2/events/{updated['event_id']}", headers=admin)
     assert one.status_code == 200 and one.json() == updated
+
+
+def test_the_relay_appends_each_event_once(sync_redis: redis.Redis) -> None:
+    """events_append.lua: in the order given, skipping what the log has (a batch relayed again)."""
+    writer = LogWriter(sync_redis, chunk=2)
+
+    def entry(event_id: str) -> dict[str, str]:
+        return {"type": "session.updated", "event_id": event_id, "agent_key": "agt_a", "version": "2"}
+
+    assert writer.append([entry("evt_1"), entry("evt_2")]) == 2
+    assert writer.append([entry("evt_2"), entry("evt_3"), entry("evt_4")]) == 2  # two calls of at most 2
+    logged = stream.entries(sync_redis, KEYS.events)
+    assert [fields for _, fields in logged] == [entry(f"evt_{n}") for n in range(1, 5)]
+    assert sync_redis.hgetall(KEYS.event_ids) == {f"evt_{n}": logged[n - 1][0] for n in range(1, 5)}
 
 
 def test_filters_combine(client: TestClient, admin: dict[str, str]) -> None:
@@ -127,8 +151,6 @@ def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
     assert (
         client.get("/v2/events", params={"after": empty["metadata"]["next_cursor"]}, headers=admin).status_code == 200
     )
-    # The relay reads the outbox, not the log: trimming the log took nothing from it.
-    assert stream.outbox_length(sync_redis) == 5
 
 
 def test_a_long_poll_returns_when_a_matching_event_commits(client: TestClient, admin: dict[str, str]) -> None:
@@ -165,6 +187,7 @@ def test_a_page_examines_at_most_events_scan_max_entries(redis_url: str, admin: 
         make_events(client, admin)
         for i in range(150):  # agt_a's events, none of which the filter below matches
             client.patch("/v2/agents/agt_a/sessions/ase_1", json={"description": str(i)}, headers=admin)
+        logged(client, admin, 155)
         first = client.get("/v2/events", params={"agent_key": "agt_b", "types": "session.updated"}, headers=admin)
         body = first.json()
         assert body["events"] == [] and body["metadata"]["has_more"]  # stopped after 100 entries

@@ -15,6 +15,7 @@ from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import KEYS
 from tests.support import stream
 from tests.support.api import error
+from tests.support.inprocess import InProcess
 from tests.support.wait import eventually
 
 AGENT = "agt_exp"
@@ -39,7 +40,7 @@ def ms(timestamp: str) -> int:
 
 
 def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_event(
-    client: TestClient, admin: dict[str, str], sync_redis: redis.Redis
+    client: TestClient, admin: dict[str, str], sync_redis: redis.Redis, pipeline: InProcess
 ) -> None:
     make_agent(client, admin)
     session = create(client, admin, "ase_short", tti_minutes=SHORT, metadata={"priority": "urgent"})
@@ -69,6 +70,7 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
     expired = [f for _, f in stream.entries(sync_redis) if f["type"] == "session.expired"]
     assert len(expired) == 1 and expired[0]["session_key"] == "ase_short"
     assert expired[0]["actor"] == "system" and expired[0]["version"] == "2"
+    pipeline.drain()  # the relay appends the events to the log
     events = client.get("/v2/events", params={"types": "session.expired"}, headers=admin).json()["events"]
     assert [(e["session_key"], e["session"]["tti_minutes"]) for e in events] == [("ase_short", SHORT)]
     assert Expirer(sync_redis, dimensions=DIMS).step() == {}  # nothing is expired twice

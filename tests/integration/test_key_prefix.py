@@ -16,6 +16,7 @@ from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
 from agent_sessions.redis.escalations import EscalationStore
+from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Counters, Outbox
@@ -67,6 +68,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     events = [event_from_entry(fields) for _, fields in entries]
     created, updated, deleted, expired = "session.created", "session.updated", "session.deleted", "session.expired"
     assert [e["type"] for e in events] == [created, updated, created, created, created, deleted, deleted, expired]
+    assert LogWriter(sync_redis, KEYS).append([fields for _, fields in entries]) == len(entries)  # as the relay does
     ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
     escalations = EscalationStore(sync_redis, keys=KEYS)
     update = events[1]

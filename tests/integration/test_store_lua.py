@@ -113,8 +113,6 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         {
             KEYS.agent("agt_b"),
             KEYS.agents(KEYS.tag("agt_b")),
-            KEYS.events,  # the event log keeps the deleted sessions' events (retention is by age and count)
-            KEYS.event_ids,
             KEYS.history("agt_b", "ase_1"),
             KEYS.history_bytes("agt_b", "ase_1"),
             # which search indexes are complete (all: each partition was empty at its first agent)

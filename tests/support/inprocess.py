@@ -13,6 +13,7 @@ from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.events import ESCALATE, REPORT
 from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.webhooks import Bounds, Fanout
 from agent_sessions.worker.relay import Relay
@@ -31,6 +32,7 @@ class InProcess:
             name="relay-t",
             claim_idle_ms=100,
             block_ms=10,
+            log=LogWriter(self.client, bootstrap.keys(settings)),
         )
         self.relay.ensure_group()
         worker_context.close()
@@ -43,6 +45,10 @@ class InProcess:
         if deliveries:
             self.loop = threading.Thread(target=bootstrap.deliveries(settings).run, args=(self.stop,), daemon=True)
             self.loop.start()
+
+    def start_relay(self) -> None:
+        """Relay in a thread from now on, as a worker does (then ``drain`` is not for this pipeline)."""
+        threading.Thread(target=self.relay.run, args=(self.stop,), daemon=True).start()
 
     def drain(self) -> None:
         """Relay every event and let the actors handle them (deliveries go on in the loop)."""

@@ -101,6 +101,28 @@ class EventLog:
         return cast(list[Entry], reply[0][1]) if reply else []
 
 
+class LogWriter:
+    """The relay's side of the log: appends the entries it relays (``lua/events_append.lua``), in
+    calls of at most ``chunk`` entries, each atomic and idempotent on the event id."""
+
+    def __init__(self, client: redis.Redis, keys: Keys = KEYS, chunk: int = 500) -> None:
+        self.keys = keys
+        self.chunk = chunk
+        self._append = SyncScript(client, "events_append")
+
+    def append(self, entries: list[dict[str, str]]) -> int:
+        """Returns how many were new to the log."""
+        keys = [self.keys.events, self.keys.event_ids]
+        calls = []
+        for start in range(0, len(entries), self.chunk):
+            args: list[str | int] = []
+            for fields in entries[start : start + self.chunk]:
+                args.append(len(fields) * 2)
+                args.extend(item for pair in fields.items() for item in pair)
+            calls.append((keys, args))
+        return sum(int(n) for n in self._append.many(calls)) if calls else 0
+
+
 class Retention:
     """Keeps the log within ``retention_s`` seconds and ``max_events`` entries (the workers run it)."""
 

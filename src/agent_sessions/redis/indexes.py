@@ -48,8 +48,6 @@ class SessionIndexes:
             k.outbox(k.tag(agent)),
             k.history(agent, session),
             k.history_bytes(agent, session),
-            k.events,
-            k.event_ids,
             *self.script_keys(agent),
         ]
 

@@ -45,10 +45,10 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
 
 What reads every partition (the agent list, the relay, the purge and expiry sweeps, reindex,
-/metrics) reads each partition's key. Not yet Redis Cluster ready: the write scripts append each event
-to the event log ({events}) as well as to the agent's partition's outbox; the rate limiter's keys of
-one API key share no tag; the ``wh*`` keys of one endpoint share no tag, and a delivery claim reads
-every endpoint's queue in one script.
+/metrics) reads each partition's key. The write scripts put each event in the agent's partition's
+outbox only; the relay appends it to the event log (``{events}``). Not yet Redis Cluster ready: the
+rate limiter's keys of one API key share no tag; the ``wh*`` keys of one endpoint share no tag, and a
+delivery claim reads every endpoint's queue in one script.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ class Keys:
     def outbox_poison(self) -> str:
         return f"{self.prefix}outbox:poison"
 
-    # The event log's keys share the tag {events}: its scripts (page, trim) touch all three.
+    # The event log's keys share the tag {events}: its scripts (append, page, trim) touch them together.
 
     @property
     def events(self) -> str:
@@ -211,11 +211,6 @@ class Keys:
     @property
     def events_trimmed(self) -> str:
         return f"{self.prefix}{{events}}:trimmed"
-
-    def event_streams(self, agent: str) -> list[str]:
-        """What every script that emits an event of ``agent`` writes besides the session: its
-        partition's outbox, the log, the log index."""
-        return [self.outbox(self.tag(agent)), self.events, self.event_ids]
 
     def report(self, agent: str) -> str:
         return f"{self.prefix}report:{self.tag(agent)}:{agent}"

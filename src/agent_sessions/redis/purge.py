@@ -44,7 +44,7 @@ class Purger:
                     [
                         self.keys.purge(agent),
                         self.keys.purges(self.keys.tag(agent)),
-                        *self.keys.event_streams(agent),
+                        self.keys.outbox(self.keys.tag(agent)),
                         *self.indexes.script_keys(agent),
                     ],
                     [

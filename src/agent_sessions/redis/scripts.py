@@ -46,6 +46,7 @@ NAMES = (
     "escalation_record",
     "events_page",
     "events_trim",
+    "events_append",
     "webhook_endpoint_create",
     "webhook_endpoint_delete",
     "webhook_secret_rotate",

@@ -247,8 +247,6 @@ class Store:
                 self.keys.history(agent, session),
                 self.keys.history_bytes(agent, session),
                 *self._idem_keys(idem, agent),
-                self.keys.events,
-                self.keys.event_ids,
                 *self.indexes.script_keys(agent),
             ],
             [
@@ -308,8 +306,6 @@ class Store:
             self.keys.history(agent, session),
             self.keys.history_bytes(agent, session),
             *self._idem_keys(idem, agent),
-            self.keys.events,
-            self.keys.event_ids,
             *self.indexes.script_keys(agent)[1:],
         ]
         args: list[Any] = [

@@ -1,14 +1,16 @@
-"""The outbox relay: moves events from the Redis outbox stream (``redis.outbox``) into Dramatiq.
+"""The outbox relay: moves events from the Redis outbox streams (``redis.outbox``, one per partition)
+into the event log and Dramatiq.
 
-Each relay is one consumer of the stream's consumer group. It reads new entries (up to ``batch`` at a
-time), enqueues for each consumer actor one message holding the batch's events (by name: the relay
-never imports actor code), and only after the broker accepted them acknowledges and deletes the
-entries (so only acknowledged entries are ever trimmed). Entries that another relay read but never
-acknowledged (it died) are reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is
-therefore at least once; consumers dedupe on the event. Several relays may run at once: the group
-hands each entry to one of them. Before acknowledging, the relay also queues each event for the webhook
-endpoints subscribed to it (``redis.webhooks.Fanout``; the delivery loop sends them).
-"""
+Each relay is one consumer of the streams' consumer groups. It reads new entries (up to ``batch`` of
+each partition at a time), appends them to the event log (``redis.events.LogWriter``; idempotent on
+the event id, so the log holds each event once, each session's in version order), enqueues for each
+consumer actor one message holding the batch's events (by name: the relay never imports actor code),
+and only after the broker accepted them acknowledges and deletes the entries (so only acknowledged
+entries are ever trimmed). Entries that another relay read but never acknowledged (it died) are
+reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is therefore at least once;
+consumers dedupe on the event. Several relays may run at once: the group hands each entry to one of
+them. Before acknowledging, the relay also queues each event for the webhook endpoints subscribed to
+it (``redis.webhooks.Fanout``; the delivery loop sends them)."""
 
 from __future__ import annotations
 
@@ -25,10 +27,19 @@ import redis
 from agent_sessions.endpoints import Message, event_message
 from agent_sessions.errors import ReplicasBehind
 from agent_sessions.events import Event, consumers, event_from_entry
+from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.outbox import Entry, Outbox
 from agent_sessions.redis.webhooks import Fanout
 
 log = logging.getLogger("agent_sessions.relay")
+
+
+def commit_order(entry: Entry) -> tuple[int, int, int]:
+    """An outbox entry's place in commit order: its stream id (Redis time in ms, then a sequence) and
+    its partition."""
+    partition, _, stream_id = entry[0].partition("/")
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq), int(partition)
 
 
 class Relay:
@@ -42,8 +53,12 @@ class Relay:
         batch: int = 200,
         block_ms: int = 1_000,
         linger_ms: int = 0,
+        log: LogWriter | None = None,
     ) -> None:
+        """``log``: where events are appended for GET /v2/events (None: not at all, for tests about
+        the queues alone)."""
         self.outbox = outbox
+        self.log = log
         self.broker = broker
         self.fanout = fanout
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
@@ -105,11 +120,15 @@ class Relay:
         return entries
 
     def relay(self, entries: list[Entry]) -> None:
-        """Enqueue the entries' events, one message per consumer (a list of events), then acknowledge."""
+        """Append the entries' events to the log, enqueue them, one message per consumer (a list of
+        events), queue their webhooks, then acknowledge."""
         done: list[str] = []
         batches: dict[tuple[str, str], list[Event]] = {}
         relayed: list[Event] = []
-        for entry_id, fields in entries:
+        logged: list[dict[str, str]] = []
+        # The batch in commit order across partitions (each partition's entries are in order already):
+        # the log receives them so.
+        for entry_id, fields in sorted(entries, key=commit_order):
             try:
                 event = event_from_entry(fields)
             except (KeyError, ValueError) as exc:
@@ -118,9 +137,12 @@ class Relay:
                 done.append(entry_id)
                 continue
             relayed.append(event)
+            logged.append(fields)
             for consumer in consumers(event):
                 batches.setdefault(consumer, []).append(event)
             done.append(entry_id)
+        if self.log is not None and logged:
+            self.log.append(logged)
         for (actor, queue), events in batches.items():
             message: dramatiq.Message[Any] = dramatiq.Message(
                 queue_name=queue, actor_name=actor, args=(events,), kwargs={}, options={}

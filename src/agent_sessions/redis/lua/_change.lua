@@ -7,10 +7,9 @@
 --   o:<field>  the old value of each changed field (session.updated only)
 --   s:<field>  the session hash after the change (for session.deleted: its last state)
 
--- The same entry also goes to the event log (stream as:{events}, read by GET /v2/events and its feed,
--- trimmed by age and count by the workers), and the event id to the log's index (hash as:{events}:ids,
--- event id -> log entry id). `streams` is {outbox = key, log = key, ids = key}.
-local function emit_event(streams, kind, event_id, agent, session, version, at, actor, request_id, snapshot, old)
+-- The relay appends the same entry to the event log (events_append.lua) before acknowledging it: the
+-- log is one stream for every partition, so a write, which touches one partition's keys, cannot.
+local function emit_event(outbox, kind, event_id, agent, session, version, at, actor, request_id, snapshot, old)
   local entry = {'type', kind, 'event_id', event_id, 'agent_key', agent, 'session_key', session,
     'version', tostring(version), 'occurred_at', at, 'actor', actor, 'request_id', request_id}
   for i = 1, #old, 2 do
@@ -23,8 +22,7 @@ local function emit_event(streams, kind, event_id, agent, session, version, at, 
       entry[#entry + 1] = snapshot[i + 1]
     end
   end
-  redis.call('XADD', streams.outbox, '*', unpack(entry))
-  redis.call('HSET', streams.ids, event_id, redis.call('XADD', streams.log, '*', unpack(entry)))
+  redis.call('XADD', outbox, '*', unpack(entry))
 end
 
 -- History (list as:history:{t}:<agent>:<session>, newest first; one JSON entry per version):

@@ -2,7 +2,7 @@
 -- session_expire.lua), after _clock, _change and _index. Their KEYS are laid out as
 -- SessionIndexes.removal_keys makes them (agent_sessions/redis/indexes.py):
 --   1 agent hash, 2 session hash, 3-5 the agent's key / enabled / disabled indexes, 6 outbox,
---   7-8 history and its byte count, 9-10 event log and its index, 11-13 created, updated, expiry.
+--   7-8 history and its byte count, 9-11 created, updated, expiry.
 
 -- Delete the session (`fields`: its hash, read by the caller) and its history, take it out of every
 -- index, and emit `kind` with version last + 1 and the last state, all in the caller's atomic step.
@@ -13,6 +13,5 @@ local function remove_session(index, agent, session, fields, kind, event_id, now
   redis.call('ZREM', KEYS[4], session)
   redis.call('ZREM', KEYS[5], session)
   unplace(index, agent, session, field_of(fields, 'ix'))
-  local streams = {outbox = KEYS[6], log = KEYS[9], ids = KEYS[10]}  -- see emit_event in _change.lua
-  emit_event(streams, kind, event_id, agent, session, version, now, actor, request_id, fields, {})
+  emit_event(KEYS[6], kind, event_id, agent, session, version, now, actor, request_id, fields, {})
 end

@@ -10,11 +10,11 @@
 -- Returns {sessions deleted by this step, sessions left}
 
 local purge_set, purges = KEYS[1], KEYS[2]
-local streams = {outbox = KEYS[3], log = KEYS[4], ids = KEYS[5]}  -- see emit_event in _change.lua
+local outbox = KEYS[3]   -- see emit_event in _change.lua
 local agent, batch = ARGV[1], tonumber(ARGV[2])
 local session_prefix, history_prefix = ARGV[3], ARGV[4]   -- e.g. "as:session:{t}:agt_x:", "as:history:{t}:agt_x:"
 local event_id_prefix = ARGV[5]                            -- fresh per step; "_<n>" is appended
-local index = index_of(ARGV[6], KEYS[6], KEYS[7], KEYS[8])  -- see _index.lua
+local index = index_of(ARGV[6], KEYS[4], KEYS[5], KEYS[6])  -- see _index.lua
 
 local origin = redis.call('HGET', purges, agent) or 'system '
 local split = string.find(origin, ' ', 1, true)
@@ -32,7 +32,7 @@ for i = 1, #members, 2 do
     redis.call('DEL', key, history_prefix .. member, history_prefix .. member .. ':bytes')
     unplace(index, agent, member, field_of(snapshot, 'ix'))
     deleted = deleted + 1
-    emit_event(streams, 'session.deleted', event_id_prefix .. '_' .. deleted, agent, member, version, now, actor,
+    emit_event(outbox, 'session.deleted', event_id_prefix .. '_' .. deleted, agent, member, version, now, actor,
       request_id, snapshot, {})
   end
 end

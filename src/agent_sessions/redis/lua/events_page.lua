@@ -3,7 +3,8 @@
 -- feed (read only).
 --
 -- Key layout:
---   as:{events}           stream  every event, as the outbox entry (see _change.lua), in commit order
+--   as:{events}           stream  every event, as the outbox entry (see _change.lua), appended by the relay
+--                                 (events_append.lua): each session's events in version order
 --   as:{events}:trimmed   string  the id of the last entry the retention trimmed (see events_trim.lua)
 --
 -- Examines entries in order from just after `after` until `limit` match or `scan_max` have been

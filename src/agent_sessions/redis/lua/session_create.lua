@@ -20,7 +20,7 @@
 local agent_hash, session_hash = KEYS[1], KEYS[2]
 local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]
 local history, history_bytes = KEYS[7], KEYS[8]
-local streams = {outbox = KEYS[6], log = KEYS[11], ids = KEYS[12]}  -- see emit_event in _change.lua
+local outbox = KEYS[6]   -- see emit_event in _change.lua
 local idem = {
   record = KEYS[9], index = KEYS[10],                    -- unused without an Idempotency-Key
   fingerprint = ARGV[10], ttl = tonumber(ARGV[11]), max = tonumber(ARGV[12]), snapshots = ARGV[13],
@@ -28,7 +28,7 @@ local idem = {
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local name, description, metadata, enabled = ARGV[6], ARGV[7], ARGV[8], ARGV[9]  -- enabled "1"/"0"
 local history_cap, history_max_bytes = tonumber(ARGV[14]), tonumber(ARGV[15])
-local index = index_of(ARGV[16], KEYS[13], KEYS[14], KEYS[15])  -- see _index.lua
+local index = index_of(ARGV[16], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
 local ix = ARGV[17]         -- the session's indexed values (see _index.lua)
 local tti = ARGV[18]        -- minutes as text; "" for the agent's default_tti_minutes
 
@@ -57,6 +57,6 @@ reindex(index, session, nil, ix)
 place(index, agent, session, now, now, tti)
 
 local fields = redis.call('HGETALL', session_hash)
-emit_event(streams, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
+emit_event(outbox, 'session.created', event_id, agent, session, 1, now, actor, request_id, fields, {})
 record_history(history, history_bytes, 1, now, actor, request_id, {}, initial, history_cap, history_max_bytes)
 return idem_store(idem, 'ok', fields, session)

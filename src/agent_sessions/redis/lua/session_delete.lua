@@ -9,7 +9,7 @@
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]   -- all KEYS: see _remove.lua
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local index = index_of(ARGV[6], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[6], KEYS[9], KEYS[10], KEYS[11])  -- see _index.lua
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
 local reply = redis.call('HGETALL', session_hash)

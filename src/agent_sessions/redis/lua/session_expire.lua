@@ -11,7 +11,7 @@
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]   -- all KEYS: see _remove.lua
 local agent, session, event_id = ARGV[1], ARGV[2], ARGV[3]
-local index = index_of(ARGV[4], KEYS[11], KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[4], KEYS[9], KEYS[10], KEYS[11])  -- see _index.lua
 local member = agent .. '/' .. session
 
 local fields = redis.call('HGETALL', session_hash)

@@ -18,14 +18,14 @@
 
 local agent_hash, session_hash, enabled_index, disabled_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local history, history_bytes = KEYS[6], KEYS[7]
-local streams = {outbox = KEYS[5], log = KEYS[10], ids = KEYS[11]}  -- see emit_event in _change.lua
+local outbox = KEYS[5]   -- see emit_event in _change.lua
 local idem = {
   record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
   fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
 }
-local index = index_of(ARGV[17], nil, KEYS[12], KEYS[13])  -- see _index.lua
+local index = index_of(ARGV[17], nil, KEYS[10], KEYS[11])  -- see _index.lua
 local new_ix = ARGV[18]     -- the indexed values of the metadata sent (see _index.lua); "-": none sent
-local key_record, key_bucket, address_bucket = KEYS[14], KEYS[15], KEYS[16]  -- only when admitting
+local key_record, key_bucket, address_bucket = KEYS[12], KEYS[13], KEYS[14]  -- only when admitting
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
 local history_cap, history_max_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
@@ -110,7 +110,7 @@ local function apply()
     if at['ix'] then session_fields[at['ix']] = new_ix end
   end
   place(index, agent, session, nil, now, session_fields[at['tti_minutes']] or '0', previous_tti)
-  emit_event(streams, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
+  emit_event(outbox, 'session.updated', event_id, agent, session, version, now, actor, request_id, session_fields, old)
   record_history(history, history_bytes, tonumber(version), now, actor, request_id, old, changed, history_cap,
     history_max_bytes)
   return finish('ok', session_fields)
