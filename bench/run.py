@@ -291,7 +291,9 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
         deadline = time.monotonic() + max(10, seconds)
         escalations = 0
         while time.monotonic() < deadline:
-            escalations = sum(1 for _ in conn.scan_iter(KEYS.escalation("*"), count=1000)) - 1  # less the warm-up
+            escalations = (
+                sum(1 for _ in conn.scan_iter(f"{KEYS.prefix}escalation:*", count=1000)) - 1
+            )  # less the warm-up
             if outbox_backlog(conn) == 0 and len(receiver.latencies_ms) >= escalations:
                 break
             time.sleep(0.2)

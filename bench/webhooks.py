@@ -78,7 +78,9 @@ def expected_ids(conn: redis.Redis, body: dict[str, Any]) -> set[str]:
             continue
         if fields["type"] in body["event_types"]:
             found.add(fields["event_id"])
-        if "session.escalated" in body["event_types"] and conn.exists(KEYS.escalation(fields["event_id"])):
+        if "session.escalated" in body["event_types"] and conn.exists(
+            KEYS.escalation(fields["agent_key"], fields["event_id"])
+        ):
             found.add("esc_" + fields["event_id"].removeprefix("evt_"))
     return found
 

@@ -280,13 +280,13 @@ class WebhookServices:
         messages = [ep.event_message(e) for e in events if sub.wants(e["type"], e["agent_key"])]
         if ep.ESCALATED in sub.event_types:
             updates = [e for e in events if e["type"] == UPDATED and sub.wants(ep.ESCALATED, e["agent_key"])]
-            bodies = await self.webhooks.escalation_bodies([e["event_id"] for e in updates])
+            bodies = await self.webhooks.escalation_bodies([(e["agent_key"], e["event_id"]) for e in updates])
             messages += [ep.escalation_message(e["event_id"], b) for e, b in zip(updates, bodies, strict=True) if b]
         return messages
 
     async def _rebuild(self, message: str) -> bytes:
         if message.startswith("esc_"):
-            (body,) = await self.webhooks.escalation_bodies(["evt_" + message.removeprefix("esc_")])
+            (body,) = await self.webhooks.escalation_bodies([(None, "evt_" + message.removeprefix("esc_"))])
         else:
             entry = await self.events.get(message)
             body = None if entry is None else ep.event_message(event_from_entry(entry[1])).body

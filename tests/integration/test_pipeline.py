@@ -379,7 +379,7 @@ def test_an_escalation_record_is_kept_once_as_long_as_the_log_and_at_least_a_day
     assert store.record(event, ["urgent"], b"first") == (True, b"first")
     assert store.record(event, ["other"], b"second") == (False, b"first")
     assert sync_redis.hget(KEYS.report("agt_a"), "escalations_total") == "1"
-    assert kept_s * 1000 - 5000 < sync_redis.pttl(KEYS.escalation("evt_1")) <= kept_s * 1000
+    assert kept_s * 1000 - 5000 < sync_redis.pttl(KEYS.escalation("agt_a", "evt_1")) <= kept_s * 1000
 
 
 def test_receiver_failing_twice_still_ends_in_one_delivery(
@@ -543,7 +543,7 @@ def test_a_delivery_message_of_the_previous_version_is_queued_for_the_settings_e
     while relay.step():
         pass
     stub_broker.join(ESCALATE[1], fail_fast=False)
-    (event_id,) = [k.split(":")[-1] for k in sync_redis.scan_iter(KEYS.escalation("*"))]
+    (event_id,) = [k.split(":")[-1] for k in sync_redis.scan_iter(f"{KEYS.prefix}escalation:*")]
     sync_redis.delete(KEYS.deliveries(SETTINGS_ENDPOINT)[0])  # as if recorded by the previous version
     actor, queue = DELIVER_WEBHOOK  # what that version enqueued: one message per escalation
     stub_broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(event_id,), kwargs={}, options={}))

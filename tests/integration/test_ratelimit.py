@@ -16,6 +16,7 @@ from agent_sessions.errors import RateLimited, Unauthorized
 from agent_sessions.ratelimit import Gate, Limits, retry_after
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
+from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
@@ -68,7 +69,7 @@ async def test_defaults_apply_to_keys_without_their_own(gate: Gate, sync_redis: 
 @pytest.mark.anyio
 async def test_bucket_key_expires_once_full(gate: Gate, sync_redis: redis.Redis) -> None:
     secret = new_key(sync_redis, rate=10.0, burst=3)
-    bucket = f"as:rl:key:{digest(secret)}"
+    bucket = KEYS.key_bucket(digest(secret))
     await gate.admit(secret, "a")
     await gate.admit(secret, "a")
     assert 0 < sync_redis.pttl(bucket) <= 200  # two tokens short at 10/s
@@ -94,7 +95,7 @@ async def test_failed_authentications_throttle_the_address_for_invalid_keys_only
     assert info.value.retry_after == 1 and info.value.reason == "address"
     # ...but a valid key from the same address is admitted and charged to its own bucket only.
     assert (await gate.admit(good, "6.6.6.6"))[2]
-    assert sync_redis.exists(f"as:rl:key:{digest(good)}")
+    assert sync_redis.exists(KEYS.key_bucket(digest(good)))
     # Other addresses are not affected, and successes cost the address nothing.
     assert (await gate.admit(good, "7.7.7.7"))[2]
     assert not sync_redis.exists("as:rl:addr:7.7.7.7")

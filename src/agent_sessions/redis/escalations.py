@@ -35,11 +35,15 @@ class EscalationStore:
         reply = cast(
             list[str],
             self._record(
-                [self.keys.escalation(event["event_id"]), self.keys.report(agent)],
+                [self.keys.escalation(agent, event["event_id"]), self.keys.report(agent)],
                 [event["event_id"], agent, event["session_key"], ",".join(fired), body, self.keep_ms],
             ),
         )
         return reply[0] == "new", reply[1].encode()
 
     def get(self, event_id: str) -> dict[str, str]:
-        return cast(dict[str, str], self.redis.hgetall(self.keys.escalation(event_id)))
+        """The record of ``event_id``, looked for in every partition (the caller knows no agent)."""
+        pipe = self.redis.pipeline(transaction=False)
+        for key in self.keys.escalations_of(event_id):
+            pipe.hgetall(key)
+        return next((found for found in cast(list[dict[str, str]], pipe.execute()) if found), {})

@@ -28,13 +28,13 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``idem:index:{t}:<key id>``                    | zset   | one API key's records in one partition      |
 | ``idem:snap:{t}:<agent>:<session>:<version>``  | hash   | the answer records of one version share     |
 | ``purge:{t}:<agent>``, ``purges:{t}``          | zset   | sessions of deleted agents still to delete  |
-| ``apikey:<digest>``, ``apikeys``               | hash   | API key records; key id -> digest           |
-| ``rl:key:<digest>``, ``rl:addr:<address>``     | hash   | token buckets                               |
+| ``apikey:{<digest>}``, ``apikeys``             | hash   | API key records; key id -> digest           |
+| ``rl:key:{<digest>}``, ``rl:addr:<address>``   | hash   | token buckets                               |
 | ``outbox:{t}``, ``outbox:poison``              | stream | events for the relay; malformed entries     |
 | ``{events}``, ``…:ids``, ``…:trimmed``         | stream | the event log; event id -> entry; last cut  |
 | ``report:{t}:<agent>``                         | hash   | the agent's report                          |
 | ``report:state:{t}:<agent>:<session>:<ms>``, ``report:ooo:…`` | hash | a session's exactly-once state   |
-| ``escalation:<event>``                         | hash   | escalation records (expire with the log)    |
+| ``escalation:{t}:<event>``                     | hash   | escalation records (expire with the log)    |
 | ``deadletters``                                | zset   | dead letters of the previous version        |
 | ``whe:<endpoint>``, ``whes``                   | hash   | webhook endpoints; their ids by creation    |
 | ``whd:<endpoint>``, ``whb:<endpoint>``         | hash   | deliveries: message id -> row / body        |
@@ -176,15 +176,17 @@ class Keys:
 
     # -- API keys and rate limits ---------------------------------------------------------------
 
+    # An API key's record and its bucket share a tag (the digest): the gate reads both in one script.
+
     def api_key(self, key_digest: str) -> str:
-        return f"{self.prefix}apikey:{key_digest}"
+        return f"{self.prefix}apikey:{{{key_digest}}}"
 
     @property
     def api_keys(self) -> str:
         return f"{self.prefix}apikeys"
 
     def key_bucket(self, key_digest: str) -> str:
-        return f"{self.prefix}rl:key:{key_digest}"
+        return f"{self.prefix}rl:key:{{{key_digest}}}"
 
     def address_bucket(self, address: str) -> str:
         return f"{self.prefix}rl:addr:{address}"
@@ -222,8 +224,13 @@ class Keys:
     def report_out_of_order(self, agent: str, incarnation: str) -> str:
         return f"{self.prefix}report:ooo:{self.tag(agent)}:{incarnation}"
 
-    def escalation(self, event_id: str) -> str:
-        return f"{self.prefix}escalation:{event_id}"
+    def escalation(self, agent: str, event_id: str) -> str:
+        """An escalation record, in its agent's partition (its script counts it in the agent's report)."""
+        return f"{self.prefix}escalation:{self.tag(agent)}:{event_id}"
+
+    def escalations_of(self, event_id: str) -> list[str]:
+        """Where an escalation record of ``event_id`` may be, for a reader that knows no agent."""
+        return [f"{self.prefix}escalation:{tag}:{event_id}" for tag in self.tags()]
 
     @property
     def dead_letters(self) -> str:

@@ -13,7 +13,9 @@ Layout 1 -> 2 (every key of an agent gains its partition's hash tag, ``keys.py``
   keeps) and into that partition's index of the API key's records, with its time; a record that keeps
   no answer (the first request failed: 404, 409…) names no agent and is deleted: a retry of that
   request is applied anew;
-- the per-agent escalation lists earlier versions wrote and never read are deleted;
+- an escalation record moves to its agent's partition (the agent it names); the per-agent escalation
+  lists earlier versions wrote and never read are deleted;
+- an API key's record and its rate-limit bucket are renamed under a tag of their own (the digest);
 - the record says layout 1 (with the PARTITIONS being moved to) from the start and layout 2 only at
   the end: until then every process of this version refuses the store, and a run that finishes an
   interrupted one must use the same PARTITIONS.
@@ -80,6 +82,8 @@ class Migration:
         self._old_index = re.compile(rf"{p}idem:index:(kid_[^:{{]+)")
         self._snapshot = re.compile(rf"{p}idem:snap:{AGENT}:([^:]+):(\d+)")
         self._legacy_escalations = re.compile(rf"{p}escalations:{AGENT}")
+        self._escalation = re.compile(rf"{p}escalation:(evt_[^:{{]+)")
+        self._api_key = re.compile(rf"{p}(apikey|rl:key):([0-9a-f]{{64}})")
 
     def run(self) -> Counter[str]:
         """Move what is left to move and record the layout; returns what was done, by kind."""
@@ -106,6 +110,13 @@ class Migration:
                 self._move_record(key, match[1], match[2])
             elif self._legacy_escalations.fullmatch(key):
                 self.done["old escalation lists deleted"] += self.redis.delete(key)
+            elif match := self._api_key.fullmatch(key):
+                new = self.keys.api_key(match[2]) if match[1] == "apikey" else self.keys.key_bucket(match[2])
+                self._rename("API keys and their buckets", key, new)
+            elif match := self._escalation.fullmatch(key):
+                agent = cast(str | None, self.redis.hget(key, "agent_key"))
+                if agent is not None:  # else expired meanwhile
+                    self._rename("escalation records", key, self.keys.escalation(agent, match[1]))
             else:
                 for kind, pattern, new_name in renames:
                     if match := pattern.fullmatch(key):

@@ -176,13 +176,20 @@ class Webhooks:
 
     # -- what a redelivery or a recovery reads -------------------------------------------------------
 
-    async def escalation_bodies(self, event_ids: Sequence[str]) -> list[bytes | None]:
+    async def escalation_bodies(self, events: Sequence[tuple[str | None, str]]) -> list[bytes | None]:
+        """The bodies of the escalation records of (agent, event id) pairs; an agent of None (a
+        redelivery knows only the message id) is looked for in every partition."""
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
-            for event_id in event_ids:
-                pipe.hget(self.keys.escalation(event_id), "body")
-            found = await pipe.execute()
-        return [None if body is None else body.encode() for body in found]
+            counts = []
+            for agent, event_id in events:
+                keys = self.keys.escalations_of(event_id) if agent is None else [self.keys.escalation(agent, event_id)]
+                counts.append(len(keys))
+                for key in keys:
+                    pipe.hget(key, "body")
+            found = iter(await pipe.execute())
+        bodies = [next((body for body in [next(found) for _ in range(n)] if body is not None), None) for n in counts]
+        return [None if body is None else body.encode() for body in bodies]
 
     # -- escalation rules ----------------------------------------------------------------------------
 

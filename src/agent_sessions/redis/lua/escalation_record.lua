@@ -3,7 +3,7 @@
 -- the same atomic step (a redelivered event finds the record and changes nothing).
 --
 -- Key layout:
---   as:escalation:<event_id>     hash  agent_key, session_key, rules (the names of the rules that fired,
+--   as:escalation:{t}:<event_id> hash  agent_key, session_key, rules (the names of the rules that fired,
 --                                      comma-separated), body (the webhook body, fixed at first record so
 --                                      every endpoint and every retry sends the same bytes), created_at;
 --                                      expires after ARGV[6] ms (the event log's retention, at least a
