@@ -37,7 +37,7 @@ KEYS = Keys(partitions=PARTITIONS)
 # The names of layout 1's keys of an agent (none may be left after the migration).
 LAYOUT1_AGENT_KEY = re.compile(
     r"as:(agent|session|sessions|idx|history|purge|report|report:state|report:ooo|rules|escalations|idem:snap):agt_"
-    r"|as:escalation:evt_|as:(agents|purges|expiry|indexes|outbox|events)$|as:(apikey|rl:key):[0-9a-f]"
+    r"|as:escalation:evt_|as:(agents|purges|expiry|indexes|outbox|events)$|as:(apikey|rl:key):[0-9a-f]|as:wh[edbql]:whe_"
 )
 
 
@@ -104,7 +104,7 @@ def test_an_earlier_store_is_refused_until_migrated_then_served_as_before(
     assert moved["agents"] == "2" and moved["sessions"] == "19" and moved["idempotency records"] == "1"
     assert moved["reports"] == "3" and moved["escalation rules"] == "1" and moved["purge lists"] == "1"
     assert moved["escalation records"] == "1" and moved["outbox entries"] == "2" and moved["agent lists"] == "2"
-    assert moved["API keys and their buckets"] == "2"
+    assert moved["API keys and their buckets"] == "2" and int(moved["webhook endpoint keys"]) >= 4
     assert f"key layout {LAYOUT} with PARTITIONS={PARTITIONS}" in first.stdout
     assert not [key for key in sync_redis.scan_iter("*") if LAYOUT1_AGENT_KEY.match(key)]
     again = migrate(settings.redis_url or "")

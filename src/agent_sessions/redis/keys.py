@@ -36,10 +36,10 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``report:state:{t}:<agent>:<session>:<ms>``, ``report:ooo:…`` | hash | a session's exactly-once state   |
 | ``escalation:{t}:<event>``                     | hash   | escalation records (expire with the log)    |
 | ``deadletters``                                | zset   | dead letters of the previous version        |
-| ``whe:<endpoint>``, ``whes``                   | hash   | webhook endpoints; their ids by creation    |
-| ``whd:<endpoint>``, ``whb:<endpoint>``         | hash   | deliveries: message id -> row / body        |
-| ``whq:<endpoint>``                             | zset   | deliveries to attempt, by when (ms)         |
-| ``whl:<endpoint>`` and ``…:<status>``          | zset   | delivery log by creation: all / per status  |
+| ``whe:{<endpoint>}``, ``whes``                 | hash   | webhook endpoints; their ids by creation    |
+| ``whd:{<endpoint>}``, ``whb:{<endpoint>}``     | hash   | deliveries: message id -> row / body        |
+| ``whq:{<endpoint>}``                           | zset   | deliveries to attempt, by when (ms)         |
+| ``whl:{<endpoint>}`` and ``…:<status>``        | zset   | delivery log by creation: all / per status  |
 | ``rules:{t}:<agent>``                          | string | the agent's escalation rules (JSON)         |
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
@@ -47,8 +47,9 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 What reads every partition (the agent list, the relay, the purge and expiry sweeps, reindex,
 /metrics) reads each partition's key. The write scripts put each event in the agent's partition's
 outbox only; the relay appends it to the event log (``{events}``). Not yet Redis Cluster ready: the
-rate limiter's keys of one API key share no tag; the ``wh*`` keys of one endpoint share no tag, and a
-delivery claim reads every endpoint's queue in one script.
+gate reads an API key's record and bucket (one tag) with the client address's bucket, and a PATCH
+runs the gate in its write; the webhook scripts touch an endpoint's keys (tagged by its id) with the
+endpoint list or the counters, and a delivery claim reads every endpoint's queue in one script.
 """
 
 from __future__ import annotations
@@ -243,16 +244,16 @@ class Keys:
         return f"{self.prefix}whes"
 
     def webhook_endpoint(self, endpoint: str) -> str:
-        return f"{self.prefix}whe:{endpoint}"
+        return f"{self.prefix}whe:{{{endpoint}}}"
 
     def deliveries(self, endpoint: str) -> list[str]:
         """One endpoint's delivery keys: rows, bodies, the due queue, the log, the log per status."""
-        log = f"{self.prefix}whl:{endpoint}"
+        log = f"{self.prefix}whl:{{{endpoint}}}"
         statuses = [f"{log}:{status}" for status in DELIVERY_STATUSES]
         return [
-            f"{self.prefix}whd:{endpoint}",
-            f"{self.prefix}whb:{endpoint}",
-            f"{self.prefix}whq:{endpoint}",
+            f"{self.prefix}whd:{{{endpoint}}}",
+            f"{self.prefix}whb:{{{endpoint}}}",
+            f"{self.prefix}whq:{{{endpoint}}}",
             log,
             *statuses,
         ]

@@ -15,7 +15,8 @@ Layout 1 -> 2 (every key of an agent gains its partition's hash tag, ``keys.py``
   request is applied anew;
 - an escalation record moves to its agent's partition (the agent it names); the per-agent escalation
   lists earlier versions wrote and never read are deleted;
-- an API key's record and its rate-limit bucket are renamed under a tag of their own (the digest);
+- an API key's record and its rate-limit bucket are renamed under a tag of their own (the digest),
+  and each webhook endpoint's keys under its id;
 - the record says layout 1 (with the PARTITIONS being moved to) from the start and layout 2 only at
   the end: until then every process of this version refuses the store, and a run that finishes an
   interrupted one must use the same PARTITIONS.
@@ -84,6 +85,7 @@ class Migration:
         self._legacy_escalations = re.compile(rf"{p}escalations:{AGENT}")
         self._escalation = re.compile(rf"{p}escalation:(evt_[^:{{]+)")
         self._api_key = re.compile(rf"{p}(apikey|rl:key):([0-9a-f]{{64}})")
+        self._webhook = re.compile(rf"{p}(whe|whd|whb|whq|whl):(whe_[0-9A-Za-z_]+)(:[a-z]+)?")
 
     def run(self) -> Counter[str]:
         """Move what is left to move and record the layout; returns what was done, by kind."""
@@ -113,6 +115,10 @@ class Migration:
             elif match := self._api_key.fullmatch(key):
                 new = self.keys.api_key(match[2]) if match[1] == "apikey" else self.keys.key_bucket(match[2])
                 self._rename("API keys and their buckets", key, new)
+            elif match := self._webhook.fullmatch(key):
+                self._rename(
+                    "webhook endpoint keys", key, f"{self.keys.prefix}{match[1]}:{{{match[2]}}}{match[3] or ''}"
+                )
             elif match := self._escalation.fullmatch(key):
                 agent = cast(str | None, self.redis.hget(key, "agent_key"))
                 if agent is not None:  # else expired meanwhile

@@ -1,14 +1,14 @@
 -- _delivery.lua: prelude for the scripts of webhook deliveries (delivery_*.lua, deliveries_page.lua).
 --
 -- One endpoint's deliveries, one row per message (a session event, or an escalation):
---   as:whd:<endpoint>          hash  message id -> row (JSON: type, status, attempts, seq,
+--   as:whd:{<endpoint>}        hash  message id -> row (JSON: type, status, attempts, seq,
 --                                    last_status_code, last_error, created_at, next_attempt_at,
 --                                    delivered_at; times in ms as strings); field "#seq" counts rows
---   as:whb:<endpoint>          hash  message id -> the body to send (kept until it is delivered)
---   as:whq:<endpoint>          zset  messages to attempt, by when (ms); one being attempted is leased:
+--   as:whb:{<endpoint>}        hash  message id -> the body to send (kept until it is delivered)
+--   as:whq:{<endpoint>}        zset  messages to attempt, by when (ms); one being attempted is leased:
 --                                    scored at the end of its lease, after which anyone may retry it
---   as:whl:<endpoint>          zset  every row, by seq (the order rows were made)
---   as:whl:<endpoint>:<status> zset  the rows in each status (pending, delivered, failed, dead), by seq
+--   as:whl:{<endpoint>}        zset  every row, by seq (the order rows were made)
+--   as:whl:{<endpoint>}:<status> zset  the rows in each status (pending, delivered, failed, dead), by seq
 --
 -- The scripts take these keys in this order: rows, bodies, queue, log, then the four status sets.
 

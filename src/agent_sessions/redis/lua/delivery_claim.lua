@@ -4,7 +4,7 @@
 -- meanwhile, and anyone may once the lease is over (the worker attempting it died).
 --
 -- Key layout: see _delivery.lua and webhook_endpoint_create.lua. KEYS: for each endpoint, its queue,
--- its bodies and its record (as:whq:<endpoint>, as:whb:<endpoint>, as:whe:<endpoint>).
+-- its bodies and its record (as:whq:{<endpoint>}, as:whb:{<endpoint>}, as:whe:{<endpoint>}).
 --
 -- Returns, per endpoint in KEYS order, {url, secrets, max_retries, min_backoff_ms, max_backoff_ms, id,
 -- body, id, body, ...}: the endpoint's delivery fields as they are now (a change or a rotation applies

@@ -2,7 +2,7 @@
 -- delivery_enqueue.lua: queue one message for one endpoint, at once, once; or, with force, queue it
 -- again (a redelivery or a recovery), with attempts counted from zero.
 --
--- Key layout: see _delivery.lua; KEYS[9] is the endpoint's record (as:whe:<endpoint>), which must
+-- Key layout: see _delivery.lua; KEYS[9] is the endpoint's record (as:whe:{<endpoint>}), which must
 -- exist unless check_endpoint is "0" (the endpoint the settings configure has none). KEYS[10] is
 -- as:metrics, whose webhooks:dead counts the dead letters of every endpoint.
 --

@@ -2,7 +2,7 @@
 -- webhook_endpoint_create.lua: store a new webhook endpoint, within the bound on how many there are.
 --
 -- Key layout:
---   as:whe:<endpoint>   hash  url, description, event_types (JSON list), agent_keys (JSON list or
+--   as:whe:{<endpoint>} hash  url, description, event_types (JSON list), agent_keys (JSON list or
 --                             null), enabled ("1"/"0"), metadata (JSON), secrets (JSON list of
 --                             {"secret", "expires_ms"}, newest first; 0: no expiry), created_at,
 --                             updated_at (ms)
