@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 
 from agent_sessions.auth import ApiKey, digest
 from agent_sessions.errors import RateLimited, Unauthorized
-from agent_sessions.redis.client import Batches
+from agent_sessions.redis.client import Batches, is_cluster
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
@@ -83,10 +83,13 @@ class Admission:
     ``RateLimited`` or ``Unauthorized`` when the request was refused (the script then wrote nothing)."""
 
     key_digest: str
-    address: str
-    limits: tuple[float, int, float, int]
+    limits: tuple[float, int]
     on_quota: Callable[[Quota], None]
     forget: Callable[[], object]
+    charge_failure: Callable[[str], Awaitable[list[Any]]]
+
+    async def charge(self, verdict: str) -> list[Any]:
+        return await self.charge_failure(verdict)
 
     def settle(self, verdict: list[Any]) -> None:
         try:
@@ -117,16 +120,21 @@ class Gate:
     ) -> None:
         self.limits = limits
         self.keys = keys
-        self._script = Script(batches or Batches(client), "gate")
+        batches = batches or Batches(client)
+        self._script = Script(batches, "gate")
+        self._failure = Script(batches, "auth_failure")
         self._known: dict[str, ApiKey] = {}
+        # On a Redis Cluster a key's record is in another slot than the agent's keys: no admission in
+        # the write, every request goes through the gate first (one more round trip for a PATCH).
+        self._admits_in_write = not is_cluster(client)
 
-    def _args(self) -> tuple[float, int, float, int]:
-        limits = self.limits
-        return limits.rate, limits.burst, limits.failure_rate, limits.failure_burst
+    def _args(self) -> tuple[float, int]:
+        return self.limits.rate, self.limits.burst
 
     def known(self, secret: str) -> ApiKey | None:
-        """The key's record if this process admitted it before (it may have been revoked since)."""
-        return self._known.get(digest(secret))
+        """The key's record if this process admitted it before (it may have been revoked since), when
+        the update script may admit the request itself."""
+        return self._known.get(digest(secret)) if self._admits_in_write else None
 
     async def admit(self, secret: str, address: str) -> tuple[ApiKey, Quota, bool]:
         """Authenticate ``secret`` and take a token: (key, quota, allowed).
@@ -135,7 +143,9 @@ class Gate:
         address has failed too often.
         """
         key_digest = digest(secret)
-        reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest, address), self._args()))
+        reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest), self._args()))
+        if reply[0] == "unknown" or reply[0] == "revoked":
+            reply = await self._charge(address, reply[0])
         try:
             status, quota = _verdict(reply)
         except Unauthorized:
@@ -151,12 +161,18 @@ class Gate:
             self._known[key_digest] = key
         return key, quota, status == "ok"
 
+    async def _charge(self, address: str, verdict: str) -> list[Any]:
+        """A failed authentication, charged to its address: {verdict} (401), or {"throttled", ms} (429)."""
+        limits = self.limits
+        args = [limits.failure_rate, limits.failure_burst, verdict]
+        return cast(list[Any], await self._failure([self.keys.address_bucket(address)], args))
+
     def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
         key_digest = digest(secret)
         return Admission(
             key_digest,
-            address,
             self._args(),
             on_quota,
             lambda: self._known.pop(key_digest, None),  # refused: revoked, or gone with a flushed Redis
+            lambda verdict: self._charge(address, verdict),
         )

@@ -18,8 +18,10 @@ from typing import Any, cast
 import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster as SyncCluster
 from redis.exceptions import DataError, OutOfMemoryError, ResponseError
 from redis.maint_notifications import MaintNotificationsConfig
 
@@ -91,17 +93,72 @@ class SyncRedis(redis.Redis):
     replica_acks: ReplicaAcks = NO_REPLICA_ACKS
 
 
-def replica_acks(client: aioredis.Redis | redis.Redis) -> ReplicaAcks:
+class AsyncRedisCluster(AsyncCluster):
+    """The asyncio client of a Redis Cluster (see ``async_client``)."""
+
+    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
+
+
+class SyncRedisCluster(SyncCluster):
+    """The synchronous client of a Redis Cluster (see ``sync_client``)."""
+
+    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
+
+
+WITH_ACKS = (AsyncRedis, SyncRedis, AsyncRedisCluster, SyncRedisCluster)
+
+
+def replica_acks(client: Any) -> ReplicaAcks:
     """The acks a write on ``client`` needs (none for a client made elsewhere, as tests do)."""
-    return client.replica_acks if isinstance(client, AsyncRedis | SyncRedis) else NO_REPLICA_ACKS
+    return client.replica_acks if isinstance(client, WITH_ACKS) else NO_REPLICA_ACKS
 
 
-def async_client(url: str, timeout: float, pool_size: int = 64, acks: ReplicaAcks = NO_REPLICA_ACKS) -> aioredis.Redis:
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, AsyncCluster | SyncCluster)
+
+
+def cluster_enabled(url: str, timeout: float) -> bool | None:
+    """Whether the node at ``url`` is in cluster mode (``INFO cluster``); None when it cannot be reached
+    (the processes start while Redis is down: the layout check asks again before any key is used)."""
+    try:
+        conn = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=redis.retry.Retry(NoBackoff(), 0)
+        )
+        try:
+            return bool(int(conn.info("cluster").get("cluster_enabled", 0)))
+        finally:
+            conn.close()
+    except OUTAGE_ERRORS:
+        return None
+
+
+def async_client(
+    url: str, timeout: float, pool_size: int = 64, acks: ReplicaAcks = NO_REPLICA_ACKS, cluster: bool | None = None
+) -> aioredis.Redis:
     """A client whose pool holds at most ``pool_size`` connections; a request that finds them all busy
     waits for one up to ``timeout`` seconds (redis-py's default pool raises at once instead, and that
     was a 503 with Redis healthy). A pooled connection that Redis closed (a restart) is replaced before
     a command is sent on it, so no command is lost to a stale connection; a command whose reply was
-    lost is never sent again."""
+    lost is never sent again.
+
+    A Redis Cluster node (``cluster``, or asked with ``INFO cluster`` when None) gets redis-py's cluster
+    client, with the same timeouts and no retries (it follows MOVED and ASK redirections, which run
+    nothing twice), at most ``pool_size`` connections per node."""
+    if cluster is None:
+        cluster = bool(cluster_enabled(url, timeout))
+    if cluster:
+        node_client = AsyncRedisCluster.from_url(
+            url,
+            max_connections=pool_size,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=aioredis.retry.Retry(NoBackoff(), 0),
+        )
+        cast(AsyncRedisCluster, node_client).replica_acks = acks
+        # Typed as the single-node client: it answers every command the store sends (keys of one slot
+        # per script, pipelines split by node), which is what this package keeps to.
+        return cast(aioredis.Redis, node_client)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         max_connections=pool_size,
@@ -156,7 +213,22 @@ def hiredis_packing(connection_class: type[AbstractConnection]) -> type[Abstract
     return type(connection_class.__name__, (HiredisPacking, connection_class), {})
 
 
-def sync_client(url: str, timeout: float = 5.0, acks: ReplicaAcks = NO_REPLICA_ACKS) -> redis.Redis:
+def sync_client(
+    url: str, timeout: float = 5.0, acks: ReplicaAcks = NO_REPLICA_ACKS, cluster: bool | None = None
+) -> redis.Redis:
+    """See ``async_client``."""
+    if cluster is None:
+        cluster = bool(cluster_enabled(url, timeout))
+    if cluster:
+        node_client = SyncRedisCluster.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=redis.retry.Retry(NoBackoff(), 0),
+        )
+        cast(SyncRedisCluster, node_client).replica_acks = acks
+        return cast(redis.Redis, node_client)  # see async_client
     client = cast(
         SyncRedis,
         SyncRedis.from_url(
@@ -225,7 +297,7 @@ class Batches:
             self._pending = []
         pipe = self.client.pipeline(transaction=False)
         for command, _, _ in batch:
-            pipe.evalsha(*command)
+            pipe.execute_command("EVALSHA", *command)  # a cluster pipeline refuses pipe.evalsha
         wait = self.acks.count and any(confirm for _, _, confirm in batch)
         if wait:
             self.acks.add(pipe)

@@ -24,15 +24,17 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import ConfigError, StoreUnavailable
-from agent_sessions.redis.client import OUTAGE_ERRORS
+from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
 from agent_sessions.redis.keys import LAYOUT, Keys
+from agent_sessions.redis.topology import CLUSTER_REFUSED
 
 log = logging.getLogger(__name__)
 
 
 def _read(pipe: Any, keys: Keys) -> Any:
     pipe.hgetall(keys.layout)
-    pipe.exists(keys.layout1("agents"), keys.layout1("purges"))
+    pipe.exists(keys.layout1("agents"))  # one key per command: on a cluster they are in other slots
+    pipe.exists(keys.layout1("purges"))
     return pipe
 
 
@@ -67,8 +69,8 @@ def _judge(record: dict[str, str], earlier_data: int, keys: Keys) -> None:
 def check(client: redis.Redis, keys: Keys) -> None:
     """Check (or, on a new store, record) the layout; raises ``ConfigError``, or ``StoreUnavailable``."""
     try:
-        record, earlier_data = _read(client.pipeline(transaction=False), keys).execute()
-        _judge(record, earlier_data, keys)
+        record, *earlier_data = _read(client.pipeline(transaction=False), keys).execute()
+        _judge(record, sum(earlier_data), keys)
         if not record:
             _judge(_record(client.pipeline(transaction=True), keys).execute()[-1], 0, keys)
     except OUTAGE_ERRORS as exc:
@@ -120,8 +122,13 @@ class Guard:
 
     async def _check(self) -> None:
         try:
-            record, earlier_data = await _read(self.client.pipeline(transaction=False), self.keys).execute()
-            _judge(record, earlier_data, self.keys)
+            if not self.checked and not is_cluster(self.client):
+                # Made while Redis was down, this client could not tell a cluster node: ask now.
+                info = await self.client.info("cluster")
+                if int(info.get("cluster_enabled", 0)):
+                    raise ConfigError(CLUSTER_REFUSED)
+            record, *earlier_data = await _read(self.client.pipeline(transaction=False), self.keys).execute()
+            _judge(record, sum(earlier_data), self.keys)
             if not record:
                 _judge((await _record(self.client.pipeline(transaction=True), self.keys).execute())[-1], 0, self.keys)
         except OUTAGE_ERRORS as exc:

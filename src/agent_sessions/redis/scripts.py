@@ -42,6 +42,7 @@ NAMES = (
     "sessions_reindex",
     "history_page",
     "gate",
+    "auth_failure",
     "report_apply",
     "escalation_record",
     "events_page",
@@ -58,7 +59,9 @@ NAMES = (
 # Scripts that write nothing a caller is answered for: reads, the rate limiter's buckets (a failover
 # that forgets a few spent tokens is harmless) and the delivery claim (leases are retried anyway). They
 # never wait for REDIS_MIN_REPLICA_ACKS replicas; every other script does.
-UNCONFIRMED = frozenset(("history_page", "sessions_find", "events_page", "deliveries_page", "gate", "delivery_claim"))
+UNCONFIRMED = frozenset(
+    ("history_page", "sessions_find", "events_page", "deliveries_page", "gate", "auth_failure", "delivery_claim")
+)
 PRELUDE_MARK = "-- prelude: "
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
 
@@ -131,7 +134,7 @@ class Script:
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
         pipe = self.batches.client.pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
         self.acks.add(pipe)
         return self.acks.check(list(await pipe.execute()))
 
@@ -160,6 +163,6 @@ class SyncScript:
     def _send(self, calls: Sequence[Call]) -> list[Any]:
         pipe = self.client.pipeline(transaction=False)
         for keys, args in calls:
-            pipe.evalsha(self.sha, len(keys), *keys, *args)
+            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
         self.acks.add(pipe)
         return self.acks.check(pipe.execute())

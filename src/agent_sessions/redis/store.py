@@ -40,28 +40,29 @@ class Idempotency:
 
 class Admission(Protocol):
     """A request the update script is to admit before it writes (the gate of ``lua/_gate.lua``, in the
-    same round trip): the API key's digest, the client's address, the limits (default rate, default
-    burst, failure rate, failure burst), and ``settle``, which takes the gate's verdict and raises
-    when the request was refused (the script then wrote nothing)."""
+    same round trip): the API key's digest, the limits (default rate, default burst), and ``settle``,
+    which takes the gate's verdict and raises when the request was refused (the script then wrote
+    nothing)."""
 
     @property
     def key_digest(self) -> str: ...
 
     @property
-    def address(self) -> str: ...
+    def limits(self) -> tuple[float, int]: ...
 
-    @property
-    def limits(self) -> tuple[float, int, float, int]: ...
+    async def charge(self, verdict: str) -> list[Any]:
+        """A refused key ("unknown", "revoked") charged to its client address: the verdict to settle."""
+        ...
 
     def settle(self, verdict: list[Any]) -> None: ...
 
 
-NOT_ADMITTING = ("", "", "", "")  # session_update.lua's admission arguments when the gate ran already
+NOT_ADMITTING = ("", "")  # session_update.lua's admission arguments when the gate ran already
 
 
-def gate_keys(keys: Keys, key_digest: str, address: str) -> list[str]:
-    """The gate's KEYS: the key record, the key's bucket, the address's bucket."""
-    return [keys.api_key(key_digest), keys.key_bucket(key_digest), keys.address_bucket(address)]
+def gate_keys(keys: Keys, key_digest: str) -> list[str]:
+    """The gate's KEYS: the key record and the key's bucket (one tag)."""
+    return [keys.api_key(key_digest), keys.key_bucket(key_digest)]
 
 
 @dataclass(frozen=True)
@@ -321,13 +322,16 @@ class Store:
             "-" if indexed is None else indexed,
         ]
         if admission:
-            keys += gate_keys(self.keys, admission.key_digest, admission.address)
+            keys += gate_keys(self.keys, admission.key_digest)
         for field, value in changes.items():
             args += (field, value)
         reply = await self._run("session_update", keys, args)
         if admission:
             # {verdict} when the gate refused the request (nothing written), else {verdict, write's reply}
-            admission.settle(reply[0])
+            verdict = reply[0]
+            if verdict[0] == "unknown" or verdict[0] == "revoked":
+                verdict = await admission.charge(verdict[0])
+            admission.settle(verdict)
             reply = reply[1]
         return _outcome(reply)
 

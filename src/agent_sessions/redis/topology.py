@@ -18,7 +18,7 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import ConfigError
-from agent_sessions.redis.client import OUTAGE_ERRORS
+from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,8 @@ def judge(cluster: dict[str, Any], replication: dict[str, Any], min_replica_acks
 
 def check(client: redis.Redis, min_replica_acks: int) -> None:
     """The workers' check (see ``judge``)."""
+    if is_cluster(client):  # INFO said so when the client was made
+        raise ConfigError(CLUSTER_REFUSED)
     try:
         replies = _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:
@@ -55,6 +57,8 @@ def check(client: redis.Redis, min_replica_acks: int) -> None:
 
 async def check_async(client: aioredis.Redis, min_replica_acks: int) -> None:
     """The API's check (see ``judge``)."""
+    if is_cluster(client):
+        raise ConfigError(CLUSTER_REFUSED)
     try:
         replies = await _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:

@@ -15,6 +15,7 @@
 --       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed"}
 --       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
 -- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
+-- On a Redis Cluster the API never admits here: the key's record is in another slot than the agent's.
 
 local agent_hash, session_hash, enabled_index, disabled_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local history, history_bytes = KEYS[6], KEYS[7]
@@ -23,17 +24,17 @@ local idem = {
   record = KEYS[8], index = KEYS[9],                     -- unused without an Idempotency-Key
   fingerprint = ARGV[7], ttl = tonumber(ARGV[8]), max = tonumber(ARGV[9]), snapshots = ARGV[10],
 }
-local index = index_of(ARGV[17], nil, KEYS[10], KEYS[11])  -- see _index.lua
-local new_ix = ARGV[18]     -- the indexed values of the metadata sent (see _index.lua); "-": none sent
-local key_record, key_bucket, address_bucket = KEYS[12], KEYS[13], KEYS[14]  -- only when admitting
+local index = index_of(ARGV[15], nil, KEYS[10], KEYS[11])  -- see _index.lua
+local new_ix = ARGV[16]     -- the indexed values of the metadata sent (see _index.lua); "-": none sent
+local key_record, key_bucket = KEYS[12], KEYS[13]  -- only when admitting
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local if_match = ARGV[6]    -- "" (none), "*" (any existing version) or versions separated by commas
 local history_cap, history_max_bytes = tonumber(ARGV[11]), tonumber(ARGV[12])
-local default_rate, default_burst, fail_rate, fail_burst = ARGV[13], ARGV[14], ARGV[15], ARGV[16]
--- ARGV[13..16]: "" (the request was admitted already) or admit()'s default rate, default burst,
--- failure rate and failure burst
+local default_rate, default_burst = ARGV[13], ARGV[14]
+-- ARGV[13..14]: "" (the request was admitted already) or admit()'s default rate and burst; a refused
+-- key ("unknown", "revoked") is charged to its address by the caller (auth_failure.lua)
 local admitting = default_rate ~= ''
-local first_change = 19     -- ARGV[19..]: field, value pairs to set; fields are among description,
+local first_change = 17     -- ARGV[17..]: field, value pairs to set; fields are among description,
                             -- metadata (canonical JSON, so equal metadata is equal bytes), enabled ("1"/"0")
                             -- and tti_minutes
 
@@ -117,6 +118,6 @@ local function apply()
 end
 
 if not admitting then return apply() end
-local admitted = admit(key_record, key_bucket, address_bucket, default_rate, default_burst, fail_rate, fail_burst)
+local admitted = admit(key_record, key_bucket, default_rate, default_burst)
 if admitted[1] ~= 'ok' then return {admitted} end
 return {admitted, apply()}
