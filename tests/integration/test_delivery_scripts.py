@@ -13,6 +13,7 @@ import redis
 from agent_sessions.endpoints import Message
 from agent_sessions.redis.client import async_client
 from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.outbox import pipeline_snapshot
 from agent_sessions.redis.webhooks import Bounds, Webhooks
 
 pytestmark = pytest.mark.anyio
@@ -79,11 +80,13 @@ async def test_failures_back_off_then_die_and_the_gauge_counts_dead_letters(
             assert 0 < wait_ms <= 300  # 200 ms, then 300 (the cap)
             await anyio.sleep(wait_ms / 1000 + 0.02)
     assert outcomes == ["failed", "failed", "failed", "failed", "dead", "dead"]
-    assert int(sync_redis.hget(KEYS.counters, "webhooks:dead") or 0) == 2
+    counted = {k: int(v) for k, v in sync_redis.hgetall(KEYS.counters).items()}
+    assert counted == {"webhooks:failed": 6, "webhooks:dead_lettered": 2}  # each attempt once
+    assert pipeline_snapshot(sync_redis)["dead"] == 2
     assert await store.enqueue(E, messages("evt_1"), force=True) == ["queued"]  # redelivered
-    assert int(sync_redis.hget(KEYS.counters, "webhooks:dead") or 0) == 1
+    assert pipeline_snapshot(sync_redis)["dead"] == 1
     assert await store.delete(E)
-    assert int(sync_redis.hget(KEYS.counters, "webhooks:dead") or 0) == 0
+    assert pipeline_snapshot(sync_redis)["dead"] == 0
     assert not [key for key in sync_redis.scan_iter("as:wh*")]  # the whole log went with it
 
 

@@ -154,6 +154,7 @@ class Migration:
         for name, new in (("events", k.events), ("events:ids", k.event_ids), ("events:trimmed", k.events_trimmed)):
             self._rename("event log keys", k.layout1(name), new)
         self._split_outbox()
+        self.redis.hdel(k.counters, "webhooks:dead")  # the dead letters are counted from each endpoint now
 
     def _split_zset(self, kind: str, old: str, new_key: Callable[[str], str]) -> None:
         while chunk := cast(list[tuple[str, float]], self.redis.zrange(old, 0, SCAN_COUNT - 1, withscores=True)):

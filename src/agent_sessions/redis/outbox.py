@@ -9,13 +9,15 @@ pending (XAUTOCLAIM).
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, cast
 
 import redis
 
+from agent_sessions.redis.client import is_cluster
 from agent_sessions.redis.keys import KEYS, Keys
 
 RELAY_GROUP = "relay"
+CLUSTER_POLL_MS = 20  # how often an idle relay looks at every partition of a Redis Cluster
 Entry = tuple[str, dict[str, str]]  # (``<partition>/<stream entry id>``, fields)
 
 
@@ -29,6 +31,7 @@ class Outbox:
         self.keys = keys
         self.streams = [keys.outbox(tag) for tag in keys.tags()]
         self._partition = {stream: str(i) for i, stream in enumerate(self.streams)}
+        self._cluster = is_cluster(client)
 
     def ensure_group(self) -> None:
         for stream in self.streams:
@@ -39,7 +42,9 @@ class Outbox:
                     raise
 
     def read_new(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
-        """Up to ``count`` new entries of each partition."""
+        """Up to ``count`` new entries of each partition, waiting up to ``block_ms`` for the first."""
+        if self._cluster:
+            return self._read_each(consumer, count, block_ms)
         streams = dict.fromkeys(self.streams, ">")
         # RESP2 reply: [[stream, [(id, fields), ...]], ...] (redis-py's annotation describes RESP3)
         reply: Any = self.redis.xreadgroup(RELAY_GROUP, consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
@@ -48,6 +53,23 @@ class Outbox:
             for stream, entries in reply or []
             for entry_id, fields in entries
         ]
+
+    def _read_each(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
+        """On a Redis Cluster one XREADGROUP reads one slot: one per partition, in one pipeline (split by
+        node), without blocking; when all are empty, a pause of ``CLUSTER_POLL_MS`` (at most
+        ``block_ms``) stands for the wait."""
+        pipe = self.redis.pipeline(transaction=False)
+        for stream in self.streams:
+            pipe.xreadgroup(RELAY_GROUP, consumer, {stream: ">"}, count=count)
+        entries = [
+            (f"{i}/{entry_id}", fields)
+            for i, reply in enumerate(pipe.execute())
+            for _, stream_entries in reply or []
+            for entry_id, fields in stream_entries
+        ]
+        if not entries and block_ms:
+            time.sleep(min(block_ms, CLUSTER_POLL_MS) / 1000)
+        return entries
 
     def reclaim(self, consumer: str, idle_ms: int, count: int) -> list[Entry]:
         """Entries another consumer read and left unacknowledged for ``idle_ms``, now this one's."""
@@ -83,17 +105,23 @@ class Outbox:
 
 
 def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
-    """The pipeline's state in one round trip: outbox backlog (every partition's), entries pending in
-    the group, the age of the oldest entry, dead letters, and the workers' counters (``counters``)."""
+    """The pipeline's state in two round trips: outbox backlog (every partition's), entries pending in
+    the group, the age of the oldest entry, dead letters (every endpoint's, and the previous version's),
+    and the workers' counters (``counters``)."""
     streams = [keys.outbox(tag) for tag in keys.tags()]
+    endpoints = cast(list[str], client.zrange(keys.webhook_endpoints, 0, -1))
     pipe = client.pipeline(transaction=False)
     pipe.hgetall(keys.counters)
     pipe.zcard(keys.dead_letters)
+    for endpoint in endpoints:
+        pipe.zcard(keys.deliveries(endpoint)[-1])  # its log of dead letters (DELIVERY_STATUSES ends with dead)
     for stream in streams:
         pipe.xlen(stream)
         pipe.xrange(stream, count=1)
         pipe.xinfo_groups(stream)
-    counters, dead, *per_stream = pipe.execute(raise_on_error=False)
+    counters, dead, *replies = pipe.execute(raise_on_error=False)
+    dead += sum(replies[: len(endpoints)])
+    per_stream = replies[len(endpoints) :]
     backlog, pending, oldest_ms = 0, 0, None
     for length, oldest, groups in zip(per_stream[::3], per_stream[1::3], per_stream[2::3], strict=True):
         if isinstance(length, Exception) or isinstance(oldest, Exception):
@@ -105,7 +133,6 @@ def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
         if not isinstance(groups, Exception):  # no stream yet
             pending += sum(int(g["pending"]) for g in groups if g["name"] == RELAY_GROUP)
     lag = max(0.0, time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0
-    dead += int(counters.get("webhooks:dead", 0))  # dead + the previous version's dead letters
     return {"backlog": backlog, "pending": pending, "lag": lag, "dead": dead, "counters": counters}
 
 

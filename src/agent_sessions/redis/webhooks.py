@@ -9,6 +9,7 @@ other's; it has no record in Redis.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -55,7 +56,7 @@ class Claimed:
 def enqueue_call(keys: Keys, endpoint: str, message: Message, bounds: Bounds, force: bool = False) -> Call:
     check = "0" if endpoint == SETTINGS_ENDPOINT else "1"
     return (
-        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint), keys.counters],
+        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint)],
         [message.id, message.type, message.body, bounds.backlog_max, bounds.log_max, check, "1" if force else "0"],
     )
 
@@ -78,10 +79,23 @@ class Webhooks:
     # -- endpoints -----------------------------------------------------------------------------------
 
     async def create(self, endpoint: str, fields: Fields) -> tuple[str, Fields]:
-        """("ok", the record as stored), or ("exists" | "full", {})."""
-        args = [endpoint, self.bounds.endpoints_max, *(item for pair in fields.items() for item in pair)]
-        reply = await self._create([self.keys.webhook_endpoint(endpoint), self.keys.webhook_endpoints], args)
-        return cast(str, reply[0]), _pairs(reply[1:])
+        """("ok", the record as stored), or ("exists" | "full", {}). The record and the list of endpoints
+        are two slots on a Redis Cluster: the record is made, then listed, then the count checked; over
+        the bound (two made at once) it is taken back, so the bound holds whatever runs concurrently."""
+        args = [item for pair in fields.items() for item in pair]
+        reply = await self._create([self.keys.webhook_endpoint(endpoint)], args)
+        if reply[0] != "ok":
+            return cast(str, reply[0]), {}
+        stored = _pairs(reply[1:])
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zadd(self.keys.webhook_endpoints, {endpoint: int(stored["created_at"])})
+            pipe.zcard(self.keys.webhook_endpoints)
+            _, listed = await pipe.execute()
+            if listed > self.bounds.endpoints_max:
+                await self.delete(endpoint)
+                return "full", {}
+        return "ok", stored
 
     async def get(self, endpoint: str) -> Fields | None:
         async with outage_as_unavailable():
@@ -107,13 +121,11 @@ class Webhooks:
         return None if reply[0] == "agent_not_found" else _pairs(reply[1:])
 
     async def delete(self, endpoint: str) -> bool:
-        keys = [
-            self.keys.webhook_endpoint(endpoint),
-            self.keys.webhook_endpoints,
-            *self.keys.deliveries(endpoint),
-            self.keys.counters,
-        ]
-        return bool(await self._delete(keys, [endpoint]))
+        """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
+        deleted = bool(await self._delete([self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint)], []))
+        async with outage_as_unavailable():
+            await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
+        return deleted
 
     async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
         reply = await self._rotate([self.keys.webhook_endpoint(endpoint)], [secret, grace_ms, max_secrets])
@@ -149,12 +161,14 @@ class Webhooks:
         return row
 
     async def claim(self, wanted: Sequence[tuple[str, int]], lease_ms: int) -> dict[str, Claimed]:
-        """Lease up to ``count`` due messages of each endpoint, with the endpoint's URL and secrets."""
-        keys = []
-        for endpoint, _ in wanted:
+        """Lease up to ``count`` due messages of each endpoint, with the endpoint's URL and secrets: one
+        script call per endpoint (one slot each), sent together (``Batches``)."""
+        calls = []
+        for endpoint, count in wanted:
             _, bodies, queue, *_ = self.keys.deliveries(endpoint)
-            keys += [queue, bodies, self.keys.webhook_endpoint(endpoint)]
-        reply = await self._claim(keys, [lease_ms, *(count for _, count in wanted)])
+            keys = [queue, bodies, self.keys.webhook_endpoint(endpoint)]
+            calls.append(self._claim(keys, [lease_ms, count]))
+        reply = [taken for (taken,) in await asyncio.gather(*calls)]
         n = len(CLAIMED_FIELDS)
         return {
             endpoint: Claimed(
@@ -171,7 +185,15 @@ class Webhooks:
         outcome = "failed" if error else "delivered"
         code = "" if status_code is None else str(status_code)
         args = [message, outcome, code, error, tries, *backoff_ms]
-        reply = await self._result([*self.keys.deliveries(endpoint), self.keys.counters], args)
+        reply = await self._result(self.keys.deliveries(endpoint), args)
+        counted = reply[2] if len(reply) > 2 else ""
+        if counted:  # the counters are another slot: added after, lost only if this process dies between
+            async with outage_as_unavailable():
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hincrby(self.keys.counters, f"webhooks:{counted}", 1)
+                if counted == "dead_lettered":
+                    pipe.hincrby(self.keys.counters, "webhooks:failed", 1)
+                await pipe.execute()
         return cast(str, reply[0])
 
     # -- what a redelivery or a recovery reads -------------------------------------------------------

@@ -19,6 +19,7 @@ from dramatiq.middleware import Middleware, Retries
 
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
+from agent_sessions.redis.client import cluster_enabled
 
 
 class OrjsonEncoder(Encoder):
@@ -50,6 +51,12 @@ def make_broker(settings: Settings, middleware: Sequence[Middleware] = ()) -> dr
     stack = [Retries(), *middleware]
     if url.startswith(("amqp://", "amqps://")):
         return RabbitmqBroker(url=url, confirm_delivery=True, middleware=stack)
+    if cluster_enabled(url, settings.redis_timeout):
+        # Dramatiq's Redis broker names its keys inside Lua from one namespace: no cluster can run it.
+        raise ConfigError(
+            "BROKER_URL (default: REDIS_URL) is a Redis Cluster node, which Dramatiq's Redis broker cannot"
+            " use: set BROKER_URL to amqp://... (RabbitMQ) or to a standalone Redis"
+        )
     return RedisBroker(  # type: ignore[no-untyped-call]
         url=url,
         middleware=stack,

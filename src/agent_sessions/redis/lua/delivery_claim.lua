@@ -1,5 +1,6 @@
 -- prelude: _clock
--- delivery_claim.lua: take the messages due for attempts, for several endpoints at once, each up to
+-- delivery_claim.lua: take the messages due for attempts, for the endpoints in KEYS (one per call on a
+-- Redis Cluster, where each endpoint has its own slot: redis/webhooks.py sends one), each up to
 -- its own count, and lease them: each is rescored to the end of the lease, so no one else takes it
 -- meanwhile, and anyone may once the lease is over (the worker attempting it died).
 --

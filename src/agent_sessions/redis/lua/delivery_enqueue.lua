@@ -13,7 +13,7 @@
 -- Returns "queued" | "exists" (already queued or sent, without force) | "full" | "no_endpoint"
 
 local rows, bodies, queue, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local endpoint, counters = KEYS[9], KEYS[10]
+local endpoint = KEYS[9]
 local id, kind, body = ARGV[1], ARGV[2], ARGV[3]
 local backlog_max, log_max = tonumber(ARGV[4]), tonumber(ARGV[5])
 local check_endpoint, force = ARGV[6], ARGV[7]
@@ -38,7 +38,6 @@ if not row then
   row = {type = kind, seq = redis.call('HINCRBY', rows, '#seq', 1), created_at = now}
   redis.call('ZADD', log, row.seq, id)
 end
-if row.status == 'dead' then redis.call('HINCRBY', counters, 'webhooks:dead', -1) end
 row.attempts = 0
 row.last_status_code = cjson.null
 row.last_error = cjson.null

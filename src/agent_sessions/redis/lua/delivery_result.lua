@@ -3,19 +3,20 @@
 -- the log). Failed: tried again after an exponential backoff (min_backoff_ms doubled per attempt, at
 -- most max_backoff_ms), or, after `tries` attempts, dead (kept until redelivered).
 --
--- Key layout: see _delivery.lua; KEYS[9]: as:metrics (webhooks:delivered, :failed, :dead_lettered
--- count outcomes; webhooks:dead, the dead letters waiting).
+-- Key layout: see _delivery.lua.
 --
--- Returns {status, attempts} | {"gone"} (the row no longer exists: its endpoint was deleted)
+-- Returns {status, attempts, counted} | {"gone"} (the row no longer exists: its endpoint was deleted);
+-- counted: the outcome to add to the workers' counters (as:metrics, another slot: the caller adds it),
+-- "delivered", "failed", "dead_lettered" (also a failure) or "" (delivered already: the first counted).
 
-local rows, bodies, queue, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[9]
+local rows, bodies, queue = KEYS[1], KEYS[2], KEYS[3]
 local id, outcome, status_code, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local tries, min_backoff, max_backoff = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 
 local stored = redis.call('HGET', rows, id)
 if not stored then return {'gone'} end
 local row = cjson.decode(stored)
-if row.status == 'delivered' then return {'delivered', row.attempts} end  -- sent twice: first wins
+if row.status == 'delivered' then return {'delivered', row.attempts, ''} end  -- sent twice: first wins
 
 local now = tonumber(now_ms())
 row.attempts = row.attempts + 1
@@ -23,24 +24,20 @@ row.last_status_code = status_code ~= '' and tonumber(status_code) or cjson.null
 row.last_error = error_text ~= '' and error_text or cjson.null
 if outcome == 'delivered' then
   set_status(row, id, 'delivered')
-  redis.call('HINCRBY', counters, 'webhooks:delivered', 1)
   row.delivered_at = tostring(now)
   row.next_attempt_at = cjson.null
   redis.call('ZREM', queue, id)
   redis.call('HDEL', bodies, id)
 elseif row.attempts >= tries then
   set_status(row, id, 'dead')
-  redis.call('HINCRBY', counters, 'webhooks:failed', 1)
-  redis.call('HINCRBY', counters, 'webhooks:dead_lettered', 1)
-  redis.call('HINCRBY', counters, 'webhooks:dead', 1)
   row.next_attempt_at = cjson.null
   redis.call('ZREM', queue, id)
 else
   local delay = math.min(max_backoff, min_backoff * 2 ^ (row.attempts - 1))
   set_status(row, id, 'failed')
-  redis.call('HINCRBY', counters, 'webhooks:failed', 1)
   row.next_attempt_at = string.format('%d', now + delay)
   redis.call('ZADD', queue, now + delay, id)
 end
 put_row(rows, id, row)
-return {row.status, row.attempts}
+local counted = {delivered = 'delivered', failed = 'failed', dead = 'dead_lettered'}
+return {row.status, row.attempts, counted[row.status]}

@@ -5,14 +5,9 @@
 --
 -- Returns 1 (deleted) | 0 (no such endpoint)
 
-local endpoint, endpoints = KEYS[1], KEYS[2]
-local id = ARGV[1]
-local dead, counters = KEYS[10], KEYS[11]  -- KEYS[3..10]: the endpoint's delivery keys (_delivery.lua)
+local endpoint = KEYS[1]  -- KEYS[2..9]: the endpoint's delivery keys (_delivery.lua), one tag with it
 
 if redis.call('EXISTS', endpoint) == 0 then return 0 end
 redis.call('DEL', endpoint)
-redis.call('ZREM', endpoints, id)
-local dead_letters = redis.call('ZCARD', dead)
-if dead_letters > 0 then redis.call('HINCRBY', counters, 'webhooks:dead', -dead_letters) end
-for i = 3, 10 do redis.call('UNLINK', KEYS[i]) end
+for i = 2, 9 do redis.call('UNLINK', KEYS[i]) end
 return 1
