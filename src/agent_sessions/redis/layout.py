@@ -26,7 +26,7 @@ import redis.asyncio as aioredis
 from agent_sessions.errors import ConfigError, StoreUnavailable
 from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
 from agent_sessions.redis.keys import LAYOUT, Keys
-from agent_sessions.redis.topology import CLUSTER_REFUSED
+from agent_sessions.redis.topology import CLUSTER_UNSEEN
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ class Guard:
                 # Made while Redis was down, this client could not tell a cluster node: ask now.
                 info = await self.client.info("cluster")
                 if int(info.get("cluster_enabled", 0)):
-                    raise ConfigError(CLUSTER_REFUSED)
+                    raise ConfigError(CLUSTER_UNSEEN)
             record, *earlier_data = await _read(self.client.pipeline(transaction=False), self.keys).execute()
             _judge(record, sum(earlier_data), self.keys)
             if not record:

@@ -37,6 +37,7 @@ NAMES = (
     "session_create",
     "session_update",
     "session_delete",
+    "session_get",
     "session_expire",
     "sessions_find",
     "sessions_reindex",
@@ -60,7 +61,16 @@ NAMES = (
 # that forgets a few spent tokens is harmless) and the delivery claim (leases are retried anyway). They
 # never wait for REDIS_MIN_REPLICA_ACKS replicas; every other script does.
 UNCONFIRMED = frozenset(
-    ("history_page", "sessions_find", "events_page", "deliveries_page", "gate", "auth_failure", "delivery_claim")
+    (
+        "history_page",
+        "session_get",
+        "sessions_find",
+        "events_page",
+        "deliveries_page",
+        "gate",
+        "auth_failure",
+        "delivery_claim",
+    )
 )
 PRELUDE_MARK = "-- prelude: "
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)

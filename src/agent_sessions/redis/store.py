@@ -271,18 +271,13 @@ class Store:
 
     async def get_session(self, agent: str, session: str) -> Fields:
         """The session's fields; 404 once it has expired (compared with Redis time), swept or not."""
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(self.keys.agent(agent))
-            pipe.hgetall(self.keys.session(agent, session))
-            pipe.time()
-            agent_exists, fields, (seconds, micros) = await pipe.execute()
-        if not agent_exists:
-            raise_for("agent_not_found")
+        reply = await self._run("session_get", [self.keys.agent(agent), self.keys.session(agent, session)], [])
+        raise_for(reply[0])
+        now, fields = int(reply[1]), _pairs(reply[2:])
         expiry = expires_at(fields["updated_at"], fields.get("tti_minutes")) if fields else None
-        if not fields or (expiry is not None and seconds * 1000 + micros // 1000 >= expiry):
+        if not fields or (expiry is not None and now >= expiry):
             raise_for("session_not_found")
-        return cast(Fields, fields)
+        return fields
 
     async def update_session(
         self,

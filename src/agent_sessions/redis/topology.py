@@ -1,12 +1,15 @@
-"""What the store is, checked when a process starts: a Redis Cluster is refused, and missing replicas
-for ``REDIS_MIN_REPLICA_ACKS`` are said out loud.
+"""What the store is, checked when a process starts: one Redis primary (with or without replicas) or a
+Redis Cluster, and what each cannot do is said out loud.
 
-This version keeps every agent's keys, the outbox and the event log on one Redis primary (with or
-without replicas): its scripts write keys that a cluster would put in different slots. Pointed at a
-cluster node, it would answer CROSSSLOT errors request by request; it refuses to start instead.
+- One primary: missing replicas for ``REDIS_MIN_REPLICA_ACKS`` are logged; a replica as ``REDIS_URL``
+  too (every write would fail until it is promoted).
+- A Redis Cluster (the client was made for one: ``client.async_client``): every script touches one
+  slot, so the same code runs. ``REDIS_MIN_REPLICA_ACKS`` is refused there: a WAIT must follow each
+  node's writes on their own connection, which a cluster pipeline does not give this version.
 
 A Redis that cannot be reached is not an error here: processes start while Redis is down and answer
-503 until it returns, so the check is made once, when it can be.
+503 until it returns, so the check is made once, when it can be (the layout check asks again whether
+the node is a cluster before the API's first request: ``layout.Guard``).
 """
 
 from __future__ import annotations
@@ -22,16 +25,21 @@ from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
 
 log = logging.getLogger(__name__)
 
-CLUSTER_REFUSED = (
-    "REDIS_URL points at a Redis Cluster node (cluster_enabled:1); this version needs a standalone Redis "
-    "primary (replicas and failover by Sentinel or a managed service are fine)"
+CLUSTER_ACKS_REFUSED = (
+    "REDIS_MIN_REPLICA_ACKS is not supported on a Redis Cluster by this version (a WAIT must follow each "
+    "node's writes on their connection): set it to 0, or run one primary with replicas"
+)
+CLUSTER_UNSEEN = (
+    "REDIS_URL is a Redis Cluster node, which this process could not tell when it started (Redis was "
+    "unreachable): restart it"
 )
 
 
 def judge(cluster: dict[str, Any], replication: dict[str, Any], min_replica_acks: int) -> list[str]:
-    """``INFO cluster`` and ``INFO replication`` -> warnings; raises ``ConfigError`` for a cluster."""
+    """``INFO cluster`` and ``INFO replication`` of one primary -> warnings; raises ``ConfigError``
+    for a cluster node (the client made for one node would be wrong for it)."""
     if int(cluster.get("cluster_enabled", 0)):
-        raise ConfigError(CLUSTER_REFUSED)
+        raise ConfigError(CLUSTER_UNSEEN)
     warnings = []
     if replication.get("role") == "slave":
         warnings.append("REDIS_URL points at a replica: every write will fail until it is a primary")
@@ -47,7 +55,8 @@ def judge(cluster: dict[str, Any], replication: dict[str, Any], min_replica_acks
 def check(client: redis.Redis, min_replica_acks: int) -> None:
     """The workers' check (see ``judge``)."""
     if is_cluster(client):  # INFO said so when the client was made
-        raise ConfigError(CLUSTER_REFUSED)
+        _on_cluster(min_replica_acks)
+        return
     try:
         replies = _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:
@@ -58,12 +67,19 @@ def check(client: redis.Redis, min_replica_acks: int) -> None:
 async def check_async(client: aioredis.Redis, min_replica_acks: int) -> None:
     """The API's check (see ``judge``)."""
     if is_cluster(client):
-        raise ConfigError(CLUSTER_REFUSED)
+        _on_cluster(min_replica_acks)
+        return
     try:
         replies = await _ask(client.pipeline(transaction=False)).execute()
     except OUTAGE_ERRORS:
         replies = None
     _conclude(replies, min_replica_acks)
+
+
+def _on_cluster(min_replica_acks: int) -> None:
+    if min_replica_acks:
+        raise ConfigError(CLUSTER_ACKS_REFUSED)
+    log.info("REDIS_URL is a Redis Cluster node: using the cluster client")
 
 
 def _ask(pipe: Any) -> Any:
