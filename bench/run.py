@@ -38,7 +38,7 @@ import redis
 
 from agent_sessions.auth import Role
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.client import is_cluster, sync_client
 from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer, free_port
@@ -120,6 +120,7 @@ def wrk(url: str, seconds: float, connections: int, script: Path, env: dict[str,
 
 
 OUTBOXES = [KEYS.outbox(tag) for tag in KEYS.tags()]  # every partition's
+RABBITMQ_URL = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")  # for --cluster
 
 
 def outbox_backlog(conn: redis.Redis) -> int:
@@ -290,18 +291,31 @@ def cpu_seconds(groups: dict[str, list[psutil.Process]]) -> dict[str, float]:
     return {name: sum(sum(p.cpu_times()[:2]) for p in procs) for name, procs in groups.items()}
 
 
-def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, every: int) -> dict[str, Any]:
+def redis_pids(conn: Any) -> list[int]:
+    """The Redis server processes behind ``conn``: one, or every primary of a cluster."""
+    if not is_cluster(conn):
+        return [int(conn.info("server")["process_id"])]
+    per_node = conn.info("server", target_nodes=conn.PRIMARIES)
+    return [int(info["process_id"]) for info in per_node.values()]
+
+
+def pipeline_benchmark(
+    redis_url: str, key: str, rate: int, seconds: float, every: int, broker_url: str | None = None
+) -> dict[str, Any]:
+    """``broker_url``: another broker than Dramatiq's Redis broker on ``redis_url`` (RabbitMQ, which a
+    Redis Cluster store needs)."""
     receiver = Receiver()
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
         "ESCALATION_WEBHOOK_URL": receiver.url,
         "ESCALATION_WEBHOOK_SECRET": SECRET,
+        **({"BROKER_URL": broker_url} if broker_url else {}),
     }
     port = free_port()
     api = start([str(BIN / "agent-sessions"), "serve", "--port", str(port)], env)
     worker = start([str(BIN / "agent-sessions"), "worker", "--threads", "16"], env)
-    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn = sync_client(redis_url)  # one node or a cluster
     try:
         wait_http(f"http://127.0.0.1:{port}/healthz")
         # Warm up: one escalation end to end, so worker start-up is not counted as latency.
@@ -320,7 +334,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             "API (`agent-sessions serve`)": [psutil.Process(api.pid)],
             "outbox relay (`agent-sessions worker`)": [relay],
             "Dramatiq supervisor and worker processes": relay.children(recursive=True),
-            "Redis": [psutil.Process(int(conn.info("server")["process_id"]))],
+            "Redis": [psutil.Process(pid) for pid in redis_pids(conn)],
         }
         cpu_before = cpu_seconds(groups)
         backlog_start = outbox_backlog(conn)
@@ -332,7 +346,7 @@ def pipeline_benchmark(redis_url: str, key: str, rate: int, seconds: float, ever
             {**env, "API_KEY": key, "RATE": str(rate)},
         )
         cpu = {name: spent - cpu_before[name] for name, spent in cpu_seconds(groups).items()}
-        queued = sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
+        queued = 0 if broker_url else sum(conn.llen(q) for q in conn.scan_iter("dramatiq:*") if conn.type(q) == "list")
         backlog_end = outbox_backlog(conn) + queued
         deadline = time.monotonic() + max(10, seconds)
         escalations = 0
@@ -742,6 +756,28 @@ def print_delete(deleting: dict[str, Any], args: argparse.Namespace) -> None:
         )
 
 
+def print_pipeline(pipe: dict[str, Any], args: argparse.Namespace, where: str) -> None:
+    print()
+    print(
+        f"| pipeline{where} at {args.pipeline_rate} PATCH/s for {args.pipeline_seconds:g} s, "
+        f"1 in {args.escalate_every} escalating | value |"
+    )
+    print("|---|---:|")
+    print(f"| PATCH rate achieved | {pipe['rate']:.0f}/s ({pipe['errors']:.0f} errors) |")
+    print(f"| backlog (outbox + queues) at start / end | {pipe['backlog_start']:.0f} / {pipe['backlog_end']:.0f} |")
+    print(
+        f"| PATCHes sent / escalations recorded / webhooks delivered | {pipe['sent']:.0f} / "
+        f"{pipe['escalations']:.0f} / {pipe['delivered']:.0f} |"
+    )
+    print(f"| PATCH-to-webhook p50 / p99 | {pipe['p50']:.0f} ms / {pipe['p99']:.0f} ms |")
+    print()
+    print("| CPU per PATCH during the pipeline run | µs |")
+    print("|---|---:|")
+    for name, us in pipe["cpu_us_per_patch"].items():
+        print(f"| {name} | {us:.0f} |")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=10)
@@ -756,7 +792,9 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="a few seconds: check it runs and parses")
     parser.add_argument("--http-only", action="store_true", help="only the PATCH comparison")
     parser.add_argument(
-        "--cluster", action="store_true", help="the PATCH comparison also with ours on a local 3-primary Redis Cluster"
+        "--cluster",
+        action="store_true",
+        help="the PATCH comparison and the event pipeline also on a local 3-primary Redis Cluster (RabbitMQ broker)",
     )
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
@@ -797,6 +835,7 @@ def main() -> int:
                 tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
             http, deleting, feed, search, hooks = None, None, None, None, None
             pipe, per_session, per_entry, per_event = None, None, None, None
+            cluster_pipe: dict[str, Any] | None = None
             only = (
                 args.pipeline_only
                 or args.delete_only
@@ -828,6 +867,18 @@ def main() -> int:
                 )
                 log("memory ...")
                 per_session, per_entry, per_event = memory_benchmark(server.url, args.memory_sessions)
+                if args.cluster:
+                    log("event pipeline on a 3-primary cluster, RabbitMQ broker ...")
+                    with local_cluster(Path(tmp) / "pipeline", True) as on_cluster:
+                        assert on_cluster is not None
+                        cluster_pipe = pipeline_benchmark(
+                            on_cluster[0],
+                            on_cluster[1],
+                            args.pipeline_rate,
+                            args.pipeline_seconds,
+                            args.escalate_every,
+                            RABBITMQ_URL,
+                        )
             if not only or args.webhooks_only:
                 log(f"webhooks: ten endpoints at {args.pipeline_rate} PATCH/s, with a slow one and without ...")
                 hooks = webhooks_benchmark(server.url, args.pipeline_rate, args.webhooks_seconds)
@@ -849,25 +900,9 @@ def main() -> int:
         print_webhooks(hooks, args.pipeline_rate, args.webhooks_seconds)
     if pipe is None or per_session is None or per_entry is None:
         return 0
-    print()
-    print(
-        f"| pipeline at {args.pipeline_rate} PATCH/s for {args.pipeline_seconds:g} s, "
-        f"1 in {args.escalate_every} escalating | value |"
-    )
-    print("|---|---:|")
-    print(f"| PATCH rate achieved | {pipe['rate']:.0f}/s ({pipe['errors']:.0f} errors) |")
-    print(f"| backlog (outbox + queues) at start / end | {pipe['backlog_start']:.0f} / {pipe['backlog_end']:.0f} |")
-    print(
-        f"| PATCHes sent / escalations recorded / webhooks delivered | {pipe['sent']:.0f} / "
-        f"{pipe['escalations']:.0f} / {pipe['delivered']:.0f} |"
-    )
-    print(f"| PATCH-to-webhook p50 / p99 | {pipe['p50']:.0f} ms / {pipe['p99']:.0f} ms |")
-    print()
-    print("| CPU per PATCH during the pipeline run | µs |")
-    print("|---|---:|")
-    for name, us in pipe["cpu_us_per_patch"].items():
-        print(f"| {name} | {us:.0f} |")
-    print()
+    print_pipeline(pipe, args, "")
+    if cluster_pipe is not None:
+        print_pipeline(cluster_pipe, args, " on a 3-primary Redis Cluster, RabbitMQ broker")
     print("| Redis memory | bytes |")
     print("|---|---:|")
     print(f"| per seed-example session (with indexes, no history) | {per_session:.0f} |")

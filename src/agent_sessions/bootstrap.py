@@ -35,6 +35,7 @@ from agent_sessions.redis.events import EventLog, LogWriter, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.leases import Leases
 from agent_sessions.redis.migrate import Migration
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger
@@ -154,6 +155,7 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
         linger_ms=settings.relay_linger_ms,
         log=LogWriter(client, keys(settings)),
     )
+    relay.leases = Leases(client, relay.name, settings.relay_claim_idle_ms, keys(settings))
     retention = Retention(client, settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions
     purger = Purger(client, settings.agent_delete_batch, keys(settings), dimensions)

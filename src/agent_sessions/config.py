@@ -198,7 +198,8 @@ class Settings(BaseModel):
     report_value_max_chars: int = Field(default=64, ge=1, le=1024)
     # Sessions a background step of an agent's deletion removes at once (one Lua call each step).
     agent_delete_batch: int = Field(default=100, ge=1, le=10_000)
-    # A relay reclaims outbox entries another relay read but did not acknowledge for this long.
+    # A relay's lease on its partitions lasts this long unrenewed: a dead relay's partitions (and the
+    # entries it read and did not acknowledge) are taken over within it.
     relay_claim_idle_ms: int = Field(default=30_000, ge=100)
     # Once new entries arrive, a relay waits this long for more before relaying them, so that events
     # travel in fewer, bigger Dramatiq messages (each costs several Redis calls and a worker dispatch).

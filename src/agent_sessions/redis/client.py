@@ -132,6 +132,10 @@ def cluster_enabled(url: str, timeout: float) -> bool | None:
         return None
 
 
+def _cluster_options(timeout: float) -> dict[str, Any]:
+    return {"decode_responses": True, "socket_timeout": timeout, "socket_connect_timeout": timeout}
+
+
 def async_client(
     url: str, timeout: float, pool_size: int = 64, acks: ReplicaAcks = NO_REPLICA_ACKS, cluster: bool | None = None
 ) -> aioredis.Redis:
@@ -147,13 +151,9 @@ def async_client(
     if cluster is None:
         cluster = bool(cluster_enabled(url, timeout))
     if cluster:
+        options = _cluster_options(timeout)
         node_client = AsyncRedisCluster.from_url(
-            url,
-            max_connections=pool_size,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=aioredis.retry.Retry(NoBackoff(), 0),
+            url, max_connections=pool_size, retry=aioredis.retry.Retry(NoBackoff(), 0), **options
         )
         cast(AsyncRedisCluster, node_client).replica_acks = acks
         # Typed as the single-node client: it answers every command the store sends (keys of one slot
@@ -221,11 +221,7 @@ def sync_client(
         cluster = bool(cluster_enabled(url, timeout))
     if cluster:
         node_client = SyncRedisCluster.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=redis.retry.Retry(NoBackoff(), 0),
+            url, retry=redis.retry.Retry(NoBackoff(), 0), **_cluster_options(timeout)
         )
         cast(SyncRedisCluster, node_client).replica_acks = acks
         return cast(redis.Redis, node_client)  # see async_client

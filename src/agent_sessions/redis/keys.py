@@ -31,6 +31,7 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``apikey:{<digest>}``, ``apikeys``             | hash   | API key records; key id -> digest           |
 | ``rl:key:{<digest>}``, ``rl:addr:<address>``   | hash   | token buckets                               |
 | ``outbox:{t}``, ``outbox:poison``              | stream | events for the relay; malformed entries     |
+| ``lease:{t}``, ``relays``                      | string | the relay reading the outbox; live relays   |
 | ``{events}``, ``…:ids``, ``…:trimmed``         | stream | the event log; event id -> entry; last cut  |
 | ``report:{t}:<agent>``                         | hash   | the agent's report                          |
 | ``report:state:{t}:<agent>:<session>:<ms>``, ``report:ooo:…`` | hash | a session's exactly-once state   |
@@ -196,6 +197,15 @@ class Keys:
 
     def outbox(self, tag: str) -> str:
         return f"{self.prefix}outbox:{tag}"
+
+    def relay_lease(self, tag: str) -> str:
+        """Which relay reads the partition's outbox (``leases.py``)."""
+        return f"{self.prefix}lease:{tag}"
+
+    @property
+    def relays(self) -> str:
+        """The live relays, scored by when each stops counting as alive."""
+        return f"{self.prefix}relays"
 
     @property
     def outbox_poison(self) -> str:

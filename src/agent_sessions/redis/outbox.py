@@ -9,6 +9,7 @@ pending (XAUTOCLAIM).
 from __future__ import annotations
 
 import time
+from collections.abc import Collection, Sequence
 from typing import Any, cast
 
 import redis
@@ -41,11 +42,19 @@ class Outbox:
                 if "BUSYGROUP" not in str(exc):
                     raise
 
-    def read_new(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
-        """Up to ``count`` new entries of each partition, waiting up to ``block_ms`` for the first."""
+    def read_new(
+        self, consumer: str, count: int, block_ms: int | None, partitions: Collection[int] | None = None
+    ) -> list[Entry]:
+        """Up to ``count`` new entries of each partition (of ``partitions``: those this relay holds;
+        None: all), waiting up to ``block_ms`` for the first."""
+        chosen = range(len(self.streams)) if partitions is None else sorted(partitions)
+        if not chosen:
+            if block_ms:
+                time.sleep(block_ms / 1000)
+            return []
         if self._cluster:
-            return self._read_each(consumer, count, block_ms)
-        streams = dict.fromkeys(self.streams, ">")
+            return self._read_each(consumer, chosen, count, block_ms)
+        streams = {self.streams[i]: ">" for i in chosen}
         # RESP2 reply: [[stream, [(id, fields), ...]], ...] (redis-py's annotation describes RESP3)
         reply: Any = self.redis.xreadgroup(RELAY_GROUP, consumer, streams, count=count, block=block_ms)  # type: ignore[arg-type]
         return [
@@ -54,16 +63,16 @@ class Outbox:
             for entry_id, fields in entries
         ]
 
-    def _read_each(self, consumer: str, count: int, block_ms: int | None) -> list[Entry]:
+    def _read_each(self, consumer: str, chosen: Sequence[int], count: int, block_ms: int | None) -> list[Entry]:
         """On a Redis Cluster one XREADGROUP reads one slot: one per partition, in one pipeline (split by
         node), without blocking; when all are empty, a pause of ``CLUSTER_POLL_MS`` (at most
         ``block_ms``) stands for the wait."""
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.streams:
-            pipe.xreadgroup(RELAY_GROUP, consumer, {stream: ">"}, count=count)
+        for i in chosen:
+            pipe.xreadgroup(RELAY_GROUP, consumer, {self.streams[i]: ">"}, count=count)
         entries = [
             (f"{i}/{entry_id}", fields)
-            for i, reply in enumerate(pipe.execute())
+            for i, reply in zip(chosen, pipe.execute(), strict=True)
             for _, stream_entries in reply or []
             for entry_id, fields in stream_entries
         ]
@@ -71,14 +80,23 @@ class Outbox:
             time.sleep(min(block_ms, CLUSTER_POLL_MS) / 1000)
         return entries
 
-    def reclaim(self, consumer: str, idle_ms: int, count: int) -> list[Entry]:
-        """Entries another consumer read and left unacknowledged for ``idle_ms``, now this one's."""
+    def reclaim(
+        self, consumer: str, idle_ms: int, count: int, partitions: Collection[int] | None = None
+    ) -> list[Entry]:
+        """Entries another consumer read and left unacknowledged for ``idle_ms`` (0: all of them, for a
+        relay that has just taken the partition over), now this one's."""
+        chosen = range(len(self.streams)) if partitions is None else sorted(partitions)
+        if not chosen:
+            return []
         pipe = self.redis.pipeline(transaction=False)
-        for stream in self.streams:
-            pipe.xautoclaim(stream, RELAY_GROUP, consumer, idle_ms, "0-0", count)
+        for i in chosen:
+            pipe.xautoclaim(self.streams[i], RELAY_GROUP, consumer, idle_ms, "0-0", count)
         replies: list[Any] = pipe.execute()
         return [
-            (f"{i}/{entry_id}", fields) for i, reply in enumerate(replies) for entry_id, fields in reply[1] if fields
+            (f"{i}/{entry_id}", fields)
+            for i, reply in zip(chosen, replies, strict=True)
+            for entry_id, fields in reply[1]
+            if fields
         ]
 
     def set_aside(self, fields: dict[str, str]) -> None:

@@ -49,6 +49,7 @@ NAMES = (
     "events_page",
     "events_trim",
     "events_append",
+    "relay_lease",
     "webhook_endpoint_create",
     "webhook_endpoint_delete",
     "webhook_secret_rotate",

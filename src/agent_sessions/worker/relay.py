@@ -14,6 +14,7 @@ it (``redis.webhooks.Fanout``; the delivery loop sends them)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -28,6 +29,7 @@ from agent_sessions.endpoints import Message, event_message
 from agent_sessions.errors import ReplicasBehind
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.events import LogWriter
+from agent_sessions.redis.leases import Leases
 from agent_sessions.redis.outbox import Entry, Outbox
 from agent_sessions.redis.webhooks import Fanout
 
@@ -54,11 +56,15 @@ class Relay:
         block_ms: int = 1_000,
         linger_ms: int = 0,
         log: LogWriter | None = None,
+        leases: Leases | None = None,
     ) -> None:
         """``log``: where events are appended for GET /v2/events (None: not at all, for tests about
-        the queues alone)."""
+        the queues alone). ``leases``: the partitions this relay reads are those it leases (``workers``
+        share them); None: every partition (one relay, or tests)."""
         self.outbox = outbox
         self.log = log
+        self.leases = leases
+        self._handover: set[int] = set()  # partitions just taken over: their pending entries first
         self.broker = broker
         self.fanout = fanout
         self.name = name or f"{socket.gethostname()}-{os.getpid()}-{id(self):x}"
@@ -77,7 +83,10 @@ class Relay:
         returns how many entries were relayed. A batch whose step failed (Redis gone, the broker
         refusing, replicas not confirming) stays pending to this relay in the group, where nobody else
         would take it before ``claim_idle_ms``: it is tried again at the next step instead."""
-        entries = self._unfinished or self._reclaim() or self._read()
+        if self.leases is not None and self.leases.due():
+            self._handover |= self.leases.refresh(keep_all=bool(self._unfinished))
+            self._handover &= self.leases.owned
+        entries = self._unfinished or self._take_over() or self._reclaim() or self._read()
         self._unfinished = entries
         if entries:
             self.relay(entries)
@@ -98,6 +107,9 @@ class Relay:
                 if "NOGROUP" not in str(exc):
                     raise
                 self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start again
+        if self.leases is not None and not self._unfinished:
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # else they expire
+                self.leases.release()  # stopping: the others take its partitions at once
 
     def _read(self) -> list[Entry]:
         entries = self._read_new(self.batch, self.block_ms)
@@ -108,13 +120,28 @@ class Relay:
         return entries
 
     def _read_new(self, count: int, block_ms: int | None) -> list[Entry]:
-        return self.outbox.read_new(self.name, count, block_ms)
+        return self.outbox.read_new(self.name, count, block_ms, self._owned())
+
+    def _owned(self) -> set[int] | None:
+        return None if self.leases is None else self.leases.owned
+
+    def _take_over(self) -> list[Entry]:
+        """What the previous holder of a partition just taken read and did not acknowledge: relayed
+        before anything new of that partition, so each session's order holds across the handover."""
+        if not self._handover:
+            return []
+        entries = self.outbox.reclaim(self.name, 0, self.batch, self._handover)
+        if entries:
+            log.info("relay %s took over %d entries of partitions %s", self.name, len(entries), sorted(self._handover))
+        else:
+            self._handover.clear()
+        return entries
 
     def _reclaim(self) -> list[Entry]:
         if time.monotonic() < self._next_claim:
             return []
         self._next_claim = time.monotonic() + self.claim_idle_ms / 2000
-        entries = self.outbox.reclaim(self.name, self.claim_idle_ms, self.batch)
+        entries = self.outbox.reclaim(self.name, self.claim_idle_ms, self.batch, self._owned())
         if entries:
             log.info("relay %s reclaimed %d entries left by a dead relay", self.name, len(entries))
         return entries
