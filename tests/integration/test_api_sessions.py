@@ -13,6 +13,8 @@ from agent_sessions.models import Session, SessionList
 from agent_sessions.redis.keys import KEYS
 from tests.support.api import SEED_AGENT, SEED_REQUEST, SEED_RESPONSE, SEED_SESSION, SESSIONS, URL, error
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 
 def test_seed_example_patch(client: TestClient, admin: dict[str, str], seeded: dict[str, Any]) -> None:
     response = client.patch(URL, json=SEED_REQUEST, headers=admin)

@@ -15,7 +15,7 @@ from agent_sessions.redis.client import Batches, async_client
 from agent_sessions.redis.scripts import Lua, Script
 from agent_sessions.redis.server import free_port
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
 
 # Echoes its argument; fails for "boom" (one caller's error must stay that caller's).
 ECHO = Lua("echo", "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}")

@@ -17,6 +17,8 @@ from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 from tests.support.merge_patch import json_objects, reference_merge_patch
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 MERGE = {"content-type": "application/merge-patch+json"}
 

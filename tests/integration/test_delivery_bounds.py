@@ -19,6 +19,8 @@ from agent_sessions.webhooks import ANSWER_MAX_BYTES, post
 from agent_sessions.worker.delivery import DeliveryLoop
 from tests.support.api import caller
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 KEY = b"0123456789abcdef0123456789abcdef"
 
 

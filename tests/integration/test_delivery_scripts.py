@@ -16,7 +16,7 @@ from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.outbox import pipeline_snapshot
 from agent_sessions.redis.webhooks import Bounds, Webhooks
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
 E = "whe_test"
 RECORD = {"url": "http://x.test", "event_types": "[]", "agent_keys": "null", "enabled": "1", "secrets": "[]"}
 

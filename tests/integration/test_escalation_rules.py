@@ -14,6 +14,8 @@ from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
 from tests.support.receiver import Receiver
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 A, B = "agt_a", "agt_b"
 RULES = f"/v2/agents/{A}/escalation_rules"
 VIP = {

@@ -20,7 +20,7 @@ from tests.support.api import MakeKey, error
 from tests.support.wait import eventually
 
 AGENTS = ("agt_a", "agt_b")
-pytestmark = pytest.mark.usefixtures("relaying")
+pytestmark = [pytest.mark.usefixtures("relaying"), pytest.mark.both_topologies]
 
 
 def logged(client: TestClient, admin: dict[str, str], events: int) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -17,6 +18,8 @@ from tests.support import stream
 from tests.support.api import error
 from tests.support.inprocess import InProcess
 from tests.support.wait import eventually
+
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
 AGENT = "agt_exp"
 SESSIONS = f"/v2/agents/{AGENT}/sessions"

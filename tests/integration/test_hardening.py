@@ -21,6 +21,8 @@ from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, error
 from tests.support.cluster import valkey_executable
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 LISTS = ("/v2/agents", f"/v2/agents/{SEED_AGENT}/sessions", f"{URL}/history")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,8 @@ from starlette.testclient import TestClient
 from agent_sessions.redis.keys import KEYS
 from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION
+
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 

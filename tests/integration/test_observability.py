@@ -21,6 +21,8 @@ from agent_sessions.redis.server import free_port
 from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 PATCH_ROUTE = "/v2/agents/{agent_key}/sessions/{session_key}"
 

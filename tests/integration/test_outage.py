@@ -19,6 +19,8 @@ from agent_sessions.web.app import create_app
 from tests.support.api import error
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 URL = "/v2/agents/agt_a/sessions/ase_1"
 # Generous bound: proves the request does not hang on a dead Redis; not a performance assertion.
 NO_HANG = 5.0

@@ -42,6 +42,8 @@ from tests.support.stub import stub_broker
 from tests.support.stub import worker as worker_context
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 A = "agt_support"
 DIMS = ("priority", "channel", "issue_category", "resolution_status", "escalation_level")

@@ -20,6 +20,8 @@ from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 LIMITS = Limits(rate=50, burst=100, failure_rate=1, failure_burst=3)
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 from typing import Any, cast
 
+import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -14,6 +15,8 @@ from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.keys import KEYS
 from tests.support.api import error
 from tests.support.processes import command, env
+
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
 AGENT = "agt_old"
 SESSIONS = f"/v2/agents/{AGENT}/sessions"

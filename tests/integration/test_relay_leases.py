@@ -31,6 +31,8 @@ from tests.support.recount import assert_report_matches, recount
 from tests.support.stub import stub_broker
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 LEASE_MS = 600
 ORIGIN = Origin("kid_t", "req_t")
 

@@ -41,6 +41,8 @@ from tests.support.proxy import HoldingLink
 from tests.support.stub import stub_broker
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 TIMEOUT = 0.5  # REDIS_TIMEOUT: a write waits up to half of it (250 ms) for its replica
 
 

@@ -24,6 +24,8 @@ from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import error
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 AGENT = "agt_search"
 SESSIONS = f"/v2/agents/{AGENT}/sessions"
 

@@ -16,6 +16,8 @@ from agent_sessions.web.app import create_app
 from tests.support.cluster import cluster
 from tests.support.processes import command, env
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 
 def test_on_a_cluster_what_it_cannot_do_is_refused_at_start_and_said(tmp_path: Path) -> None:
     """The cluster client is chosen from INFO; REDIS_MIN_REPLICA_ACKS and Dramatiq's Redis broker,

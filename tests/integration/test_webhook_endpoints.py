@@ -22,6 +22,8 @@ from tests.support.inprocess import InProcess
 from tests.support.receiver import Delivery, Receiver
 from tests.support.wait import eventually
 
+pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
+
 A, B = "agt_a", "agt_b"
 HOOKS = "/v2/webhook_endpoints"
 
