@@ -528,6 +528,43 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
     return per_session, per_entry, per_event
 
 
+def log_append_cost(redis_url: str, events: int = 50_000) -> float:
+    """Redis CPU (µs) per event the relays append to the event log (``LogWriter``, batches of 200 as a
+    relay's): the work the one shard holding the log does for every PATCH on a Redis Cluster."""
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    conn.delete(KEYS.events, KEYS.event_ids)
+    writer = LogWriter(conn)
+    template = {  # a seed-example PATCH's event, as the update script writes it to the outbox
+        "type": "session.updated",
+        "agent_key": AGENT,
+        "session_key": SESSION,
+        "version": "7",
+        "occurred_at": "1796321361879",
+        "actor": "kid_0123456789ab",
+        "request_id": "req_" + "0" * 32,
+        "o:metadata": '{"channel":"web_chat","customer_id":"customer_12345","priority":"high"}',
+        "s:metadata": '{"channel":"web_chat","customer_id":"customer_12345","priority":"urgent"}',
+        "s:description": "Customer support session for billing inquiry",
+        "s:name": "",
+        "s:enabled": "1",
+        "s:version": "7",
+        "s:created_at": "1796321361879",
+        "s:updated_at": "1796321361879",
+    }
+
+    def entry(n: int) -> dict[str, str]:
+        return {**template, "event_id": f"evt_{n:024x}"}
+
+    writer.append([entry(n) for n in range(1000)])  # the script loaded, the stream started
+    info = conn.info("cpu")
+    before = float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    for start in range(1000, 1000 + events, 200):
+        writer.append([entry(n) for n in range(start, start + 200)])
+    info = conn.info("cpu")
+    conn.delete(KEYS.events, KEYS.event_ids)
+    return (float(info["used_cpu_user"]) + float(info["used_cpu_sys"]) - before) / events * 1e6
+
+
 def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) -> dict[str, float]:
     """The event log through the API: export throughput (following next_cursor, 1,000 events a page,
     from a log of ``events`` seed-example events, filled by a relay) and the feed's latency (PATCH sent ->
@@ -836,6 +873,7 @@ def main() -> int:
             http, deleting, feed, search, hooks = None, None, None, None, None
             pipe, per_session, per_entry, per_event = None, None, None, None
             cluster_pipe: dict[str, Any] | None = None
+            log_append_us: float | None = None
             only = (
                 args.pipeline_only
                 or args.delete_only
@@ -867,6 +905,7 @@ def main() -> int:
                 )
                 log("memory ...")
                 per_session, per_entry, per_event = memory_benchmark(server.url, args.memory_sessions)
+                log_append_us = log_append_cost(server.url, 2000 if args.smoke else 50_000)
                 if args.cluster:
                     log("event pipeline on a 3-primary cluster, RabbitMQ broker ...")
                     with local_cluster(Path(tmp) / "pipeline", True) as on_cluster:
@@ -903,6 +942,11 @@ def main() -> int:
     print_pipeline(pipe, args, "")
     if cluster_pipe is not None:
         print_pipeline(cluster_pipe, args, " on a 3-primary Redis Cluster, RabbitMQ broker")
+    if log_append_us is not None:
+        print("| the event log's shard | µs |")
+        print("|---|---:|")
+        print(f"| Redis CPU per event appended to the log by the relays | {log_append_us:.1f} |")
+        print()
     print("| Redis memory | bytes |")
     print("|---|---:|")
     print(f"| per seed-example session (with indexes, no history) | {per_session:.0f} |")
