@@ -42,13 +42,15 @@ class InProcess:
         self.worker.start()
         self.stop = threading.Event()
         self.loop: threading.Thread | None = None
+        self.relaying: threading.Thread | None = None
         if deliveries:
             self.loop = threading.Thread(target=bootstrap.deliveries(settings).run, args=(self.stop,), daemon=True)
             self.loop.start()
 
     def start_relay(self) -> None:
         """Relay in a thread from now on, as a worker does (then ``drain`` is not for this pipeline)."""
-        threading.Thread(target=self.relay.run, args=(self.stop,), daemon=True).start()
+        self.relaying = threading.Thread(target=self.relay.run, args=(self.stop,), daemon=True)
+        self.relaying.start()
 
     def drain(self) -> None:
         """Relay every event and let the actors handle them (deliveries go on in the loop)."""
@@ -59,8 +61,9 @@ class InProcess:
 
     def close(self) -> None:
         self.stop.set()
-        if self.loop is not None:
-            self.loop.join(15)
+        for thread in (self.loop, self.relaying):
+            if thread is not None:
+                thread.join(15)  # before the client it uses is closed
         self.worker.stop()
         stub_broker.flush_all()
         worker_context.close()
