@@ -5,7 +5,8 @@
 -- purges hash.
 --
 -- Key layout: see agent_delete.lua and session_create.lua. Session hashes and histories are addressed
--- by prefix .. member (single-node script, like page.lua).
+-- by prefix .. member: the prefixes carry the agent's partition tag, so on a Redis Cluster they are in the
+-- slot of the declared keys.
 --
 -- Returns {sessions deleted by this step, sessions left}
 
