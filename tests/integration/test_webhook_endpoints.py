@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from agent_sessions import webhook_services
 from agent_sessions.config import Settings
+from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
@@ -311,6 +312,12 @@ def test_bounds_an_endpoint_count_and_the_settings_endpoint_is_read_only(
         for method, path in (("PATCH", ""), ("DELETE", ""), ("POST", "/rotate_secret")):
             answer = c.request(method, f"{HOOKS}/whe_settings{path}", json={}, headers=admin)
             assert answer.status_code == 409 and answer.json()["code"] == "managed_by_settings", answer.text
+        # A creation stopped between listing the id and making the record: readers skip the id.
+        conn = sync_client(redis_url)
+        conn.zadd(KEYS.webhook_endpoints, {"whe_halfmade": 1})
+        assert [e["id"] for e in c.get(HOOKS, headers=admin).json()["webhook_endpoints"]] == [e["id"] for e in listed]
+        assert c.get(f"{HOOKS}/whe_halfmade", headers=admin).status_code == 404
+        conn.close()
 
 
 def test_only_admins_of_every_agent_manage_endpoints(client: TestClient, make_key: MakeKey) -> None:

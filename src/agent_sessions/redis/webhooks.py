@@ -67,6 +67,7 @@ class Webhooks:
         self.keys = keys
         self.bounds = bounds
         batches = Batches(client)
+        self.acks = replica_acks(client)
         self._create = Script(batches, "webhook_endpoint_create")
         self._update = Script(batches, "agent_update")  # the same generic "change some fields of a hash"
         self._delete = Script(batches, "webhook_endpoint_delete")
@@ -79,23 +80,24 @@ class Webhooks:
     # -- endpoints -----------------------------------------------------------------------------------
 
     async def create(self, endpoint: str, fields: Fields) -> tuple[str, Fields]:
-        """("ok", the record as stored), or ("exists" | "full", {}). The record and the list of endpoints
-        are two slots on a Redis Cluster: the record is made, then listed, then the count checked; over
-        the bound (two made at once) it is taken back, so the bound holds whatever runs concurrently."""
-        args = [item for pair in fields.items() for item in pair]
-        reply = await self._create([self.keys.webhook_endpoint(endpoint)], args)
-        if reply[0] != "ok":
-            return cast(str, reply[0]), {}
-        stored = _pairs(reply[1:])
+        """("ok", the record as stored), or ("exists" | "full", {}). The list of endpoints and the record
+        are two slots on a Redis Cluster, so two steps: the id is listed and the count checked (over the
+        bound, two made at once, it is taken back: the bound holds whatever runs concurrently), then
+        the record is made. Stopped between them, the list names an id with no record, which every
+        reader skips (and which counts toward the bound until deleted); never a record no one lists."""
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.zadd(self.keys.webhook_endpoints, {endpoint: int(stored["created_at"])})
+            pipe.zadd(self.keys.webhook_endpoints, {endpoint: int(time.time() * 1000)})
             pipe.zcard(self.keys.webhook_endpoints)
-            _, listed = await pipe.execute()
+            self.acks.add(pipe)
+            _, listed = self.acks.check(await pipe.execute())
             if listed > self.bounds.endpoints_max:
-                await self.delete(endpoint)
+                await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
                 return "full", {}
-        return "ok", stored
+        reply = await self._create([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
+        if reply[0] != "ok":
+            return cast(str, reply[0]), {}
+        return "ok", _pairs(reply[1:])
 
     async def get(self, endpoint: str) -> Fields | None:
         async with outage_as_unavailable():
@@ -124,7 +126,10 @@ class Webhooks:
         """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
         deleted = bool(await self._delete([self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint)], []))
         async with outage_as_unavailable():
-            await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.zrem(self.keys.webhook_endpoints, endpoint)
+            self.acks.add(pipe)
+            self.acks.check(await pipe.execute())
         return deleted
 
     async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
