@@ -83,6 +83,12 @@ def partition_tag(partition: int, partitions: int) -> str:
     return f"{{p{partition}.{n}}}"
 
 
+@cache
+def all_tags(partitions: int) -> tuple[str, ...]:
+    """Made once per process: GET /v2/agents, the sweeps and the relays' leases read them often."""
+    return tuple(partition_tag(i, partitions) for i in range(partitions))
+
+
 @dataclass(frozen=True)
 class Keys:
     prefix: str = PREFIX
@@ -103,9 +109,9 @@ class Keys:
 
     # -- agents and sessions --------------------------------------------------------------------
 
-    def tags(self) -> list[str]:
+    def tags(self) -> tuple[str, ...]:
         """Every partition's tag, in partition order (for what reads every partition: lists, sweeps)."""
-        return [partition_tag(i, self.partitions) for i in range(self.partitions)]
+        return all_tags(self.partitions)
 
     def agents(self, tag: str) -> str:
         """The agent keys of one partition (``tag``)."""

@@ -7,8 +7,9 @@ those above its fair share (``PARTITIONS`` / live relays, rounded up) and takes 
 starting at a place its name picks so that relays starting together do not race for the same
 partitions. A relay that dies keeps its leases until they expire: within ``lease_ms``
 (``RELAY_CLAIM_IDLE_MS``) others take its partitions, and the entries it had read and not
-acknowledged with them (``Outbox.take_over``). A relay that stalls longer than that mid-batch may
-relay that batch after its successor did: consumers are idempotent, and such a batch can arrive late.
+acknowledged with them, which they relay first (``Relay``: ``Outbox.reclaim`` with no idle time). A
+relay that stalls longer than that mid-batch may relay that batch after its successor did: consumers
+are idempotent, and such a batch can arrive late.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ class Leases:
         self.name = name
         self.lease_ms = lease_ms
         self.keys = keys
-        self.partitions = len(keys.tags())
+        self.partitions = keys.partitions
         self.owned: set[int] = set()
         self._lease = SyncScript(client, "relay_lease")
         self._next = 0.0

@@ -6,11 +6,11 @@ each partition at a time), appends them to the event log (``redis.events.LogWrit
 the event id, so the log holds each event once, each session's in version order), enqueues for each
 consumer actor one message holding the batch's events (by name: the relay never imports actor code),
 and only after the broker accepted them acknowledges and deletes the entries (so only acknowledged
-entries are ever trimmed). Entries that another relay read but never acknowledged (it died) are
-reclaimed with XAUTOCLAIM once idle for ``claim_idle_ms``. Delivery is therefore at least once;
-consumers dedupe on the event. Several relays may run at once: the group hands each entry to one of
-them. Before acknowledging, the relay also queues each event for the webhook endpoints subscribed to
-it (``redis.webhooks.Fanout``; the delivery loop sends them)."""
+entries are ever trimmed). Several relays may run at once: each reads the partitions it leases
+(``redis.leases``), and relays first what the previous holder of a partition read and never
+acknowledged (it died). Delivery is therefore at least once; consumers dedupe on the event. Before
+acknowledging, the relay also queues each event for the webhook endpoints subscribed to it
+(``redis.webhooks.Fanout``; the delivery loop sends them)."""
 
 from __future__ import annotations
 
