@@ -79,19 +79,18 @@ def _verdict(reply: list[Any]) -> tuple[str, Quota]:
 @dataclass(frozen=True)
 class Admission:
     """The gate, to be run by the update script before it writes (one round trip for both; the store's
-    ``Admission`` protocol). ``settle`` takes the gate's verdict, reports the quota and raises
-    ``RateLimited`` or ``Unauthorized`` when the request was refused (the script then wrote nothing)."""
+    ``Admission`` protocol). ``settle`` takes the gate's verdict, charges a refused key to its address
+    as the gate does, reports the quota and raises ``RateLimited`` or ``Unauthorized`` when the request
+    was refused (the script then wrote nothing)."""
 
     key_digest: str
     limits: tuple[float, int]
     on_quota: Callable[[Quota], None]
     forget: Callable[[], object]
-    charge_failure: Callable[[str], Awaitable[list[Any]]]
+    charged: Callable[[list[Any]], Awaitable[list[Any]]]
 
-    async def charge(self, verdict: str) -> list[Any]:
-        return await self.charge_failure(verdict)
-
-    def settle(self, verdict: list[Any]) -> None:
+    async def settle(self, verdict: list[Any]) -> None:
+        verdict = await self.charged(verdict)
         try:
             status, quota = _verdict(verdict)
         except Unauthorized:
@@ -144,8 +143,7 @@ class Gate:
         """
         key_digest = digest(secret)
         reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest), self._args()))
-        if reply[0] == "unknown" or reply[0] == "revoked":
-            reply = await self._charge(address, reply[0])
+        reply = await self._charged(address, reply)
         try:
             status, quota = _verdict(reply)
         except Unauthorized:
@@ -161,10 +159,12 @@ class Gate:
             self._known[key_digest] = key
         return key, quota, status == "ok"
 
-    async def _charge(self, address: str, verdict: str) -> list[Any]:
-        """A failed authentication, charged to its address: {verdict} (401), or {"throttled", ms} (429)."""
-        limits = self.limits
-        args = [limits.failure_rate, limits.failure_burst, verdict]
+    async def _charged(self, address: str, verdict: list[Any]) -> list[Any]:
+        """The gate's verdict, with a failed authentication ("unknown", "revoked") charged to its address:
+        then {verdict} (401), or {"throttled", ms} (429)."""
+        if verdict[0] != "unknown" and verdict[0] != "revoked":
+            return verdict
+        args = [self.limits.failure_rate, self.limits.failure_burst, verdict[0]]
         return cast(list[Any], await self._failure([self.keys.address_bucket(address)], args))
 
     def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
@@ -174,5 +174,5 @@ class Gate:
             self._args(),
             on_quota,
             lambda: self._known.pop(key_digest, None),  # refused: revoked, or gone with a flushed Redis
-            lambda verdict: self._charge(address, verdict),
+            lambda verdict: self._charged(address, verdict),
         )

@@ -50,11 +50,7 @@ class Admission(Protocol):
     @property
     def limits(self) -> tuple[float, int]: ...
 
-    async def charge(self, verdict: str) -> list[Any]:
-        """A refused key ("unknown", "revoked") charged to its client address: the verdict to settle."""
-        ...
-
-    def settle(self, verdict: list[Any]) -> None: ...
+    async def settle(self, verdict: list[Any]) -> None: ...
 
 
 NOT_ADMITTING = ("", "")  # session_update.lua's admission arguments when the gate ran already
@@ -323,10 +319,7 @@ class Store:
         reply = await self._run("session_update", keys, args)
         if admission:
             # {verdict} when the gate refused the request (nothing written), else {verdict, write's reply}
-            verdict = reply[0]
-            if verdict[0] == "unknown" or verdict[0] == "revoked":
-                verdict = await admission.charge(verdict[0])
-            admission.settle(verdict)
+            await admission.settle(reply[0])
             reply = reply[1]
         return _outcome(reply)
 
