@@ -68,12 +68,6 @@ def rate_limits(settings: Settings) -> Limits:
     )
 
 
-def keys(settings: Settings) -> Keys:
-    """The store's key layout: every process of one store must be started with the same PARTITIONS
-    (``redis/layout.py`` checks it against the store's record)."""
-    return Keys(partitions=settings.partitions)
-
-
 # -- the API --------------------------------------------------------------------------------------------
 
 
@@ -101,7 +95,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     batches = Batches(client)  # the scripts of concurrent requests share pipelines
     store = Store(
         client,
-        keys(settings),
+        Keys.of(settings),
         history_max=settings.history_max,
         batches=batches,
         history_max_bytes=settings.history_max_bytes,
@@ -119,7 +113,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
 
 def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:
     return WebhookServices(
-        Webhooks(client, Bounds.of(settings), keys(settings)),
+        Webhooks(client, Bounds.of(settings), Keys.of(settings)),
         events,
         metadata_limits(settings),
         rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
@@ -148,18 +142,18 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
     webhook deliveries of each event), the purge of deleted agents, the event log's retention, the
     sweep of expired sessions and the webhook deliveries."""
     relay = Relay(
-        Outbox(client, keys(settings)),
+        Outbox(client, Keys.of(settings)),
         broker,
-        Fanout(client, Bounds.of(settings), keys(settings)),
+        Fanout(client, Bounds.of(settings), Keys.of(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,
         linger_ms=settings.relay_linger_ms,
-        log=LogWriter(client, keys(settings)),
+        log=LogWriter(client, Keys.of(settings)),
     )
-    relay.leases = Leases(client, relay.name, settings.relay_claim_idle_ms, keys(settings))
+    relay.leases = Leases(client, relay.name, settings.relay_claim_idle_ms, Keys.of(settings))
     retention = Retention(client, settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions
-    purger = Purger(client, settings.agent_delete_batch, keys(settings), dimensions)
-    expirer = Expirer(client, settings.expiry_batch, keys(settings), dimensions)
+    purger = Purger(client, settings.agent_delete_batch, Keys.of(settings), dimensions)
+    expirer = Expirer(client, settings.expiry_batch, Keys.of(settings), dimensions)
     return Loops(relay, purger, retention, expirer, deliveries(settings))
 
 
@@ -167,7 +161,7 @@ def deliveries(settings: Settings) -> DeliveryLoop:
     """The webhook delivery loop, with its own asyncio Redis client (it runs in a thread; its HTTP
     clients, one per endpoint, are its own too)."""
     client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
-    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings), keys(settings)))
+    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings), Keys.of(settings)))
 
 
 @dataclass(frozen=True)
@@ -207,13 +201,13 @@ def keyring(settings: Settings) -> Keyring:
 
 def reindexer(settings: Settings) -> Reindexer:
     client = sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings))
-    layout.check(client, keys(settings))
-    return Reindexer(client, SessionIndexes(settings.report_dimensions, keys=keys(settings)))
+    layout.check(client, Keys.of(settings))
+    return Reindexer(client, SessionIndexes(settings.report_dimensions, keys=Keys.of(settings)))
 
 
 def migration(settings: Settings) -> Migration:
     client = sync_client(settings.required_redis_url("this command"), timeout=60, acks=ReplicaAcks.of(settings))
-    return Migration(client, keys(settings))
+    return Migration(client, Keys.of(settings))
 
 
 def webhook_services_for_cli(settings: Settings) -> tuple[WebhookServices, Callable[[], Awaitable[None]]]:

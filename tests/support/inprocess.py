@@ -14,6 +14,7 @@ from agent_sessions.config import Settings
 from agent_sessions.events import ESCALATE, REPORT
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.events import LogWriter
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.webhooks import Bounds, Fanout
 from agent_sessions.worker.relay import Relay
@@ -24,15 +25,15 @@ from tests.support.stub import worker as worker_context
 class InProcess:
     def __init__(self, settings: Settings, deliveries: bool = True) -> None:
         self.client = sync_client(settings.required_redis_url("tests"))
-        fanout = Fanout(self.client, Bounds.of(settings), bootstrap.keys(settings))
+        fanout = Fanout(self.client, Bounds.of(settings), Keys.of(settings))
         self.relay = Relay(
-            Outbox(self.client, bootstrap.keys(settings)),
+            Outbox(self.client, Keys.of(settings)),
             stub_broker,
             fanout,
             name="relay-t",
             claim_idle_ms=100,
             block_ms=10,
-            log=LogWriter(self.client, bootstrap.keys(settings)),
+            log=LogWriter(self.client, Keys.of(settings)),
         )
         self.relay.ensure_group()
         worker_context.close()

@@ -61,6 +61,7 @@ from functools import cache
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
+from agent_sessions.config import Settings
 from agent_sessions.endpoints import DELIVERY_STATUSES
 
 PREFIX = "as:"
@@ -93,6 +94,12 @@ def all_tags(partitions: int) -> tuple[str, ...]:
 class Keys:
     prefix: str = PREFIX
     partitions: int = DEFAULT_PARTITIONS
+
+    @classmethod
+    def of(cls, settings: Settings) -> Keys:
+        """The store's layout for a process: every process of one store must have the same PARTITIONS
+        (``layout.py`` checks it against the store's record)."""
+        return cls(partitions=settings.partitions)
 
     def tag(self, agent: str) -> str:
         """The hash tag every key of ``agent`` carries."""

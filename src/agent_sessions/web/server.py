@@ -16,6 +16,7 @@ from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
 from agent_sessions.metrics import serve_metrics
+from agent_sessions.redis.keys import Keys
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
 
 APP_FACTORY = "agent_sessions.web.app:create_app"
@@ -70,7 +71,7 @@ def run(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir  # the workers read it when they start
     if settings.metrics_port and settings.redis_url:
         client = bootstrap.metrics_client(settings)
-        serve_metrics(settings.metrics_host, settings.metrics_port, client, multiprocess_dir, bootstrap.keys(settings))
+        serve_metrics(settings.metrics_host, settings.metrics_port, client, multiprocess_dir, Keys.of(settings))
     if cfg.workers > 1:
         Multiprocess(cfg, sockets=[sock]).run()
     else:

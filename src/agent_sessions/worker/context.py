@@ -36,7 +36,7 @@ class Worker:
             s = self.settings
             url = s.required_redis_url("the workers")
             self._redis = sync_client(url, timeout=s.redis_timeout * 5, acks=ReplicaAcks.of(s))
-            keys = Keys(partitions=s.partitions)
+            keys = Keys.of(s)
             self.reports = ReportStore(
                 self._redis, s.report_dimensions, s.report_max_values, s.report_value_max_chars, keys
             )

@@ -25,6 +25,7 @@ from agent_sessions.config import Settings
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.process import die_with_parent
 from agent_sessions.redis import layout, topology
+from agent_sessions.redis.keys import Keys
 from agent_sessions.worker.broker import make_broker
 
 log = logging.getLogger("agent_sessions.worker")
@@ -43,7 +44,7 @@ def run_worker(
     client = bootstrap.worker_client(settings)
     configure_logging(settings.log_level, settings.log_format)
     topology.check(client, settings.redis_min_replica_acks)  # a cluster: refused (ConfigError)
-    layout.wait_and_check(client, bootstrap.keys(settings))  # another PARTITIONS: refused (ConfigError)
+    layout.wait_and_check(client, Keys.of(settings))  # another PARTITIONS: refused (ConfigError)
     broker = make_broker(settings)  # the relay only enqueues, by actor name
     stop = threading.Event()
 
