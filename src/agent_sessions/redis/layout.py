@@ -104,7 +104,7 @@ class Guard:
         """At start: a refusal raises ``ConfigError`` (the API does not start); an outage is checked
         again at the next request."""
         try:
-            await self._check()
+            await self._check(ask_cluster=False)  # the topology check has just asked
         except StoreUnavailable:
             log.warning("redis unreachable at start; the key layout is checked at the first request")
 
@@ -114,15 +114,15 @@ class Guard:
         if self._refused:
             raise StoreUnavailable("this process is misconfigured for this store; see its log")
         try:
-            await self._check()
+            await self._check(ask_cluster=True)
         except ConfigError as exc:
             log.error("%s", exc)
             self._refused = True
             raise StoreUnavailable("this process is misconfigured for this store; see its log") from exc
 
-    async def _check(self) -> None:
+    async def _check(self, ask_cluster: bool) -> None:
         try:
-            if not self.checked and not is_cluster(self.client):
+            if ask_cluster and not is_cluster(self.client):
                 # Made while Redis was down, this client could not tell a cluster node: ask now.
                 info = await self.client.info("cluster")
                 if int(info.get("cluster_enabled", 0)):
