@@ -11,8 +11,8 @@ import redis
 from redis.exceptions import ResponseError
 
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis.client import Batches, async_client
-from agent_sessions.redis.scripts import Lua, Script
+from agent_sessions.redis.client import Batches, async_client, sync_client
+from agent_sessions.redis.scripts import Call, Lua, Script, SyncScript
 from agent_sessions.redis.server import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
@@ -72,3 +72,31 @@ async def test_an_outage_fails_every_call_of_the_batch() -> None:
     results = await asyncio.gather(*(script(["k"], [str(i)]) for i in range(5)), return_exceptions=True)
     await client.aclose()
     assert all(isinstance(r, StoreUnavailable) for r in results)
+
+
+# Counts its calls: a call sent twice shows.
+COUNT = Lua("count", "return redis.call('INCR', KEYS[1])")
+
+
+async def test_many_sends_again_only_the_calls_a_node_had_forgotten_the_script_for(redis_url: str) -> None:
+    """On a cluster a promoted replica (or a restarted node) has forgotten the scripts the other primaries
+    still know: only that node's calls are sent again, so none runs twice (on one node: all of them)."""
+    calls: list[Call] = [([f"count:{{{tag}}}"], []) for tag in "abcdefghij"]  # tags spread over every primary
+
+    def forget_on_one_node() -> None:
+        one_node = redis.Redis.from_url(redis_url)  # the URL's node only, not the whole cluster
+        one_node.script_flush()
+        one_node.close()
+
+    client = async_client(redis_url, 2.0)
+    script = Script(Batches(client), COUNT)
+    assert await script.many(calls) == [1] * len(calls)
+    forget_on_one_node()
+    assert await script.many(calls) == [2] * len(calls)
+    await client.aclose()
+    conn = sync_client(redis_url)
+    sync_script = SyncScript(conn, COUNT)
+    assert sync_script.many(calls) == [3] * len(calls)
+    forget_on_one_node()
+    assert sync_script.many(calls) == [4] * len(calls)
+    conn.close()

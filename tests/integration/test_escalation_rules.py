@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import redis
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
+from agent_sessions.redis.keys import KEYS
 from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
 from tests.support.receiver import Receiver
@@ -36,7 +38,7 @@ def api(client: TestClient, admin: dict[str, str]) -> Any:
     return caller(client, admin, (A, B))
 
 
-def test_an_agent_without_rules_shows_the_defaults_and_its_own_once_put(api: Any) -> None:
+def test_an_agent_without_rules_shows_the_defaults_and_its_own_once_put(api: Any, sync_redis: redis.Redis) -> None:
     defaults = api("GET", RULES)
     assert defaults["source"] == "settings" and defaults["agent_key"] == A
     assert {"name": "priority", "path": "metadata.priority", "becomes": ["urgent"]} in defaults["rules"]
@@ -46,6 +48,7 @@ def test_an_agent_without_rules_shows_the_defaults_and_its_own_once_put(api: Any
     assert api("GET", f"/v2/agents/{B}/escalation_rules")["source"] == "settings"
     assert api("GET", "/v2/agents/agt_missing/escalation_rules", 404)["code"] == "agent_not_found"
     assert api("PUT", "/v2/agents/agt_missing/escalation_rules", 404, json=VIP)["code"] == "agent_not_found"
+    assert sync_redis.exists(KEYS.escalation_rules("agt_missing")) == 0  # rules_put.lua wrote nothing
 
 
 @pytest.mark.parametrize(

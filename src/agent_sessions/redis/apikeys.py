@@ -13,7 +13,7 @@ from typing import cast
 import redis
 
 from agent_sessions.auth import KEY_ID_RE, SECRET_RE, ApiKey, Role, digest, new_key
-from agent_sessions.redis.client import outage_as_unavailable_sync, replica_acks
+from agent_sessions.redis.client import execute_sync, first_error, outage_as_unavailable_sync, replica_acks
 from agent_sessions.redis.keys import KEYS, Keys
 
 
@@ -45,9 +45,13 @@ class Keyring:
         with outage_as_unavailable_sync():
             # Two slots on a Redis Cluster, so two commands, the index first: stopped between them, the
             # index names a record that does not exist (listed as nothing), never a working key unlisted.
-            self.redis.hset(self.keys.api_keys, key.id, key_digest)
-            self.redis.hset(self.keys.api_key(key_digest), mapping=fields)  # type: ignore[arg-type]
-            replica_acks(self.redis).confirm(self.redis)
+            # Each step waits for REDIS_MIN_REPLICA_ACKS replicas before the next.
+            acks, record = replica_acks(self.redis), self.keys.api_key(key_digest)
+            first_error(
+                execute_sync(self.redis, [("HSET", self.keys.api_keys, key.id, key_digest)], [self.keys.api_keys], acks)
+            )
+            command = ("HSET", record, *(item for pair in fields.items() for item in pair))
+            first_error(execute_sync(self.redis, [command], [record], acks))
         return key, secret
 
     def list(self) -> list[ApiKey]:
@@ -77,6 +81,7 @@ class Keyring:
             if key_digest is None or not self.redis.exists(self.keys.api_key(key_digest)):
                 return None
             record = self.keys.api_key(key_digest)
-            self.redis.hsetnx(record, "revoked_at", str(int(time.time() * 1000)))
-            replica_acks(self.redis).confirm(self.redis)  # a revocation a failover forgets is no revocation
+            # A revocation a failover forgets is no revocation: it waits for REDIS_MIN_REPLICA_ACKS replicas.
+            command = ("HSETNX", record, "revoked_at", str(int(time.time() * 1000)))
+            first_error(execute_sync(self.redis, [command], [record], replica_acks(self.redis)))
             return ApiKey.from_fields(cast(dict[str, str], self.redis.hgetall(record)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, cast
@@ -18,26 +18,33 @@ from typing import Any, cast
 import hiredis
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster as SyncCluster
-from redis.exceptions import DataError, OutOfMemoryError, ResponseError
+from redis.exceptions import AskError, DataError, OutOfMemoryError, ResponseError, TryAgainError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from agent_sessions.config import Settings
 from agent_sessions.errors import InsufficientStorage, ReplicasBehind, StoreUnavailable
 
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# A cluster node's answer that a command's slot is served elsewhere (MovedError is an AskError) or is
+# moving: the command did not run.
+REDIRECTIONS = (AskError, TryAgainError)
+SLOT_MOVED = "the key's slot is served by another node now (a failover or a resharding); retry"
 
 
 @dataclass(frozen=True)
 class ReplicaAcks:
     """``REDIS_MIN_REPLICA_ACKS``: a write counts as done only once ``count`` replicas have it. Each
     pipeline that carries writes ends with ``WAIT count timeout_ms``, in the same round trip; WAIT waits
-    for every write this connection made before it, so one WAIT covers a whole pipeline. Fewer replicas
-    in time raise ``ReplicasBehind`` (a 503): the writes did apply on the primary, and may be lost if it
-    fails now; an Idempotency-Key makes the client's retry safe.
+    for every write its connection made before it, so one WAIT covers a whole pipeline on one node. On
+    a Redis Cluster a pipeline is sent as one share per node, each on one connection of that node, in
+    order: so each node whose keys the pipeline writes gets a WAIT of its own at the end of its share
+    (``add``). Fewer replicas in time raise ``ReplicasBehind`` (a 503): the writes did apply on the
+    primary, and may be lost if it fails now; an Idempotency-Key makes the client's retry safe.
 
     Replication is asynchronous otherwise: a primary that dies right after answering can take the
     answered write with it, since its replicas are promoted without it."""
@@ -52,30 +59,35 @@ class ReplicaAcks:
         loop's: a delivery result a failover forgets is a delivery made again, as at-least-once allows."""
         return cls(settings.redis_min_replica_acks, settings.replica_ack_timeout_ms)
 
-    def add(self, pipe: Any) -> None:
-        """Ends ``pipe`` with the WAIT (nothing when no acks are asked for); ``check`` reads it."""
-        if self.count:
-            pipe.execute_command("WAIT", self.count, self.timeout_ms)
-
-    def check(self, results: list[Any]) -> list[Any]:
-        """``results`` of a pipeline ended by ``add``, without the WAIT's reply (taken off the list)."""
+    def add(self, pipe: Any, keys: Iterable[Any]) -> int:
+        """Ends ``pipe`` with the WAITs for its writes to ``keys`` (one key per written slot is enough);
+        returns how many, for ``check``. None when no acks are asked for."""
         if not self.count:
+            return 0
+        if not isinstance(pipe, AsyncClusterPipeline):  # one node (``execute_sync`` splits a cluster's)
+            pipe.execute_command("WAIT", self.count, self.timeout_ms)
+            return 1
+        nodes = {}
+        for key in keys:
+            node = pipe.cluster_client.get_node_from_key(key)  # raises for a slot no node serves
+            nodes[cast(Any, node).name] = node
+        for node in nodes.values():
+            pipe.execute_command("WAIT", self.count, self.timeout_ms, target_nodes=node)
+        return len(nodes)
+
+    def check(self, results: list[Any], waits: int) -> list[Any]:
+        """``results`` of a pipeline ended by ``add``, without the WAITs' replies (taken off the list)."""
+        if not waits:
             return results
-        acked = results.pop()
-        if isinstance(acked, Exception):
-            raise acked
-        if int(acked) < self.count:
-            raise ReplicasBehind(f"the write reached {acked} of {self.count} replicas in time; it may have applied")
+        acked = results[-waits:]
+        del results[-waits:]
+        for reply in acked:
+            if isinstance(reply, Exception):
+                raise reply
+        fewest = min(int(reply) for reply in acked)
+        if fewest < self.count:
+            raise ReplicasBehind(f"the write reached {fewest} of {self.count} replicas in time; it may have applied")
         return results
-
-    def confirm(self, client: redis.Redis) -> None:
-        """WAIT on its own, after a transaction (inside MULTI, Redis answers WAIT without waiting)."""
-        if self.count:
-            self.check([client.execute_command("WAIT", self.count, self.timeout_ms)])  # type: ignore[no-untyped-call]
-
-    async def confirm_async(self, client: aioredis.Redis) -> None:
-        if self.count:
-            self.check([await client.execute_command("WAIT", self.count, self.timeout_ms)])  # type: ignore[no-untyped-call]
 
 
 NO_REPLICA_ACKS = ReplicaAcks()
@@ -94,13 +106,50 @@ class SyncRedis(redis.Redis):
 
 
 class AsyncRedisCluster(AsyncCluster):
-    """The asyncio client of a Redis Cluster (see ``async_client``)."""
+    """The asyncio client of a Redis Cluster (see ``async_client``). After a pipeline meets a node it
+    cannot reach, or a slot served elsewhere, the slot map is read again before the next pipeline:
+    redis-py does that after a failed single command but not after a failed pipeline (with retries
+    off, a client whose primary had failed over kept sending to the dead node)."""
 
     replica_acks: ReplicaAcks = NO_REPLICA_ACKS
+    _stale = False
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> AsyncClusterPipeline:
+        if shard_hint:  # what redis-py's own refuses
+            return super().pipeline(transaction, shard_hint)
+        return _RefreshingPipeline(self, transaction)  # type: ignore[abstract]
+
+    def topology_changed(self) -> None:
+        self._stale = True
+
+    async def refresh(self) -> None:
+        """Reads the slot map again if a pipeline found it wrong (one read for concurrent callers)."""
+        if self._stale:
+            self._stale = False
+            try:
+                await self.nodes_manager.initialize()
+            except BaseException:
+                self._stale = True
+                raise
+
+
+class _RefreshingPipeline(AsyncClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = cast(AsyncRedisCluster, self.cluster_client)
+        try:
+            await client.refresh()
+            results = await super().execute(raise_on_error, allow_redirections)
+        except (*OUTAGE_ERRORS, *REDIRECTIONS):
+            client.topology_changed()
+            raise
+        if any(isinstance(result, (*OUTAGE_ERRORS, *REDIRECTIONS)) for result in results):
+            client.topology_changed()
+        return results
 
 
 class SyncRedisCluster(SyncCluster):
-    """The synchronous client of a Redis Cluster (see ``sync_client``)."""
+    """The synchronous client of a Redis Cluster (see ``sync_client``). redis-py's own reads the slot
+    map again when it cannot reach a node."""
 
     replica_acks: ReplicaAcks = NO_REPLICA_ACKS
 
@@ -115,6 +164,92 @@ def replica_acks(client: Any) -> ReplicaAcks:
 
 def is_cluster(client: Any) -> bool:
     return isinstance(client, AsyncCluster | SyncCluster)
+
+
+async def prepared(client: Any) -> None:
+    """Before a pipeline's WAITs are aimed at nodes: the slot map is read again if it was found wrong."""
+    if isinstance(client, AsyncRedisCluster):
+        await client.refresh()
+
+
+async def execute(pipe: Any, waits: int) -> list[Any]:
+    """The replies of ``pipe`` (ended by ``ReplicaAcks.add``), each error in its place. A cluster
+    pipeline that carries WAITs does not follow redirections: redis-py would send a redirected command
+    again alone, on another connection, where no WAIT follows it. Such a command did not run: its reply
+    is ``StoreUnavailable`` (a 503: retry), and the slot map is read again before the next pipeline."""
+    if waits and isinstance(pipe, AsyncClusterPipeline):
+        return _unredirected(await pipe.execute(raise_on_error=False, allow_redirections=False))
+    return list(await pipe.execute(raise_on_error=False))
+
+
+async def execute_async(
+    client: aioredis.Redis, commands: Sequence[tuple[Any, ...]], keys: Sequence[Any], acks: ReplicaAcks
+) -> list[Any]:
+    """``commands``, writing to ``keys``, in one pipeline ended by the WAITs of ``acks``; each reply or
+    error in its place; ``ReplicasBehind`` raised (see ``execute``)."""
+    if acks.count:
+        await prepared(client)
+    pipe = client.pipeline(transaction=False)
+    for command in commands:
+        pipe.execute_command(*command)
+    waits = acks.add(pipe, keys if acks.count else ())
+    return acks.check(await execute(pipe, waits), waits)
+
+
+def execute_sync(
+    client: redis.Redis, commands: Sequence[tuple[Any, ...]], keys: Sequence[Any], acks: ReplicaAcks
+) -> list[Any]:
+    """``commands`` (``commands[i]`` on the slot of ``keys[i]``) in one pipeline per node, each ended by
+    the WAIT of ``acks`` when asked; each reply or error in its place; ``ReplicasBehind`` raised.
+
+    On a cluster each node's share goes through a plain client of that node (``get_redis_connection``):
+    its own pipeline on one connection, so the WAIT follows the node's writes, and nothing is sent
+    twice (redis-py's cluster pipeline sends again, alone, a command whose reply timed out, which could
+    run a script twice). A redirected command did not run: ``StoreUnavailable``, and the map is re-read."""
+    if not is_cluster(client):
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+        waits = acks.add(pipe, keys)
+        return acks.check(pipe.execute(raise_on_error=False), waits)
+    cluster = cast(SyncRedisCluster, client)
+    shares: dict[str, tuple[Any, list[int]]] = {}
+    for i, key in enumerate(keys):
+        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]
+        shares.setdefault(node.name, (node, []))[1].append(i)
+    results: list[Any] = [None] * len(commands)
+    try:
+        for node, positions in shares.values():
+            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+            for i in positions:
+                pipe.execute_command(*commands[i])  # type: ignore[no-untyped-call]
+            waits = acks.add(pipe, ())
+            for i, result in zip(positions, acks.check(pipe.execute(raise_on_error=False), waits), strict=True):
+                results[i] = result
+    except OUTAGE_ERRORS:
+        _reread(cluster)
+        raise
+    results = _unredirected(results)
+    if any(isinstance(result, StoreUnavailable) for result in results):
+        _reread(cluster)
+    return results
+
+
+def _reread(cluster: SyncRedisCluster) -> None:
+    with suppress(*OUTAGE_ERRORS):  # no node answers: the next call tries again
+        cluster.nodes_manager.initialize()
+
+
+def _unredirected(results: list[Any]) -> list[Any]:
+    return [StoreUnavailable(SLOT_MOVED) if isinstance(result, REDIRECTIONS) else result for result in results]
+
+
+def first_error(results: list[Any]) -> list[Any]:
+    """``results``, or the first error among them raised (what ``raise_on_error`` would have done)."""
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
 
 
 def cluster_enabled(url: str, timeout: float) -> bool | None:
@@ -291,20 +426,20 @@ class Batches:
     async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any], bool]]) -> None:
         if batch is self._pending:
             self._pending = []
-        pipe = self.client.pipeline(transaction=False)
-        for command, _, _ in batch:
-            pipe.execute_command("EVALSHA", *command)  # a cluster pipeline refuses pipe.evalsha
-        wait = self.acks.count and any(confirm for _, _, confirm in batch)
-        if wait:
-            self.acks.add(pipe)
         behind: ReplicasBehind | None = None
         try:
-            results = await pipe.execute(raise_on_error=False)
-            if wait:
-                try:
-                    self.acks.check(results)
-                except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
-                    behind = exc
+            written = [command[2] for command, _, confirm in batch if confirm] if self.acks.count else []
+            if written:
+                await prepared(self.client)
+            pipe = self.client.pipeline(transaction=False)
+            for command, _, _ in batch:
+                pipe.execute_command("EVALSHA", *command)  # a cluster pipeline refuses pipe.evalsha
+            waits = self.acks.add(pipe, written) if written else 0
+            results = await execute(pipe, waits)
+            try:
+                self.acks.check(results, waits)
+            except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
+                behind = exc
         except Exception as exc:
             for _, future, _ in batch:
                 if not future.done():

@@ -27,7 +27,16 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis.client import NO_REPLICA_ACKS, OUTAGE_ERRORS, Batches, raise_if_full, replica_acks
+from agent_sessions.redis.client import (
+    NO_REPLICA_ACKS,
+    OUTAGE_ERRORS,
+    Batches,
+    execute_async,
+    execute_sync,
+    first_error,
+    raise_if_full,
+    replica_acks,
+)
 
 NAMES = (
     "agent_create",
@@ -50,6 +59,7 @@ NAMES = (
     "events_trim",
     "events_append",
     "relay_lease",
+    "rules_put",
     "webhook_endpoint_create",
     "webhook_endpoint_delete",
     "webhook_secret_rotate",
@@ -129,13 +139,16 @@ class Script:
 
     async def many(self, calls: Sequence[Call]) -> list[Any]:
         """Many calls in one pipeline of their own, run in the order given (the shared batches may run
-        concurrent calls in any order). Re-sent whole when Redis had forgotten the script."""
+        concurrent calls in any order). See ``forgotten`` for a node that had forgotten the script."""
         try:
-            try:
-                return await self._send(calls)
-            except NoScriptError:
+            results = await self._send(calls)
+            missing = forgotten(results)
+            if missing:
                 await self.batches.client.script_load(self.lua.source)
-                return await self._send(calls)
+                again = await self._send([calls[i] for i in missing])
+                for i, result in zip(missing, again, strict=True):
+                    results[i] = result
+            return first_error(results)
         except OUTAGE_ERRORS as exc:
             raise StoreUnavailable() from exc
         except ResponseError as exc:
@@ -143,11 +156,16 @@ class Script:
             raise
 
     async def _send(self, calls: Sequence[Call]) -> list[Any]:
-        pipe = self.batches.client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        self.acks.add(pipe)
-        return self.acks.check(list(await pipe.execute()))
+        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in calls]
+        return await execute_async(self.batches.client, commands, [keys[0] for keys, _ in calls], self.acks)
+
+
+def forgotten(results: list[Any]) -> list[int]:
+    """Where a pipeline's calls met a node that had forgotten the script (a restart, ``SCRIPT FLUSH``,
+    a replica promoted: scripts are not replicated): those did not run, and only those are sent again
+    once it is loaded. On a cluster the other nodes' calls did run; a node forgets all of a script's
+    calls at once, so the calls sent again keep their order among their node's."""
+    return [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
 
 
 class SyncScript:
@@ -163,17 +181,16 @@ class SyncScript:
         return self.many([(keys, args)])[0]
 
     def many(self, calls: Sequence[Call]) -> list[Any]:
-        """One round trip for all ``calls``. Re-sent whole when Redis had forgotten the script: a
-        forgotten script ran none of the calls."""
-        try:
-            return self._send(calls)
-        except NoScriptError:
+        """One round trip for all ``calls`` (one per node on a cluster). See ``forgotten``."""
+        results = self._send(calls)
+        missing = forgotten(results)
+        if missing:
             self.client.script_load(self.lua.source)
-            return self._send(calls)
+            again = self._send([calls[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        return first_error(results)
 
     def _send(self, calls: Sequence[Call]) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for keys, args in calls:
-            pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)  # type: ignore[no-untyped-call]
-        self.acks.add(pipe)
-        return self.acks.check(pipe.execute())
+        commands = [("EVALSHA", self.sha, len(keys), *keys, *args) for keys, args in calls]
+        return execute_sync(self.client, commands, [keys[0] for keys, _ in calls], self.acks)

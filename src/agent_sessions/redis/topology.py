@@ -4,8 +4,9 @@ Redis Cluster, and what each cannot do is said out loud.
 - One primary: missing replicas for ``REDIS_MIN_REPLICA_ACKS`` are logged; a replica as ``REDIS_URL``
   too (every write would fail until it is promoted).
 - A Redis Cluster (the client was made for one: ``client.async_client``): every script touches one
-  slot, so the same code runs. ``REDIS_MIN_REPLICA_ACKS`` is refused there: a WAIT must follow each
-  node's writes on their own connection, which a cluster pipeline does not give this version.
+  slot, so the same code runs; ``REDIS_MIN_REPLICA_ACKS`` waits on each primary a write went to
+  (``client.ReplicaAcks``). Its replicas are not counted here: each primary has its own, and a missing
+  one shows as the 503s of the writes that wait for it.
 
 A Redis that cannot be reached is not an error here: processes start while Redis is down and answer
 503 until it returns, so the check is made once, when it can be (the layout check asks again whether
@@ -25,10 +26,6 @@ from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
 
 log = logging.getLogger(__name__)
 
-CLUSTER_ACKS_REFUSED = (
-    "REDIS_MIN_REPLICA_ACKS is not supported on a Redis Cluster by this version (a WAIT must follow each "
-    "node's writes on their connection): set it to 0, or run one primary with replicas"
-)
 CLUSTER_UNSEEN = (
     "REDIS_URL is a Redis Cluster node, which this process could not tell when it started (Redis was "
     "unreachable): restart it"
@@ -77,9 +74,9 @@ async def check_async(client: aioredis.Redis, min_replica_acks: int) -> None:
 
 
 def _on_cluster(min_replica_acks: int) -> None:
-    if min_replica_acks:
-        raise ConfigError(CLUSTER_ACKS_REFUSED)
     log.info("REDIS_URL is a Redis Cluster node: using the cluster client")
+    if min_replica_acks:
+        log.info("each write waits for %d replica(s) of the primary that holds it", min_replica_acks)
 
 
 def _ask(pipe: Any) -> Any:

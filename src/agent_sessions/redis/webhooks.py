@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
 from agent_sessions.endpoints import DELIVERY_STATUSES, SETTINGS_ENDPOINT, Fields, Message, Subscription, subscription
-from agent_sessions.redis.client import Batches, outage_as_unavailable, replica_acks
+from agent_sessions.redis.client import Batches, execute_async, first_error, outage_as_unavailable, replica_acks
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import Call, Script, SyncScript
 
@@ -76,6 +76,7 @@ class Webhooks:
         self._claim = Script(batches, "delivery_claim")
         self._result = Script(batches, "delivery_result")
         self._page = Script(batches, "deliveries_page")
+        self._put_rules = Script(batches, "rules_put")
 
     # -- endpoints -----------------------------------------------------------------------------------
 
@@ -85,12 +86,10 @@ class Webhooks:
         bound, two made at once, it is taken back: the bound holds whatever runs concurrently), then
         the record is made. Stopped between them, the list names an id with no record, which every
         reader skips (and which counts toward the bound until deleted); never a record no one lists."""
+        listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zadd(self.keys.webhook_endpoints, {endpoint: int(time.time() * 1000)})
-            pipe.zcard(self.keys.webhook_endpoints)
-            self.acks.add(pipe)
-            _, listed = self.acks.check(await pipe.execute())
+            commands = [("ZADD", listing, int(time.time() * 1000), endpoint), ("ZCARD", listing)]
+            _, listed = first_error(await execute_async(self.redis, commands, [listing], self.acks))
             if listed > self.bounds.endpoints_max:
                 await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
                 return "full", {}
@@ -125,11 +124,9 @@ class Webhooks:
     async def delete(self, endpoint: str) -> bool:
         """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
         deleted = bool(await self._delete([self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint)], []))
+        listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.zrem(self.keys.webhook_endpoints, endpoint)
-            self.acks.add(pipe)
-            self.acks.check(await pipe.execute())
+            first_error(await execute_async(self.redis, [("ZREM", listing, endpoint)], [listing], self.acks))
         return deleted
 
     async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
@@ -225,16 +222,8 @@ class Webhooks:
             return cast(str | None, await self.redis.get(self.keys.escalation_rules(agent)))
 
     async def put_rules(self, agent: str, encoded: bytes) -> bool:
-        """Store an agent's rules if the agent exists (one transaction); False if it does not."""
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=True)
-            pipe.exists(self.keys.agent(agent))
-            pipe.set(self.keys.escalation_rules(agent), encoded)
-            exists, _ = await pipe.execute()
-            if not exists:
-                await self.redis.delete(self.keys.escalation_rules(agent))
-            await replica_acks(self.redis).confirm_async(self.redis)
-        return bool(exists)
+        """Store an agent's rules if the agent exists (one script); False if it does not."""
+        return bool(await self._put_rules([self.keys.agent(agent), self.keys.escalation_rules(agent)], [encoded]))
 
     async def agent_exists(self, agent: str) -> bool:
         async with outage_as_unavailable():

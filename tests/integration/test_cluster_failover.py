@@ -1,0 +1,158 @@
+"""REDIS_MIN_REPLICA_ACKS on a Redis Cluster: six real nodes (three primaries, each with one replica,
+``cluster-node-timeout`` 1 s so a dead primary is failed over in a few seconds).
+
+Each write waits for a replica of the primary it went to, on the connection that carried it (a WAIT
+anywhere else would return at once: WAIT counts only its own connection's writes). A replica stopped
+with SIGSTOP shows it: writes to its primary are answered 503 "may have applied", writes to the other
+primaries are answered as usual. Then the failover: a primary SIGKILLed right after acknowledged
+writes is replaced by its replica, which has every one of them, and the same API process (and a
+worker's client) goes on writing to the promoted node without a restart."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+from starlette.testclient import TestClient
+
+from agent_sessions.auth import Role
+from agent_sessions.config import Settings
+from agent_sessions.errors import ReplicasBehind
+from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.client import ReplicaAcks, sync_client
+from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.redis.server import RedisServer
+from agent_sessions.web.app import create_app
+from tests.support.api import error
+from tests.support.cluster import SLOTS, cluster
+from tests.support.wait import eventually
+
+PRIMARIES = 3
+TIMEOUT = 1.0  # REDIS_TIMEOUT: a write waits up to half of it (500 ms) for its replica
+SESSIONS_PER_AGENT = 8
+
+
+@pytest.fixture
+def six(tmp_path: Path) -> Iterator[list[RedisServer]]:
+    """Primaries first (``nodes[i]`` serves the i-th third of the slots), then their replicas (``nodes[3 + i]``)."""
+    with cluster(tmp_path, primaries=PRIMARIES, replicas=PRIMARIES, node_timeout_ms=1000) as nodes:
+        yield nodes
+
+
+def settings_on(nodes: list[RedisServer]) -> Settings:
+    return Settings(redis_url=nodes[0].url, redis_min_replica_acks=1, redis_timeout=TIMEOUT)
+
+
+def agents_by_primary(keys: Keys) -> list[str]:
+    """One agent whose keys live on each primary, in the primaries' order."""
+    found: dict[int, str] = {}
+    for n in range(1000):
+        agent = f"agt_f{n}"
+        found.setdefault(key_slot(keys.agent(agent).encode()) * PRIMARIES // SLOTS, agent)
+        if len(found) == PRIMARIES:
+            return [found[i] for i in range(PRIMARIES)]
+    raise AssertionError("no agent for some primary")
+
+
+def seeded(client: TestClient, nodes: list[RedisServer], agents: list[str]) -> dict[str, str]:
+    secret = Keyring(sync_client(nodes[0].url)).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
+    headers = {"x-api-key": secret}
+    for agent in agents:
+        assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=headers).status_code == 201
+        for n in range(SESSIONS_PER_AGENT):
+            created = client.post(f"/v2/agents/{agent}/sessions", json={"key": f"ase_{n}"}, headers=headers)
+            assert created.status_code == 201, created.text
+    return headers
+
+
+def role(node: RedisServer) -> str:
+    conn = redis.Redis.from_url(node.url, decode_responses=True, socket_timeout=1)
+    try:
+        return str(conn.info("replication")["role"])
+    except redis.ConnectionError:
+        return "down"
+    finally:
+        conn.close()
+
+
+def test_a_write_waits_for_the_replica_of_its_own_primary(six: list[RedisServer]) -> None:
+    settings = settings_on(six)
+    keys = Keys.of(settings)
+    agents = agents_by_primary(keys)
+    stalled = six[PRIMARIES + 0]  # the replica of the primary that holds agents[0]
+    with TestClient(create_app(settings)) as client:
+        headers = seeded(client, six, agents)
+        rules = SyncScript(sync_client(six[0].url, acks=ReplicaAcks(1, 200)), "rules_put")
+        assert stalled.process is not None
+        os.kill(stalled.process.pid, signal.SIGSTOP)
+        try:
+            behind = client.patch(f"/v2/agents/{agents[0]}/sessions/ase_0", json={"description": "x"}, headers=headers)
+            assert "may have applied" in error(behind, 503, "service_unavailable")["messages"][0]
+            for agent in agents[1:]:
+                other = client.patch(f"/v2/agents/{agent}/sessions/ase_0", json={"description": "x"}, headers=headers)
+                assert other.status_code == 200, other.text
+            # A worker's write (a script through the synchronous client) waits the same way.
+            with pytest.raises(ReplicasBehind):
+                rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"])
+            assert rules([keys.agent(agents[1]), keys.escalation_rules(agents[1])], ["{}"]) == 1
+        finally:
+            os.kill(stalled.process.pid, signal.SIGCONT)
+
+        def confirmed() -> bool:
+            again = client.patch(f"/v2/agents/{agents[0]}/sessions/ase_0", json={"description": "y"}, headers=headers)
+            return again.status_code == 200
+
+        eventually(confirmed, "writes to the first primary confirmed once its replica runs again", timeout=15)
+
+
+def test_a_primary_killed_right_after_acknowledged_writes_loses_none_of_them(six: list[RedisServer]) -> None:
+    settings = settings_on(six)
+    keys = Keys.of(settings)
+    agents = agents_by_primary(keys)
+    victim, heir = six[0], six[PRIMARIES + 0]  # the primary of agents[0], and its replica
+    with TestClient(create_app(settings)) as client:
+        headers = seeded(client, six, agents)
+        answered: dict[str, tuple[int, str]] = {}
+        for agent in agents:
+            for n in range(SESSIONS_PER_AGENT):
+                url = f"/v2/agents/{agent}/sessions/ase_{n}"
+                answer = client.patch(url, json={"description": f"kept {agent} {n}"}, headers=headers)
+                assert answer.status_code == 200, answer.text
+                answered[url] = (answer.json()["version"], f"kept {agent} {n}")
+        victim.kill()  # right after the last answer: nothing more reaches its replica
+        eventually(lambda: role(heir) == "master", "the replica promoted", timeout=30)
+
+        def served(url: str) -> Any:
+            found = client.get(url, headers=headers)
+            return found.json() if found.status_code == 200 else None  # 503 until the client sees the new map
+
+        for url, (version, description) in answered.items():
+            session = eventually(partial(served, url), f"{url} served after the failover", timeout=30)
+            assert (session["version"], session["description"]) == (version, description), url
+        # The same process writes to the promoted primary (its scripts loaded again there), which has no
+        # replica left: applied, but not confirmed, until the old primary is back as its replica.
+        url = f"/v2/agents/{agents[0]}/sessions/ase_0"
+        alone = client.patch(url, json={"description": "alone"}, headers=headers)
+        assert "may have applied" in error(alone, 503, "service_unavailable")["messages"][0]
+        stored = served(url)
+        assert stored is not None and (stored["version"], stored["description"]) == (answered[url][0] + 1, "alone")
+        victim.start()
+        eventually(lambda: role(victim) == "slave", "the old primary back as a replica", timeout=30)
+
+        def confirmed() -> Any:
+            after = client.patch(url, json={"description": "after"}, headers=headers)
+            return after.json() if after.status_code == 200 else None
+
+        assert eventually(confirmed, "writes confirmed again", timeout=30)["description"] == "after"
+    # A worker's synchronous client, made before the failover, also finds the new primary.
+    conn = sync_client(six[1].url, acks=ReplicaAcks(0, 0))
+    rules = SyncScript(conn, "rules_put")
+    assert eventually(lambda: rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"]) == 1)
