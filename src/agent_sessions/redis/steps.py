@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import redis
 
-from agent_sessions.errors import ReplicasBehind
+from agent_sessions.errors import StoreUnavailable
 
 log = logging.getLogger("agent_sessions.steps")
 
@@ -22,7 +22,7 @@ def run_steps(step: Callable[[], bool], stop: threading.Event, idle_s: float, wh
     while not stop.is_set():
         try:
             busy = step()
-        except (redis.RedisError, ReplicasBehind) as exc:
+        except (redis.RedisError, StoreUnavailable) as exc:  # an outage, too few replicas, a moved slot
             log.warning("%s step failed (%r); retrying", what, exc)
             busy = False
         if busy:

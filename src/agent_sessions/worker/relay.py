@@ -26,7 +26,7 @@ import dramatiq
 import redis
 
 from agent_sessions.endpoints import Message, event_message
-from agent_sessions.errors import ReplicasBehind
+from agent_sessions.errors import StoreUnavailable
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.leases import Leases
@@ -99,7 +99,7 @@ class Relay:
         while not stop.is_set():
             try:
                 self.step()
-            except (redis.ConnectionError, redis.TimeoutError, ReplicasBehind) as exc:
+            except (redis.ConnectionError, redis.TimeoutError, StoreUnavailable) as exc:
                 # Nothing was acknowledged: the same entries are relayed again (every step is idempotent).
                 log.warning("relay: redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)
