@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import redis
 
-from agent_sessions.redis.client import is_cluster
+from agent_sessions.redis.client import NO_REPLICA_ACKS, execute_sync, first_error, is_cluster
 from agent_sessions.redis.keys import KEYS, Keys
 
 RELAY_GROUP = "relay"
@@ -64,15 +64,16 @@ class Outbox:
         ]
 
     def _read_each(self, consumer: str, chosen: Sequence[int], count: int, block_ms: int | None) -> list[Entry]:
-        """On a Redis Cluster one XREADGROUP reads one slot: one per partition, in one pipeline (split by
-        node), without blocking; when all are empty, a pause of ``CLUSTER_POLL_MS`` (at most
-        ``block_ms``) stands for the wait."""
-        pipe = self.redis.pipeline(transaction=False)
-        for i in chosen:
-            pipe.xreadgroup(RELAY_GROUP, consumer, {self.streams[i]: ">"}, count=count)
+        """On a Redis Cluster one XREADGROUP reads one slot: one per partition, in one pipeline per node
+        (``execute_sync``: a plain pipeline of the node's, several times cheaper per command than the
+        cluster pipeline's routing), without blocking; when all are empty, a pause of
+        ``CLUSTER_POLL_MS`` (at most ``block_ms``) stands for the wait."""
+        streams = [self.streams[i] for i in chosen]
+        commands = [("XREADGROUP", "GROUP", RELAY_GROUP, consumer, "COUNT", count, "STREAMS", s, ">") for s in streams]
+        replies = first_error(execute_sync(self.redis, commands, streams, NO_REPLICA_ACKS))
         entries = [
             (f"{i}/{entry_id}", fields)
-            for i, reply in zip(chosen, pipe.execute(), strict=True)
+            for i, reply in zip(chosen, replies, strict=True)
             for _, stream_entries in reply or []
             for entry_id, fields in stream_entries
         ]
@@ -108,12 +109,10 @@ class Outbox:
         for entry_id in entry_ids:
             partition, _, stream_id = entry_id.partition("/")
             by_stream.setdefault(self.streams[int(partition)], []).append(stream_id)
-        if by_stream:
-            pipe = self.redis.pipeline(transaction=False)  # each stream's XACK and XDEL: idempotent
-            for stream, ids in by_stream.items():
-                pipe.xack(stream, RELAY_GROUP, *ids)
-                pipe.xdel(stream, *ids)
-            pipe.execute()
+        commands: list[tuple[Any, ...]] = []
+        for stream, ids in by_stream.items():  # each stream's XACK and XDEL: idempotent
+            commands += [("XACK", stream, RELAY_GROUP, *ids), ("XDEL", stream, *ids)]
+        first_error(execute_sync(self.redis, commands, [command[1] for command in commands], NO_REPLICA_ACKS))
 
     def backlog(self) -> int:
         pipe = self.redis.pipeline(transaction=False)
