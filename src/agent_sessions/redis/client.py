@@ -428,18 +428,21 @@ class Batches:
             self._pending = []
         behind: ReplicasBehind | None = None
         try:
-            written = [command[2] for command, _, confirm in batch if confirm] if self.acks.count else []
+            written = [command[2] for command, _, confirm in batch if confirm] if self.acks.count else None
             if written:
                 await prepared(self.client)
             pipe = self.client.pipeline(transaction=False)
             for command, _, _ in batch:
                 pipe.execute_command("EVALSHA", *command)  # a cluster pipeline refuses pipe.evalsha
-            waits = self.acks.add(pipe, written) if written else 0
-            results = await execute(pipe, waits)
-            try:
-                self.acks.check(results, waits)
-            except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
-                behind = exc
+            if written:
+                waits = self.acks.add(pipe, written)
+                results = await execute(pipe, waits)
+                try:
+                    self.acks.check(results, waits)
+                except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
+                    behind = exc
+            else:  # the PATCH's path without replica acks: nothing more than the pipeline
+                results = await pipe.execute(raise_on_error=False)
         except Exception as exc:
             for _, future, _ in batch:
                 if not future.done():
