@@ -19,11 +19,12 @@ import hiredis
 import redis
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
+from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster as SyncCluster
-from redis.exceptions import AskError, DataError, OutOfMemoryError, ResponseError, TryAgainError
+from redis.exceptions import AskError, DataError, OutOfMemoryError, RedisClusterException, ResponseError, TryAgainError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from agent_sessions.config import Settings
@@ -59,35 +60,30 @@ class ReplicaAcks:
         loop's: a delivery result a failover forgets is a delivery made again, as at-least-once allows."""
         return cls(settings.redis_min_replica_acks, settings.replica_ack_timeout_ms)
 
-    def add(self, pipe: Any, keys: Iterable[Any]) -> int:
-        """Ends ``pipe`` with the WAITs for its writes to ``keys`` (one key per written slot is enough);
-        returns how many, for ``check``. None when no acks are asked for."""
+    def add(self, pipe: Any) -> int:
+        """Ends ``pipe`` (a pipeline of one node) with the WAIT; returns how many replies ``check`` takes
+        off (none when no acks are asked for)."""
         if not self.count:
             return 0
-        if not isinstance(pipe, AsyncClusterPipeline):  # one node (``execute_sync`` splits a cluster's)
-            pipe.execute_command("WAIT", self.count, self.timeout_ms)
-            return 1
-        nodes = {}
-        for key in keys:
-            node = pipe.cluster_client.get_node_from_key(key)  # raises for a slot no node serves
-            nodes[cast(Any, node).name] = node
-        for node in nodes.values():
-            pipe.execute_command("WAIT", self.count, self.timeout_ms, target_nodes=node)
-        return len(nodes)
+        pipe.execute_command("WAIT", self.count, self.timeout_ms)
+        return 1
 
     def check(self, results: list[Any], waits: int) -> list[Any]:
-        """``results`` of a pipeline ended by ``add``, without the WAITs' replies (taken off the list)."""
+        """``results`` of a pipeline ended by ``add``, without the WAIT's reply (taken off the list)."""
         if not waits:
             return results
-        acked = results[-waits:]
-        del results[-waits:]
-        for reply in acked:
-            if isinstance(reply, Exception):
-                raise reply
-        fewest = min(int(reply) for reply in acked)
-        if fewest < self.count:
-            raise ReplicasBehind(f"the write reached {fewest} of {self.count} replicas in time; it may have applied")
+        behind = self.shortfall(results.pop())
+        if behind is not None:
+            raise behind
         return results
+
+    def shortfall(self, acked: Any) -> Exception | None:
+        """What a WAIT's reply means for the writes before it: nothing, or the error to answer them with."""
+        if isinstance(acked, Exception):
+            return acked
+        if int(acked) < self.count:
+            return ReplicasBehind(f"the write reached {acked} of {self.count} replicas in time; it may have applied")
+        return None
 
 
 NO_REPLICA_ACKS = ReplicaAcks()
@@ -132,6 +128,60 @@ class AsyncRedisCluster(AsyncCluster):
                 self._stale = True
                 raise
 
+    async def run(
+        self, commands: Sequence[tuple[Any, ...]], keys: Sequence[Any], confirmed: Sequence[bool], acks: ReplicaAcks
+    ) -> list[Any]:
+        """``commands`` (``commands[i]`` on the slot of ``keys[i]``), one pipeline per node on one of its
+        connections, the nodes in parallel; each reply or error in its place. Where ``confirmed[i]``,
+        the node's share ends with the WAIT of ``acks``, and a write its replicas did not confirm in time
+        answers ``ReplicasBehind``. This is what redis-py's cluster pipeline does, less its per-command
+        routing (each key's slot computed, a policy looked up: a fifth of the API's CPU per PATCH) and
+        less its redirections: a command sent to a node that no longer serves its slot did not run, and
+        answers ``StoreUnavailable`` (following it would send it again on another connection, where no
+        WAIT follows it). A node that fails or redirects has the slot map read again before the next call."""
+        await self.initialize()  # nothing once done
+        await self.refresh()
+        shares: dict[str, tuple[Any, list[PipelineCommand], list[bool]]] = {}
+        try:
+            for i, key in enumerate(keys):
+                node = self.get_node_from_key(key)
+                share = shares.get(cast(Any, node).name) or shares.setdefault(cast(Any, node).name, (node, [], []))
+                share[1].append(PipelineCommand(i, *commands[i]))
+                share[2].append(confirmed[i])
+        except RedisClusterException as exc:  # a slot no node serves: the cluster is failing over
+            self.topology_changed()
+            raise StoreUnavailable(SLOT_MOVED) from exc
+        waiting = bool(acks.count)
+        for _, share_commands, share_confirmed in shares.values():
+            if waiting and any(share_confirmed):
+                share_commands.append(PipelineCommand(-1, "WAIT", acks.count, acks.timeout_ms))
+        if len(shares) == 1:
+            await self._send_share(*next(iter(shares.values()))[:2])
+        else:
+            await asyncio.gather(
+                *(self._send_share(node, share_commands) for node, share_commands, _ in shares.values())
+            )
+        results: list[Any] = [None] * len(keys)
+        for _, share_commands, share_confirmed in shares.values():
+            behind = acks.shortfall(share_commands.pop().result) if share_commands[-1].position < 0 else None
+            for command, confirm in zip(share_commands, share_confirmed, strict=True):
+                result = command.result
+                if isinstance(result, REDIRECTIONS):
+                    result = StoreUnavailable(SLOT_MOVED)
+                elif behind is not None and confirm and not isinstance(result, Exception):
+                    result = behind
+                results[command.position] = result
+        return results
+
+    async def _send_share(self, node: Any, commands: list[PipelineCommand]) -> None:
+        try:
+            await node.execute_pipeline(commands)
+        except Exception as exc:  # the node could not be reached: every command of its share fails
+            for command in commands:
+                command.result = exc
+        if any(isinstance(command.result, (*OUTAGE_ERRORS, *REDIRECTIONS)) for command in commands):
+            self.topology_changed()
+
 
 class _RefreshingPipeline(AsyncClusterPipeline):
     async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
@@ -166,34 +216,25 @@ def is_cluster(client: Any) -> bool:
     return isinstance(client, AsyncCluster | SyncCluster)
 
 
-async def prepared(client: Any) -> None:
-    """Before a pipeline's WAITs are aimed at nodes: the slot map is read again if it was found wrong."""
-    if isinstance(client, AsyncRedisCluster):
-        await client.refresh()
-
-
-async def execute(pipe: Any, waits: int) -> list[Any]:
-    """The replies of ``pipe`` (ended by ``ReplicaAcks.add``), each error in its place. A cluster
-    pipeline that carries WAITs does not follow redirections: redis-py would send a redirected command
-    again alone, on another connection, where no WAIT follows it. Such a command did not run: its reply
-    is ``StoreUnavailable`` (a 503: retry), and the slot map is read again before the next pipeline."""
-    if waits and isinstance(pipe, AsyncClusterPipeline):
-        return _unredirected(await pipe.execute(raise_on_error=False, allow_redirections=False))
-    return list(await pipe.execute(raise_on_error=False))
-
-
 async def execute_async(
     client: aioredis.Redis, commands: Sequence[tuple[Any, ...]], keys: Sequence[Any], acks: ReplicaAcks
 ) -> list[Any]:
-    """``commands``, writing to ``keys``, in one pipeline ended by the WAITs of ``acks``; each reply or
-    error in its place; ``ReplicasBehind`` raised (see ``execute``)."""
-    if acks.count:
-        await prepared(client)
+    """``commands`` (``commands[i]`` on the slot of ``keys[i]``), writes a caller is answered for, in one
+    pipeline (one per node on a cluster: ``AsyncRedisCluster.run``) ended by the WAIT of ``acks``; each
+    reply or error in its place, ``ReplicasBehind`` among them when the replicas fell short."""
+    if isinstance(client, AsyncRedisCluster):
+        return await client.run(commands, keys, [True] * len(commands), acks)
+    assert len(keys) == len(commands)
     pipe = client.pipeline(transaction=False)
     for command in commands:
         pipe.execute_command(*command)
-    waits = acks.add(pipe, keys if acks.count else ())
-    return acks.check(await execute(pipe, waits), waits)
+    waits = acks.add(pipe)
+    results = list(await pipe.execute(raise_on_error=False))
+    if waits:
+        behind = acks.shortfall(results.pop())
+        if behind is not None:
+            results = [result if isinstance(result, Exception) else behind for result in results]
+    return results
 
 
 def execute_sync(
@@ -210,7 +251,7 @@ def execute_sync(
         pipe = client.pipeline(transaction=False)
         for command in commands:
             pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-        waits = acks.add(pipe, keys)
+        waits = acks.add(pipe)
         return acks.check(pipe.execute(raise_on_error=False), waits)
     cluster = cast(SyncRedisCluster, client)
     shares: dict[str, tuple[Any, list[int]]] = {}
@@ -223,7 +264,7 @@ def execute_sync(
             pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
             for i in positions:
                 pipe.execute_command(*commands[i])  # type: ignore[no-untyped-call]
-            waits = acks.add(pipe, ())
+            waits = acks.add(pipe)
             for i, result in zip(positions, acks.check(pipe.execute(raise_on_error=False), waits), strict=True):
                 results[i] = result
     except OUTAGE_ERRORS:
@@ -291,6 +332,12 @@ def async_client(
             url, max_connections=pool_size, retry=aioredis.retry.Retry(NoBackoff(), 0), **options
         )
         cast(AsyncRedisCluster, node_client).replica_acks = acks
+        # Our packing for the nodes' connections too (no connection exists yet): the nodes found later
+        # are made from the manager's arguments, the start-up nodes already were.
+        manager = node_client.nodes_manager
+        manager.connection_kwargs["connection_class"] = hiredis_packing(manager.connection_kwargs["connection_class"])
+        for node in manager.startup_nodes.values():
+            node.connection_class = manager.connection_kwargs["connection_class"]
         # Typed as the single-node client: it answers every command the store sends (keys of one slot
         # per script, pipelines split by node), which is what this package keeps to.
         return cast(aioredis.Redis, node_client)
@@ -426,23 +473,20 @@ class Batches:
     async def _flush(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any], bool]]) -> None:
         if batch is self._pending:
             self._pending = []
-        behind: ReplicasBehind | None = None
+        behind: Exception | None = None
         try:
-            written = [command[2] for command, _, confirm in batch if confirm] if self.acks.count else None
-            if written:
-                await prepared(self.client)
-            pipe = self.client.pipeline(transaction=False)
-            for command, _, _ in batch:
-                pipe.execute_command("EVALSHA", *command)  # a cluster pipeline refuses pipe.evalsha
-            if written:
-                waits = self.acks.add(pipe, written)
-                results = await execute(pipe, waits)
-                try:
-                    self.acks.check(results, waits)
-                except ReplicasBehind as exc:  # for the writes that ran; a call that failed keeps its error
-                    behind = exc
-            else:  # the PATCH's path without replica acks: nothing more than the pipeline
+            if isinstance(self.client, AsyncRedisCluster):
+                commands = [("EVALSHA", *command) for command, _, _ in batch]
+                keys = [command[2] for command, _, _ in batch]
+                results = await self.client.run(commands, keys, [confirm for _, _, confirm in batch], self.acks)
+            else:
+                pipe = self.client.pipeline(transaction=False)
+                for command, _, _ in batch:
+                    pipe.execute_command("EVALSHA", *command)
+                waits = self.acks.add(pipe) if self.acks.count and any(confirm for _, _, confirm in batch) else 0
                 results = await pipe.execute(raise_on_error=False)
+                if waits:  # for the writes that ran; a call that failed keeps its error
+                    behind = self.acks.shortfall(results.pop())
         except Exception as exc:
             for _, future, _ in batch:
                 if not future.done():

@@ -89,7 +89,7 @@ class Webhooks:
         listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
             commands = [("ZADD", listing, int(time.time() * 1000), endpoint), ("ZCARD", listing)]
-            _, listed = first_error(await execute_async(self.redis, commands, [listing], self.acks))
+            _, listed = first_error(await execute_async(self.redis, commands, [listing, listing], self.acks))
             if listed > self.bounds.endpoints_max:
                 await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
                 return "full", {}
