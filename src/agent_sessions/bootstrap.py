@@ -29,8 +29,9 @@ from agent_sessions.feed import Feed
 from agent_sessions.models import MetadataLimits
 from agent_sessions.ratelimit import Gate, Limits
 from agent_sessions.redis import layout
+from agent_sessions.redis.acks import ReplicaAcks
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.client import Batches, ReplicaAcks, async_client, sync_client
+from agent_sessions.redis.client import Batches, async_client, sync_client
 from agent_sessions.redis.events import EventLog, LogWriter, Retention
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.indexes import Reindexer, SessionIndexes

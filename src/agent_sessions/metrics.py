@@ -19,8 +19,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from agent_sessions.errors import ConfigError
-from agent_sessions.redis.client import OUTAGE_ERRORS
 from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.outages import OUTAGE_ERRORS
 from agent_sessions.redis.outbox import pipeline_snapshot
 
 REQUESTS = Counter("agent_sessions_http_requests", "HTTP requests", ["method", "route", "status"])

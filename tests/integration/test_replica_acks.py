@@ -25,8 +25,9 @@ from starlette.testclient import TestClient
 from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import ReplicasBehind
+from agent_sessions.redis.acks import ReplicaAcks
 from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.client import ReplicaAcks, sync_client
+from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.purge import Purger

@@ -1,4 +1,5 @@
-"""Redis clients with one explicit policy, auto-pipelining for the API, and outages as one domain error.
+"""Redis clients with one explicit policy, and auto-pipelining for the API (a cluster's clients are in
+``cluster``, replica acks in ``acks``, what failures become in ``outages``).
 
 Retries are off: our write scripts are not idempotent (each bumps a version), and redis-py's default
 retries a command after a timeout, which could run a script twice for one request. A failed call
@@ -9,84 +10,22 @@ Timeouts are short so that an unreachable Redis is a fast answer, not a hung req
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass
-from types import TracebackType
+from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 import hiredis
 import redis
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
-from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster as SyncCluster
-from redis.exceptions import AskError, DataError, OutOfMemoryError, RedisClusterException, ResponseError, TryAgainError
+from redis.exceptions import DataError
 from redis.maint_notifications import MaintNotificationsConfig
 
-from agent_sessions.config import Settings
-from agent_sessions.errors import InsufficientStorage, ReplicasBehind, StoreUnavailable
-
-OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-# A cluster node's answer that a command's slot is served elsewhere (MovedError is an AskError) or is
-# moving: the command did not run.
-REDIRECTIONS = (AskError, TryAgainError)
-SLOT_MOVED = "the key's slot is served by another node now (a failover or a resharding); retry"
-
-
-@dataclass(frozen=True)
-class ReplicaAcks:
-    """``REDIS_MIN_REPLICA_ACKS``: a write counts as done only once ``count`` replicas have it. Each
-    pipeline that carries writes ends with ``WAIT count timeout_ms``, in the same round trip; WAIT waits
-    for every write its connection made before it, so one WAIT covers a whole pipeline on one node. On
-    a Redis Cluster a pipeline is sent as one share per node, each on one connection of that node, in
-    order: so each node whose keys the pipeline writes gets a WAIT of its own at the end of its share
-    (``add``). Fewer replicas in time raise ``ReplicasBehind`` (a 503): the writes did apply on the
-    primary, and may be lost if it fails now; an Idempotency-Key makes the client's retry safe.
-
-    Replication is asynchronous otherwise: a primary that dies right after answering can take the
-    answered write with it, since its replicas are promoted without it."""
-
-    count: int = 0
-    timeout_ms: int = 0
-
-    @classmethod
-    def of(cls, settings: Settings) -> ReplicaAcks:
-        """What every client that writes for a caller waits for: the API's, the workers' (a report or an
-        escalation is written before its message is acknowledged), the CLI's. Not the webhook delivery
-        loop's: a delivery result a failover forgets is a delivery made again, as at-least-once allows."""
-        return cls(settings.redis_min_replica_acks, settings.replica_ack_timeout_ms)
-
-    def add(self, pipe: Any) -> int:
-        """Ends ``pipe`` (a pipeline of one node) with the WAIT; returns how many replies ``check`` takes
-        off (none when no acks are asked for)."""
-        if not self.count:
-            return 0
-        pipe.execute_command("WAIT", self.count, self.timeout_ms)
-        return 1
-
-    def check(self, results: list[Any], waits: int) -> list[Any]:
-        """``results`` of a pipeline ended by ``add``, without the WAIT's reply (taken off the list)."""
-        if not waits:
-            return results
-        behind = self.shortfall(results.pop())
-        if behind is not None:
-            raise behind
-        return results
-
-    def shortfall(self, acked: Any) -> Exception | None:
-        """What a WAIT's reply means for the writes before it: nothing, or the error to answer them with."""
-        if isinstance(acked, Exception):
-            return acked
-        if int(acked) < self.count:
-            return ReplicasBehind(f"the write reached {acked} of {self.count} replicas in time; it may have applied")
-        return None
-
-
-NO_REPLICA_ACKS = ReplicaAcks()
+from agent_sessions.redis.acks import NO_REPLICA_ACKS, ReplicaAcks
+from agent_sessions.redis.cluster import AsyncRedisCluster, SyncRedisCluster
+from agent_sessions.redis.outages import OUTAGE_ERRORS
 
 
 class AsyncRedis(aioredis.Redis):
@@ -97,109 +36,6 @@ class AsyncRedis(aioredis.Redis):
 
 class SyncRedis(redis.Redis):
     """A synchronous client that carries the store's replica acks (see ``AsyncRedis``)."""
-
-    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
-
-
-class AsyncRedisCluster(AsyncCluster):
-    """The asyncio client of a Redis Cluster (see ``async_client``). After a pipeline meets a node it
-    cannot reach, or a slot served elsewhere, the slot map is read again before the next pipeline:
-    redis-py does that after a failed single command but not after a failed pipeline (with retries
-    off, a client whose primary had failed over kept sending to the dead node)."""
-
-    replica_acks: ReplicaAcks = NO_REPLICA_ACKS
-    _stale = False
-
-    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> AsyncClusterPipeline:
-        if shard_hint:  # what redis-py's own refuses
-            return super().pipeline(transaction, shard_hint)
-        return _RefreshingPipeline(self, transaction)  # type: ignore[abstract]
-
-    def topology_changed(self) -> None:
-        self._stale = True
-
-    async def refresh(self) -> None:
-        """Reads the slot map again if a pipeline found it wrong (one read for concurrent callers)."""
-        if self._stale:
-            self._stale = False
-            try:
-                await self.nodes_manager.initialize()
-            except BaseException:
-                self._stale = True
-                raise
-
-    async def run(
-        self, commands: Sequence[tuple[Any, ...]], keys: Sequence[Any], confirmed: Sequence[bool], acks: ReplicaAcks
-    ) -> list[Any]:
-        """``commands`` (``commands[i]`` on the slot of ``keys[i]``), one pipeline per node on one of its
-        connections, the nodes in parallel; each reply or error in its place. Where ``confirmed[i]``,
-        the node's share ends with the WAIT of ``acks``, and a write its replicas did not confirm in time
-        answers ``ReplicasBehind``. This is what redis-py's cluster pipeline does, less its per-command
-        routing (each key's slot computed, a policy looked up: a fifth of the API's CPU per PATCH) and
-        less its redirections: a command sent to a node that no longer serves its slot did not run, and
-        answers ``StoreUnavailable`` (following it would send it again on another connection, where no
-        WAIT follows it). A node that fails or redirects has the slot map read again before the next call."""
-        await self.initialize()  # nothing once done
-        await self.refresh()
-        shares: dict[str, tuple[Any, list[PipelineCommand], list[bool]]] = {}
-        try:
-            for i, key in enumerate(keys):
-                node = self.get_node_from_key(key)
-                share = shares.get(cast(Any, node).name) or shares.setdefault(cast(Any, node).name, (node, [], []))
-                share[1].append(PipelineCommand(i, *commands[i]))
-                share[2].append(confirmed[i])
-        except RedisClusterException as exc:  # a slot no node serves: the cluster is failing over
-            self.topology_changed()
-            raise StoreUnavailable(SLOT_MOVED) from exc
-        waiting = bool(acks.count)
-        for _, share_commands, share_confirmed in shares.values():
-            if waiting and any(share_confirmed):
-                share_commands.append(PipelineCommand(-1, "WAIT", acks.count, acks.timeout_ms))
-        if len(shares) == 1:
-            await self._send_share(*next(iter(shares.values()))[:2])
-        else:
-            await asyncio.gather(
-                *(self._send_share(node, share_commands) for node, share_commands, _ in shares.values())
-            )
-        results: list[Any] = [None] * len(keys)
-        for _, share_commands, share_confirmed in shares.values():
-            behind = acks.shortfall(share_commands.pop().result) if share_commands[-1].position < 0 else None
-            for command, confirm in zip(share_commands, share_confirmed, strict=True):
-                result = command.result
-                if isinstance(result, REDIRECTIONS):
-                    result = StoreUnavailable(SLOT_MOVED)
-                elif behind is not None and confirm and not isinstance(result, Exception):
-                    result = behind
-                results[command.position] = result
-        return results
-
-    async def _send_share(self, node: Any, commands: list[PipelineCommand]) -> None:
-        try:
-            await node.execute_pipeline(commands)
-        except Exception as exc:  # the node could not be reached: every command of its share fails
-            for command in commands:
-                command.result = exc
-        if any(isinstance(command.result, (*OUTAGE_ERRORS, *REDIRECTIONS)) for command in commands):
-            self.topology_changed()
-
-
-class _RefreshingPipeline(AsyncClusterPipeline):
-    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
-        client = cast(AsyncRedisCluster, self.cluster_client)
-        try:
-            await client.refresh()
-            results = await super().execute(raise_on_error, allow_redirections)
-        except (*OUTAGE_ERRORS, *REDIRECTIONS):
-            client.topology_changed()
-            raise
-        if any(isinstance(result, (*OUTAGE_ERRORS, *REDIRECTIONS)) for result in results):
-            client.topology_changed()
-        return results
-
-
-class SyncRedisCluster(SyncCluster):
-    """The synchronous client of a Redis Cluster (see ``sync_client``). redis-py's own reads the slot
-    map again when it cannot reach a node."""
 
     replica_acks: ReplicaAcks = NO_REPLICA_ACKS
 
@@ -253,36 +89,7 @@ def execute_sync(
             pipe.execute_command(*command)  # type: ignore[no-untyped-call]
         waits = acks.add(pipe)
         return acks.check(pipe.execute(raise_on_error=False), waits)
-    cluster = cast(SyncRedisCluster, client)
-    shares: dict[str, tuple[Any, list[int]]] = {}
-    for i, key in enumerate(keys):
-        node = cluster.get_node_from_key(key)  # type: ignore[no-untyped-call]
-        shares.setdefault(node.name, (node, []))[1].append(i)
-    results: list[Any] = [None] * len(commands)
-    try:
-        for node, positions in shares.values():
-            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
-            for i in positions:
-                pipe.execute_command(*commands[i])  # type: ignore[no-untyped-call]
-            waits = acks.add(pipe)
-            for i, result in zip(positions, acks.check(pipe.execute(raise_on_error=False), waits), strict=True):
-                results[i] = result
-    except OUTAGE_ERRORS:
-        _reread(cluster)
-        raise
-    results = _unredirected(results)
-    if any(isinstance(result, StoreUnavailable) for result in results):
-        _reread(cluster)
-    return results
-
-
-def _reread(cluster: SyncRedisCluster) -> None:
-    with suppress(*OUTAGE_ERRORS):  # no node answers: the next call tries again
-        cluster.nodes_manager.initialize()
-
-
-def _unredirected(results: list[Any]) -> list[Any]:
-    return [StoreUnavailable(SLOT_MOVED) if isinstance(result, REDIRECTIONS) else result for result in results]
+    return cast(SyncRedisCluster, client).run(commands, keys, acks)
 
 
 def first_error(results: list[Any]) -> list[Any]:
@@ -422,20 +229,6 @@ def sync_client(
     return client
 
 
-class outage_as_unavailable:
-    """``async with outage_as_unavailable():`` turns a Redis outage into ``StoreUnavailable``. A class:
-    it wraps every Redis call, and a generator-based context manager costs several times more."""
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc is not None and isinstance(exc, OUTAGE_ERRORS):
-            raise StoreUnavailable() from exc
-
-
 class Batches:
     """Auto-pipelining: the script calls that concurrent requests make in one turn of the event loop go
     to Redis together, as one pipeline on one connection (without MULTI: each script is atomic on its
@@ -505,22 +298,3 @@ class Batches:
                 future.set_exception(behind)
             else:
                 future.set_result(result)
-
-
-# Redis refuses a script's first write when it is over maxmemory (policy noeviction); the script stops
-# there, so nothing it would have written is. Redis 7 answers "-OOM …", which redis-py raises as
-# OutOfMemoryError (its text without the OOM); 6.2 wraps it in a script error that keeps the words.
-OOM_TEXT = "OOM command not allowed"
-
-
-def raise_if_full(exc: ResponseError) -> None:
-    if isinstance(exc, OutOfMemoryError) or OOM_TEXT in str(exc):
-        raise InsufficientStorage() from exc
-
-
-@contextmanager
-def outage_as_unavailable_sync() -> Iterator[None]:
-    try:
-        yield
-    except OUTAGE_ERRORS as exc:
-        raise StoreUnavailable() from exc

@@ -16,8 +16,9 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import CursorExpired
-from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.client import Batches
 from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Script, SyncScript
 from agent_sessions.redis.steps import run_steps
 

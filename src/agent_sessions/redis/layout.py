@@ -24,8 +24,9 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import ConfigError, StoreUnavailable
-from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
+from agent_sessions.redis.client import is_cluster
 from agent_sessions.redis.keys import LAYOUT, Keys
+from agent_sessions.redis.outages import OUTAGE_ERRORS
 from agent_sessions.redis.topology import CLUSTER_UNSEEN
 
 log = logging.getLogger(__name__)

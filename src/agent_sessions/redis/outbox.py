@@ -14,7 +14,8 @@ from typing import Any, cast
 
 import redis
 
-from agent_sessions.redis.client import NO_REPLICA_ACKS, execute_sync, first_error, is_cluster
+from agent_sessions.redis.acks import NO_REPLICA_ACKS
+from agent_sessions.redis.client import execute_sync, first_error, is_cluster
 from agent_sessions.redis.keys import KEYS, Keys
 
 RELAY_GROUP = "relay"

@@ -27,16 +27,9 @@ import redis
 from redis.exceptions import NoScriptError, ResponseError
 
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis.client import (
-    NO_REPLICA_ACKS,
-    OUTAGE_ERRORS,
-    Batches,
-    execute_async,
-    execute_sync,
-    first_error,
-    raise_if_full,
-    replica_acks,
-)
+from agent_sessions.redis.acks import NO_REPLICA_ACKS
+from agent_sessions.redis.client import Batches, execute_async, execute_sync, first_error, replica_acks
+from agent_sessions.redis.outages import OUTAGE_ERRORS, raise_if_full
 
 NAMES = (
     "agent_create",

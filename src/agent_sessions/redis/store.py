@@ -15,9 +15,10 @@ import redis.asyncio as aioredis
 
 from agent_sessions.errors import ServiceError
 from agent_sessions.events import Origin, new_event_id
-from agent_sessions.redis.client import Batches, outage_as_unavailable
+from agent_sessions.redis.client import Batches
 from agent_sessions.redis.indexes import SessionIndexes
 from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
 from agent_sessions.representations import expires_at

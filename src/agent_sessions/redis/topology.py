@@ -22,7 +22,8 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import ConfigError
-from agent_sessions.redis.client import OUTAGE_ERRORS, is_cluster
+from agent_sessions.redis.client import is_cluster
+from agent_sessions.redis.outages import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,9 @@ import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
 from agent_sessions.endpoints import DELIVERY_STATUSES, SETTINGS_ENDPOINT, Fields, Message, Subscription, subscription
-from agent_sessions.redis.client import Batches, execute_async, first_error, outage_as_unavailable, replica_acks
+from agent_sessions.redis.client import Batches, execute_async, first_error, replica_acks
 from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Call, Script, SyncScript
 
 log = logging.getLogger("agent_sessions.webhooks")

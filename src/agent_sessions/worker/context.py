@@ -8,7 +8,8 @@ import redis
 from agent_sessions import rules
 from agent_sessions.config import Settings
 from agent_sessions.endpoints import SETTINGS_SUBSCRIPTION
-from agent_sessions.redis.client import ReplicaAcks, sync_client
+from agent_sessions.redis.acks import ReplicaAcks
+from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.escalations import EscalationStore
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outbox import Counters
