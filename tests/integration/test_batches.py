@@ -100,3 +100,12 @@ async def test_many_sends_again_only_the_calls_a_node_had_forgotten_the_script_f
     forget_on_one_node()
     assert sync_script.many(calls) == [4] * len(calls)
     conn.close()
+
+
+async def test_more_concurrent_batches_than_connections_wait_for_one(redis_url: str) -> None:
+    """Two connections (per node), 25 batches at once: each waits for a free connection, none fails."""
+    client = async_client(redis_url, 2.0, pool_size=2)
+    script = Script(Batches(client), ECHO)
+    replies = await asyncio.gather(*(script([f"k{{{i % 7}}}"], [str(i)]) for i in range(200)))
+    await client.aclose()
+    assert replies == [[f"k{{{i % 7}}}", str(i)] for i in range(200)]

@@ -13,7 +13,7 @@ from redis.asyncio.cluster import ClusterPipeline as AsyncClusterPipeline
 from redis.asyncio.cluster import PipelineCommand
 from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.cluster import RedisCluster as SyncCluster
-from redis.exceptions import RedisClusterException
+from redis.exceptions import MaxConnectionsError, RedisClusterException
 
 from agent_sessions.errors import StoreUnavailable
 from agent_sessions.redis.acks import NO_REPLICA_ACKS, ReplicaAcks
@@ -93,11 +93,25 @@ class AsyncRedisCluster(AsyncCluster):
         return results
 
     async def _send_share(self, node: Any, commands: list[PipelineCommand]) -> None:
-        try:
-            await node.execute_pipeline(commands)
-        except Exception as exc:  # the node could not be reached: every command of its share fails
-            for command in commands:
-                command.result = exc
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (node.connection_kwargs.get("socket_timeout") or 1.0)
+        while True:
+            try:
+                await node.execute_pipeline(commands)
+                break
+            except MaxConnectionsError as exc:
+                # Every connection of the node is busy and nothing was sent: wait for one, up to the
+                # timeout, as the one-node client's pool does (redis-py's cluster refuses at once).
+                if loop.time() < deadline:
+                    await asyncio.sleep(0.001)
+                    continue
+                for command in commands:
+                    command.result = exc
+                return
+            except Exception as exc:  # the node could not be reached: every command of its share fails
+                for command in commands:
+                    command.result = exc
+                break
         if any(isinstance(command.result, (*OUTAGE_ERRORS, *REDIRECTIONS)) for command in commands):
             self.topology_changed()
 

@@ -16,7 +16,9 @@ Lua is written once.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -24,7 +26,7 @@ from importlib.resources import files
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
 
 from agent_sessions.errors import StoreUnavailable
 from agent_sessions.redis.acks import NO_REPLICA_ACKS
@@ -77,6 +79,7 @@ UNCONFIRMED = frozenset(
     )
 )
 PRELUDE_MARK = "-- prelude: "
+LOAD_WAIT_S = 1.0  # how long a reload waits for a free connection of a busy cluster node
 Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
 
 
@@ -114,6 +117,28 @@ class Script:
         self.sha = self.lua.sha
         self.confirm = self.lua.name not in UNCONFIRMED
         self.acks = batches.acks if self.confirm else NO_REPLICA_ACKS
+        self._loading = asyncio.Lock()
+        self._loads = 0
+
+    async def _load(self) -> None:
+        """Loads the script again. The calls that met NOSCRIPT together (a burst of them after a restart
+        or a failover) wait for one load. SCRIPT LOAD is idempotent, so when every connection of a
+        cluster node is busy it is sent again until one is free (redis-py's cluster client refuses at
+        once instead of waiting), for up to ``LOAD_WAIT_S``."""
+        loads = self._loads
+        async with self._loading:
+            if self._loads != loads:
+                return
+            deadline = time.monotonic() + LOAD_WAIT_S
+            while True:
+                try:
+                    await self.batches.client.script_load(self.lua.source)
+                    break
+                except MaxConnectionsError:
+                    if time.monotonic() > deadline:
+                        raise
+                    await asyncio.sleep(0.001)
+            self._loads += 1
 
     async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         # Every PATCH runs through here: the error mapping is written out rather than shared with
@@ -122,7 +147,7 @@ class Script:
             try:
                 return await self.batches.evalsha(self.sha, keys, args, self.confirm)
             except NoScriptError:
-                await self.batches.client.script_load(self.lua.source)
+                await self._load()
                 return await self.batches.evalsha(self.sha, keys, args, self.confirm)
         except OUTAGE_ERRORS as exc:
             raise StoreUnavailable() from exc
@@ -137,7 +162,7 @@ class Script:
             results = await self._send(calls)
             missing = forgotten(results)
             if missing:
-                await self.batches.client.script_load(self.lua.source)
+                await self._load()
                 again = await self._send([calls[i] for i in missing])
                 for i, result in zip(missing, again, strict=True):
                     results[i] = result
