@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+from pathlib import Path
 
 import httpx
 import pytest
@@ -63,10 +64,14 @@ def test_api_finishes_in_flight_request_and_refuses_new_ones(redis_url: str) -> 
     assert conn.hget(KEYS.session("agt_g", "ase_1"), "description") == "finished after SIGTERM"
 
 
-def test_worker_sigterm_mid_stream_loses_nothing(api: tuple[str, dict[str, str]], redis_url: str) -> None:
+def test_worker_sigterm_mid_stream_loses_nothing(
+    api: tuple[str, dict[str, str]], redis_url: str, tmp_path: Path
+) -> None:
     base, headers = api
     settings = env(REDIS_URL=redis_url, **FAST_REDELIVERY)
-    with working(settings) as first:
+    alive = tmp_path / "alive"
+    with working(settings, "--health-file", str(alive)) as first:
+        eventually(alive.exists, "the worker running", timeout=60)  # the SIGTERM lands on a running worker
         stream_with_fault(base, headers, sessions=5, patches=300, fault=lambda: os.killpg(first.pid, signal.SIGTERM))
         assert first.wait(60) == 0  # a clean stop, within the shutdown timeout
     with working(settings):

@@ -1,6 +1,7 @@
-"""How Redis failing shows, and what it becomes: an outage (a connection refused, cut or timed out) is
-``StoreUnavailable`` (HTTP 503 with ``Retry-After``), a full Redis ``InsufficientStorage`` (507), a
-cluster node's redirection (the command did not run) ``StoreUnavailable`` too."""
+"""How Redis failing shows, and what it becomes: an outage (a connection refused, cut or timed out, or a
+Redis Cluster answering CLUSTERDOWN while a failed primary is not yet replaced) is ``StoreUnavailable``
+(HTTP 503 with ``Retry-After``), a full Redis ``InsufficientStorage`` (507), a cluster node's
+redirection (the command did not run) ``StoreUnavailable`` too."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from contextlib import contextmanager
 from types import TracebackType
 
 import redis
-from redis.exceptions import AskError, OutOfMemoryError, ResponseError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, OutOfMemoryError, ResponseError, TryAgainError
 
 from agent_sessions.errors import InsufficientStorage, StoreUnavailable
 
-OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-# A cluster node's answer that a command's slot is served elsewhere (MovedError is an AskError) or is
-# moving: the command did not run.
-REDIRECTIONS = (AskError, TryAgainError)
+# ClusterDownError: the command was refused, not run (a ResponseError, so named before it in handlers).
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, ClusterDownError)
+# A cluster node's answer that a command's slot is served elsewhere (MovedError is an AskError), is
+# moving, or is served by no node for now: the command did not run.
+REDIRECTIONS = (AskError, TryAgainError, ClusterDownError)
 SLOT_MOVED = "the key's slot is served by another node now (a failover or a resharding); retry"
 
 

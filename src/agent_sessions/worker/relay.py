@@ -30,6 +30,7 @@ from agent_sessions.errors import StoreUnavailable
 from agent_sessions.events import Event, consumers, event_from_entry
 from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.leases import Leases
+from agent_sessions.redis.outages import OUTAGE_ERRORS
 from agent_sessions.redis.outbox import Entry, Outbox
 from agent_sessions.redis.webhooks import Fanout
 
@@ -99,7 +100,7 @@ class Relay:
         while not stop.is_set():
             try:
                 self.step()
-            except (redis.ConnectionError, redis.TimeoutError, StoreUnavailable) as exc:
+            except (*OUTAGE_ERRORS, StoreUnavailable) as exc:
                 # Nothing was acknowledged: the same entries are relayed again (every step is idempotent).
                 log.warning("relay: redis unavailable (%s); retrying", exc)
                 stop.wait(1.0)

@@ -41,18 +41,23 @@ def run_worker(
     health_file: Path | None = None,
 ) -> int:
     """``health_file``: touched every half second while every part runs (for a container healthcheck)."""
-    client = bootstrap.worker_client(settings)
-    configure_logging(settings.log_level, settings.log_format)
-    topology.check(client, settings.redis_min_replica_acks)  # a cluster: refused (ConfigError)
-    layout.wait_and_check(client, Keys.of(settings))  # another PARTITIONS: refused (ConfigError)
-    broker = make_broker(settings)  # the relay only enqueues, by actor name
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    # First: a stop asked while the checks below run is a clean stop once they are done.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    client = bootstrap.worker_client(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    topology.check(client, settings.redis_min_replica_acks)  # says what this Redis cannot give
+    layout.wait_and_check(client, Keys.of(settings))  # another PARTITIONS: refused (ConfigError)
+    broker = make_broker(settings)  # the relay only enqueues, by actor name
+    if stop.is_set():
+        client.close()
+        broker.close()
+        return 0
     workers = start_actors(processes, threads) if with_actors else None
     loops = []
     if with_relay:
