@@ -24,7 +24,7 @@ from starlette.testclient import TestClient
 
 from agent_sessions.auth import Role
 from agent_sessions.config import Settings
-from agent_sessions.errors import ReplicasBehind
+from agent_sessions.errors import ReplicasBehind, StoreUnavailable
 from agent_sessions.redis.acks import ReplicaAcks
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
@@ -129,7 +129,19 @@ def test_a_primary_killed_right_after_acknowledged_writes_loses_none_of_them(six
                 assert answer.status_code == 200, answer.text
                 answered[url] = (answer.json()["version"], f"kept {agent} {n}")
         victim.kill()  # right after the last answer: nothing more reaches its replica
-        eventually(lambda: role(heir) == "master", "the replica promoted", timeout=30)
+        statuses: set[int] = set()
+
+        def promoted() -> bool:
+            # Until then: connections refused, then CLUSTERDOWN from every node: 503s, never a 500.
+            for agent in agents:
+                found = client.get(f"/v2/agents/{agent}/sessions/ase_0", headers=headers)
+                statuses.add(found.status_code)
+                if found.status_code == 503:
+                    error(found, 503, "service_unavailable")
+            return role(heir) == "master"
+
+        eventually(promoted, "the replica promoted", timeout=30)
+        assert statuses <= {200, 503} and 503 in statuses, statuses
 
         def served(url: str) -> Any:
             found = client.get(url, headers=headers)
@@ -157,3 +169,38 @@ def test_a_primary_killed_right_after_acknowledged_writes_loses_none_of_them(six
     conn = sync_client(six[1].url, acks=ReplicaAcks(0, 0))
     rules = SyncScript(conn, "rules_put")
     assert eventually(lambda: rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"]) == 1)
+
+
+def test_a_cluster_that_is_down_answers_503_and_is_served_again_once_whole(tmp_path: Path) -> None:
+    """CLUSTERDOWN (a slot no node serves: what every node answers between a primary's failure and its
+    replacement) is an outage like a refused connection: 503 with Retry-After, never a 500; the same
+    process serves again once the cluster is whole, a worker's script too."""
+    with cluster(tmp_path, primaries=PRIMARIES) as nodes:
+        settings = Settings(redis_url=nodes[0].url, redis_timeout=TIMEOUT)
+        keys = Keys.of(settings)
+        agents = agents_by_primary(keys)
+        with TestClient(create_app(settings)) as client:
+            headers = seeded(client, nodes, agents[:1])
+            url = f"/v2/agents/{agents[0]}/sessions/ase_0"
+            rules = SyncScript(sync_client(nodes[0].url), "rules_put")  # a worker's, made while it is whole
+            conns = [redis.Redis.from_url(node.url, decode_responses=True) for node in nodes]
+            last = SLOTS - 1  # the last primary's, and no key here: only the cluster's state changes
+            for conn in conns:
+                conn.execute_command("CLUSTER", "DELSLOTS", last)  # type: ignore[no-untyped-call]
+            eventually(lambda: all(conn.cluster("info")["cluster_state"] == "fail" for conn in conns), timeout=30)
+            down = client.patch(url, json={"description": "down"}, headers=headers)
+            assert down.headers["retry-after"] == "1" and error(down, 503, "service_unavailable")
+            error(client.get(url, headers=headers), 503, "service_unavailable")
+            with pytest.raises(StoreUnavailable):
+                rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"])
+            conns[-1].execute_command("CLUSTER", "ADDSLOTS", last)  # type: ignore[no-untyped-call]
+            for conn in conns[:-1]:
+                conn.execute_command("CLUSTER", "SETSLOT", last, "NODE", conns[-1].execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
+
+            def served() -> bool:
+                return client.patch(url, json={"description": "up"}, headers=headers).status_code == 200
+
+            eventually(served, "served again once every slot has a node", timeout=30)
+            assert rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"]) == 1
+            for conn in conns:
+                conn.close()

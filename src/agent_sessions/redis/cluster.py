@@ -38,11 +38,16 @@ class AsyncRedisCluster(AsyncCluster):
         self._stale = True
 
     async def refresh(self) -> None:
-        """Reads the slot map again if a pipeline found it wrong (one read for concurrent callers)."""
+        """Reads the slot map again if a pipeline found it wrong (one read for concurrent callers). A
+        map that cannot be read, or that leaves slots without a node (a primary failed and not yet
+        replaced), is ``StoreUnavailable``: asked again before the next call."""
         if self._stale:
             self._stale = False
             try:
                 await self.nodes_manager.initialize()
+            except RedisClusterException as exc:
+                self._stale = True
+                raise StoreUnavailable(SLOT_MOVED) from exc
             except BaseException:
                 self._stale = True
                 raise
@@ -166,7 +171,7 @@ class SyncRedisCluster(SyncCluster):
         return results
 
     def _reread(self) -> None:
-        with suppress(*OUTAGE_ERRORS):  # no node answers: the next call tries again
+        with suppress(*OUTAGE_ERRORS, RedisClusterException):  # no whole map yet: the next call tries again
             self.nodes_manager.initialize()
 
 

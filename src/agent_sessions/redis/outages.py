@@ -10,12 +10,20 @@ from contextlib import contextmanager
 from types import TracebackType
 
 import redis
-from redis.exceptions import AskError, ClusterDownError, OutOfMemoryError, ResponseError, TryAgainError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ResponseError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 from agent_sessions.errors import InsufficientStorage, StoreUnavailable
 
-# ClusterDownError: the command was refused, not run (a ResponseError, so named before it in handlers).
-OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, ClusterDownError)
+# ClusterDownError: the command was refused, not run (a ResponseError, so named before it in handlers);
+# SlotNotCoveredError: the client knows no node for the key's slot (a primary failed, not yet replaced).
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError, ClusterDownError, SlotNotCoveredError)
 # A cluster node's answer that a command's slot is served elsewhere (MovedError is an AskError), is
 # moving, or is served by no node for now: the command did not run.
 REDIRECTIONS = (AskError, TryAgainError, ClusterDownError)
