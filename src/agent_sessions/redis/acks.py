@@ -14,10 +14,11 @@ class ReplicaAcks:
     """``REDIS_MIN_REPLICA_ACKS``: a write counts as done only once ``count`` replicas have it. Each
     pipeline that carries writes ends with ``WAIT count timeout_ms``, in the same round trip; WAIT waits
     for every write its connection made before it, so one WAIT covers a whole pipeline on one node. On
-    a Redis Cluster a pipeline is sent as one share per node, each on one connection of that node, in
-    order: so each node whose keys the pipeline writes gets a WAIT of its own at the end of its share
-    (``add``). Fewer replicas in time raise ``ReplicasBehind`` (a 503): the writes did apply on the
-    primary, and may be lost if it fails now; an Idempotency-Key makes the client's retry safe.
+    a Redis Cluster a batch is sent as one share per node, each on one connection of that node, in
+    order, so each node whose keys it writes gets a WAIT of its own at the end of its share
+    (``cluster.AsyncRedisCluster.run``, ``cluster.SyncRedisCluster.run``). Fewer replicas in time
+    raise ``ReplicasBehind`` (a 503): the writes did apply on the primary, and may be lost if it fails
+    now; an Idempotency-Key makes the client's retry safe.
 
     Replication is asynchronous otherwise: a primary that dies right after answering can take the
     answered write with it, since its replicas are promoted without it."""
@@ -56,9 +57,6 @@ class ReplicaAcks:
         if int(acked) < self.count:
             return ReplicasBehind(f"the write reached {acked} of {self.count} replicas in time; it may have applied")
         return None
-
-
-NO_REPLICA_ACKS = ReplicaAcks()
 
 
 NO_REPLICA_ACKS = ReplicaAcks()

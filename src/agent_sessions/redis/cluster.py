@@ -68,8 +68,10 @@ class AsyncRedisCluster(AsyncCluster):
         shares: dict[str, tuple[Any, list[PipelineCommand], list[bool]]] = {}
         try:
             for i, key in enumerate(keys):
-                node = self.get_node_from_key(key)
-                share = shares.get(cast(Any, node).name) or shares.setdefault(cast(Any, node).name, (node, [], []))
+                node: Any = self.get_node_from_key(key)
+                share = shares.get(node.name)
+                if share is None:
+                    share = shares[node.name] = (node, [], [])
                 share[1].append(PipelineCommand(i, *commands[i]))
                 share[2].append(confirmed[i])
         except RedisClusterException as exc:  # a slot no node serves: the cluster is failing over

@@ -5,7 +5,7 @@ Redis Cluster, and what each cannot do is said out loud.
   too (every write would fail until it is promoted).
 - A Redis Cluster (the client was made for one: ``client.async_client``): every script touches one
   slot, so the same code runs; ``REDIS_MIN_REPLICA_ACKS`` waits on each primary a write went to
-  (``client.ReplicaAcks``). Its replicas are not counted here: each primary has its own, and a missing
+  (``acks.ReplicaAcks``). Its replicas are not counted here: each primary has its own, and a missing
   one shows as the 503s of the writes that wait for it.
 
 A Redis that cannot be reached is not an error here: processes start while Redis is down and answer

@@ -92,7 +92,7 @@ class Webhooks:
             commands = [("ZADD", listing, int(time.time() * 1000), endpoint), ("ZCARD", listing)]
             _, listed = first_error(await execute_async(self.redis, commands, [listing, listing], self.acks))
             if listed > self.bounds.endpoints_max:
-                await self.redis.zrem(self.keys.webhook_endpoints, endpoint)
+                await self.redis.zrem(listing, endpoint)
                 return "full", {}
         reply = await self._create([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
         if reply[0] != "ok":
