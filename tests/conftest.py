@@ -7,6 +7,7 @@ state, and may kill and restart it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
+from tests.support import clock
 from tests.support.api import IN_CI, SEED_AGENT, SEED_SESSION, MakeKey
 from tests.support.cluster import cluster
 from tests.support.inprocess import InProcess
@@ -35,7 +37,12 @@ hypothesis_settings.load_profile("agent-sessions")
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    """The session's Redis; its clock moved by ``AGENT_SESSIONS_TEST_CLOCK`` when set (``support.clock``)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), executable=clock.redis_executable()).start()
+    if clock.OFFSET:
+        conn = redis.Redis.from_url(server.url)
+        assert abs(clock.redis_now_ms(conn) / 1000 - time.time()) > 3600, "the Redis clock did not move"
+        conn.close()
     yield server
     server.stop()
 

@@ -3,7 +3,6 @@ backlog and of the log, the lease of a claimed message, the backoff, and the dea
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
 import anyio
@@ -15,6 +14,7 @@ from agent_sessions.redis.client import async_client
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.outbox import pipeline_snapshot
 from agent_sessions.redis.webhooks import Bounds, Webhooks
+from tests.support.clock import redis_now_ms
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
 E = "whe_test"
@@ -76,7 +76,7 @@ async def test_failures_back_off_then_die_and_the_gauge_counts_dead_letters(
         row = await store.row(E, "evt_1")
         assert row is not None
         if row["status"] == "failed":
-            wait_ms = int(row["next_attempt_at"]) - int(time.time() * 1000)
+            wait_ms = int(row["next_attempt_at"]) - redis_now_ms(sync_redis)  # the scripts' clock
             assert 0 < wait_ms <= 300  # 200 ms, then 300 (the cap)
             await anyio.sleep(wait_ms / 1000 + 0.02)
     assert outcomes == ["failed", "failed", "failed", "failed", "dead", "dead"]
@@ -90,7 +90,9 @@ async def test_failures_back_off_then_die_and_the_gauge_counts_dead_letters(
     assert not [key for key in sync_redis.scan_iter("as:wh*")]  # the whole log went with it
 
 
-async def test_a_rotation_keeps_at_most_the_newest_secrets_and_drops_expired_ones(store: Webhooks) -> None:
+async def test_a_rotation_keeps_at_most_the_newest_secrets_and_drops_expired_ones(
+    store: Webhooks, sync_redis: redis.Redis
+) -> None:
     import orjson
 
     for secret in ("whsec_a", "whsec_b", "whsec_c", "whsec_d"):
@@ -99,7 +101,7 @@ async def test_a_rotation_keeps_at_most_the_newest_secrets_and_drops_expired_one
     assert stored is not None
     kept = orjson.loads(stored["secrets"])
     assert [s["secret"] for s in kept] == ["whsec_d", "whsec_c", "whsec_b"] and kept[0]["expires_ms"] == "0"
-    assert all(int(s["expires_ms"]) > time.time() * 1000 for s in kept[1:])
+    assert all(int(s["expires_ms"]) > redis_now_ms(sync_redis) for s in kept[1:])
     updated = await store.rotate(E, "whsec_e", 0, 3)
     assert updated is not None and [s["secret"] for s in orjson.loads(updated["secrets"])] == ["whsec_e"]
     assert await store.rotate("whe_gone", "whsec_x", 0, 3) is None

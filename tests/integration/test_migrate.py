@@ -13,7 +13,7 @@ import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import redis
@@ -30,8 +30,10 @@ from agent_sessions.web.app import create_app
 from tests.support.inprocess import InProcess
 from tests.support.processes import command, env
 from tests.support.recount import assert_report_matches, recount
+from tests.support.clock import redis_executable, redis_now_ms
+from tests.support.stored_time import delta_to_now, shifted
 
-DATA = json.loads((Path(__file__).parent.parent / "data" / "layout1_store.json").read_text())
+STORED = json.loads((Path(__file__).parent.parent / "data" / "layout1_store.json").read_text())
 PARTITIONS = 8  # not the default: a part built without this process's layout would miss every agent
 KEYS = Keys(partitions=PARTITIONS)
 # The names of layout 1's keys of an agent (none may be left after the migration).
@@ -75,8 +77,15 @@ def snapshot(conn: redis.Redis) -> dict[str, Any]:
 
 
 @pytest.fixture
-def layout1(redis_url: str, sync_redis: redis.Redis) -> str:
-    load(sync_redis, DATA["keys"])
+def data(sync_redis: redis.Redis) -> dict[str, Any]:
+    """The stored store and its answers, as if made a minute ago by Redis's clock (its sessions expire
+    relative to that, whatever the date)."""
+    return cast(dict[str, Any], shifted(STORED, delta_to_now(json.dumps(STORED), now_ms=redis_now_ms(sync_redis))))
+
+
+@pytest.fixture
+def layout1(redis_url: str, sync_redis: redis.Redis, data: dict[str, Any]) -> str:
+    load(sync_redis, data["keys"])
     return redis_url
 
 
@@ -91,7 +100,7 @@ def migrate(redis_url: str, partitions: int = PARTITIONS) -> subprocess.Complete
 
 
 def test_an_earlier_store_is_refused_until_migrated_then_served_as_before(
-    settings: Settings, sync_redis: redis.Redis
+    settings: Settings, sync_redis: redis.Redis, data: dict[str, Any]
 ) -> None:
     with pytest.raises(ConfigError, match="agent-sessions migrate"), TestClient(create_app(settings)):
         pass
@@ -110,9 +119,9 @@ def test_an_earlier_store_is_refused_until_migrated_then_served_as_before(
     again = migrate(settings.redis_url or "")
     assert again.returncode == 0 and "nothing to move" in again.stdout, again.stdout + again.stderr
 
-    admin = {"x-api-key": DATA["admin"]}
+    admin = {"x-api-key": data["admin"]}
     with TestClient(create_app(settings)) as client:
-        for path, answer in DATA["answers"].items():
+        for path, answer in data["answers"].items():
             response = client.get(path, headers=admin)
             assert response.status_code == 200 and response.json() == answer, path
         # The Idempotency-Key record moved with its answer: the retry is replayed, not applied again.
@@ -122,9 +131,9 @@ def test_an_earlier_store_is_refused_until_migrated_then_served_as_before(
             headers={**admin, "idempotency-key": "idem-1"},
         )
         assert replay.headers["idempotent-replayed"] == "true"
-        assert replay.json() == DATA["answers"]["/v2/agents/agt_alpha/sessions/ase_0"]
+        assert replay.json() == data["answers"]["/v2/agents/agt_alpha/sessions/ase_0"]
         # The editor key (scoped to one agent) still works, through the write's own admission.
-        editor = {"x-api-key": DATA["editor"]}
+        editor = {"x-api-key": data["editor"]}
         patched = client.patch("/v2/agents/agt_alpha/sessions/ase_3", json={"enabled": False}, headers=editor)
         assert patched.status_code == 200 and patched.json()["version"] == 2
         with InProcess(settings, deliveries=False) as pipeline:
@@ -143,13 +152,13 @@ def test_an_earlier_store_is_refused_until_migrated_then_served_as_before(
 
 
 def test_an_interrupted_migration_finishes_where_it_stopped(
-    layout1: str, sync_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    layout1: str, sync_redis: redis.Redis, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, data: dict[str, Any]
 ) -> None:
     """Stopped after some keys, run again: the same store as one run makes (compared on a copy)."""
-    whole = RedisServer(tmp_path / "whole").start()
+    whole = RedisServer(tmp_path / "whole", executable=redis_executable()).start()
     try:
         reference = redis.Redis.from_url(whole.url, decode_responses=True)
-        load(reference, DATA["keys"])
+        load(reference, data["keys"])
         done = Migration(reference, KEYS).run()
         expected = snapshot(reference)
         reference.close()
@@ -202,7 +211,7 @@ def test_partitions_are_recorded_once_and_a_process_with_another_value_refuses(
 
 @pytest.fixture
 def stopped_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
+    server = RedisServer(tmp_path / "redis", executable=redis_executable())
     yield server
     server.stop()
 
