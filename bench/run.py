@@ -2,13 +2,16 @@
 sustained rate, and Redis memory per session, printed as one table from one run on this machine.
 
 The yardstick (bench/baseline_app.py, kept byte-for-byte as it was given to the project) is the least
-a Starlette handler can do for this endpoint: one Redis round trip. Both servers run under the same
-uvicorn (one process each) on one private Redis; wrk (Debian package `wrk`) drives them alternately,
-32 connections, the seed's example body with a value that changes on every request, our API with auth
-and rate limiting on (a limit too high to trigger). Rounds alternate ABBA and start from the same
-Redis state (``fresh_state``); each side's figures are medians of its rounds, and each ratio is the
-median of the per-round ratios, so a machine whose speed drifts during the run (shared virtual
-machines do) moves both sides of a ratio alike.
+a Starlette handler can do for this endpoint: one Redis round trip. The baseline runs under uvicorn,
+ours as users run it (``agent-sessions serve``, the same uvicorn, one process each, access log on), on
+one private Redis; wrk (Debian package `wrk`) drives them alternately, 32 connections, the seed's
+example body with a value that changes on every request, our API with auth and rate limiting on (a
+limit too high to trigger). Rounds alternate ABBA; nothing is cleared between them (the outbox grows,
+as between two relay reads in production). Each side's figures are medians of its rounds, and each
+ratio is the median of the per-round ratios, so a machine whose speed drifts during the run (shared
+virtual machines do) moves both sides of a ratio alike. CPU per request (the API process's, Redis's)
+is printed beside req/s: noise moves it far less. ``--before DIR`` runs the code of another checkout
+(``git worktree add DIR main``) as a third side in the same rounds: a before/after comparison.
 """
 
 from __future__ import annotations
@@ -130,12 +133,13 @@ def outbox_backlog(conn: redis.Redis) -> int:
     return sum(pipe.execute())
 
 
-def fresh_state(conn: redis.Redis) -> None:
-    """Between rounds, outside the timed windows: clear both outboxes (in production the relay drains
-    ours; the baseline caps its own) and compact the AOF, waiting for the rewrite. Every round then starts
-    from the same state, and no AOF rewrite, triggered by a growth only this benchmark causes, lands in
-    one round and not another. The AOF append every write makes stays inside every measurement."""
-    conn.delete(*OUTBOXES, KEYS.events, KEYS.event_ids, "outbox")  # "outbox": the baseline's own
+def settle_aof(conn: Any) -> None:
+    """Between rounds, outside the timed windows: compact the AOF and wait for the rewrite, so that no
+    rewrite (triggered by a growth only this benchmark causes) lands in one round and not another.
+    Nothing is deleted: the AOF append every write makes stays inside every measurement, and the
+    outbox keeps growing as in production between two relay reads."""
+    if is_cluster(conn):
+        return
     wait_for_aof_rewrite(conn)  # Redis may have started one itself; asking for another meanwhile fails
     conn.bgrewriteaof()
     wait_for_aof_rewrite(conn)
@@ -194,60 +198,97 @@ def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | N
         yield url, key
 
 
+def redis_usec(conn: Any) -> float:
+    """The microseconds Redis has spent in commands so far (INFO commandstats), every node's."""
+    stats = conn.info("commandstats")
+    if is_cluster(conn):
+        return sum(v["usec"] for node in stats.values() for k, v in node.items() if k.startswith("cmdstat_"))
+    return float(sum(v["usec"] for k, v in stats.items() if k.startswith("cmdstat_")))
+
+
+def serve_command(checkout: Path | None, port: int) -> tuple[list[str], dict[str, str]]:
+    """``agent-sessions serve`` as a user runs it (access log on, JSON to stderr), from this checkout or
+    from another one's ``src`` (the code before a change, in a ``git worktree``), with this virtualenv."""
+    command = [sys.executable, "-m", "agent_sessions.cli", "serve", "--port", str(port)]
+    extra = {"METRICS_PORT": "0"}
+    if checkout is not None:
+        extra["PYTHONPATH"] = str(checkout / "src")
+    return command, extra
+
+
 def http_benchmark(
-    redis_url: str, key: str, rounds: int, seconds: float, connections: int, cluster: tuple[str, str] | None = None
+    redis_url: str,
+    key: str,
+    rounds: int,
+    seconds: float,
+    connections: int,
+    cluster: tuple[str, str] | None = None,
+    before: Path | None = None,
 ) -> dict[str, Any]:
     """Alternate the servers, ABBA (baseline first in even rounds, ours first in odd ones), so a
     machine that speeds up or slows down during the run favours neither. Returns each side's medians
-    and the per-round ratios, each computed from two measurements taken back to back. ``cluster``:
-    (a node's URL, an admin key there): ours is also run on that Redis Cluster, in the same rounds."""
+    and the per-round ratios, each computed from two measurements taken back to back, and each side's
+    CPU per request: the API process's (psutil) and Redis's (the server process's CPU, and the time
+    INFO commandstats counts in commands). Nothing is cleared between rounds: the outbox grows as it
+    does between two relay reads in production. ``cluster``: (a node's URL, an admin key there): ours
+    is also run on that Redis Cluster, in the same rounds. ``before``: a checkout of the code before a
+    change (a ``git worktree``), run as a third server in the same rounds."""
     env = {**os.environ, "REDIS_URL": redis_url}
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    base_port, our_port, cluster_port = free_port(), free_port(), free_port()
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    targets: dict[str, tuple[int, dict[str, str], Any]] = {}
     uvicorn = [str(BIN / "uvicorn"), "--no-access-log", "--log-level", "warning", "--host", "127.0.0.1"]
-    baseline = start([*uvicorn, "baseline_app:app", "--port", str(base_port)], env, cwd=HERE)
-    app = [*uvicorn, "--factory", "agent_sessions.web.app:create_app"]
-    ours = start([*app, "--port", str(our_port)], env)
-    on_cluster = start([*app, "--port", str(cluster_port)], {**env, "REDIS_URL": cluster[0]}) if cluster else None
+    port = free_port()
+    servers["baseline"] = start([*uvicorn, "baseline_app:app", "--port", str(port)], env, cwd=HERE)
+    targets["baseline"] = (port, env, conn)
+    sides: list[tuple[str, Path | None, str, str, Any]] = [("ours", None, redis_url, key, conn)]
+    if before is not None:
+        sides.append(("before", before, redis_url, key, conn))
+    if cluster:
+        sides.append(("cluster", None, cluster[0], cluster[1], sync_client(cluster[0])))
+    for name, checkout, url, secret, side_conn in sides:
+        port = free_port()
+        command, extra = serve_command(checkout, port)
+        servers[name] = start(command, {**env, **extra, "REDIS_URL": url})
+        targets[name] = (port, {**env, "API_KEY": secret}, side_conn)
     try:
-        wait_http(f"http://127.0.0.1:{base_port}/")
-        wait_http(f"http://127.0.0.1:{our_port}/healthz")
-        results: dict[str, list[dict[str, float]]] = {"baseline": [], "ours": []}
-        targets = {"baseline": (base_port, env), "ours": (our_port, {**env, "API_KEY": key})}
-        if cluster:
-            wait_http(f"http://127.0.0.1:{cluster_port}/healthz")
-            results["cluster"] = []
-            targets["cluster"] = (cluster_port, {**env, "API_KEY": cluster[1]})
-        for port, run_env in targets.values():  # warm up both
+        for name, (port, _, _) in targets.items():
+            wait_http(f"http://127.0.0.1:{port}/" + ("" if name == "baseline" else "healthz"))
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
+        for port, run_env, _ in targets.values():  # warm up every side
             wrk(f"http://127.0.0.1:{port}{PATH}", min(2, seconds), connections, HERE / "patch.lua", run_env)
         for round_no in range(rounds):
             order = list(targets) if round_no % 2 == 0 else list(targets)[::-1]
             for name in order:
-                port, run_env = targets[name]
-                fresh_state(conn)
-                if cluster and name == "cluster":
-                    cluster_conn = sync_client(cluster[0])
-                    for outbox in OUTBOXES:
-                        cluster_conn.delete(outbox)  # one slot each
-                    cluster_conn.close()
+                port, run_env, side_conn = targets[name]
+                settle_aof(side_conn)
+                api, store = psutil.Process(servers[name].pid), [psutil.Process(p) for p in redis_pids(side_conn)]
+                cpu_before = cpu_seconds({"api": [api], "redis": store})
+                usec_before = redis_usec(side_conn)
                 result = wrk(f"http://127.0.0.1:{port}{PATH}", seconds, connections, HERE / "patch.lua", run_env)
-                log(f"  round {round_no + 1} {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms")
+                cpu = cpu_seconds({"api": [api], "redis": store})
+                done = max(1.0, result["requests"])
+                result["api_us"] = (cpu["api"] - cpu_before["api"]) * 1e6 / done
+                result["redis_us"] = (cpu["redis"] - cpu_before["redis"]) * 1e6 / done
+                result["commands_us"] = (redis_usec(side_conn) - usec_before) / done
+                log(
+                    f"  round {round_no + 1} {name}: {result['rps']:.0f} req/s, p99 {result['p99']:.2f} ms, "
+                    f"API {result['api_us']:.0f} us, Redis {result['redis_us']:.0f} us per request"
+                )
                 results[name].append(result)
         summary: dict[str, Any] = {
             name: {k: statistics.median(r[k] for r in rs) if k != "errors" else sum(r[k] for r in rs) for k in rs[0]}
             for name, rs in results.items()
         }
-        for name, suffix in (("ours", ""), ("cluster", "_cluster")):
-            if name in results:
+        for name in targets:
+            if name != "baseline":
                 pairs = list(zip(results["baseline"], results[name], strict=True))
-                summary[f"rps_ratios{suffix}"] = [o["rps"] / b["rps"] for b, o in pairs]
-                summary[f"p99_ratios{suffix}"] = [o["p99"] / b["p99"] for b, o in pairs]
+                summary[f"rps_ratios_{name}"] = [o["rps"] / b["rps"] for b, o in pairs]
+                summary[f"p99_ratios_{name}"] = [o["p99"] / b["p99"] for b, o in pairs]
         return summary
     finally:
-        stop(baseline)
-        stop(ours)
-        if on_cluster is not None:
-            stop(on_cluster)
+        for server in servers.values():
+            stop(server)
 
 
 class Receiver:
@@ -445,7 +486,7 @@ def agent_delete_benchmark(redis_url: str, key: str, sessions: int, seconds: flo
             if with_delete:
                 populate(redis_url, doomed, sessions)
             conn.delete(*OUTBOXES)
-            fresh_state(conn)
+            settle_aof(conn)
             worker = start([str(BIN / "agent-sessions"), "worker", "--relay-only"], env)
             try:
                 time.sleep(1)
@@ -572,7 +613,8 @@ def events_benchmark(redis_url: str, key: str, events: int, subscribers: int) ->
     10 PATCHes a second)."""
     import asyncio
 
-    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0"}
+    # One key follows with every subscriber here: SSE_MAX_PER_KEY raised to let it.
+    env = {**os.environ, "REDIS_URL": redis_url, "METRICS_PORT": "0", "SSE_MAX_PER_KEY": str(subscribers + 10)}
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     conn.delete(KEYS.events, KEYS.event_ids, KEYS.events_trimmed)
     port = free_port()
@@ -749,33 +791,39 @@ def print_feed(feed: dict[str, float], args: argparse.Namespace) -> None:
 
 
 def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
-    b, o = http["baseline"], http["ours"]
-    rps_ratios, p99_ratios = http["rps_ratios"], http["p99_ratios"]
+    names = {
+        "baseline": "baseline (bare handler)",
+        "ours": "agent-sessions",
+        "before": f"agent-sessions before ({args.before})",
+        "cluster": "agent-sessions on a 3-primary Redis Cluster",
+    }
     print(f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections")
     if args.replica_acks:
         print(f"Redis with {args.replica_acks} replica(s); ours with REDIS_MIN_REPLICA_ACKS={args.replica_acks}")
-    print("| PATCH | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---:|---:|---:|---:|")
-    print(f"| baseline (bare handler) | {b['rps']:.0f} | {b['p50']:.2f} | {b['p99']:.2f} | {b['errors']:.0f} |")
-    print(f"| agent-sessions | {o['rps']:.0f} | {o['p50']:.2f} | {o['p99']:.2f} | {o['errors']:.0f} |")
-    print(
-        f"| ratio ours / baseline | {statistics.median(rps_ratios):.2f}x | | {statistics.median(p99_ratios):.2f}x | |"
-    )
-    if "cluster" in http:
-        c, c_rps, c_p99 = http["cluster"], http["rps_ratios_cluster"], http["p99_ratios_cluster"]
-        print(
-            f"| agent-sessions on a 3-primary Redis Cluster | {c['rps']:.0f} | {c['p50']:.2f} | {c['p99']:.2f} "
-            f"| {c['errors']:.0f} |"
-        )
-        print(
-            f"| ratio ours on the cluster / baseline | {statistics.median(c_rps):.2f}x | "
-            f"| {statistics.median(c_p99):.2f}x | |"
-        )
+    print("| PATCH | req/s | p50 ms | p99 ms | API CPU µs/req | Redis CPU µs/req | in commands µs/req | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, label in names.items():
+        if name in http:
+            r = http[name]
+            print(
+                f"| {label} | {r['rps']:.0f} | {r['p50']:.2f} | {r['p99']:.2f} | {r['api_us']:.0f} "
+                f"| {r['redis_us']:.0f} | {r['commands_us']:.0f} | {r['errors']:.0f} |"
+            )
+    for name, label in names.items():
+        if f"rps_ratios_{name}" in http:
+            rps, p99 = http[f"rps_ratios_{name}"], http[f"p99_ratios_{name}"]
+            api = http[name]["api_us"] / http["baseline"]["api_us"]
+            print(
+                f"| ratio {label} / baseline | {statistics.median(rps):.2f}x | | {statistics.median(p99):.2f}x "
+                f"| {api:.2f}x | | | |"
+            )
     print()
+    rps, p99 = http["rps_ratios_ours"], http["p99_ratios_ours"]
     print(
-        f"Ratios: the median of {len(rps_ratios)} per-round ratios (each round measures both, back to back); "
-        f"throughput ratio per round {min(rps_ratios):.2f}x-{max(rps_ratios):.2f}x, "
-        f"p99 ratio per round {min(p99_ratios):.2f}x-{max(p99_ratios):.2f}x."
+        f"Ratios: the median of {len(rps)} per-round ratios (each round measures every side, back to back); "
+        f"throughput ratio per round {min(rps):.2f}x-{max(rps):.2f}x, p99 ratio per round "
+        f"{min(p99):.2f}x-{max(p99):.2f}x. CPU: medians of the rounds (psutil; Redis: the server process, "
+        "and the time INFO commandstats counts in commands)."
     )
 
 
@@ -832,6 +880,11 @@ def main() -> int:
         "--cluster",
         action="store_true",
         help="the PATCH comparison and the event pipeline also on a local 3-primary Redis Cluster (RabbitMQ broker)",
+    )
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="a checkout of the code before a change (git worktree add DIR main): a third side of the PATCH comparison",
     )
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
@@ -891,7 +944,9 @@ def main() -> int:
             if not only or args.http_only:
                 log("HTTP: baseline vs ours ..." + (" (and ours on a 3-primary cluster)" if args.cluster else ""))
                 with local_cluster(Path(tmp), args.cluster) as on_cluster:
-                    http = http_benchmark(server.url, key, args.rounds, args.seconds, args.connections, on_cluster)
+                    http = http_benchmark(
+                        server.url, key, args.rounds, args.seconds, args.connections, on_cluster, args.before
+                    )
             if not only or args.delete_only:
                 log(f"PATCH latency while an agent with {args.delete_sessions} sessions is deleted ...")
                 deleting = agent_delete_benchmark(

@@ -103,6 +103,10 @@ def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str
     return secret
 
 
+def article(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool = True) -> None:
     """Raise ``Forbidden`` unless ``key`` has at least role ``need`` and may act on ``agent``.
 
@@ -111,7 +115,7 @@ def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool
     unlimited key may do.
     """
     if key.role.rank < need.rank:
-        raise Forbidden(f"a {key.role} key cannot do this; it needs the {need} role")
+        raise Forbidden(f"{article(key.role)} {key.role} key cannot do this; it needs the {need} role")
     if agent is not None and not key.allows_agent(agent):
         raise Forbidden("this key is not allowed to access this agent")
     if agent is None and not any_agent and key.agents:

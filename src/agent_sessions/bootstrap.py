@@ -106,7 +106,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     events = EventLog(client, batches, scan_max=settings.events_scan_max)
     # The feed's blocking reads return well within the client's socket timeout.
     block_ms = max(50, int(settings.redis_timeout * 500))
-    feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms)
+    feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms, settings.sse_max_per_key)
     gate = Gate(client, rate_limits(settings), batches)
     guard = layout.Guard(client, store.keys)
     return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events), guard)

@@ -10,17 +10,23 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent_sessions import bootstrap
+from agent_sessions import __version__, bootstrap
 from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError, ReplicasBehind, StoreUnavailable
 from agent_sessions.models import AGENT_KEY_RE
 from agent_sessions.redis.keys import LAYOUT
 
+DESCRIPTION = (
+    "agent-sessions: the session-update service (PATCH /v2/agents/{agent_key}/sessions/{session_key}) and"
+    " its event pipeline. Settings come from the environment (REDIS_URL, BROKER_URL, ...)."
+)
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="agent-sessions", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="agent-sessions", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"agent-sessions {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP API (needs REDIS_URL)")
     serve.add_argument("--host", default="127.0.0.1")

@@ -71,6 +71,7 @@ ENV_VARS: dict[str, str] = {
     "SSE_HEARTBEAT_SECONDS": "sse_heartbeat_seconds",
     "SSE_QUEUE_MAX": "sse_queue_max",
     "SSE_MAX_SUBSCRIBERS": "sse_max_subscribers",
+    "SSE_MAX_PER_KEY": "sse_max_per_key",
     "REQUEST_READ_TIMEOUT": "request_read_timeout",
     "AGENT_DELETE_BATCH": "agent_delete_batch",
     "FILTER_SCAN_MAX": "filter_scan_max",
@@ -139,10 +140,12 @@ class Settings(BaseModel):
     expiry_batch: int = Field(default=100, ge=1, le=10_000)
     # The live feed (GET /v2/events/stream): a comment line at least this often; per subscriber at most
     # SSE_QUEUE_MAX events waiting to be sent (a subscriber further behind is dropped); at most
-    # SSE_MAX_SUBSCRIBERS streams per API process (more are refused with 503).
+    # SSE_MAX_SUBSCRIBERS streams per API process (more are refused with 503), and at most
+    # SSE_MAX_PER_KEY of them for one API key (more: 429 for that key, others still open theirs).
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=15.0)
     sse_queue_max: int = Field(default=256, ge=1, le=100_000)
     sse_max_subscribers: int = Field(default=1000, ge=1, le=100_000)
+    sse_max_per_key: int = Field(default=10, ge=1, le=100_000)
     # Prometheus metrics on their own listener, never on the API's port (0: no metrics listener).
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9464, ge=0, le=65_535)

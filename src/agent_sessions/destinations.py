@@ -3,9 +3,13 @@
 A webhook URL is chosen by an API client, and the workers that POST to it sit inside the network: a URL
 naming ``127.0.0.1:6379``, ``10.0.0.5`` or the cloud metadata service (``169.254.169.254``) would turn
 the service into a proxy for anyone with an admin key. So, unless ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``
-is true, a destination is refused when any address its host resolves to is private, loopback,
-link-local, multicast, reserved or unspecified (IPv4-mapped IPv6 addresses are judged as the IPv4
-address they carry). The check runs at create and update, and again before every delivery, after DNS
+is true, a destination is refused unless every address its host resolves to is globally routable:
+``ipaddress``'s ``is_global``, and not multicast, nor in the special-purpose blocks that Python's list
+still counts as global (``NOT_GLOBAL``: 192.0.0.0/24, the 6to4 relay anycast 192.88.99.0/24…). An IPv6
+address that carries an IPv4 address (IPv4-mapped ``::ffff:0:0/96``, 6to4 ``2002::/16``, Teredo
+``2001::/32``, NAT64 ``64:ff9b::/96``) is judged as the IPv4 address inside it, so
+``[2002:7f00:1::]`` is loopback. A URL with control characters (CR, LF, tab, NUL…) is refused, never
+rewritten. The check runs at create and update, and again before every delivery, after DNS
 resolution; the delivery then connects to the address that was checked (``Destination.pinned``), so a
 name that resolves elsewhere a moment later (DNS rebinding) cannot slip through. Redirects are never
 followed.
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -22,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent_sessions.errors import InvalidRequest
 
 MAX_URL_LENGTH = 2048
+CONTROL = re.compile(r"[\x00-\x20\x7f]")
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
@@ -48,6 +54,8 @@ def check_url(url: str) -> tuple[str, int]:
     """The URL's host and port, or ``InvalidRequest`` naming ``url``: http(s), a host, no credentials."""
     if len(url) > MAX_URL_LENGTH:
         raise InvalidRequest.for_fields({"url": f"at most {MAX_URL_LENGTH} characters"})
+    if CONTROL.search(url):  # urlsplit would drop CR, LF and tab silently: refuse what was sent
+        raise InvalidRequest.for_fields({"url": "must not contain control characters or spaces"})
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -74,13 +82,40 @@ async def _addresses(host: str, port: int) -> list[Address]:
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 
-def refused_reason(address: Address) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    for attribute in ("is_loopback", "is_link_local", "is_private", "is_multicast", "is_reserved", "is_unspecified"):
-        if getattr(address, attribute):
-            return f"{address} is {attribute.removeprefix('is_').replace('_', '-')}"
+# Special-purpose blocks (IANA) that ``ipaddress.is_global`` calls global in some Python versions.
+NOT_GLOBAL = tuple(
+    ipaddress.ip_network(block)
+    for block in ("0.0.0.0/8", "192.0.0.0/24", "192.88.99.0/24", "224.0.0.0/4", "240.0.0.0/4", "64:ff9b:1::/48")
+)
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+KINDS = ("loopback", "link_local", "private", "multicast", "reserved", "unspecified")
+
+
+def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, 6to4, Teredo's client, NAT64), if any."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
+
+
+def refused_reason(address: Address) -> str | None:
+    """Why a webhook may not go to ``address`` (None: it is globally routable)."""
+    inner = embedded_ipv4(address)
+    if inner is not None:
+        reason = refused_reason(inner)
+        return None if reason is None else f"{address} carries {reason.replace(' is ', ', which is ', 1)}"
+    if address.is_global and not address.is_multicast and not any(address in block for block in NOT_GLOBAL):
+        return None
+    kinds = [kind.replace("_", "-") for kind in KINDS if getattr(address, f"is_{kind}")]
+    return f"{address} is not a public address ({', '.join(kinds) or 'special-purpose'})"
 
 
 async def resolve(url: str, allow_private: bool) -> Destination:

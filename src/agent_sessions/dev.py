@@ -35,6 +35,7 @@ from agent_sessions.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import AgentAlreadyExists, ConfigError, SessionAlreadyExists
 from agent_sessions.events import SYSTEM
+from agent_sessions.metrics import check_port
 from agent_sessions.process import die_with_parent
 
 SEED_AGENT = "agt_customer_support"
@@ -127,7 +128,7 @@ def stop_workers(workers: subprocess.Popen[bytes]) -> None:
             workers.kill()
 
 
-def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) -> str:
+def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None, allow_private: bool = True) -> str:
     url = f"{base_url}/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
     body = orjson.dumps(SEED_PATCH).decode()
     cli = Path(sys.executable).parent / "agent-sessions"
@@ -154,7 +155,10 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None) 
             f"  Webhooks:   curl -s -X POST {base_url}/v2/webhook_endpoints -H 'x-api-key: {secret}' \\",
             "                -H 'Content-Type: application/json' \\",
             '                -d \'{"url": "http://127.0.0.1:9000/hooks", "event_types": ["session.updated"]}\'',
-            "              (receivers on this machine are allowed in dev: WEBHOOK_ALLOW_PRIVATE_NETWORKS=true)",
+            "              (receivers on this machine are allowed in dev: WEBHOOK_ALLOW_PRIVATE_NETWORKS=true)"
+            if allow_private
+            else "              (WEBHOOK_ALLOW_PRIVATE_NETWORKS=false: only public https:// or http:// receivers;"
+            " 127.0.0.1 is refused)",
             f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
             "",
             "Ctrl-C stops the API, the workers and Redis; data stays in the data directory for the next run.",
@@ -186,25 +190,29 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
     from agent_sessions.web import server as web_server
     from agent_sessions.web.app import create_app
 
+    redis_url = f"unix://{data_dir / 'redis.sock'}"
+    local = os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") is None or settings.webhook_allow_private_networks
+    update = {"redis_url": redis_url, "broker_url": None, "webhook_allow_private_networks": local}
+    settings = settings.model_copy(update=update)
+    cfg = web_server.config(
+        settings, create_app(settings), host, port, log_config=dict_config(settings.log_level, "text")
+    )
+    # A port in use fails now, before the data directory is made, Redis starts or anything is printed.
+    sock = web_server.bind(cfg)
+    if settings.metrics_port:
+        check_port(settings.metrics_host, settings.metrics_port, "METRICS_PORT")
     lock = lock_data_dir(data_dir)
     redis_server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock", die_with_parent=True, pass_fds=(lock,))
+    assert redis_server.url == redis_url
     workers = None
     try:
-        local = os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") is None or settings.webhook_allow_private_networks
-        update = {"redis_url": redis_server.url, "broker_url": None, "webhook_allow_private_networks": local}
-        settings = settings.model_copy(update=update)
-        cfg = web_server.config(
-            settings, create_app(settings), host, port, log_config=dict_config(settings.log_level, "text")
-        )
-        sock = web_server.bind(cfg)  # a port in use fails now, before Redis starts or anything is printed
         redis_server.start()
         secret = seed(settings, data_dir)
         workers = start_workers(redis_server.url, pass_fds=(lock,))
         server = uvicorn.Server(cfg)
         with _stop_signals(server):  # from here on, any stop signal is a graceful stop
-            print(
-                banner(f"http://{host}:{port}", redis_server.url, secret, settings.escalation_webhook_url), flush=True
-            )
+            base = f"http://{host}:{port}"
+            print(banner(base, redis_server.url, secret, settings.escalation_webhook_url, local), flush=True)
             web_server.run(settings, cfg, sock, server)
     finally:
         if workers is not None:

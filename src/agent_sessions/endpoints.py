@@ -1,8 +1,9 @@
 """Webhook endpoints: what they subscribe to, the messages they receive, and their API shapes.
 
 An endpoint receives a message for every event whose type is in its ``event_types`` and whose agent is
-in its ``agent_keys`` (null: every agent), from the moment the workers have seen it (they re-read the
-endpoints at least once a second) until it is disabled or deleted. A message's body is
+in its ``agent_keys`` (null: every agent) committed after its create was answered, and none committed
+after its disable or delete was answered (``redis.webhooks.Fanout``); a change of its filters holds
+from its answer on as well. A message's body is
 ``{"type", "timestamp", "data"}`` with the event as ``data``; its ``webhook-id`` is the event id, and
 for ``session.escalated`` the escalation id ``esc_…`` (the update's id with another prefix), so that
 an endpoint taking both an update and the escalation it caused gets two distinct ids.
@@ -17,20 +18,18 @@ import orjson
 from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
-from agent_sessions.events import Event
-from agent_sessions.models import AgentKey, Description, Metadata, Timestamp
+from agent_sessions.events import ESCALATED, TYPES, Event
+from agent_sessions.models import AgentKey, Description, EventType, Metadata, Timestamp
 from agent_sessions.representations import event_time
 
 SETTINGS_ENDPOINT = "whe_settings"  # ESCALATION_WEBHOOK_URL, as an endpoint for session.escalated
-ESCALATED = "session.escalated"
-EVENT_TYPES = ("session.created", "session.updated", "session.deleted", "session.expired", ESCALATED)
+EVENT_TYPES = TYPES
 ENDPOINT_ID_PATTERN = "^whe_[0-9a-zA-Z_-]{1,64}$"
 MAX_AGENT_KEYS = 100
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 DEFAULT_GRACE_SECONDS = 24 * 3600
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
-EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
 Url = Annotated[
     str,
     StringConstraints(pattern="^https?://", max_length=2048),
@@ -148,12 +147,20 @@ class Message:
 
 @dataclass(frozen=True)
 class Subscription:
+    """What an endpoint subscribes to since ``since`` (ms, Redis time of its create or last change of
+    event_types, agent_keys or enabled), and before that (``previous``; None before its create)."""
+
     id: str
     event_types: frozenset[str]
     agents: frozenset[str] | None  # None: every agent
     enabled: bool = True
+    since: int = 0
+    previous: Subscription | None = None
 
-    def wants(self, event_type: str, agent: str) -> bool:
+    def wants(self, event_type: str, agent: str, at: int | None = None) -> bool:
+        """Whether an event of ``event_type`` and ``agent`` committed at ``at`` (ms; None: now) is for it."""
+        if at is not None and at < self.since:
+            return self.previous is not None and self.previous.wants(event_type, agent)
         return self.enabled and event_type in self.event_types and (self.agents is None or agent in self.agents)
 
 
@@ -161,13 +168,22 @@ SETTINGS_SUBSCRIPTION = Subscription(SETTINGS_ENDPOINT, frozenset({ESCALATED}), 
 
 
 def subscription(endpoint: str, fields: Fields) -> Subscription:
-    agents = orjson.loads(fields["agent_keys"])
-    return Subscription(
-        endpoint,
-        frozenset(orjson.loads(fields["event_types"])),
-        None if agents is None else frozenset(agents),
-        fields["enabled"] == "1",
-    )
+    """An endpoint's subscription from its record: the current one and, when it changed, the one before
+    (see lua/webhook_endpoint_update.lua). A record made before subscriptions were timed holds always."""
+    previous = None
+    if fields.get("previous"):
+        before = orjson.loads(fields["previous"])
+        previous = _subscribed(endpoint, before["event_types"], before["agent_keys"], before["enabled"], 0, None)
+    since = int(fields.get("subscribed_at") or 0)
+    return _subscribed(endpoint, fields["event_types"], fields["agent_keys"], fields["enabled"], since, previous)
+
+
+def _subscribed(
+    endpoint: str, event_types: str, agent_keys: str, enabled: str, since: int, previous: Subscription | None
+) -> Subscription:
+    agents = orjson.loads(agent_keys)
+    types = frozenset(orjson.loads(event_types))
+    return Subscription(endpoint, types, None if agents is None else frozenset(agents), enabled == "1", since, previous)
 
 
 def event_message(event: Event) -> Message:

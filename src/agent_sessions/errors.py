@@ -25,6 +25,7 @@ class ServiceError(AgentSessionsError):
     code = "internal_error"
     default_message = "internal error"
     description = ""  # when it happens, for the API's documentation (empty: a base class, not raised)
+    protocol = False  # answered by the HTTP edge for every path (not listed per operation)
     # True when this error is the stored outcome of an earlier request with the same Idempotency-Key.
     replayed = False
 
@@ -69,6 +70,41 @@ class NotFound(ServiceError):
     status = 404
     code = "not_found"
     default_message = "not found"
+
+
+class RouteNotFound(NotFound):
+    description = "no such path (a trailing slash makes another path; nothing redirects)"
+    protocol = True
+
+
+class MethodNotAllowed(ServiceError):
+    status = 405
+    description = "the path does not take this method (Allow lists those it takes)"
+    code = "method_not_allowed"
+    default_message = "method not allowed"
+    protocol = True
+
+
+class RequestTimeout(ServiceError):
+    status = 408
+    description = "the request line, headers and body did not arrive within REQUEST_READ_TIMEOUT"
+    code = "request_timeout"
+    default_message = "the request did not arrive in time"
+    protocol = True
+
+
+class HeadersTooLarge(ServiceError):
+    status = 431
+    description = "request line and headers over MAX_HEADER_BYTES"
+    code = "request_header_fields_too_large"
+    default_message = "request line and headers are too large"
+    protocol = True
+
+
+class InternalError(ServiceError):
+    description = "a fault of the service; the answer says Connection: close, the log has the request id"
+    default_message = "internal error; quote the request id to support"
+    protocol = True
 
 
 class AgentNotFound(NotFound):
@@ -151,6 +187,7 @@ class PreconditionFailed(ServiceError):
     description = "If-Match does not match the session's current version"
     code = "precondition_failed"
     default_message = "If-Match does not match the current version"
+    current_version: int | None = None  # the session's version now: the answer's ETag
 
 
 class Conflict(ServiceError):
@@ -183,7 +220,10 @@ class UnsupportedMediaType(ServiceError):
 
 class RateLimited(ServiceError):
     status = 429
-    description = "rate limit exceeded; retry after Retry-After seconds"
+    description = (
+        "the key's rate limit, too many failed authentications from the address, or SSE_MAX_PER_KEY live"
+        " streams of the key; retry after Retry-After seconds"
+    )
     code = "rate_limit_exceeded"
     default_message = "rate limit exceeded"
 
@@ -223,7 +263,8 @@ class IndexNotReady(ServiceError):
 
 
 def described() -> list[type[ServiceError]]:
-    """Every error class the API answers with (those with a description), base classes first."""
+    """Every error class the API answers with (those with a description), base classes first: the
+    reference of every code the API can return (``reference``, the docs' table, ``/openapi.json``)."""
     found: list[type[ServiceError]] = []
     pending: list[type[ServiceError]] = [ServiceError]
     while pending:
@@ -232,3 +273,11 @@ def described() -> list[type[ServiceError]]:
             found.append(cls)
         pending.extend(cls.__subclasses__())
     return found
+
+
+def reference() -> str:
+    """The table of every error code (Markdown), generated from this hierarchy for the docs."""
+    rows = ["| HTTP | code | when |", "|---:|---|---|"]
+    for cls in sorted(described(), key=lambda c: (c.status, c.code)):
+        rows.append(f"| {cls.status} | `{cls.code}` | {cls.description} |")
+    return "\n".join(rows) + "\n"

@@ -6,6 +6,8 @@ An event (README, "Events")::
      "session_key": "ase_…", "version": 7, "changes": {"metadata": {"old": {…}, "new": {…}}},
      "session": {full session after the change}, "actor": "<key id>", "request_id": "req_…"}
 
+``session.escalated`` (``escalation_event``) is the update that escalated, with the rules that fired
+(``rule``, ``rules``) and the update's id (``update_event_id``), under an id of its own.
 ``changes`` holds each changed field's old and new value (``session.updated``; empty for created and
 deleted and expired). ``incarnation`` (the session's creation time in milliseconds) tells apart the lifetimes of a
 session key that was deleted and created again. For ``session.deleted`` and ``session.expired``,
@@ -17,13 +19,18 @@ version, which identify an event just as uniquely).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, get_args
+
+import orjson
 
 from agent_sessions.ids import new_id
+from agent_sessions.models import EventType
 from agent_sessions.representations import event_time, session_resource, stored_value
 
-CREATED, UPDATED, DELETED = "session.created", "session.updated", "session.deleted"
-EXPIRED = "session.expired"  # deleted by the workers after its time-to-idle (actor "system")
+# Every event type (spelled once, in ``models.EventType``). session.expired: deleted by the workers
+# after its time-to-idle (actor "system"); session.escalated: an update that fired escalation rules.
+TYPES: tuple[EventType, ...] = get_args(EventType)
+CREATED, UPDATED, DELETED, EXPIRED, ESCALATED = TYPES
 
 # Consumers, by Dramatiq actor name and queue. The relay enqueues by these names, so the API and the
 # relay never import actor code; tests check the actors are declared with the same names and queues.
@@ -52,7 +59,10 @@ Event = dict[str, Any]
 
 
 def event_from_entry(fields: dict[str, str]) -> Event:
-    """An outbox stream entry (written by ``emit_event`` in lua/_change.lua) -> the event consumers receive."""
+    """An outbox stream entry (written by ``emit_event`` in lua/_change.lua, or by
+    lua/escalation_record.lua) -> the event consumers receive."""
+    if fields["type"] == ESCALATED:
+        return escalation_event(fields)
     agent, session = fields["agent_key"], fields["session_key"]
     snapshot = {k[2:]: v for k, v in fields.items() if k.startswith("s:")}
     resource = session_resource(agent, session, snapshot)
@@ -76,8 +86,25 @@ def event_from_entry(fields: dict[str, str]) -> Event:
     }
 
 
+def escalation_event(fields: dict[str, str]) -> Event:
+    """A ``session.escalated`` event: the update that escalated (the webhook body's ``data``, with
+    ``rule`` and ``rules``) under the escalation's own ``event_id`` (``esc_…``), type and time (when it
+    was recorded), with the update's id as ``update_event_id``."""
+    update: Event = orjson.loads(fields["body"])["data"]
+    return {
+        **update,
+        "event_id": fields["event_id"],
+        "type": ESCALATED,
+        "occurred_at": event_time(fields["occurred_at"]),
+        "update_event_id": update["event_id"],
+    }
+
+
 def consumers(event: Event) -> list[tuple[str, str]]:
-    """(actor, queue) of every consumer of this event."""
+    """(actor, queue) of every consumer of this event (an escalation is the escalation actor's own
+    output: it reaches the event log, and its webhooks are queued where it is recorded)."""
     if event["type"] == UPDATED:
         return [REPORT, ESCALATE]
+    if event["type"] == ESCALATED:
+        return []
     return [REPORT]

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from agent_sessions.errors import InvalidRequest, StoreUnavailable
-from agent_sessions.events import Event, event_from_entry
+from agent_sessions.errors import InvalidRequest, RateLimited, StoreUnavailable
+from agent_sessions.events import TYPES, Event, event_from_entry
 from agent_sessions.redis.events import Entry, EventLog, entry_order
 
 log = logging.getLogger("agent_sessions.feed")
@@ -33,7 +33,9 @@ PARTITION = "0"
 CURSOR_PREFIX = "c1."
 ENTRY_ID_RE = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
 POSITIONS_RE = re.compile(r"([0-9]{1,5}):([0-9]{1,20}-[0-9]{1,20})(?:,[0-9]{1,5}:[0-9]{1,20}-[0-9]{1,20})*")
-EVENT_TYPES = ("session.created", "session.updated", "session.deleted", "session.expired")
+STREAM_RETRY_S = 5  # Retry-After of a stream refused for SSE_MAX_PER_KEY
+STREAM_ID_PART_MAX = 2**64 - 1  # each part of a stream entry id is an unsigned 64-bit integer
+EVENT_TYPES = TYPES
 
 
 def encode_cursor(entry_id: str) -> str:
@@ -54,6 +56,9 @@ def decode_cursor(cursor: str) -> str:
     match = POSITIONS_RE.fullmatch(raw)
     if match is None or match.group(1) != PARTITION or "," in raw:
         raise bad
+    ms, seq = (int(part) for part in match.group(2).split("-"))
+    if ms > STREAM_ID_PART_MAX or seq > STREAM_ID_PART_MAX or ms == seq == STREAM_ID_PART_MAX:
+        raise bad  # not an id Redis can have written (nothing can follow the last one either)
     return match.group(2)
 
 
@@ -109,10 +114,19 @@ class Subscriber:
 class Feed:
     """The one reader of the log in this API process, shared by every subscriber and long poll."""
 
-    def __init__(self, events: EventLog, queue_max: int = 256, max_subscribers: int = 1000, block_ms: int = 500):
+    def __init__(
+        self,
+        events: EventLog,
+        queue_max: int = 256,
+        max_subscribers: int = 1000,
+        block_ms: int = 500,
+        max_per_key: int = 10,
+    ) -> None:
         self.events = events
         self.queue_max = queue_max
         self.max_subscribers = max_subscribers
+        self.max_per_key = max_per_key
+        self.per_key: dict[str, int] = {}  # open streams of each API key (only keys with one or more)
         self.block_ms = block_ms
         self.subscribers: set[Subscriber] = set()
         self._waiters = 0
@@ -122,16 +136,32 @@ class Feed:
         self.closing = asyncio.Event()
 
     @contextlib.asynccontextmanager
-    async def subscription(self, where: EventFilter) -> AsyncIterator[Subscriber]:
+    async def subscription(self, where: EventFilter, owner: str = "") -> AsyncIterator[Subscriber]:
+        """A subscriber for one stream of API key ``owner``: at most ``max_per_key`` at once per key
+        (more: 429 for that key alone), at most ``max_subscribers`` in all (more: 503)."""
+        open_streams = self.per_key.get(owner, 0)
+        if open_streams >= self.max_per_key:
+            raise RateLimited(
+                STREAM_RETRY_S,
+                f"this API key has {open_streams} live streams open on this API process (SSE_MAX_PER_KEY);"
+                " close one, or retry later",
+                reason="streams",
+            )
         if len(self.subscribers) >= self.max_subscribers:
             raise StoreUnavailable("this API process has as many live feeds as it serves (SSE_MAX_SUBSCRIBERS)")
         subscriber = Subscriber(where, asyncio.Queue(self.queue_max))
         self.subscribers.add(subscriber)
+        self.per_key[owner] = open_streams + 1
         try:
             await self._start()
             yield subscriber
         finally:
             self.subscribers.discard(subscriber)
+            left = self.per_key[owner] - 1
+            if left:
+                self.per_key[owner] = left
+            else:
+                del self.per_key[owner]
 
     async def wait_for_news(self, after: str, seconds: float) -> bool:
         """Until the log holds an entry after ``after`` (True) or ``seconds`` pass (False)."""

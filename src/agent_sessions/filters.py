@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_sessions.errors import InvalidRequest
+from agent_sessions.models import NUMBER_MAX, NUMBER_MIN
 
 MAX_CHARS = 1000  # characters; as percent-encoded UTF-8 in a URL, within the 16 KiB request head
 MAX_TERMS = 32
@@ -219,7 +220,12 @@ class _Parser:
             number = float(token.text)
             if number != number or number in (float("inf"), float("-inf")):
                 raise FilterError.at(token.at, "number out of range")
-            return int(token.text) if token.text.lstrip("-").isdigit() else number
+            if not token.text.lstrip("-").isdigit():
+                return number
+            whole = int(token.text)
+            if not NUMBER_MIN <= whole <= NUMBER_MAX:  # metadata holds no number outside this range
+                raise FilterError.at(token.at, "integer out of the 64-bit range")
+            return whole
         if token.kind == "keyword" and token.text.upper() in ("TRUE", "FALSE"):
             return token.text.upper() == "TRUE"
         raise FilterError.at(token.at, f"expected a value ('text', a number, TRUE or FALSE), found {_describe(token)}")

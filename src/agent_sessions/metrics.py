@@ -10,6 +10,7 @@ webhook deliveries and failed attempts, dead letters). A scrape is one Redis rou
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,7 +38,7 @@ REPLICA_ACKS_MISSED = Counter(
     "agent_sessions_replica_acks_missed", "Writes answered 503: too few replicas confirmed them in time"
 )
 # Label sets known in advance exist from the start, so that dashboards see zeros, not gaps.
-for _reason in ("key", "address"):
+for _reason in ("key", "address", "streams"):
     RATE_LIMITED.labels(_reason)
 
 
@@ -95,6 +96,19 @@ class Exposition:
         except OUTAGE_ERRORS:
             return
         yield from PipelineCollector(snapshot).collect()
+
+
+def check_port(host: str, port: int, setting: str) -> None:
+    """``ConfigError`` now when ``host:port`` cannot be listened on (taken, not an address of this
+    machine), so a process fails before it starts anything rather than after."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        raise ConfigError(
+            f"{setting} {port} on {host} cannot be used ({exc.strerror}); choose another or set {setting}=0"
+        ) from None
 
 
 def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None, keys: Keys = KEYS) -> None:

@@ -153,11 +153,14 @@ class History(TypedDict):
     metadata: PageMetadata
 
 
+EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
+
+
 class Event(TypedDict):
     """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
 
     event_id: str
-    type: Literal["session.created", "session.updated", "session.deleted", "session.expired"]
+    type: EventType
     occurred_at: Timestamp
     agent_key: str
     session_key: str
@@ -167,6 +170,11 @@ class Event(TypedDict):
     session: Session
     actor: str
     request_id: str
+    # session.escalated only: the rule that fired (the first, if several did), all of them, and the
+    # update that escalated (its event_id; ``version`` is the session's version it made)
+    rule: NotRequired[str]
+    rules: NotRequired[list[str]]
+    update_event_id: NotRequired[str]
 
 
 class EventPageMetadata(TypedDict):
@@ -200,6 +208,26 @@ def body_adapter(model: type[Any]) -> TypeAdapter[Any]:
     return adapter
 
 
+def body_optional(model: type[Any]) -> bool:
+    """Whether a request may leave this body out (every field is optional)."""
+    try:
+        body_adapter(model).validate_python({})
+    except ValidationError:
+        return False
+    return True
+
+
+def empty_body(model: type[Any]) -> dict[str, Any]:
+    """A request that sent no body: the body ``{}`` when every field is optional, else 400 naming the
+    fields it needs (never 415: there was nothing to be of the wrong type)."""
+    try:
+        body: dict[str, Any] = body_adapter(model).validate_python({})
+    except ValidationError as exc:
+        missing = [".".join(str(p) for p in err["loc"]) for err in exc.errors(include_url=False)]
+        raise InvalidRequest.for_fields({name: "field required (send a JSON body)" for name in missing}) from None
+    return body
+
+
 def parse_body(model: type[Any], raw: bytes) -> dict[str, Any]:
     """Validate JSON bytes against a body type; errors become ``invalid_request``/``invalid_metadata``."""
     try:
@@ -217,6 +245,10 @@ def _body_error(exc: ValidationError) -> InvalidRequest:
     if not first["loc"]:
         return InvalidRequest("body must be a JSON object")
     fields: dict[str, str] = {}
+    for err in errors:
+        if err["type"] == "finite_number":  # one of a union's branches: say only this
+            path = ".".join(str(p) for p in err["loc"][:-1] if p != "float")
+            return InvalidRequest.for_fields({path: "numbers must be finite (NaN, Infinity and 1e400 are refused)"})
     for err in errors:
         path = ".".join(str(p) for p in err["loc"])
         if err["type"] == "extra_forbidden":

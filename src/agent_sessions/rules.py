@@ -37,7 +37,8 @@ PATH_PATTERN = rf"^metadata(\.[^.]{{1,64}}){{1,{MAX_DEPTH}}}$"
 _ABSENT: Any = object()
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
-Scalar = Annotated[str, StringConstraints(max_length=1024)] | int | float | bool
+# Numbers are finite: NaN, Infinity and 1e400 (which JSON parsers read as infinity) are refused.
+Scalar = Annotated[str, StringConstraints(max_length=1024)] | int | Annotated[float, Field(allow_inf_nan=False)] | bool
 
 
 # Exactly one of `becomes` or `changes: true` (stated for /openapi.json; ``from_body`` enforces it).

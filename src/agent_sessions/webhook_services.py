@@ -9,7 +9,8 @@ A recovery re-sends, from the event log, every event since a time that the endpo
 (``session.escalated`` included: the escalations of the logged updates), at most ``RECOVER_MAX`` per
 call, examining at most ``RECOVER_STEPS`` pages of the log; the answer's ``page_key`` continues it.
 What the log no longer holds (``EVENTS_RETENTION``) cannot be recovered: ``oldest_available`` says
-where it starts.
+where it starts. ``since`` must be after the epoch and not in the future (up to ``SINCE_SKEW_MS`` ahead
+of the API's clock is taken, for clients whose clock is a little fast).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -36,7 +38,7 @@ from agent_sessions.errors import (
     ManagedBySettings,
     WebhookEndpointNotFound,
 )
-from agent_sessions.events import UPDATED, event_from_entry
+from agent_sessions.events import ESCALATED, UPDATED, event_from_entry
 from agent_sessions.feed import decode_cursor, encode_cursor
 from agent_sessions.models import MetadataLimits, encode_metadata
 from agent_sessions.redis.events import EventLog
@@ -51,6 +53,8 @@ RECOVER_MAX = 1_000  # events of the log one recovery call takes at most (with t
 RECOVER_PAGE = 500
 RECOVER_STEPS = 10  # event log pages one call reads at most (each examines up to EVENTS_SCAN_MAX entries)
 PAGE_KEY_RE = re.compile(r"^[0-9]{1,16}$")
+# A recovery's `since` may be this far ahead of the API's clock (a client's clock a little fast), no more.
+SINCE_SKEW_MS = 5 * 60 * 1000
 
 
 def new_secret() -> str:
@@ -166,6 +170,10 @@ class WebhookServices:
 
     async def recover(self, endpoint: str, body: dict[str, Any]) -> ep.Recovered:
         since_ms = parse_time(body["since"], "since")
+        if since_ms <= 0:
+            raise InvalidRequest.for_fields({"since": "must be after 1970-01-01T00:00:00Z"})
+        if since_ms > time.time() * 1000 + SINCE_SKEW_MS:
+            raise InvalidRequest.for_fields({"since": "must not be in the future"})
         sub = await self._subscription(endpoint)
         if "page_key" in body:
             try:
@@ -174,8 +182,8 @@ class WebhookServices:
                 raise InvalidRequest.for_fields({"page_key": "not a page key this API returned"}) from None
         else:
             after = f"{since_ms - 1}-18446744073709551615"  # just before the first entry at since_ms
-        log_types = set(sub.event_types) - {ep.ESCALATED}
-        if ep.ESCALATED in sub.event_types:
+        log_types = set(sub.event_types) - {ESCALATED}
+        if ESCALATED in sub.event_types:
             log_types.add(UPDATED)
         agents = tuple(sorted(sub.agents)) if sub.agents is not None else ()
         queued = refused = taken = steps = 0
@@ -228,6 +236,12 @@ class WebhookServices:
         return {"agent_key": agent, "rules": made.body(), "source": "agent"}
 
     async def test_rules(self, agent: str, body: dict[str, Any]) -> rules.Fired:
+        for side in ("old", "new"):  # metadata as a PATCH could store it (finite numbers, the limits)
+            try:
+                encode_metadata(body[side], self.limits)
+            except InvalidRequest as exc:
+                fields = {side + path.removeprefix("metadata"): why for path, why in exc.field_errors.items()}
+                raise InvalidRequest.for_fields(fields) from None
         in_use, _ = await self._rules_in_use(agent)
         return {"fired": in_use.fired(body["old"], body["new"])}
 
@@ -278,8 +292,8 @@ class WebhookServices:
     async def _messages(self, sub: ep.Subscription, events: list[dict[str, Any]]) -> list[ep.Message]:
         """The messages these logged events make for this endpoint (escalations from their records)."""
         messages = [ep.event_message(e) for e in events if sub.wants(e["type"], e["agent_key"])]
-        if ep.ESCALATED in sub.event_types:
-            updates = [e for e in events if e["type"] == UPDATED and sub.wants(ep.ESCALATED, e["agent_key"])]
+        if ESCALATED in sub.event_types:
+            updates = [e for e in events if e["type"] == UPDATED and sub.wants(ESCALATED, e["agent_key"])]
             bodies = await self.webhooks.escalation_bodies([(e["agent_key"], e["event_id"]) for e in updates])
             messages += [ep.escalation_message(e["event_id"], b) for e, b in zip(updates, bodies, strict=True) if b]
         return messages

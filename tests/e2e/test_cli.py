@@ -9,6 +9,7 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
+from agent_sessions import __version__
 from agent_sessions.config import Settings, webhook_key
 from agent_sessions.redis.server import free_port
 from tests.support.processes import command, env, serving, wait_http
@@ -115,3 +116,12 @@ def test_webhook_secret_makes_a_secret_the_settings_and_verifiers_accept() -> No
     assert Settings.from_env({"ESCALATION_WEBHOOK_SECRET": secret}).webhook_key == webhook_key(secret)
     Webhook(secret)  # a real client's verifier takes it too
     assert cli("webhook-secret").stdout.strip() != secret
+
+
+def test_version_and_a_plain_text_help_listing_every_command() -> None:
+    version = subprocess.run([command(), "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and version.stdout.strip() == f"agent-sessions {__version__}"
+    shown = subprocess.run([command(), "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "``" not in shown.stdout
+    listed = {line.split()[0] for line in shown.stdout.split("commands:")[1].splitlines()[2:] if line.strip()}
+    assert {"serve", "dev", "worker", "keys", "deadletters", "reindex", "migrate", "webhook-secret"} <= listed

@@ -98,7 +98,8 @@ def test_the_service_runs_on_a_three_primary_cluster(nodes: list[RedisServer], r
             assert_report_matches(ok(api.get(f"/v2/agents/{agent}/report")), recount(conn, agent, DIMS))
 
         # The event log holds every event once, each session's in version order.
-        total = len(AGENTS) * (SESSIONS + 2) + 2  # creates and two updates per agent; the idle one, expired
+        # Per agent: the creates, two updates and the escalation of the first; the idle one, expired.
+        total = len(AGENTS) * (SESSIONS + 3) + 2
 
         def logged() -> list[dict[str, Any]]:
             events: list[dict[str, Any]] = []
@@ -114,7 +115,9 @@ def test_the_service_runs_on_a_three_primary_cluster(nodes: list[RedisServer], r
         events = logged()
         assert len({e["event_id"] for e in events}) == total
         assert Counter(e["type"] for e in events)["session.expired"] == 1
-        versions = [(e["agent_key"], e["session_key"], e["version"]) for e in events]
+        assert Counter(e["type"] for e in events)["session.escalated"] == len(AGENTS)
+        changes = [e for e in events if e["type"] != "session.escalated"]  # an escalation follows its update
+        versions = [(e["agent_key"], e["session_key"], e["version"]) for e in changes]
         for agent in AGENTS:
             ase_0 = [v for a, s, v in versions if (a, s) == (agent, "ase_0")]
             assert ase_0 == sorted(ase_0) == [1, 2]

@@ -145,8 +145,29 @@ def test_a_second_dev_on_the_same_data_refuses_and_a_taken_port_fails_before_the
     assert not (tmp_path / ".data" / "redis.sock").exists()  # Redis never started
 
 
+def test_a_taken_metrics_port_fails_before_anything_starts_and_leaves_no_data_directory(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [command(), "dev", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env(METRICS_PORT=str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert run.returncode == 2 and f"METRICS_PORT {port}" in run.stderr, run.stderr
+    assert "Admin key" not in run.stdout
+    assert not (tmp_path / ".data").exists()
+
+
 def test_banner_tells_where_escalations_go_and_where_the_cli_is(tmp_path: Path) -> None:
     assert "are recorded and logged" in dev.banner("http://x", "redis://y", "ask_k", None)
+    assert "receivers on this machine are allowed" in dev.banner("http://x", "redis://y", "ask_k", None, True)
+    strict = dev.banner("http://x", "redis://y", "ask_k", None, allow_private=False)
+    assert "WEBHOOK_ALLOW_PRIVATE_NETWORKS=false" in strict and "are allowed" not in strict
     posted = dev.banner("http://x", "redis://y", "ask_k", "https://hooks.example/page")
     assert "POSTed to https://hooks.example/page" in posted and "recorded and logged" not in posted
     cli_line = next(line for line in posted.splitlines() if "CLI:" in line)

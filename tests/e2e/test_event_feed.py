@@ -110,7 +110,7 @@ def test_a_stream_resumes_after_its_last_event_id_without_loss(redis_url: str) -
 def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str) -> None:
     headers = admin(redis_url)
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    with serving(redis_url) as base:
+    with serving(redis_url, SSE_MAX_PER_KEY="1000") as base:  # one key follows with every subscriber here
         setup_agent(base, headers)
         url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
 
@@ -143,6 +143,7 @@ def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str
                 attempt = 0
                 while not all_warm.is_set():  # until every subscriber got one (some may connect late)
                     attempt += 1  # each warm-up PATCH a real change, so each is an event
+                    assert attempt <= 60, f"{warmed} of {count} subscribers live after a minute"
                     warm_up = {"metadata": {"n": -1, "attempt": attempt}}
                     assert (await client.patch(url, json=warm_up)).status_code == 200
                     with contextlib.suppress(TimeoutError):
@@ -284,5 +285,31 @@ def test_streams_per_process_are_bounded_by_sse_max_subscribers(redis_url: str) 
                 client.stream("GET", f"{base}/v2/events/stream") as again,
             ):
                 assert again.status_code == 200  # a stream that ended frees its place
+
+        asyncio.run(asyncio.wait_for(run(), 30))
+
+
+def test_one_key_cannot_take_the_feed_sse_max_per_key(redis_url: str) -> None:
+    """A key at SSE_MAX_PER_KEY open streams gets 429 for one more; another key's stream still opens."""
+    first_key, other_key = admin(redis_url), admin(redis_url)
+    with serving(redis_url, SSE_MAX_PER_KEY="2") as base:
+
+        async def run() -> None:
+            async with (
+                httpx.AsyncClient(timeout=30) as client,
+                client.stream("GET", f"{base}/v2/events/stream", headers=first_key) as one,
+                client.stream("GET", f"{base}/v2/events/stream", headers=first_key) as two,
+            ):
+                assert one.status_code == two.status_code == 200
+                refused = await client.get(f"{base}/v2/events/stream", headers=first_key)
+                assert refused.status_code == 429 and refused.json()["code"] == "rate_limit_exceeded"
+                assert int(refused.headers["retry-after"]) >= 1 and "SSE_MAX_PER_KEY" in refused.json()["messages"][0]
+                async with client.stream("GET", f"{base}/v2/events/stream", headers=other_key) as other:
+                    assert other.status_code == 200  # the process still has room: another key is served
+            async with (
+                httpx.AsyncClient(timeout=30) as client,
+                client.stream("GET", f"{base}/v2/events/stream", headers=first_key) as again,
+            ):
+                assert again.status_code == 200  # streams that ended give the key its places back
 
         asyncio.run(asyncio.wait_for(run(), 30))

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -100,7 +99,6 @@ def test_an_endpoint_made_through_the_api_receives_its_events(
         assert made.status_code == 201, made.text
         secret = made.json()["secret"]
         sessions = f"{base}/v2/agents/{AGENT}/sessions"
-        time.sleep(1.2)  # the relay reads the endpoints again at least every second (documented)
         assert httpx.post(sessions, json={"key": "ase_1"}, headers=headers).is_success
         patched = httpx.patch(f"{sessions}/ase_1", json={"description": "x"}, headers=headers).json()
         (delivery,) = analytics.wait_for(1, timeout=60)

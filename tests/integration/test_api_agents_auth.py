@@ -85,7 +85,8 @@ def test_roles(client: TestClient, make_key: MakeKey, seeded: Any) -> None:
     error(client.post(f"/v2/agents/{SEED_AGENT}/sessions", json={}, headers=viewer), 403, "forbidden")
     error(client.delete(URL, headers=viewer), 403, "forbidden")
     assert client.patch(URL, json={"enabled": False}, headers=editor).status_code == 200
-    error(client.post("/v2/agents", json={"name": "x"}, headers=editor), 403, "forbidden")
+    refused = error(client.post("/v2/agents", json={"name": "x"}, headers=editor), 403, "forbidden")
+    assert refused["messages"] == ["an editor key cannot do this; it needs the admin role"]
     error(client.patch(f"/v2/agents/{SEED_AGENT}", json={"name": "x"}, headers=editor), 403, "forbidden")
     error(client.delete(f"/v2/agents/{SEED_AGENT}", headers=editor), 403, "forbidden")
 

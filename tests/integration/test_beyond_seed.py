@@ -43,12 +43,24 @@ def test_matching_if_match_applies(client: TestClient, admin: dict[str, str], se
     assert response.status_code == 200 and response.json()["version"] == 2
 
 
-@pytest.mark.parametrize("if_match", ['"2"', 'W/"1"', "1", "garbage", '"a"'])
+@pytest.mark.parametrize(
+    ("if_match", "says"),
+    [
+        ('"2"', 'If-Match "2" does not match the current version "1"'),
+        ('W/"1"', 'weak tags (W/"1") never match'),
+        ("1", '1 is not an entity tag of this API: send the version in double quotes, e.g. If-Match: "1"'),
+        ("garbage", "garbage is not an entity tag"),
+        ('"a"', '"a" is not an entity tag'),
+    ],
+)
 def test_stale_or_weak_if_match_is_412_and_changes_nothing(
-    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis, if_match: str
+    client: TestClient, admin: dict[str, str], seeded: Any, sync_redis: redis.Redis, if_match: str, says: str
 ) -> None:
     outbox, history = stream.outbox_length(sync_redis), sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION))
-    error(patch(client, admin, {"description": "x"}, **{"if-match": if_match}), 412, "precondition_failed")
+    response = patch(client, admin, {"description": "x"}, **{"if-match": if_match})
+    answer = error(response, 412, "precondition_failed")
+    assert response.headers["etag"] == '"1"'  # the current version, to read again or retry with
+    assert says in answer["messages"][0], answer
     assert client.get(URL, headers=admin).json() == seeded
     assert stream.outbox_length(sync_redis) == outbox
     assert sync_redis.llen(KEYS.history(SEED_AGENT, SEED_SESSION)) == history
@@ -128,7 +140,11 @@ def test_merged_result_obeys_the_limits(redis_url: str, make_key: MakeKey) -> No
 
 
 def test_merge_patch_with_stale_if_match_is_412(client: TestClient, admin: dict[str, str], seeded: Any) -> None:
-    error(patch(client, admin, {"metadata": {"x": 1}}, **MERGE, **{"if-match": '"9"'}), 412, "precondition_failed")
+    stale = patch(client, admin, {"metadata": {"x": 1}}, **MERGE, **{"if-match": '"9"'})
+    assert error(stale, 412, "precondition_failed")["messages"] == [
+        'If-Match "9" does not match the current version "1"'
+    ]
+    assert stale.headers["etag"] == '"1"'
     assert patch(client, admin, {"metadata": {"x": 1}}, **MERGE, **{"if-match": '"1"'}).status_code == 200
 
 

@@ -33,7 +33,7 @@ def make_events(client: TestClient, admin: dict[str, str]) -> None:
     for agent in AGENTS:
         assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=admin).status_code == 201
         assert client.post(f"/v2/agents/{agent}/sessions", json={"key": "ase_1"}, headers=admin).status_code == 201
-    for priority in ("high", "urgent"):
+    for priority in ("high", "low"):  # no escalation (that would be an event of its own)
         url = "/v2/agents/agt_a/sessions/ase_1"
         assert client.patch(url, json={"metadata": {"priority": priority}}, headers=admin).status_code == 200
     assert client.delete("/v2/agents/agt_b/sessions/ase_1", headers=admin).status_code == 204
@@ -67,8 +67,8 @@ def test_pages_return_every_event_once_in_commit_order(client: TestClient, admin
             ("agt_b", "session.deleted", 2),
         ]
     updated = follow(client, admin, 100, types="session.updated")[-1]
-    assert updated["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "urgent"}}
-    assert updated["session"]["metadata"] == {"priority": "urgent"}
+    assert updated["changes"]["metadata"] == {"old": {"priority": "high"}, "new": {"priority": "low"}}
+    assert updated["session"]["metadata"] == {"priority": "low"}
     one = client.get(f"/v2/events/{updated['event_id']}", headers=admin)
     assert one.status_code == 200 and one.json() == updated
 
@@ -93,7 +93,8 @@ def test_filters_combine(client: TestClient, admin: dict[str, str]) -> None:
     assert len(follow(client, admin, 2, session_key="ase_1")) == 5
     created = follow(client, admin, 1, types="session.created,session.deleted", agent_key="agt_a")
     assert [e["type"] for e in created] == ["session.created"]
-    assert follow(client, admin, 3, agent_key="agt_nobody") == []
+    nobody = client.get("/v2/events", params={"agent_key": "agt_nobody"}, headers=admin)
+    error(nobody, 404, "agent_not_found")  # as the stream, and every agent resource
 
 
 def test_bad_queries_are_400_and_change_nothing(client: TestClient, admin: dict[str, str]) -> None:
@@ -195,3 +196,22 @@ def test_a_page_examines_at_most_events_scan_max_entries(redis_url: str, admin: 
             client, admin, 100, agent_key="agt_b", types="session.updated", after=body["metadata"]["next_cursor"]
         )
         assert rest == []
+
+
+def test_an_escalation_is_an_event_of_the_log_once(client: TestClient, admin: dict[str, str]) -> None:
+    assert client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=admin).status_code == 201
+    created = client.post(
+        "/v2/agents/agt_a/sessions", json={"key": "ase_1", "metadata": {"priority": "high"}}, headers=admin
+    )
+    assert created.status_code == 201
+    patched = client.patch("/v2/agents/agt_a/sessions/ase_1", json={"metadata": {"priority": "urgent"}}, headers=admin)
+    assert patched.status_code == 200
+    (escalated,) = eventually(lambda: follow(client, admin, 10, types="session.escalated"), "no escalation in the log")
+    (update,) = follow(client, admin, 10, types="session.updated")
+    assert escalated["event_id"].startswith("esc_") and escalated["type"] == "session.escalated"
+    assert escalated["update_event_id"] == update["event_id"] and escalated["version"] == update["version"] == 2
+    assert escalated["rule"] == "priority" and escalated["rules"] == ["priority"]
+    assert escalated["session"] == patched.json() and escalated["agent_key"] == "agt_a"
+    assert client.get(f"/v2/events/{escalated['event_id']}", headers=admin).json() == escalated
+    logged = follow(client, admin, 100)
+    assert [e["type"] for e in logged] == ["session.created", "session.updated", "session.escalated"]

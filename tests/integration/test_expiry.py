@@ -59,9 +59,20 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
     assert sync_redis.exists(KEYS.session(AGENT, "ase_short"))
     error(client.patch(url, json={"description": "late"}, headers=admin), 404, "session_not_found")
     error(client.delete(url, headers=admin), 404, "session_not_found")
-    assert [s["id"] for s in client.get(SESSIONS, headers=admin).json()["sessions"]] == ["ase_kept"]
+    listed = client.get(SESSIONS, headers=admin).json()
+    assert [s["id"] for s in listed["sessions"]] == ["ase_kept"] and listed["metadata"]["total_count"] == 1
     filtered = client.get(SESSIONS, params={"metadata_filter": "priority = 'urgent'"}, headers=admin).json()
-    assert [s["id"] for s in filtered["sessions"]] == ["ase_kept"]
+    assert [s["id"] for s in filtered["sessions"]] == ["ase_kept"] and filtered["metadata"]["total_count"] == 1
+    # Every count leaves it at its expires_at too, whichever way it is counted (an index's size or a walk).
+    for params in (
+        {},
+        {"metadata_filter": "priority = 'urgent'"},
+        {"enabled": "true"},
+        {"metadata_filter": "x IS NULL"},
+    ):
+        assert client.get(f"{SESSIONS}/count", params=params, headers=admin).json() == {"count": 1, "page_key": None}
+        paged = client.get(SESSIONS, params={**params, "limit": 1}, headers=admin).json()["metadata"]
+        assert paged["total_count"] == 1, params
 
     assert Expirer(sync_redis, dimensions=DIMS).step() == {"expired": 1}
     assert not sync_redis.exists(KEYS.session(AGENT, "ase_short"), KEYS.history(AGENT, "ase_short"))

@@ -27,10 +27,10 @@ from agent_sessions.redis.migrate import Migration
 from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
+from tests.support.clock import redis_executable, redis_now_ms
 from tests.support.inprocess import InProcess
 from tests.support.processes import command, env
 from tests.support.recount import assert_report_matches, recount
-from tests.support.clock import redis_executable, redis_now_ms
 from tests.support.stored_time import delta_to_now, shifted
 
 STORED = json.loads((Path(__file__).parent.parent / "data" / "layout1_store.json").read_text())

@@ -220,8 +220,16 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
         relay.step()  # enqueued, never acknowledged
     monkeypatch.undo()
     other = Relay(Outbox(sync_client(redis_url)), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
-    # Reclaimed once idle past claim_idle_ms, and enqueued again.
-    assert eventually(other.step, "the entries were not reclaimed") == 2
+    # Reclaimed once idle past claim_idle_ms, and enqueued again (the escalation the first relay's
+    # messages led to is in the outbox meanwhile: relayed first, as new).
+    relayed = 0
+
+    def reclaimed() -> bool:
+        nonlocal relayed
+        relayed += other.step()
+        return sync_redis.xpending(KEYS.outbox(KEYS.tag(A)), "relay")["pending"] == 0 and relayed >= 2
+
+    eventually(reclaimed, "the entries were not reclaimed")
     drain(other)
     body = report(client, admin)
     assert body["sessions"] == {"total": 1, "enabled": 1}
@@ -377,10 +385,20 @@ def test_an_escalation_record_is_kept_once_as_long_as_the_log_and_at_least_a_day
     """escalation_record.lua: recorded and counted once per event; expires with the event log (never
     sooner than a day: it is what makes a re-sent event a no-op)."""
     store = EscalationStore(sync_redis, retention_s)
-    event: Any = {"event_id": "evt_1", "agent_key": "agt_a", "session_key": "ase_1"}
+    event: Any = {
+        "event_id": "evt_1",
+        "agent_key": "agt_a",
+        "session_key": "ase_1",
+        "version": 2,
+        "actor": "kid_1",
+        "request_id": "req_1",
+    }
     assert store.record(event, ["urgent"], b"first") == (True, b"first")
     assert store.record(event, ["other"], b"second") == (False, b"first")
     assert sync_redis.hget(KEYS.report("agt_a"), "escalations_total") == "1"
+    # ...and it is an event, once: in the agent's outbox for the relay (the log, the feed)
+    (escalated,) = [f for _, f in stream.entries(sync_redis) if f["type"] == "session.escalated"]
+    assert escalated["event_id"] == "esc_1" and escalated["version"] == "2" and escalated["body"] == "first"
     assert kept_s * 1000 - 5000 < sync_redis.pttl(KEYS.escalation("agt_a", "evt_1")) <= kept_s * 1000
 
 

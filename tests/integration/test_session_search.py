@@ -428,3 +428,24 @@ def test_a_count_over_more_than_ten_steps_answers_in_parts_that_add_up(redis_ser
         rest = client.get(f"{SESSIONS}/count", params={**params, "page_key": first["page_key"]}, headers=headers)
         assert rest.json() == {"count": 50, "page_key": None}
         assert count_all(client, headers, **params) == 1047
+
+
+def test_a_filtered_total_count_is_exact_on_every_page(client: TestClient, admin: dict[str, str]) -> None:
+    """300 sessions, 178 with tier >= 2 (no index for tier: every candidate is examined, 300 <= 1,000)."""
+    assert client.post("/v2/agents", json={"key": AGENT, "name": "search"}, headers=admin).status_code == 201
+    tiers = [0] * 122 + [2] * 100 + [3] * 78
+    for n, tier in enumerate(tiers):
+        body = {"key": f"ase_{n:03d}", "metadata": {"tier": tier}}
+        assert client.post(SESSIONS, json=body, headers=admin).status_code == 201
+    params: dict[str, Any] = {"metadata_filter": "tier >= 2", "limit": 100}
+    seen: list[str] = []
+    while True:
+        page = client.get(SESSIONS, params=params, headers=admin).json()
+        assert page["metadata"]["total_count"] == 178, (len(seen), page["metadata"])
+        seen += [s["id"] for s in page["sessions"]]
+        if page["metadata"]["page_key"] is None:
+            break
+        params["page_key"] = page["metadata"]["page_key"]
+    assert len(seen) == 178 == len(set(seen))
+    counted = client.get(f"{SESSIONS}/count", params={"metadata_filter": "tier >= 2"}, headers=admin).json()
+    assert counted == {"count": 178, "page_key": None}

@@ -18,6 +18,7 @@ from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
+from tests.support import stream
 from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
 from tests.support.receiver import Delivery, Receiver
@@ -81,6 +82,9 @@ def test_endpoints_are_created_read_changed_and_deleted_and_the_secret_is_shown_
         ({"url": "ftp://x.test/", "event_types": ["session.updated"]}, "url"),
         ({"url": "http://user:pw@x.test/", "event_types": ["session.updated"]}, "url"),
         ({"url": "http://", "event_types": ["session.updated"]}, "url"),
+        ({"url": "http://x.test/a\r\nX-Injected: 1", "event_types": ["session.updated"]}, "url"),
+        ({"url": "http://x.test/\ta", "event_types": ["session.updated"]}, "url"),
+        ({"url": "http://x.te\u0000st/", "event_types": ["session.updated"]}, "url"),
     ],
 )
 def test_a_bad_endpoint_is_400_naming_the_field_and_nothing_is_made(
@@ -103,6 +107,15 @@ def test_a_bad_endpoint_is_400_naming_the_field_and_nothing_is_made(
         "http://[::ffff:127.0.0.1]/hook",
         "http://0.0.0.0/hook",
         "http://no-such-host.invalid/hook",
+        "http://100.100.100.200/latest/meta-data",  # a cloud's metadata service, in shared address space
+        "http://100.64.0.1/hook",
+        "http://[::ffff:100.100.100.200]/hook",
+        "http://192.0.0.8/hook",
+        "http://192.88.99.1/hook",
+        "http://[2002:7f00:1::]/hook",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::]/hook",  # 6to4 of 169.254.169.254
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+        "http://224.0.0.1/hook",
     ],
 )
 def test_private_destinations_are_refused_unless_allowed(redis_url: str, admin: dict[str, str], url: str) -> None:
@@ -372,3 +385,43 @@ def test_each_endpoint_has_its_own_retry_schedule(api: Any, pipeline: InProcess,
     reset = api("PATCH", f"{HOOKS}/{once['id']}", json={"max_retries": None})
     assert reset["max_retries"] is None
     assert "max_retries" in api("PATCH", f"{HOOKS}/{once['id']}", 400, json={"max_retries": 101})["field_errors"]
+
+
+def test_an_endpoint_gets_every_event_from_its_answer_on_and_none_after_its_removal(
+    api: Any, pipeline: InProcess, sync_redis: redis.Redis
+) -> None:
+    """No settling time after a create or a change: the relay runs all along (as in a worker), and each
+    write is made right after the answer before it. (Before a removal the test lets the deliveries
+    arrive: a disabled endpoint's queue waits until it is enabled again, a deleted one's is gone.)"""
+    pipeline.start_relay()
+    with Receiver() as first, Receiver() as second:
+        api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1"})
+        api("POST", f"/v2/agents/{B}/sessions", 201, json={"key": "ase_1"})
+
+        def change(agent: str, n: int) -> None:
+            api("PATCH", f"/v2/agents/{agent}/sessions/ase_1", json={"description": f"v{n}"})
+
+        one = hook(api, first.url, ["session.updated"], agent_keys=[A])
+        change(A, 1)  # committed right after the 201: delivered
+        change(B, 1)  # another agent: not
+        api("PATCH", f"{HOOKS}/{one['id']}", json={"agent_keys": [B]})
+        change(A, 2)  # right after the filter's change: not
+        change(B, 2)  # delivered
+        first.wait_for(2)
+        api("PATCH", f"{HOOKS}/{one['id']}", json={"enabled": False})
+        change(B, 3)  # right after the disable: not (not even queued for later)
+        two = hook(api, second.url, ["session.updated"])
+        change(A, 3)  # delivered to the second
+        second.wait_for(1)
+        api("DELETE", f"{HOOKS}/{two['id']}", 204)
+        change(A, 4)  # right after the delete: not
+        eventually(lambda: stream.outbox_length(sync_redis) == 0, "the relay did not catch up")
+        sent = verified(one["secret"], first.deliveries)
+        # (in any order: deliveries are concurrent)
+        assert sorted((m["data"]["agent_key"], m["data"]["session"]["description"]) for m in sent) == [
+            (A, "v1"),
+            (B, "v2"),
+        ]
+        assert len(rows(api, one["id"])) == 2
+        (message,) = verified(two["secret"], second.deliveries)
+        assert message["data"]["session"]["description"] == "v3"

@@ -39,9 +39,7 @@ def redis_executable() -> str | None:
     if library is None:
         raise RuntimeError("AGENT_SESSIONS_TEST_CLOCK needs libfaketime: apt-get install faketime")
     wrapper = Path(tempfile.mkdtemp(prefix="redis-clock-")) / "redis-server"
-    wrapper.write_text(
-        f'#!/bin/sh\nLD_PRELOAD="{library}" FAKETIME="{OFFSET}" exec "{real_redis_executable()}" "$@"\n'
-    )
+    wrapper.write_text(f'#!/bin/sh\nLD_PRELOAD="{library}" FAKETIME="{OFFSET}" exec "{real_redis_executable()}" "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     return str(wrapper)
 

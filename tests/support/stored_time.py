@@ -2,10 +2,11 @@
 
 A store dumped on one day holds that day's times everywhere: hash fields and history entries in
 milliseconds, stream entry ids (``<ms>-<seq>``), zset scores, key names (a report's incarnation), and
-RFC 3339 texts and event log cursors in the answers recorded with it. A session with a time-to-idle expires at a fixed moment,
-so a test that loads the dump as it is passes until that day and fails after it. ``shifted`` moves every
-time in the dump by the same whole number of seconds, so that the dump's earliest time becomes
-``age_s`` seconds ago: the fixture is the same store, made a moment ago, on any date.
+RFC 3339 texts and event log cursors in the answers recorded with it. A session with a time-to-idle
+expires at a fixed moment, so a test that loads the dump as it is passes until that day and fails
+after it. ``shifted`` moves every time in the dump by the same whole number of seconds, so that the
+dump's earliest time becomes ``age_s`` seconds ago: the fixture is the same store, made a moment ago,
+on any date.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Escalation records (synchronous: the escalation actor).
 
-An escalation is recorded once per event (``lua/escalation_record.lua``) and counted in the agent's
-report in the same step; its webhook body is fixed then, so every endpoint and every retry sends the
-same bytes. Delivering it is the webhook deliveries' job (``redis.webhooks``).
+An escalation is recorded once per event (``lua/escalation_record.lua``), counted in the agent's
+report and put in the outbox as a ``session.escalated`` event (the relay appends it to the event log)
+in the same step; its webhook body is fixed then, so every endpoint and every retry sends the same
+bytes. Delivering it is the webhook deliveries' job (``redis.webhooks``).
 
 A record is kept as long as the event log keeps its event (what a redelivery or a recovery rebuilds
 it from), and at least ``MIN_KEEP_MS``: it is also what makes an event the relay or Dramatiq sends again
@@ -15,6 +16,7 @@ from typing import cast
 
 import redis
 
+from agent_sessions.endpoints import escalation_id
 from agent_sessions.events import Event
 from agent_sessions.redis.keys import KEYS, Keys
 from agent_sessions.redis.scripts import SyncScript
@@ -35,8 +37,23 @@ class EscalationStore:
         reply = cast(
             list[str],
             self._record(
-                [self.keys.escalation(agent, event["event_id"]), self.keys.report(agent)],
-                [event["event_id"], agent, event["session_key"], ",".join(fired), body, self.keep_ms],
+                [
+                    self.keys.escalation(agent, event["event_id"]),
+                    self.keys.report(agent),
+                    self.keys.outbox(self.keys.tag(agent)),
+                ],
+                [
+                    event["event_id"],
+                    agent,
+                    event["session_key"],
+                    ",".join(fired),
+                    body,
+                    self.keep_ms,
+                    escalation_id(event["event_id"]),
+                    event["version"],
+                    event["actor"],
+                    event["request_id"],
+                ],
             ),
         )
         return reply[0] == "new", reply[1].encode()

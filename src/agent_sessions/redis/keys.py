@@ -38,6 +38,7 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``escalation:{t}:<event>``                     | hash   | escalation records (expire with the log)    |
 | ``deadletters``                                | zset   | dead letters of the previous version        |
 | ``whe:{<endpoint>}``, ``whes``                 | hash   | webhook endpoints; their ids by creation    |
+| ``whes:version``                               | string | bumped by every change of an endpoint       |
 | ``whd:{<endpoint>}``, ``whb:{<endpoint>}``     | hash   | deliveries: message id -> row / body        |
 | ``whq:{<endpoint>}``                           | zset   | deliveries to attempt, by when (ms)         |
 | ``whl:{<endpoint>}`` and ``…:<status>``        | zset   | delivery log by creation: all / per status  |
@@ -265,6 +266,11 @@ class Keys:
     @property
     def webhook_endpoints(self) -> str:
         return f"{self.prefix}whes"
+
+    @property
+    def webhook_endpoints_version(self) -> str:
+        """Bumped by every change of an endpoint: what the relays' cached subscriptions compare with."""
+        return f"{self.prefix}whes:version"
 
     def webhook_endpoint(self, endpoint: str) -> str:
         return f"{self.prefix}whe:{{{endpoint}}}"

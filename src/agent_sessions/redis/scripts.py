@@ -56,6 +56,7 @@ NAMES = (
     "relay_lease",
     "rules_put",
     "webhook_endpoint_create",
+    "webhook_endpoint_update",
     "webhook_endpoint_delete",
     "webhook_secret_rotate",
     "delivery_enqueue",

@@ -13,7 +13,7 @@ from typing import Any, Protocol, cast
 
 import redis.asyncio as aioredis
 
-from agent_sessions.errors import ServiceError
+from agent_sessions.errors import PreconditionFailed, ServiceError
 from agent_sessions.events import Origin, new_event_id
 from agent_sessions.redis.client import Batches
 from agent_sessions.redis.indexes import SessionIndexes
@@ -347,7 +347,13 @@ class Store:
         after_score, after_member = query.after or ("", "")
         reply = await self._run(
             "sessions_find",
-            [self.keys.agent(agent), base, self.keys.indexes(self.keys.tag(agent)), *index_keys],
+            [
+                self.keys.agent(agent),
+                base,
+                self.keys.indexes(tag := self.keys.tag(agent)),
+                self.keys.expiry(tag),
+                *index_keys,
+            ],
             [
                 self.keys.session_prefix(agent),
                 "key" if query.order == "key" else "desc" if query.descending else "asc",
@@ -360,6 +366,7 @@ class Store:
                 ",".join(str(len(values)) for _, values in groups),
                 "1" if query.exact and len(groups) == 1 and not enabled else "",
                 ",".join(dimension for dimension, _ in groups),
+                agent,
             ],
         )
         raise_for(reply[0])
@@ -421,5 +428,7 @@ def _outcome(reply: list[Any]) -> Written:
         raise_for(status)
     except ServiceError as exc:
         exc.replayed = replayed  # a stored error answer is replayed as such (Idempotent-Replayed)
+        if isinstance(exc, PreconditionFailed) and len(reply) == 2:
+            exc.current_version = int(reply[1])
         raise
     return Written(_pairs(reply[1:]), status == "ok", replayed)

@@ -28,7 +28,6 @@ from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Call, Script, SyncScript
 
 log = logging.getLogger("agent_sessions.webhooks")
-REFRESH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ class Webhooks:
         batches = Batches(client)
         self.acks = replica_acks(client)
         self._create = Script(batches, "webhook_endpoint_create")
-        self._update = Script(batches, "agent_update")  # the same generic "change some fields of a hash"
+        self._update = Script(batches, "webhook_endpoint_update")
         self._delete = Script(batches, "webhook_endpoint_delete")
         self._rotate = Script(batches, "webhook_secret_rotate")
         self._enqueue = Script(batches, "delivery_enqueue")
@@ -97,7 +96,16 @@ class Webhooks:
         reply = await self._create([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
         if reply[0] != "ok":
             return cast(str, reply[0]), {}
+        await self._changed()
         return "ok", _pairs(reply[1:])
+
+    async def _changed(self) -> None:
+        """A subscription changed (made, changed, deleted): the version the relays compare with theirs,
+        bumped before the change is answered, so every event committed after the answer is matched
+        against the change (``Fanout.subscriptions``)."""
+        version = self.keys.webhook_endpoints_version
+        async with outage_as_unavailable():
+            first_error(await execute_async(self.redis, [("INCR", version)], [version], self.acks))
 
     async def get(self, endpoint: str) -> Fields | None:
         async with outage_as_unavailable():
@@ -120,7 +128,10 @@ class Webhooks:
 
     async def update(self, endpoint: str, fields: Fields) -> Fields | None:
         reply = await self._update([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
-        return None if reply[0] == "agent_not_found" else _pairs(reply[1:])
+        if reply[0] == "endpoint_not_found":
+            return None
+        await self._changed()
+        return _pairs(reply[1:])
 
     async def delete(self, endpoint: str) -> bool:
         """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
@@ -128,6 +139,7 @@ class Webhooks:
         listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
             first_error(await execute_async(self.redis, [("ZREM", listing, endpoint)], [listing], self.acks))
+        await self._changed()
         return deleted
 
     async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
@@ -233,8 +245,19 @@ class Webhooks:
 
 class Fanout:
     """The synchronous side (the relay, the escalation actor): who subscribes to what, the agents'
-    rules, and queuing deliveries in one pipeline per batch. The endpoints are read again at most every
-    ``REFRESH_S``: an endpoint receives the events committed from about a second after it is made."""
+    rules, and queuing deliveries in one pipeline per batch.
+
+    The subscriptions are cached, with the version of the endpoints they were read at: every change of
+    an endpoint bumps the version before it is answered (``Webhooks._changed``), and each batch reads
+    the version (one GET) after its events were read, so the relay always knows every change answered
+    before those events were committed. The list itself is read again only when the version moved.
+    Each event is then matched against the subscription in force when it was committed
+    (``Subscription.wants``: an endpoint's record keeps the moment of its last change and what it
+    subscribed to before, one change back): an endpoint gets every matching event committed after its create was
+    answered, none committed after its disable (or a change of filters) was answered, and the events
+    committed before a change as they were subscribed then. A deleted endpoint gets nothing more (its
+    queue goes with it). Times are Redis TIME; on a Redis Cluster the boundary is as exact as the
+    clocks of the endpoint's node and the event's node agree."""
 
     def __init__(
         self, client: redis.Redis, bounds: Bounds, keys: Keys = KEYS, fixed: Sequence[Subscription] = ()
@@ -246,17 +269,19 @@ class Fanout:
         self.fixed = list(fixed)
         self._enqueue = SyncScript(client, "delivery_enqueue")
         self._subscriptions: list[Subscription] = []
-        self._read_at = -REFRESH_S
+        self._version: str | None = None  # of the cached subscriptions (None: not read yet)
 
     def subscriptions(self) -> list[Subscription]:
-        if time.monotonic() - self._read_at >= REFRESH_S:
+        """The subscriptions as of now: call it after reading the events they are for."""
+        version = cast(str | None, self.redis.get(self.keys.webhook_endpoints_version)) or "0"
+        if version != self._version:
             ids = cast(list[str], self.redis.zrange(self.keys.webhook_endpoints, 0, -1))
             pipe = self.redis.pipeline(transaction=False)
             for endpoint in ids:
                 pipe.hgetall(self.keys.webhook_endpoint(endpoint))
             found = zip(ids, cast(list[Fields], pipe.execute()), strict=True)
             self._subscriptions = [subscription(e, fields) for e, fields in found if fields] + self.fixed
-            self._read_at = time.monotonic()
+            self._version = version
         return self._subscriptions
 
     def queue(self, deliveries: Sequence[tuple[str, Message]]) -> None:

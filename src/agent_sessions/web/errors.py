@@ -20,7 +20,7 @@ from agent_sessions.metrics import RATE_LIMITED, REPLICA_ACKS_MISSED
 
 log = logging.getLogger("agent_sessions.web")
 
-HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+HTTP_CODES = {404: errors.RouteNotFound.code, 405: errors.MethodNotAllowed.code}
 JSON = "application/json"
 
 
@@ -60,6 +60,8 @@ async def service_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, errors.ReplicasBehind):
             REPLICA_ACKS_MISSED.inc()
         log.warning("redis unavailable: %r", exc.__cause__ or exc)
+    elif isinstance(exc, errors.PreconditionFailed) and exc.current_version is not None:
+        headers["ETag"] = f'"{exc.current_version}"'
     if exc.replayed:
         headers["Idempotent-Replayed"] = "true"
     return error_response(request, exc.status, exc.code, exc.messages, exc.field_errors, headers)
@@ -79,8 +81,11 @@ async def client_disconnected(request: Request, exc: Exception) -> Response:
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
+    """Starlette raises the exception again once this answer is sent, and uvicorn then closes the
+    connection: ``Connection: close`` says so, so a client's next request is not sent into it."""
     log.exception("unhandled error in request %s", request_id(request), exc_info=exc)
-    return error_response(request, 500, "internal_error", ["internal error; quote the request id to support"])
+    failed = errors.InternalError()
+    return error_response(request, 500, failed.code, failed.messages, headers={"Connection": "close"})
 
 
 HANDLERS = {

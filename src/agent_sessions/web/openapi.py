@@ -22,15 +22,6 @@ if TYPE_CHECKING:
 REF = "#/components/schemas/{model}"
 
 
-def _error_text() -> dict[int, str]:
-    """Each status's description in /openapi.json, from the error classes that answer with it."""
-    by_status: dict[int, list[str]] = {}
-    for cls in errors.described():
-        by_status.setdefault(cls.status, []).append(f"{cls.code}: {cls.description}")
-    return {status: " | ".join(lines) for status, lines in by_status.items()}
-
-
-ERROR_TEXT = _error_text()
 RESPONSE_HEADERS: dict[int, tuple[str, ...]] = {
     401: ("WWW-Authenticate",),
     429: ("Retry-After",),
@@ -85,28 +76,50 @@ PATH_SCHEMAS: dict[str, dict[str, Any]] = {
 }
 
 
-def error_statuses(e: Endpoint) -> list[int]:
-    statuses = set()
+def error_classes(e: Endpoint) -> list[type[errors.ServiceError]]:
+    """The errors an operation answers with: what it does implies most (a key, a body, path keys, a
+    create), ``Endpoint.raises`` names the rest. The edge's own (404 not_found, 405, 408, 431, 500)
+    hold for every path and are in the error reference instead."""
+    found: list[type[errors.ServiceError]] = []
     if e.role is not None:
-        statuses |= {401, 403, 429, 503}
+        found += [errors.Unauthorized, errors.Forbidden, errors.RateLimited, errors.StoreUnavailable]
     if e.path_params or e.body is not None or e.query:
-        statuses.add(400)
-    if e.path_keys:
-        statuses.add(404)
+        found.append(errors.InvalidRequest)
+    if "agent_key" in e.path_keys:
+        found.append(errors.AgentNotFound)
+    if "session_key" in e.path_keys:
+        found.append(errors.SessionNotFound)
     if e.body is not None:
-        statuses |= {413, 415}
-    if e.creates or e.merge_patch:
-        statuses.add(409)
-    if e.body is not None:
-        statuses.add(507)
+        if "metadata" in models.body_adapter(e.body).json_schema().get("properties", {}):
+            found.append(errors.InvalidMetadata)
+        found += [errors.RequestTooLarge, errors.UnsupportedMediaType, errors.InsufficientStorage]
+    if e.creates:
+        found.append(errors.AgentAlreadyExists if "{agent_key}" not in e.path else errors.SessionAlreadyExists)
+    if e.merge_patch:
+        found.append(errors.Conflict)
     if e.conditional:
-        statuses.add(412)
+        found.append(errors.PreconditionFailed)
     if e.idempotent:
-        statuses.add(422)
+        found.append(errors.IdempotencyKeyReused)
     if e.path == "/readyz":
-        statuses.add(503)
-    statuses |= set(e.errors)
-    return sorted(statuses)
+        found.append(errors.StoreUnavailable)
+    return list(dict.fromkeys([*found, *e.raises]))
+
+
+def error_responses(e: Endpoint) -> dict[int, list[type[errors.ServiceError]]]:
+    by_status: dict[int, list[type[errors.ServiceError]]] = {}
+    for cls in error_classes(e):
+        by_status.setdefault(cls.status, []).append(cls)
+    return dict(sorted(by_status.items()))
+
+
+def _error_response(classes: list[type[errors.ServiceError]], error: dict[str, str]) -> dict[str, Any]:
+    """One error status of an operation: the codes it answers with there, described and enumerated."""
+    codes = list(dict.fromkeys(cls.code for cls in classes))
+    described = {cls.code: cls.description for cls in reversed(classes)}  # the first class's words
+    text = " | ".join(f"{code}: {described[code]}" for code in codes)
+    schema = {"allOf": [error, {"properties": {"code": {"enum": codes}}}]}
+    return _response(text, schema, RESPONSE_HEADERS.get(classes[0].status, ()))
 
 
 def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
@@ -152,7 +165,8 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
             # Its own schema: generated clients that see one schema under two media types send every
             # body as the last one, and a plain PATCH (metadata replaced) would become a merge.
             content["application/merge-patch+json"] = {"schema": {"$ref": REF.format(model=MERGE_PATCH)}}
-        op["requestBody"] = {"required": True, "content": content}
+        # A body whose fields are all optional may be left out (it is then {}).
+        op["requestBody"] = {"required": not models.body_optional(e.body), "content": content}
     success = _schema(e.response, components) if e.response is not None else None
     success_headers = (("ETag",) if e.etag else ()) + (("Idempotent-Replayed",) if e.idempotent else ())
     op["responses"] = {str(e.status): _response("success", success, success_headers)}
@@ -169,8 +183,8 @@ def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -
         )
     if e.creates:
         op["responses"][str(e.status)]["links"] = LINKS[e.path]
-    for status in error_statuses(e):
-        op["responses"][str(status)] = _response(ERROR_TEXT[status], error, RESPONSE_HEADERS.get(status, ()))
+    for status, classes in error_responses(e).items():
+        op["responses"][str(status)] = _error_response(classes, error)
     op["security"] = [{"apiKey": []}, {"bearer": []}] if e.role is not None else []
     return op
 

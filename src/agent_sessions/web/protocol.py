@@ -19,6 +19,8 @@ from typing import Any
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from agent_sessions.errors import HeadersTooLarge, RequestTimeout
+
 
 class HeaderTooLarge(Exception):
     """Raised from the parser callback; httptools wraps it in an HttpParserCallbackError."""
@@ -88,7 +90,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.write(
                 _error(
                     b"431 Request Header Fields Too Large",
-                    "request_header_fields_too_large",
+                    HeadersTooLarge.code,
                     f"request line and headers must be at most {self.max_header_bytes} bytes",
                 )
             )
@@ -117,5 +119,5 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if not self._headers_done:
             message = f"the request did not arrive within {self.read_timeout:g} s"
-            self.transport.write(_error(b"408 Request Timeout", "request_timeout", message))
+            self.transport.write(_error(b"408 Request Timeout", RequestTimeout.code, message))
         self.transport.close()

@@ -25,9 +25,13 @@ from starlette.types import Receive, Scope, Send
 from agent_sessions import feed, filters, models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
 from agent_sessions.errors import (
+    AgentNotFound,
+    CursorExpired,
     EventNotFound,
     Forbidden,
+    IndexNotReady,
     InvalidRequest,
+    PreconditionFailed,
     RateLimited,
     RequestTooLarge,
     ServiceError,
@@ -107,7 +111,7 @@ class Endpoint:
     idempotent: bool = False  # honours Idempotency-Key
     merge_patch: bool = False  # also takes application/merge-patch+json
     admits_in_write: bool = False  # the write script runs the gate itself for keys already known
-    errors: tuple[int, ...] = ()  # statuses beyond those the other fields imply
+    raises: tuple[type[ServiceError], ...] = ()  # errors beyond those the other fields imply (/openapi.json)
     media_type: str = JSON  # of the success response
 
     @property
@@ -162,7 +166,7 @@ SESSION_FILTER = QueryParam(
     {"type": "string", "pattern": models.SESSION_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
     "only events of sessions with this key",
 )
-TYPE_RE = "session\\.(created|updated|deleted|expired)"
+TYPE_RE = "session\\.(created|updated|deleted|expired|escalated)"
 TYPES = QueryParam(
     "types",
     {"type": "string", "pattern": f"^{TYPE_RE}(,{TYPE_RE})*$"},
@@ -286,10 +290,33 @@ async def get_session(c: Call) -> tuple[int, Any]:
 
 
 async def update_session(c: Call) -> tuple[int, Any]:
-    session, c.replayed = await c.services.update_session(
-        c.agent, c.session, c.body, c.origin, merge=c.merge, if_match=c.if_match, idem=c.idem, admission=c.admission
-    )
+    try:
+        session, c.replayed = await c.services.update_session(
+            c.agent, c.session, c.body, c.origin, merge=c.merge, if_match=c.if_match, idem=c.idem, admission=c.admission
+        )
+    except PreconditionFailed as exc:
+        exc.messages = [precondition_message(header(c.request, "if-match") or "", exc.current_version)]
+        raise
     return 200, session
+
+
+def precondition_message(sent: str, current: int | None) -> str:
+    """Why If-Match did not match: which tags were compared with which version."""
+    now = f'the current version "{current}"' if current is not None else "the current version"
+    tags = [part.strip() for part in sent.split(",") if part.strip()]
+    strong = [tag for tag in tags if ETAG_RE.fullmatch(tag) and DIGITS_RE.fullmatch(tag[1:-1])]
+    weak = [tag for tag in tags if tag.startswith("W/")]
+    other = [tag for tag in tags if tag not in strong and tag not in weak]
+    said = [f"If-Match {', '.join(strong)} does not match {now}"] if strong else []
+    if weak:
+        said.append(f"weak tags ({', '.join(weak)}) never match: If-Match uses strong comparison")
+    if other:
+        example = other[0].strip('"')
+        said.append(
+            f"{', '.join(other)} is not an entity tag of this API: send the version in double quotes, "
+            f'e.g. If-Match: "{example if DIGITS_RE.fullmatch(example) else 1}"'
+        )
+    return "; ".join(said) or f"If-Match does not match {now}"
 
 
 async def session_history(c: Call) -> tuple[int, Any]:
@@ -302,8 +329,15 @@ async def delete_session(c: Call) -> tuple[int, Any]:
     return 204, None
 
 
+async def known_agent(c: Call, where: feed.EventFilter) -> None:
+    """An event query naming one agent: 404 when no such agent exists (checked after the key's scope)."""
+    if "agent_key" in c.request.query_params:
+        await c.services.get_agent(where.agents[0])
+
+
 async def list_events(c: Call) -> tuple[int, Any]:
     where, after = event_filter(c), event_start(c)
+    await known_agent(c, where)
     limit, wait = query_int(c.request, "limit", 100, 1, 1000), query_int(c.request, "wait", 0, 0, 30)
     return 200, await feed.list_events(c.request.app.state.feed, where, after, limit, wait)
 
@@ -323,6 +357,7 @@ async def get_event(c: Call) -> tuple[int, Any]:
 
 async def stream_events(c: Call) -> tuple[int, Any]:
     where = event_filter(c)
+    await known_agent(c, where)
     live = c.request.app.state.feed
     last_event_id = header(c.request, "last-event-id")
     start = event_start(c, last_event_id) if last_event_id or "after" in c.request.query_params else None
@@ -330,7 +365,8 @@ async def stream_events(c: Call) -> tuple[int, Any]:
         start = await live.events.end()  # no position given: from now on
     elif start:
         await live.events.check(start)  # 410 now, as a status, not once the stream has begun
-    return 200, EventStream(live, where, start, c.request.app.state.settings.sse_heartbeat_seconds)
+    owner = c.key.id if c.key is not None else ""
+    return 200, EventStream(live, where, start, c.request.app.state.settings.sse_heartbeat_seconds, owner)
 
 
 async def healthz(c: Call) -> tuple[int, Any]:
@@ -342,7 +378,7 @@ async def readyz(c: Call) -> tuple[int, Any]:
     return 200, {"status": "ok"}
 
 
-EVENT_ID_RE = re.compile(r"evt_[A-Za-z0-9_-]{1,80}")
+EVENT_ID_RE = re.compile(r"(evt|esc)_[A-Za-z0-9_-]{1,80}")  # an event, or an escalation
 AGENTS = "/v2/agents"
 AGENT = "/v2/agents/{agent_key}"
 SESSIONS = "/v2/agents/{agent_key}/sessions"
@@ -403,6 +439,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.VIEWER,
         response=models.SessionList,
         query=(LIMIT, SESSION_SEARCH_PAGE_KEY, ENABLED, METADATA_FILTER, SORT),
+        raises=(IndexNotReady,),
     ),
     Endpoint(
         "GET",
@@ -454,7 +491,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.VIEWER,
         response=models.EventList,
         query=(*EVENT_FILTERS, AFTER, EVENT_LIMIT, WAIT),
-        errors=(410,),
+        raises=(AgentNotFound, CursorExpired),
     ),
     Endpoint(
         "GET",
@@ -463,7 +500,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The event log as Server-Sent Events: what is after Last-Event-ID (or after), then live",
         Role.VIEWER,
         query=(*EVENT_FILTERS, AFTER),
-        errors=(410,),
+        raises=(AgentNotFound, CursorExpired),
         media_type="text/event-stream",
     ),
     Endpoint(
@@ -473,7 +510,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "One event of the log",
         Role.VIEWER,
         response=models.Event,
-        errors=(404,),
+        raises=(EventNotFound,),
     ),
     Endpoint("GET", "/healthz", healthz, "Liveness: the process answers", response=models.Health),
     Endpoint("GET", "/readyz", readyz, "Readiness: Redis answers a PING", response=models.Health),
@@ -517,6 +554,11 @@ async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> 
             raise RequestTooLarge(f"request body is larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks), media
+
+
+def bodiless(request: Request) -> bool:
+    """The request says it has no body (no Content-Length, or 0, and no Transfer-Encoding)."""
+    return header(request, "content-length") in (None, "0") and header(request, "transfer-encoding") is None
 
 
 def parse_if_match(value: str | None) -> str:
@@ -595,8 +637,12 @@ async def read(endpoint: Endpoint, call: Call) -> None:
         check_path_keys(request.path_params["agent_key"], request.path_params.get("session_key"))
     if endpoint.body is None:
         return
-    raw, media = await read_body(request, request.app.state.settings.max_body_bytes, endpoint.accepted)
-    call.body = models.parse_body(endpoint.body, raw)
+    if not header(request, "content-type") and bodiless(request):
+        raw, media = b"", ""
+        call.body = models.empty_body(endpoint.body)  # an optional body left out: its defaults (else 400)
+    else:
+        raw, media = await read_body(request, request.app.state.settings.max_body_bytes, endpoint.accepted)
+        call.body = models.parse_body(endpoint.body, raw)
     call.merge = media == MERGE_PATCH_TYPE
     if endpoint.conditional:
         call.if_match = parse_if_match(header(request, "if-match"))

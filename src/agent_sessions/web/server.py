@@ -15,7 +15,7 @@ from uvicorn.supervisors import Multiprocess
 from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
-from agent_sessions.metrics import serve_metrics
+from agent_sessions.metrics import check_port, serve_metrics
 from agent_sessions.redis.keys import Keys
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
 
@@ -65,6 +65,8 @@ def run(
     supervising process, from prometheus-client's multiprocess files of all of them. ``server``: the
     one-process server to run (made here when not given)."""
     sock = sock or bind(cfg)
+    if settings.metrics_port:
+        check_port(settings.metrics_host, settings.metrics_port, "METRICS_PORT")
     multiprocess_dir = settings.prometheus_multiproc_dir
     if cfg.workers > 1 and not multiprocess_dir:
         multiprocess_dir = tempfile.mkdtemp(prefix="agent-sessions-metrics-")

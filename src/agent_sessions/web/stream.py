@@ -36,17 +36,19 @@ class Dropped(Exception):
 class EventStream(Response):
     media_type = "text/event-stream"
 
-    def __init__(self, feed: Feed, where: EventFilter, start: str, heartbeat: float) -> None:
+    def __init__(self, feed: Feed, where: EventFilter, start: str, heartbeat: float, owner: str = "") -> None:
+        """``owner``: the API key the stream counts against (SSE_MAX_PER_KEY)."""
         super().__init__(status_code=200, headers=HEADERS, media_type=self.media_type)
         self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]  # it has no end
         self.feed, self.where, self.start, self.heartbeat = feed, where, start, heartbeat
+        self.owner = owner
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._stop, self._gone, self._send = asyncio.Event(), asyncio.Event(), send
         scope[STOP_STREAM] = self._stop  # set by the server's graceful shutdown
         watcher = asyncio.get_running_loop().create_task(_until_disconnect(receive, self._gone))
         try:
-            async with self.feed.subscription(self.where) as subscriber:
+            async with self.feed.subscription(self.where, self.owner) as subscriber:
                 await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
                 # Ended also when Redis fails or the position falls out of retention mid-stream: the
                 # client reconnects with its Last-Event-ID and gets the answer (503, 410) as a status.

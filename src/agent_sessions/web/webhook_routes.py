@@ -13,11 +13,20 @@ from typing import Any
 from agent_sessions import endpoints as ep
 from agent_sessions import rules
 from agent_sessions.auth import Role
-from agent_sessions.errors import InvalidRequest
+from agent_sessions.errors import (
+    DeliveryNotFound,
+    EventGone,
+    InvalidRequest,
+    LimitReached,
+    ManagedBySettings,
+    ServiceError,
+    WebhookEndpointNotFound,
+)
 from agent_sessions.web.routes import AGENT, LIMIT, Call, Endpoint, QueryParam, query_limit
 from agent_sessions.webhook_services import WebhookServices, check_endpoint_id
 
 ENDPOINTS_PATH = "/v2/webhook_endpoints"
+CHANGE = (WebhookEndpointNotFound, ManagedBySettings)  # whe_settings is changed through the settings
 ENDPOINT = "/v2/webhook_endpoints/{endpoint_id}"
 STATUS = QueryParam("status", {"type": "string", "enum": list(ep.DELIVERY_STATUSES)}, "only deliveries in this status")
 DELIVERY_PAGE_KEY = QueryParam("page_key", {"type": "string", "pattern": "^[0-9]{1,16}$"}, "from a previous page")
@@ -89,9 +98,14 @@ async def test_escalation_rules(c: Call) -> tuple[int, Any]:
 
 
 def admin(
-    method: str, path: str, handler: Any, summary: str, errors: tuple[int, ...] = (404,), **more: Any
+    method: str,
+    path: str,
+    handler: Any,
+    summary: str,
+    raises: tuple[type[ServiceError], ...] = (WebhookEndpointNotFound,),
+    **more: Any,
 ) -> Endpoint:
-    return Endpoint(method, path, handler, summary, Role.ADMIN, any_agent=False, errors=errors, **more)
+    return Endpoint(method, path, handler, summary, Role.ADMIN, any_agent=False, raises=raises, **more)
 
 
 WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
@@ -103,7 +117,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         body=ep.EndpointCreate,
         response=ep.EndpointWithSecret,
         status=201,
-        errors=(409, 507),
+        raises=(LimitReached,),
     ),
     admin("GET", ENDPOINTS_PATH, list_webhook_endpoints, "List webhook endpoints", response=ep.EndpointList),
     admin("GET", ENDPOINT, get_webhook_endpoint, "Get a webhook endpoint", response=ep.Endpoint),
@@ -114,7 +128,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         "Change a webhook endpoint",
         body=ep.EndpointPatch,
         response=ep.Endpoint,
-        errors=(404, 409),
+        raises=CHANGE,
     ),
     admin(
         "DELETE",
@@ -122,7 +136,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         delete_webhook_endpoint,
         "Delete a webhook endpoint and its delivery log",
         status=204,
-        errors=(404, 409),
+        raises=CHANGE,
     ),
     admin(
         "POST",
@@ -131,7 +145,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         "A new signing secret (in this answer only); the old one also signs for grace_seconds (default 1 day)",
         body=ep.RotateSecret,
         response=ep.EndpointWithSecret,
-        errors=(404, 409),
+        raises=CHANGE,
     ),
     admin(
         "GET",
@@ -148,7 +162,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         "Send one message again, with a fresh retry schedule",
         response=ep.Delivery,
         status=202,
-        errors=(404, 409, 410),
+        raises=(WebhookEndpointNotFound, DeliveryNotFound, LimitReached, EventGone),
     ),
     admin(
         "POST",

@@ -27,7 +27,7 @@ import redis
 
 from agent_sessions.endpoints import Message, event_message
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.events import Event, consumers, event_from_entry
+from agent_sessions.events import ESCALATED, Event, consumers, event_from_entry
 from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.leases import Leases
 from agent_sessions.redis.outages import OUTAGE_ERRORS
@@ -75,24 +75,48 @@ class Relay:
         self.linger_ms = linger_ms
         self._next_claim = 0.0
         self._unfinished: list[Entry] = []
+        # A step failed: what this relay read and did not acknowledge comes first, read back from the
+        # group (a read whose reply was lost delivered entries nobody else would relay before
+        # ``claim_idle_ms``, and later events of their sessions must not overtake them).
+        self._recover = False
 
     def ensure_group(self) -> None:
         self.outbox.ensure_group()
 
     def step(self) -> int:
-        """Relay one batch (a batch a failed step left unfinished first, then reclaimed entries);
-        returns how many entries were relayed. A batch whose step failed (Redis gone, the broker
-        refusing, replicas not confirming) stays pending to this relay in the group, where nobody else
-        would take it before ``claim_idle_ms``: it is tried again at the next step instead."""
-        if self.leases is not None and self.leases.due():
-            self._handover |= self.leases.refresh(keep_all=bool(self._unfinished))
-            self._handover &= self.leases.owned
-        entries = self._unfinished or self._take_over() or self._reclaim() or self._read()
-        self._unfinished = entries
-        if entries:
-            self.relay(entries)
-        self._unfinished = []
-        return len(entries)
+        """Relay one batch (after a failed step, what this relay read and did not acknowledge first;
+        then reclaimed entries, then new ones); returns how many entries were relayed. Entries whose
+        step failed (Redis gone or paused, the broker refusing, replicas not confirming) stay pending to
+        this relay in the group, where nobody else would take them before ``claim_idle_ms``: they are
+        read back and relayed at the next step instead, before anything newer of their partitions, so
+        each session's events keep their order however a failure cuts a step (a read, the linger's
+        second read, the enqueue, the acknowledgement)."""
+        try:
+            if self.leases is not None and self.leases.due():
+                self._handover |= self.leases.refresh(keep_all=bool(self._unfinished) or self._recover)
+                self._handover &= self.leases.owned
+            if self._recover:
+                entries = self._read_back()
+            else:
+                entries = self._unfinished or self._take_over() or self._reclaim() or self._read()
+            self._unfinished = entries
+            if entries:
+                self.relay(entries)
+            self._unfinished = []
+            return len(entries)
+        except BaseException:
+            self._recover = True
+            raise
+
+    def _read_back(self) -> list[Entry]:
+        """What this relay's partitions hold read and unacknowledged, oldest first, now this relay's
+        (empty: recovered, back to reading new entries)."""
+        entries = self.outbox.reclaim(self.name, 0, self.batch, self._owned())
+        if not entries:
+            self._recover = False
+        elif entries != self._unfinished:
+            log.info("relay %s read back %d entries after a failed step", self.name, len(entries))
+        return entries
 
     def run(self, stop: threading.Event) -> None:
         self.ensure_group()
@@ -108,7 +132,7 @@ class Relay:
                 if "NOGROUP" not in str(exc):
                     raise
                 self.ensure_group()  # the stream was deleted (e.g. FLUSHALL): start again
-        if self.leases is not None and not self._unfinished:
+        if self.leases is not None and not self._unfinished and not self._recover:
             with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):  # else they expire
                 self.leases.release()  # stopping: the others take its partitions at once
 
@@ -152,7 +176,7 @@ class Relay:
         events), queue their webhooks, then acknowledge."""
         done: list[str] = []
         batches: dict[tuple[str, str], list[Event]] = {}
-        relayed: list[Event] = []
+        relayed: list[tuple[Event, int]] = []  # with when it was committed (ms, Redis TIME)
         logged: list[dict[str, str]] = []
         # The batch in commit order across partitions (each partition's entries are in order already):
         # the log receives them so.
@@ -164,7 +188,7 @@ class Relay:
                 self.outbox.set_aside(fields)
                 done.append(entry_id)
                 continue
-            relayed.append(event)
+            relayed.append((event, int(fields["occurred_at"])))
             logged.append(fields)
             for consumer in consumers(event):
                 batches.setdefault(consumer, []).append(event)
@@ -179,16 +203,18 @@ class Relay:
         self.queue_webhooks(relayed)
         self.ack(done)
 
-    def queue_webhooks(self, events: list[Event]) -> None:
-        """Queue each event for the webhook endpoints that want it (before the entries are acknowledged:
-        a relay that dies here leaves them to be relayed again, and queuing is idempotent). An event's
-        message is made once, however many endpoints take it."""
+    def queue_webhooks(self, events: list[tuple[Event, int]]) -> None:
+        """Queue each event (with when it was committed) for the webhook endpoints that wanted it then
+        (before the entries are acknowledged: a relay that dies here leaves them to be relayed again,
+        and queuing is idempotent). An event's message is made once, however many endpoints take it."""
         if self.fanout is None:
             return
         subscriptions = self.fanout.subscriptions()
         wanted: list[tuple[str, Message]] = []
-        for event in events:
-            endpoints = [s.id for s in subscriptions if s.wants(event["type"], event["agent_key"])]
+        for event, committed in events:
+            if event["type"] == ESCALATED:
+                continue  # queued by the escalation actor when it recorded it, with the recorded body
+            endpoints = [s.id for s in subscriptions if s.wants(event["type"], event["agent_key"], committed)]
             if endpoints:
                 message = event_message(event)
                 wanted += [(endpoint, message) for endpoint in endpoints]

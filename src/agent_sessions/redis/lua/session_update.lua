@@ -12,7 +12,7 @@
 -- left alone: no version bump, no updated_at, no event, no history.
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
---       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed"}
+--       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed", current version}
 --       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
 -- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
 -- On a Redis Cluster the API never admits here: the key's record is in another slot than the agent's.
@@ -63,7 +63,11 @@ local function apply()
     for wanted in string.gmatch(if_match, '[^,]+') do
       if wanted == current then matched = true end
     end
-    if not matched then return finish('precondition_failed') end
+    if not matched then  -- the answer names the current version (the 412's ETag); a replay does not
+      local reply = finish('precondition_failed')
+      reply[#reply + 1] = current
+      return reply
+    end
   end
 
   local changed, old = {}, {}

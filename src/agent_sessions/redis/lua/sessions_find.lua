@@ -4,23 +4,28 @@
 -- updated_at order; one consistent read, examining at most `budget` sessions.
 --
 -- Candidates: KEYS[2] (the agent's key index, or a sort index), or, in key order, the smallest of
--- the groups of dimension indexes KEYS[4..] (a group: the indexes of one `d = 'v'` or `d IN (...)`
+-- the groups of dimension indexes KEYS[5..] (a group: the indexes of one `d = 'v'` or `d IN (...)`
 -- condition the filter requires; their union holds every session that can match). An index is used
 -- only once it is complete (KEYS[3], hash as:indexes:{t}: "dim:<dimension>" and "sort" set by
 -- `agent-sessions reindex`, or by agent_create.lua on an empty store); a time order before that is
 -- {"index_not_ready"}, a dimension's condition is evaluated by scanning instead.
 --
 -- When the candidates number at most `budget`, all are examined from the first: the count of
--- matches is exact (`total`), and the page is the matches after the cursor. Otherwise examination
--- starts after the cursor and stops after `budget` sessions; `total` is then -1 (unknown) unless the
--- filter is exactly the index condition (ARGV[10] = "1"), whose count is the indexes' size.
--- Sessions past their time-to-idle are never matches (they are gone; the workers' sweep removes them).
+-- matches is exact (`total`), and the page is the matches after the cursor (the walk goes on past a
+-- full page to count). Otherwise examination starts after the cursor and stops after `budget`
+-- sessions; `total` is then -1 (unknown) unless the filter is exactly the index condition (ARGV[10] =
+-- "1"), whose count is the indexes' size.
+-- Sessions past their time-to-idle are never matches, and never counted: they are gone at their
+-- expires_at, before the workers' sweep removes them. A count taken from an index's size subtracts
+-- the candidates among the partition's expired sessions (KEYS[4], as:expiry:{t}); when more than
+-- `budget` sessions of the partition wait for the sweep, such a count is -1 (unknown) instead.
 --
 -- Returns {"agent_not_found"} | {"index_not_ready"}
 --       | {"ok", total, next_score, next_member, matched, {member, {field, value, ...}}, ...}
 -- next_member "" when nothing follows; matched: matches after the cursor among the sessions examined.
 
-local agent_hash, base, ready = KEYS[1], KEYS[2], KEYS[3]
+local agent_hash, base, ready, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local FIRST_GROUP_KEY = 5
 local hash_prefix = ARGV[1]              -- e.g. "as:session:{t}:agt_x:"
 local order = ARGV[2]                    -- "key", "asc" or "desc"
 local after_score = tonumber(ARGV[3])    -- nil in key order or on the first page
@@ -29,9 +34,10 @@ local limit = tonumber(ARGV[5])          -- 0: count only
 local budget = tonumber(ARGV[6])
 local program = ARGV[7] ~= '' and cjson.decode(ARGV[7]) or nil
 local enabled = ARGV[8]                  -- "", "1" or "0"
-local group_sizes = ARGV[9]              -- "" or the sizes of the groups of KEYS[4..], e.g. "2,1"
+local group_sizes = ARGV[9]              -- "" or the sizes of the groups of KEYS[5..], e.g. "2,1"
 local exact_by_index = ARGV[10] == '1'
 local group_dims = ARGV[11]              -- the dimension of each group, e.g. "priority,channel"
+local agent = ARGV[12]                   -- the agent key (the expiry index names "<agent>/<session>")
 
 if redis.call('EXISTS', agent_hash) == 0 then return {'agent_not_found'} end
 if order ~= 'key' and redis.call('HEXISTS', ready, 'sort') == 0 then return {'index_not_ready'} end
@@ -45,7 +51,7 @@ end
 -- The candidate source: a list of keys (their union, in key order) or one scored index.
 local sources, size = {base}, redis.call('ZCARD', base)
 if group_sizes ~= '' then
-  local first, best, best_size, dims = 4, nil, nil, {}
+  local first, best, best_size, dims = FIRST_GROUP_KEY, nil, nil, {}
   for dim in string.gmatch(group_dims, '[^,]+') do dims[#dims + 1] = dim end
   local g = 0
   for n in string.gmatch(group_sizes, '%d+') do
@@ -66,11 +72,35 @@ if group_sizes ~= '' then
     group_sizes, exact_by_index = '', false   -- no complete index: the key index, with the filter
   end
 end
-local whole = size <= budget   -- examine every candidate, so the count is exact
+-- The count is the candidates' own (less the expired) when nothing but the index selects; else,
+-- when they are few enough, every candidate is examined so that the count of matches is exact.
+local by_size = (program == nil and enabled == '') or exact_by_index
+local whole = not by_size and size <= budget
+
+-- The candidates' size less those past their time-to-idle (not swept yet); -1 when too many of the
+-- partition's sessions wait for the sweep to look at them all.
+local function live_size()
+  local due = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, budget + 1)
+  if #due > budget then return -1 end
+  local mine, gone = agent .. '/', 0
+  for _, entry in ipairs(due) do
+    if string.sub(entry, 1, #mine) == mine then
+      local member = string.sub(entry, #mine + 1)
+      for _, key in ipairs(sources) do
+        if redis.call('ZSCORE', key, member) then
+          gone = gone + 1
+          break
+        end
+      end
+    end
+  end
+  return size - gone
+end
 
 -- A count the indexes answer alone needs no walk.
-if limit == 0 and after_member == '' and ((program == nil and enabled == '') or exact_by_index) then
-  return {'ok', size, '', '', size}
+if limit == 0 and after_member == '' and by_size then
+  local live = live_size()
+  if live >= 0 then return {'ok', live, '', '', live} end
 end
 
 -- -- the program (three-valued, as SQL: true, false or nil for unknown) ----------------------------
@@ -195,7 +225,7 @@ local position = nil           -- the last candidate examined
 if not whole and after_member ~= '' then position = {after_member, after_score} end
 local examined, matched, counted, found, last_found = 0, 0, 0, {}, nil
 local more, exhausted = false, false   -- a match follows the page; no candidate is left
-while not more and not exhausted and examined < budget do
+while (whole or not more) and not exhausted and examined < budget do
   local want = math.min(100, budget - examined)
   local candidates = chunk(position, want)
   exhausted = #candidates < want
@@ -220,12 +250,10 @@ end
 if whole then exhausted = true end
 
 local total = -1
-if program == nil and enabled == '' then
-  total = size
+if by_size then
+  total = live_size()
 elseif whole then
   total = counted
-elseif exact_by_index then
-  total = size
 end
 
 -- Where the next page starts: after the page's last item when a match follows it; after the last

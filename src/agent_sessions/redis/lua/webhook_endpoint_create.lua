@@ -6,7 +6,8 @@
 --   as:whe:{<endpoint>} hash  url, description, event_types (JSON list), agent_keys (JSON list or
 --                             null), enabled ("1"/"0"), metadata (JSON), secrets (JSON list of
 --                             {"secret", "expires_ms"}, newest first; 0: no expiry), created_at,
---                             updated_at (ms)
+--                             updated_at (ms), subscribed_at (ms: when what it subscribes to began,
+--                             see webhook_endpoint_update.lua)
 --   as:whes             zset  endpoint ids, scored by created_at (written by the caller)
 --
 -- Returns {"exists"} | {"ok", field, value, ...} (the hash as stored)
@@ -18,7 +19,7 @@ if redis.call('EXISTS', endpoint) == 1 then return {'exists'} end
 local now = now_ms()
 local fields = {}
 for i = first_field, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', endpoint, 'created_at', now, 'updated_at', now, unpack(fields))
+redis.call('HSET', endpoint, 'created_at', now, 'updated_at', now, 'subscribed_at', now, unpack(fields))
 local reply = redis.call('HGETALL', endpoint)
 table.insert(reply, 1, 'ok')
 return reply

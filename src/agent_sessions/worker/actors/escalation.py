@@ -8,9 +8,9 @@ import logging
 import dramatiq
 
 from agent_sessions import rules
-from agent_sessions.endpoints import ESCALATED, Message, escalation_body, escalation_message
+from agent_sessions.endpoints import Message, escalation_body, escalation_message
 from agent_sessions.escalations import fired
-from agent_sessions.events import ESCALATE, Event
+from agent_sessions.events import ESCALATE, ESCALATED, Event
 from agent_sessions.worker.context import Worker
 
 log = logging.getLogger("agent_sessions.actors.escalation")
