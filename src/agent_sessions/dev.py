@@ -193,10 +193,11 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
     redis_url = f"unix://{data_dir / 'redis.sock'}"
     local = os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") is None or settings.webhook_allow_private_networks
     update = {"redis_url": redis_url, "broker_url": None, "webhook_allow_private_networks": local}
+    if os.environ.get("LOG_FORMAT") is None:
+        update["log_format"] = "text"  # a terminal
     settings = settings.model_copy(update=update)
-    cfg = web_server.config(
-        settings, create_app(settings), host, port, log_config=dict_config(settings.log_level, "text")
-    )
+    log_config = dict_config(settings.log_level, settings.log_format)
+    cfg = web_server.config(settings, create_app(settings), host, port, log_config=log_config)
     # A port in use fails now, before the data directory is made, Redis starts or anything is printed.
     sock = web_server.bind(cfg)
     if settings.metrics_port:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -19,10 +21,35 @@ import orjson
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+@lru_cache(maxsize=64)
+def _local_second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def asc_time(at: float) -> str:
+    """``at`` as the text format's ``asctime`` (local time, milliseconds after a comma)."""
+    whole = int(at)
+    return f"{_local_second(whole)},{int((at - whole) * 1000):03d}"
+
+
+def iso_time(at: float) -> str:
+    """``at`` (seconds since the epoch) as the logs' ``ts``: RFC 3339 UTC, to the millisecond."""
+    whole = int(at)
+    return f"{_second(whole)}.{int((at - whole) * 1000):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": iso_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -36,9 +63,7 @@ class JsonFormatter(logging.Formatter):
 def dict_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:
     """The same configuration as a ``logging.config.dictConfig`` dict, for uvicorn's ``log_config``
     (uvicorn applies it in every worker process it starts)."""
-    formatter = (
-        {"()": JsonFormatter} if fmt == "json" else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
-    )
+    formatter = {"()": JsonFormatter} if fmt == "json" else {"format": TEXT_FORMAT}
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -60,7 +85,7 @@ def configure(level: str = "INFO", fmt: str = "json") -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hmac
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, cast
@@ -76,25 +76,25 @@ def _verdict(reply: list[Any]) -> tuple[str, Quota]:
     return status, Quota(float(reply[3]), int(reply[4]), remaining=int(reply[1]), next_token_ms=int(reply[2]))
 
 
-@dataclass(frozen=True)
 class Admission:
     """The gate, to be run by the update script before it writes (one round trip for both; the store's
     ``Admission`` protocol). ``settle`` takes the gate's verdict, charges a refused key to its address
     as the gate does, reports the quota and raises ``RateLimited`` or ``Unauthorized`` when the request
     was refused (the script then wrote nothing)."""
 
-    key_digest: str
-    limits: tuple[float, int]
-    on_quota: Callable[[Quota], None]
-    forget: Callable[[], object]
-    charged: Callable[[list[Any]], Awaitable[list[Any]]]
+    __slots__ = ("address", "gate", "key_digest", "limits", "on_quota")
+
+    def __init__(self, gate: Gate, key_digest: str, address: str, on_quota: Callable[[Quota], None]) -> None:
+        self.gate, self.key_digest, self.address, self.on_quota = gate, key_digest, address, on_quota
+        self.limits = gate.limits.rate, gate.limits.burst
 
     async def settle(self, verdict: list[Any]) -> None:
-        verdict = await self.charged(verdict)
+        if verdict[0] != "ok":
+            verdict = await self.gate._charged(self.address, verdict)
         try:
             status, quota = _verdict(verdict)
         except Unauthorized:
-            self.forget()
+            self.gate._known.pop(self.key_digest, None)  # refused: revoked, or gone with a flushed Redis
             raise
         self.on_quota(quota)
         if status != "ok":
@@ -168,11 +168,4 @@ class Gate:
         return cast(list[Any], await self._failure([self.keys.address_bucket(address)], args))
 
     def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
-        key_digest = digest(secret)
-        return Admission(
-            key_digest,
-            self._args(),
-            on_quota,
-            lambda: self._known.pop(key_digest, None),  # refused: revoked, or gone with a flushed Redis
-            lambda verdict: self._charged(address, verdict),
-        )
+        return Admission(self, digest(secret), address, on_quota)

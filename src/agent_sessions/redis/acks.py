@@ -33,6 +33,10 @@ class ReplicaAcks:
         loop's: a delivery result a failover forgets is a delivery made again, as at-least-once allows."""
         return cls(settings.redis_min_replica_acks, settings.replica_ack_timeout_ms)
 
+    def command(self) -> tuple[Any, ...] | None:
+        """The WAIT that ends a pipeline of writes (None when no acks are asked for)."""
+        return ("WAIT", self.count, self.timeout_ms) if self.count else None
+
     def add(self, pipe: Any) -> int:
         """Ends ``pipe`` (a pipeline of one node) with the WAIT; returns how many replies ``check`` takes
         off (none when no acks are asked for)."""

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
@@ -85,6 +85,12 @@ def partition_tag(partition: int, partitions: int) -> str:
     return f"{{p{partition}.{n}}}"
 
 
+@lru_cache(maxsize=65_536)
+def agent_tag(agent: str, partitions: int) -> str:
+    """Cached: a write names its agent's keys a dozen times (a CRC-32 and a lookup each)."""
+    return partition_tag(partition_of(agent, partitions), partitions)
+
+
 @cache
 def all_tags(partitions: int) -> tuple[str, ...]:
     """Made once per process: GET /v2/agents, the sweeps and the relays' leases read them often."""
@@ -104,7 +110,7 @@ class Keys:
 
     def tag(self, agent: str) -> str:
         """The hash tag every key of ``agent`` carries."""
-        return partition_tag(partition_of(agent, self.partitions), self.partitions)
+        return agent_tag(agent, self.partitions)
 
     @property
     def layout(self) -> str:
@@ -184,7 +190,7 @@ class Keys:
         return f"{self.prefix}idem:index:{self.tag(agent)}:{key_id}"
 
     def idempotency_snapshots(self, agent: str, session: str) -> str:
-        return f"{self.prefix}idem:snap:{self.tag(agent)}:{agent}:{session}:"
+        return f"{of_agent(self, agent).idempotency_snapshots_prefix}{session}:"
 
     def no_idempotency(self, agent: str) -> str:
         """Passed where a script declares an idempotency key but the request has none: never written."""
@@ -300,3 +306,39 @@ class Keys:
 
 
 KEYS = Keys()
+
+
+@dataclass(frozen=True)
+class AgentKeys:
+    """The keys (and key prefixes) of one agent that a session write names, made once per agent
+    (``of_agent``): a PATCH names a dozen, each with the agent's tag."""
+
+    agent: str
+    session_prefix: str
+    enabled: str
+    disabled: str
+    outbox: str
+    history_prefix: str
+    updated: str
+    expiry: str
+    dimension_prefix: str
+    idempotency_snapshots_prefix: str
+    no_idempotency: str
+
+
+@lru_cache(maxsize=16_384)
+def of_agent(keys: Keys, agent: str) -> AgentKeys:
+    tag = keys.tag(agent)
+    return AgentKeys(
+        agent=keys.agent(agent),
+        session_prefix=keys.session_prefix(agent),
+        enabled=keys.sessions(agent, True),
+        disabled=keys.sessions(agent, False),
+        outbox=keys.outbox(tag),
+        history_prefix=keys.history_prefix(agent),
+        updated=keys.sessions_by(agent, "updated"),
+        expiry=keys.expiry(tag),
+        dimension_prefix=keys.dimension_prefix(agent),
+        idempotency_snapshots_prefix=f"{keys.prefix}idem:snap:{tag}:{agent}:",
+        no_idempotency=keys.no_idempotency(agent),
+    )

@@ -17,7 +17,7 @@ from agent_sessions.errors import PreconditionFailed, ServiceError
 from agent_sessions.events import Origin, new_event_id
 from agent_sessions.redis.client import Batches
 from agent_sessions.redis.indexes import SessionIndexes
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import KEYS, Keys, of_agent
 from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
@@ -290,27 +290,34 @@ class Store:
         """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails; with an
         ``admission``, only if the gate, run first by the same script, admits the request.
         ``indexed``: the indexed values of the metadata in ``changes`` (None when it has none)."""
+        a = of_agent(self.keys, agent)
+        history = a.history_prefix + session
+        if idem is None:
+            idem_keys, idem_args = [a.no_idempotency] * 2, ["", 1, 1, f"{a.idempotency_snapshots_prefix}{session}:"]
+        else:
+            idem_keys, idem_args = self._idem_keys(idem, agent), self._idem_args(idem, agent, session)
         keys = [
-            self.keys.agent(agent),
-            self.keys.session(agent, session),
-            self.keys.sessions(agent, True),
-            self.keys.sessions(agent, False),
-            self.keys.outbox(self.keys.tag(agent)),
-            self.keys.history(agent, session),
-            self.keys.history_bytes(agent, session),
-            *self._idem_keys(idem, agent),
-            *self.indexes.script_keys(agent)[1:],
+            a.agent,
+            a.session_prefix + session,
+            a.enabled,
+            a.disabled,
+            a.outbox,
+            history,
+            history + ":bytes",
+            *idem_keys,
+            a.updated,
+            a.expiry,
         ]
         args: list[Any] = [
             agent,
             session,
             *_event_args(origin),
             if_match,
-            *self._idem_args(idem, agent, session),
+            *idem_args,
             self.history_max,
             self.history_max_bytes,
             *(admission.limits if admission else NOT_ADMITTING),
-            *self.indexes.script_args(agent),
+            a.dimension_prefix,
             "-" if indexed is None else indexed,
         ]
         if admission:
@@ -322,7 +329,10 @@ class Store:
             # {verdict} when the gate refused the request (nothing written), else {verdict, write's reply}
             await admission.settle(reply[0])
             reply = reply[1]
-        return _outcome(reply)
+        written = _outcome(reply)
+        # The script leaves out of its answer the fields sent (changed, or equal to the stored ones).
+        sent = {field: value if isinstance(value, str) else value.decode() for field, value in changes.items()}
+        return Written({**sent, **written.fields}, written.changed, written.replayed)
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
         reply = await self._run(

@@ -1,7 +1,8 @@
-"""The handlers that render errors as HTTP answers (each domain error class carries its status).
-
-Body shape everywhere: ``{"code", "messages", "request_id", "field_errors"?}``. A 500 says nothing
-about internals; the traceback goes to the log under the request id.
+"""How errors are answered: one body everywhere, ``{"code", "messages", "request_id", "field_errors"?}``,
+with the status and headers each domain error class implies (``error_parts``). The edge answers the
+API's endpoints with it directly; the handlers here answer for the Starlette application (the paths
+that are not endpoints). A 500 says nothing about internals; the traceback goes to the log under the
+request id.
 """
 
 from __future__ import annotations
@@ -32,24 +33,19 @@ def request_id(request: Request) -> str:
     return rid
 
 
-def error_response(
-    request: Request,
-    status: int,
-    code: str,
-    messages: list[str],
-    field_errors: Mapping[str, str] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    rid = request_id(request)
+def error_body(rid: str, code: str, messages: list[str], field_errors: Mapping[str, str] | None = None) -> bytes:
     body: dict[str, object] = {"code": code, "messages": messages, "request_id": rid}
     if field_errors:
         body["field_errors"] = dict(field_errors)
-    return Response(orjson.dumps(body), status, headers={**(headers or {}), "x-request-id": rid}, media_type=JSON)
+    return orjson.dumps(body)
 
 
-async def service_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, errors.ServiceError)
-    headers: dict[str, str] = {}
+def error_parts(
+    exc: errors.ServiceError, rid: str, extra: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """The answer to a domain error: status, headers (the request id and what the error implies:
+    WWW-Authenticate, Retry-After, the current ETag of a 412...), body. Counts the metrics it implies."""
+    headers = {"content-type": JSON, "x-request-id": rid, **(extra or {})}
     if isinstance(exc, errors.Unauthorized):
         headers["WWW-Authenticate"] = 'Bearer realm="agent-sessions"'
     elif isinstance(exc, errors.RateLimited):
@@ -64,13 +60,29 @@ async def service_error(request: Request, exc: Exception) -> Response:
         headers["ETag"] = f'"{exc.current_version}"'
     if exc.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return error_response(request, exc.status, exc.code, exc.messages, exc.field_errors, headers)
+    return exc.status, headers, error_body(rid, exc.code, exc.messages, exc.field_errors)
+
+
+def log_internal_error(rid: str, exc: BaseException) -> None:
+    log.exception("unhandled error in request %s", rid, exc_info=exc)
+
+
+def _response(parts: tuple[int, dict[str, str], bytes]) -> Response:
+    status, headers, body = parts
+    return Response(body, status, headers={k: v for k, v in headers.items() if k != "content-type"}, media_type=JSON)
+
+
+async def service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.ServiceError)
+    return _response(error_parts(exc, request_id(request)))
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    code = HTTP_CODES.get(exc.status_code, "invalid_request")
-    return error_response(request, exc.status_code, code, [str(exc.detail)], headers=dict(exc.headers or {}))
+    code = HTTP_CODES.get(exc.status_code, errors.InvalidRequest.code)
+    rid = request_id(request)
+    headers = {"x-request-id": rid, **dict(exc.headers or {})}
+    return Response(error_body(rid, code, [str(exc.detail)]), exc.status_code, headers=headers, media_type=JSON)
 
 
 async def client_disconnected(request: Request, exc: Exception) -> Response:
@@ -83,9 +95,9 @@ async def client_disconnected(request: Request, exc: Exception) -> Response:
 async def internal_error(request: Request, exc: Exception) -> Response:
     """Starlette raises the exception again once this answer is sent, and uvicorn then closes the
     connection: ``Connection: close`` says so, so a client's next request is not sent into it."""
-    log.exception("unhandled error in request %s", request_id(request), exc_info=exc)
-    failed = errors.InternalError()
-    return error_response(request, 500, failed.code, failed.messages, headers={"Connection": "close"})
+    rid = request_id(request)
+    log_internal_error(rid, exc)
+    return _response(error_parts(errors.InternalError(), rid, {"Connection": "close"}))
 
 
 HANDLERS = {

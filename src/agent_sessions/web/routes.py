@@ -14,13 +14,11 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.requests import ClientDisconnect, Request
 
 from agent_sessions import feed, filters, models
 from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
@@ -53,6 +51,7 @@ from agent_sessions.web.errors import JSON, request_id
 from agent_sessions.web.stream import EventStream
 
 JSON_TYPE, MERGE_PATCH_TYPE = "application/json", "application/merge-patch+json"
+JSON_BYTES = JSON.encode()
 IDEMPOTENCY_KEY_RE = re.compile(r"[\x20-\x7e]{1,255}")
 ETAG_RE = re.compile(r'"([^"]*)"')
 DIGITS_RE = re.compile(r"[0-9]+")  # ASCII digits: str.isdigit() also takes "²", which int() refuses
@@ -69,6 +68,8 @@ class Call:
     idem: Idempotency | None = None
     admission: Admission | None = None  # the write script is to admit the request (one round trip)
     replayed: bool = False
+    key_id: str | None = None  # for the access log, once the key is known
+    response_headers: list[tuple[str, str]] = field(default_factory=list)  # the rate limit's, for any answer
 
     @property
     def agent(self) -> str:
@@ -114,15 +115,15 @@ class Endpoint:
     raises: tuple[type[ServiceError], ...] = ()  # errors beyond those the other fields imply (/openapi.json)
     media_type: str = JSON  # of the success response
 
-    @property
+    @cached_property
     def accepted(self) -> tuple[str, ...]:
         return (JSON_TYPE, MERGE_PATCH_TYPE) if self.merge_patch else (JSON_TYPE,)
 
-    @property
+    @cached_property
     def path_keys(self) -> tuple[str, ...]:
         return tuple(k for k in ("agent_key", "session_key") if "{" + k + "}" in self.path)
 
-    @property
+    @cached_property
     def path_params(self) -> tuple[str, ...]:
         return tuple(re.findall(r"{(\w+)}", self.path))
 
@@ -547,13 +548,18 @@ async def read_body(request: Request, limit: int, accepted: tuple[str, ...]) -> 
     declared = header(request, "content-length") or ""
     if DIGITS_RE.fullmatch(declared) and int(declared) > limit:
         raise RequestTooLarge(f"request body is larger than {limit} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
+    chunks, size, more = [], 0, True
+    receive = request.receive
+    while more:  # ASGI messages straight (Starlette's stream() is an async generator per request)
+        message = await receive()
+        if message["type"] != "http.request":
+            raise ClientDisconnect()
+        chunk, more = message.get("body", b""), message.get("more_body", False)
         size += len(chunk)
         if size > limit:
             raise RequestTooLarge(f"request body is larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks), media
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks), media
 
 
 def bodiless(request: Request) -> bool:
@@ -587,14 +593,10 @@ def idempotency(request: Request, key: ApiKey, raw: bytes, media: str, if_match:
     return Idempotency(key.id, key_digest, fingerprint, settings.idempotency_ttl, settings.idempotency_max_per_key)
 
 
-def handler(endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
-    async def handle(request: Request) -> Response:
-        call = Call(request, request.app.state.services, None, {})
-        await prepare(endpoint, call)
-        status, payload = await endpoint.handler(call)
-        return respond(endpoint, call, status, payload)
-
-    return handle
+async def run(endpoint: Endpoint, call: Call) -> tuple[int, Any]:
+    """The request's pipeline: ``prepare``, then the endpoint's handler (one service call)."""
+    await prepare(endpoint, call)
+    return await endpoint.handler(call)
 
 
 async def prepare(endpoint: Endpoint, call: Call) -> None:
@@ -622,8 +624,8 @@ async def admit(endpoint: Endpoint, call: Call, secret: str) -> None:
     """Authenticate and rate limit (one round trip; 401, 429), then authorize (403)."""
     request = call.request
     call.key, quota, allowed_now = await request.app.state.gate.admit(secret, client_address(request))
-    request.state.response_headers = quota.headers()
-    request.state.key_id = call.key.id
+    call.response_headers = quota.headers()
+    call.key_id = call.key.id
     if not allowed_now:
         raise RateLimited(retry_after(quota.next_token_ms))
     assert endpoint.role is not None
@@ -665,23 +667,25 @@ async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, secret: s
     if call.merge:  # a merge patch reads the session before it writes: admit it first
         await admit(endpoint, call, secret)
         return
-    request.state.key_id = known.id
+    call.key_id = known.id
 
     def on_quota(quota: Quota) -> None:
-        request.state.response_headers = quota.headers()
+        call.response_headers = quota.headers()
 
     call.admission = request.app.state.gate.admission(secret, client_address(request), on_quota)
 
 
-def respond(endpoint: Endpoint, call: Call, status: int, payload: Any) -> Response:
+def answer(endpoint: Endpoint, call: Call, status: int, payload: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A handler's outcome as an answer: status, headers, body (JSON; none for a 204)."""
     if payload is None:
-        return Response(status_code=status)
-    if isinstance(payload, Response):
-        return payload
-    headers = {"ETag": f'"{payload["version"]}"'} if endpoint.etag else {}
+        return status, [], b""
+    body = orjson.dumps(payload)
+    headers = [(b"content-type", JSON_BYTES), (b"content-length", str(len(body)).encode())]
+    if endpoint.etag:
+        headers.append((b"etag", f'"{payload["version"]}"'.encode()))
     if call.replayed:
-        headers["Idempotent-Replayed"] = "true"
-    return Response(orjson.dumps(payload), status, headers=headers, media_type=JSON)
+        headers.append((b"idempotent-replayed", b"true"))
+    return status, headers, body
 
 
 def client_address(request: Request) -> str:
@@ -694,28 +698,3 @@ def allowed(key: ApiKey, role: Role, agent: str | None, any_agent: bool) -> bool
     except Forbidden:
         return False
     return True
-
-
-class ByMethod:
-    """The ASGI app of one path: calls the endpoint's handler for the request's method. An ASGI app
-    rather than a Starlette endpoint function, which Starlette would wrap once more to map exceptions;
-    the app's ``ExceptionMiddleware`` maps ours already."""
-
-    def __init__(self, methods: dict[str, Callable[[Request], Awaitable[Response]]]) -> None:
-        self.methods = methods
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive, send)
-        method = "GET" if request.method == "HEAD" else request.method
-        response = await self.methods[method](request)
-        await response(scope, receive, send)
-
-
-def routes(endpoints: tuple[Endpoint, ...], first: tuple[str, ...] = (SESSION_COUNT, SESSION)) -> list[Route]:
-    """One Starlette route per path, dispatching on the method, so that a 405 lists every method the
-    path supports in ``Allow``. The router tries routes in order: ``first`` puts the PATCH's path near
-    the front, behind the one other path that matches some of its URLs (``…/sessions/count``)."""
-    by_path: dict[str, dict[str, Callable[[Request], Awaitable[Response]]]] = {path: {} for path in first}
-    for endpoint in endpoints:
-        by_path.setdefault(endpoint.path, {})[endpoint.method] = handler(endpoint)
-    return [Route(path, ByMethod(methods), methods=list(methods)) for path, methods in by_path.items()]

@@ -45,10 +45,16 @@ end
 
 -- Store the outcome (status and, when given, the session's flat fields; for a create, its key) and
 -- return the reply: {status, field, value, …} (with "key", session_key at the end for a create).
-local function idem_store(idem, status, fields, session_key)
+-- `skip` (optional): a set of fields the reply leaves out (the caller knows them); the record keeps all.
+local function idem_store(idem, status, fields, session_key, skip)
   local reply = {status}
   if fields then
-    for i = 1, #fields do reply[#reply + 1] = fields[i] end
+    for i = 1, #fields, 2 do
+      if not (skip and skip[fields[i]]) then
+        reply[#reply + 1] = fields[i]
+        reply[#reply + 1] = fields[i + 1]
+      end
+    end
   end
   if session_key then
     reply[#reply + 1] = 'key'

@@ -13,7 +13,8 @@
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
 --       | {"agent_not_found"} | {"session_not_found"} | {"precondition_failed", current version}
---       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call).
+--       | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after the call, less the
+--         fields sent and `ix`; a replay has them all).
 -- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
 -- On a Redis Cluster the API never admits here: the key's record is in another slot than the agent's.
 
@@ -41,8 +42,12 @@ local first_change = 17     -- ARGV[17..]: field, value pairs to set; fields are
 local function apply()
   local replay = idem_lookup(idem)
   if replay then return replay end
+  -- The reply leaves out what the caller sent (it knows those values: changed, or equal to what is
+  -- stored) and the indexed values: the rest of the session.
+  local sent = {ix = true}
+  for i = first_change, #ARGV, 2 do sent[ARGV[i]] = true end
   local function finish(status, fields)
-    return idem_store(idem, status, fields)
+    return idem_store(idem, status, fields, nil, sent)
   end
 
   -- One read of the whole session, one write. The agent is checked too: an agent being deleted is

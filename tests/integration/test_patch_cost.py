@@ -1,0 +1,129 @@
+"""The cost of a PATCH, guarded deterministically (speed itself is measured by ``make bench``, never here):
+
+- the Redis commands one PATCH runs (``INFO commandstats`` call counts on a private Redis, the update
+  script's own calls included), and
+- the Python function calls one warmed PATCH makes in the API process (``cProfile``'s count, the ASGI
+  app driven directly, the request's whole path: the edge, authentication, validation, the script
+  call, the answer, the access log and the metrics).
+
+Both are checked against ``tests/data/patch_budget.json``. A change that raises one raises its budget in
+the same commit, with the ``make bench`` figures (ratio, CPU per PATCH) in the commit message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import io
+import json
+import pstats
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from agent_sessions.config import Settings
+from agent_sessions.web.access import AccessLog
+from agent_sessions.web.app import create_app
+from tests.support.api import SEED_REQUEST, URL, MakeKey
+
+BUDGET = json.loads((Path(__file__).parent.parent / "data" / "patch_budget.json").read_text())
+
+
+class Driver:
+    """The app's lifespan and requests, without a server: ASGI messages in, the answer's status out."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.inbox.put({"type": "lifespan.startup"})
+        self.task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, self.inbox.get, self.outbox.put))
+        assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
+
+    async def stop(self) -> None:
+        await self.inbox.put({"type": "lifespan.shutdown"})
+        assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
+
+    async def patch(self, key: str, n: int) -> int:
+        body = orjson.dumps({**SEED_REQUEST, "metadata": {**SEED_REQUEST["metadata"], "seq": n}})
+        headers = [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"x-api-key", key.encode()),
+        ]
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH", "scheme": "http",
+            "path": URL, "raw_path": URL.encode(), "query_string": b"", "root_path": "", "headers": headers,
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        }  # fmt: skip
+        messages = [{"type": "http.request", "body": body, "more_body": False}]
+        status = 0
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop() if messages else await asyncio.Future()
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+
+        await self.app(scope, receive, send)
+        return status
+
+
+@pytest.fixture
+def seeded_store(client: Any, admin: dict[str, str], seeded: Any) -> None:
+    """The seed's agent and session (made through the API), for a PATCH to change."""
+
+
+def measured(redis_url: str, key: str) -> tuple[dict[str, int], int]:
+    """One warmed PATCH: the Redis commands it ran (name -> calls) and the Python calls it made."""
+    settings = Settings(redis_url=redis_url)
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+
+    async def run() -> tuple[dict[str, int], int]:
+        driver = Driver(create_app(settings, AccessLog("json", stream=io.StringIO())))
+        await driver.start()
+        for n in range(3):  # warm: the key is known, the script loaded, the caches filled
+            assert await driver.patch(key, n) == 200
+        conn.config_resetstat()
+        profile = cProfile.Profile()
+        profile.enable()
+        status = await driver.patch(key, 99)
+        profile.disable()
+        assert status == 200
+        stats = conn.info("commandstats")
+        await driver.stop()
+        calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
+        commands = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_config"}
+        return commands, int(calls)
+
+    try:
+        return asyncio.run(run())
+    finally:
+        conn.close()
+
+
+def test_a_patch_runs_no_more_redis_commands_than_its_budget(
+    redis_url: str, make_key: MakeKey, seeded_store: None
+) -> None:
+    commands, _ = measured(redis_url, make_key("admin", rate=1e6, burst=10**6))
+    assert commands.pop("evalsha") == 1  # one round trip: the gate runs in the write
+    over = {name: n for name, n in commands.items() if n > BUDGET["redis_commands"].get(name, 0)}
+    assert not over, f"more Redis commands per PATCH than budgeted: {over} (all: {commands})"
+    assert sum(commands.values()) <= sum(BUDGET["redis_commands"].values())
+
+
+def test_a_patch_makes_no_more_python_calls_than_its_budget(
+    redis_url: str, make_key: MakeKey, seeded_store: None
+) -> None:
+    key = make_key("admin", rate=1e6, burst=10**6)
+    counts = sorted(measured(redis_url, key)[1] for _ in range(3))
+    assert counts[0] <= BUDGET["python_calls"], f"{counts[0]} Python calls per PATCH (budget {BUDGET['python_calls']})"
