@@ -49,6 +49,8 @@ class ApiKey:
     burst: int | None
     created_at: int
     revoked_at: int | None
+    session: str | None = None  # a client token limited to one session
+    token: bool = False  # a client token (``tokens.ClientToken.limit``), not the key itself
 
     @classmethod
     def from_fields(cls, fields: dict[str, str]) -> ApiKey:
@@ -88,16 +90,22 @@ def new_key(
     return key, "ask_" + secrets.token_urlsafe(24)
 
 
-def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str:
+def presented(x_api_key: str | None, authorization: str | None) -> str:
+    """The credential a request's headers carry: an API key (``x-api-key``, or ``Authorization: Bearer``)
+    or a client token (``Authorization: Bearer act_…``), not yet checked."""
     if x_api_key:
-        secret = x_api_key.strip()
-    elif authorization:
+        return x_api_key.strip()
+    if authorization:
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() != "bearer" or not value.strip():
-            raise Unauthorized("Authorization header must be 'Bearer <key>'")
-        secret = value.strip()
-    else:
-        raise Unauthorized("missing API key: send it as the x-api-key header")
+            raise Unauthorized("Authorization header must be 'Bearer <key or token>'")
+        return value.strip()
+    raise Unauthorized("missing API key: send it as the x-api-key header (or a client token as a Bearer token)")
+
+
+def secret_from_headers(x_api_key: str | None, authorization: str | None) -> str:
+    """An API key from the headers (a client token is refused)."""
+    secret = presented(x_api_key, authorization)
     if not SECRET_RE.fullmatch(secret):
         raise Unauthorized("malformed API key")
     return secret
@@ -107,15 +115,34 @@ def article(word: str) -> str:
     return "an" if word[:1] in "aeiou" else "a"
 
 
-def authorize(key: ApiKey, need: Role, agent: str | None = None, any_agent: bool = True) -> None:
-    """Raise ``Forbidden`` unless ``key`` has at least role ``need`` and may act on ``agent``.
+# What an endpoint lets client tokens do: nothing, act on their agent, or also on their one session.
+TOKENS_NONE, TOKENS_AGENT, TOKENS_SESSION = "", "agent", "session"
+
+
+def authorize(
+    key: ApiKey,
+    need: Role,
+    agent: str | None = None,
+    any_agent: bool = True,
+    session: str | None = None,
+    tokens: str = TOKENS_NONE,
+) -> None:
+    """Raise ``Forbidden`` unless ``key`` has at least role ``need`` and may act on ``agent`` (and, for a
+    client token, on ``session`` through an endpoint that takes ``tokens``).
 
     A key limited to some agents gets 403 for any other agent, whether or not it exists (no existence
     oracle). ``any_agent=False`` marks operations on no single agent (creating one), which only an
-    unlimited key may do.
+    unlimited key may do. A client token acts only where the endpoint takes tokens (never on keys,
+    tokens, webhook endpoints or rules); one limited to a session only on that session.
     """
+    if key.token:
+        if not tokens or (key.session is not None and tokens != TOKENS_SESSION):
+            raise Forbidden("a client token cannot do this")
+        if key.session is not None and session is not None and session != key.session:
+            raise Forbidden("this client token is limited to another session")
     if key.role.rank < need.rank:
-        raise Forbidden(f"{article(key.role)} {key.role} key cannot do this; it needs the {need} role")
+        kind = "client token" if key.token else "key"
+        raise Forbidden(f"{article(key.role)} {key.role} {kind} cannot do this; it needs the {need} role")
     if agent is not None and not key.allows_agent(agent):
         raise Forbidden("this key is not allowed to access this agent")
     if agent is None and not any_agent and key.agents:

@@ -43,6 +43,7 @@ from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.store import Store
 from agent_sessions.redis.webhooks import Bounds, Fanout, Webhooks
 from agent_sessions.services import Services
+from agent_sessions.tokens import Signer
 from agent_sessions.webhook_services import WebhookServices
 from agent_sessions.worker.broker import make_broker
 from agent_sessions.worker.context import Worker
@@ -82,6 +83,7 @@ class Api:
     feed: Feed
     webhooks: WebhookServices
     layout: layout.Guard
+    tokens: Signer | None  # client tokens (CLIENT_TOKENS), or None when they are off
 
     async def aclose(self) -> None:
         await self.feed.close()
@@ -109,7 +111,8 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
     feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms, settings.sse_max_per_key)
     gate = Gate(client, rate_limits(settings), batches)
     guard = layout.Guard(client, store.keys)
-    return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events), guard)
+    signer = Signer(settings.client_token_secret) if settings.client_tokens and settings.client_token_secret else None
+    return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events), guard, signer)
 
 
 def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from agent_sessions.errors import ConfigError
 
@@ -76,7 +77,13 @@ ENV_VARS: dict[str, str] = {
     "AGENT_DELETE_BATCH": "agent_delete_batch",
     "FILTER_SCAN_MAX": "filter_scan_max",
     "EXPIRY_BATCH": "expiry_batch",
+    "CORS_ALLOW_ORIGINS": "cors_allow_origins",
+    "CLIENT_TOKENS": "client_tokens",
+    "CLIENT_TOKEN_SECRET": "client_token_secret",
 }
+
+
+ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.*-]+(:([0-9]{1,5}|\*))?")
 
 
 def webhook_key(secret: str) -> bytes:
@@ -208,7 +215,15 @@ class Settings(BaseModel):
     # travel in fewer, bigger Dramatiq messages (each costs several Redis calls and a worker dispatch).
     relay_linger_ms: int = Field(default=10, ge=0, le=1_000)
 
-    @field_validator("report_dimensions", "escalate_when_changes", mode="before")
+    # Browser frontends: the origins whose pages may call the API (comma-separated; "*" any; a "*" in one
+    # stands for host or port characters, e.g. http://localhost:*). None by default: no CORS headers.
+    cors_allow_origins: tuple[str, ...] = ()
+    # Short-lived client tokens (POST /v2/client_tokens) for pages that must not hold an API key: off
+    # unless CLIENT_TOKENS is true, which needs CLIENT_TOKEN_SECRET (at least 32 bytes) to sign them.
+    client_tokens: bool = False
+    client_token_secret: str | None = Field(default=None, min_length=32, repr=False)
+
+    @field_validator("report_dimensions", "escalate_when_changes", "cors_allow_origins", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -231,6 +246,20 @@ class Settings(BaseModel):
         if value is not None:
             webhook_key(value)
         return value
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _check_origins(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        for origin in origins:
+            if origin != "*" and not ORIGIN_RE.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path; * for any)")
+        return origins
+
+    @model_validator(mode="after")
+    def _tokens_need_a_secret(self) -> Settings:
+        if self.client_tokens and not self.client_token_secret:
+            raise ValueError("CLIENT_TOKENS=true needs CLIENT_TOKEN_SECRET (at least 32 characters) to sign tokens")
+        return self
 
     @property
     def webhook_key(self) -> bytes | None:
@@ -262,5 +291,10 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             fields = {v: k for k, v in ENV_VARS.items()}
-            problems = [f"{fields.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()]
+            problems = [
+                f"{fields.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+                if e["loc"]
+                else e["msg"].removeprefix("Value error, ")
+                for e in exc.errors()
+            ]
             raise ConfigError("invalid settings: " + "; ".join(problems)) from None

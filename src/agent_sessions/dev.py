@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import secrets
 import shlex
 import signal
 import subprocess
@@ -104,6 +105,25 @@ def seed(settings: Settings, data_dir: Path) -> str:
     return secret
 
 
+DEV_ORIGINS = ("http://localhost:*", "http://127.0.0.1:*")
+TOKEN_SECRET_FILE = "client-token-secret"
+
+
+def kept_token_secret(data_dir: Path) -> str:
+    """The client token secret of this data directory (a new one for a new directory: written once the
+    directory is locked, ``keep_token_secret``), so tokens minted before a restart stay valid."""
+    path = data_dir / TOKEN_SECRET_FILE
+    return path.read_text().strip() if path.exists() else secrets.token_urlsafe(48)
+
+
+def keep_token_secret(data_dir: Path, secret: str) -> None:
+    path = data_dir / TOKEN_SECRET_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret + "\n")
+
+
 def start_workers(redis_url: str, pass_fds: tuple[int, ...] = ()) -> subprocess.Popen[bytes]:
     """``agent-sessions worker`` against the embedded Redis, in its own session so that Ctrl-C reaches
     only us and we stop it in order (workers first, Redis last)."""
@@ -161,6 +181,12 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None, 
             " 127.0.0.1 is refused)",
             f"  Report:     curl -s {base_url}/v2/agents/{SEED_AGENT}/report -H 'x-api-key: {secret}'",
             "",
+            "Browser pages on http://localhost:* and http://127.0.0.1:* may call the API (CORS) with a client",
+            "token your backend mints (never an API key in a page):",
+            f"  curl -s -X POST {base_url}/v2/client_tokens -H 'x-api-key: {secret}' \\",
+            "    -H 'Content-Type: application/json' \\",
+            f'    -d \'{{"agent_key": "{SEED_AGENT}", "session_key": "{SEED_SESSION}", "role": "editor"}}\'',
+            "",
             "Ctrl-C stops the API, the workers and Redis; data stays in the data directory for the next run.",
         ]
     )
@@ -192,9 +218,17 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
 
     redis_url = f"unix://{data_dir / 'redis.sock'}"
     local = os.environ.get("WEBHOOK_ALLOW_PRIVATE_NETWORKS") is None or settings.webhook_allow_private_networks
-    update = {"redis_url": redis_url, "broker_url": None, "webhook_allow_private_networks": local}
+    update: dict[str, object] = {"redis_url": redis_url, "broker_url": None, "webhook_allow_private_networks": local}
     if os.environ.get("LOG_FORMAT") is None:
         update["log_format"] = "text"  # a terminal
+    # Browser pages on this machine may call the API, with client tokens signed by a secret kept in the
+    # data directory (unless the environment says otherwise).
+    if os.environ.get("CORS_ALLOW_ORIGINS") is None:
+        update["cors_allow_origins"] = DEV_ORIGINS
+    if os.environ.get("CLIENT_TOKENS") is None:
+        update["client_tokens"] = True
+    token_secret = settings.client_token_secret or kept_token_secret(data_dir)
+    update["client_token_secret"] = token_secret
     settings = settings.model_copy(update=update)
     log_config = dict_config(settings.log_level, settings.log_format)
     cfg = web_server.config(settings, create_app(settings), host, port, log_config=log_config)
@@ -203,6 +237,7 @@ def run(settings: Settings, host: str, port: int, data_dir: Path) -> int:
     if settings.metrics_port:
         check_port(settings.metrics_host, settings.metrics_port, "METRICS_PORT")
     lock = lock_data_dir(data_dir)
+    keep_token_secret(data_dir, token_secret)
     redis_server = RedisServer(data_dir, unixsocket=data_dir / "redis.sock", die_with_parent=True, pass_fds=(lock,))
     assert redis_server.url == redis_url
     workers = None

@@ -59,6 +59,12 @@ class Unauthorized(ServiceError):
     default_message = "missing or invalid API key"
 
 
+class TokenExpired(Unauthorized):
+    description = "the client token is past its expiry: the page gets a new one from its backend"
+    code = "token_expired"
+    default_message = "client token expired"
+
+
 class Forbidden(ServiceError):
     status = 403
     description = "the key's role or agent scope does not allow this"

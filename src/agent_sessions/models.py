@@ -148,6 +148,22 @@ class HistoryEntry(TypedDict):
     changes: dict[str, Change]
 
 
+class ClientTokenCreate(TypedDict):
+    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    agent_key: AgentKey
+    session_key: NotRequired[SessionKey]  # absent: every session of the agent
+    role: NotRequired[Literal["viewer", "editor"]]  # default viewer; never above the minting key's
+    ttl_seconds: NotRequired[Annotated[int, Field(ge=60, le=3600)]]  # default 900
+
+
+class ClientTokenCreated(TypedDict):
+    token: str  # act_…: send it as Authorization: Bearer, or ?access_token= on the event log
+    agent_key: str
+    session_key: str | None
+    role: Literal["viewer", "editor"]
+    expires_at: Timestamp
+
+
 class History(TypedDict):
     history: list[HistoryEntry]
     metadata: PageMetadata

@@ -23,7 +23,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agent_sessions.auth import ApiKey, digest
+from agent_sessions.auth import ApiKey
 from agent_sessions.errors import RateLimited, Unauthorized
 from agent_sessions.redis.client import Batches, is_cluster
 from agent_sessions.redis.keys import KEYS, Keys
@@ -130,18 +130,17 @@ class Gate:
     def _args(self) -> tuple[float, int]:
         return self.limits.rate, self.limits.burst
 
-    def known(self, secret: str) -> ApiKey | None:
-        """The key's record if this process admitted it before (it may have been revoked since), when
-        the update script may admit the request itself."""
-        return self._known.get(digest(secret)) if self._admits_in_write else None
+    def known(self, key_digest: str) -> ApiKey | None:
+        """The record of the key with this digest if this process admitted it before (it may have been
+        revoked since), when the update script may admit the request itself."""
+        return self._known.get(key_digest) if self._admits_in_write else None
 
-    async def admit(self, secret: str, address: str) -> tuple[ApiKey, Quota, bool]:
-        """Authenticate ``secret`` and take a token: (key, quota, allowed).
+    async def admit(self, key_digest: str, address: str) -> tuple[ApiKey, Quota, bool]:
+        """Authenticate the key whose digest this is and take a token: (key, quota, allowed).
 
         Raises ``Unauthorized`` for an unknown or revoked key, or ``RateLimited`` instead when its
         address has failed too often.
         """
-        key_digest = digest(secret)
         reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest), self._args()))
         reply = await self._charged(address, reply)
         try:
@@ -167,5 +166,5 @@ class Gate:
         args = [self.limits.failure_rate, self.limits.failure_burst, verdict[0]]
         return cast(list[Any], await self._failure([self.keys.address_bucket(address)], args))
 
-    def admission(self, secret: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
-        return Admission(self, digest(secret), address, on_quota)
+    def admission(self, key_digest: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
+        return Admission(self, key_digest, address, on_quota)

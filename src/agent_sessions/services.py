@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from agent_sessions import filters
-from agent_sessions.errors import AgentNotFound, Conflict, InvalidRequest, PreconditionFailed
+from agent_sessions import filters, tokens
+from agent_sessions.auth import ApiKey, Role, article, authorize
+from agent_sessions.errors import AgentNotFound, Conflict, Forbidden, InvalidRequest, PreconditionFailed
 from agent_sessions.events import Origin
 from agent_sessions.models import (
     AGENT_KEY_PATTERN,
@@ -28,6 +29,7 @@ from agent_sessions.models import (
     SESSION_KEY_RE,
     Agent,
     AgentList,
+    ClientTokenCreated,
     History,
     HistoryEntry,
     MetadataLimits,
@@ -358,6 +360,26 @@ class Services:
                 continue
             return session_resource(agent, session, written.fields), written.replayed
         raise Conflict(f"the session changed {MERGE_ATTEMPTS} times while this merge patch was applied; retry")
+
+    async def mint_token(
+        self, signer: tokens.Signer, key: ApiKey, key_digest: str, body: dict[str, Any]
+    ) -> ClientTokenCreated:
+        """A client token for ``body``'s agent (and session), for a key that may act on the agent with
+        at least the role asked for (a token never exceeds its minter). 404 for an unknown agent."""
+        agent, session = body["agent_key"], body.get("session_key")
+        role = Role(body.get("role", Role.VIEWER))
+        if role.rank > key.role.rank:
+            raise Forbidden(f"{article(key.role)} {key.role} key cannot mint {article(role)} {role} token")
+        authorize(key, role, agent)
+        await self.store.get_agent(agent)
+        token, expires = signer.mint(key, key_digest, agent, session, role, body.get("ttl_seconds", tokens.TTL_DEFAULT))
+        return {
+            "token": token,
+            "agent_key": agent,
+            "session_key": session,
+            "role": role.value,  # type: ignore[typeddict-item]
+            "expires_at": event_time(str(expires * 1000)),
+        }
 
     async def history(self, agent: str, session: str, page_key: str | None, limit: int) -> History:
         below = decode_version_key(page_key)

@@ -9,6 +9,7 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
+from agent_sessions.auth import digest
 from agent_sessions.config import Settings
 from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.keys import KEYS
@@ -24,7 +25,7 @@ def known(client: TestClient, key: str) -> dict[str, str]:
     """Make the key known to the app (any admitted request does) and return its headers."""
     headers = {"x-api-key": key}
     assert client.get(URL, headers=headers).status_code == 200
-    assert client.app.state.gate.known(key) is not None  # type: ignore[attr-defined]
+    assert client.app.state.gate.known(digest(key)) is not None  # type: ignore[attr-defined]
     return headers
 
 
@@ -49,7 +50,7 @@ def test_revoked_after_it_became_known_401_and_nothing_written(
     Keyring(sync_redis).revoke(secret)
     body = error(client.patch(URL, json={"description": "x"}, headers=headers), 401, "unauthorized")
     assert body["messages"] == ["API key revoked"]
-    assert client.app.state.gate.known(secret) is None  # type: ignore[attr-defined]
+    assert client.app.state.gate.known(digest(secret)) is None  # type: ignore[attr-defined]
     # A bad body still gets the 401 first.
     error(client.patch(URL, json={"bad": 1}, headers=headers), 401, "unauthorized")
     assert unchanged(sync_redis) == before

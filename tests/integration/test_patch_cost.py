@@ -18,16 +18,20 @@ import io
 import json
 import pstats
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import pytest
 import redis
 
+from agent_sessions.auth import ApiKey, Role, digest
 from agent_sessions.config import Settings
+from agent_sessions.redis.client import sync_client
+from agent_sessions.redis.keys import KEYS
+from agent_sessions.tokens import Signer
 from agent_sessions.web.access import AccessLog
 from agent_sessions.web.app import create_app
-from tests.support.api import SEED_REQUEST, URL, MakeKey
+from tests.support.api import SEED_AGENT, SEED_REQUEST, SEED_SESSION, URL, MakeKey
 
 BUDGET = json.loads((Path(__file__).parent.parent / "data" / "patch_budget.json").read_text())
 
@@ -43,20 +47,23 @@ class Driver:
 
     async def start(self) -> None:
         await self.inbox.put({"type": "lifespan.startup"})
-        self.task = asyncio.create_task(self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, self.inbox.get, self.outbox.put))
+        self.task = asyncio.create_task(
+            self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, self.inbox.get, self.outbox.put)
+        )
         assert (await self.outbox.get())["type"] == "lifespan.startup.complete"
 
     async def stop(self) -> None:
         await self.inbox.put({"type": "lifespan.shutdown"})
         assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
 
-    async def patch(self, key: str, n: int) -> int:
-        body = orjson.dumps({**SEED_REQUEST, "metadata": {**SEED_REQUEST["metadata"], "seq": n}})
+    async def patch(self, credential: tuple[bytes, bytes], n: int) -> int:
+        metadata: dict[str, Any] = dict(SEED_REQUEST["metadata"])  # type: ignore[call-overload]
+        body = orjson.dumps({**SEED_REQUEST, "metadata": {**metadata, "seq": n}})
         headers = [
             (b"host", b"127.0.0.1"),
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"x-api-key", key.encode()),
+            credential,
         ]
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH", "scheme": "http",
@@ -83,26 +90,28 @@ def seeded_store(client: Any, admin: dict[str, str], seeded: Any) -> None:
     """The seed's agent and session (made through the API), for a PATCH to change."""
 
 
-def measured(redis_url: str, key: str) -> tuple[dict[str, int], int]:
+def measured(redis_url: str, credential: tuple[bytes, bytes]) -> tuple[dict[str, int], int]:
     """One warmed PATCH: the Redis commands it ran (name -> calls) and the Python calls it made."""
-    settings = Settings(redis_url=redis_url)
+    settings = Settings(redis_url=redis_url, client_tokens=True, client_token_secret="t" * 40)
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
 
     async def run() -> tuple[dict[str, int], int]:
         driver = Driver(create_app(settings, AccessLog("json", stream=io.StringIO())))
         await driver.start()
         for n in range(3):  # warm: the key is known, the script loaded, the caches filled
-            assert await driver.patch(key, n) == 200
+            assert await driver.patch(credential, n) == 200
         conn.config_resetstat()
         profile = cProfile.Profile()
         profile.enable()
-        status = await driver.patch(key, 99)
+        status = await driver.patch(credential, 99)
         profile.disable()
         assert status == 200
         stats = conn.info("commandstats")
         await driver.stop()
         calls = pstats.Stats(profile).total_calls  # type: ignore[attr-defined]
-        commands = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_config"}
+        commands = {
+            name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items() if name != "cmdstat_config"
+        }
         return commands, int(calls)
 
     try:
@@ -114,16 +123,33 @@ def measured(redis_url: str, key: str) -> tuple[dict[str, int], int]:
 def test_a_patch_runs_no_more_redis_commands_than_its_budget(
     redis_url: str, make_key: MakeKey, seeded_store: None
 ) -> None:
-    commands, _ = measured(redis_url, make_key("admin", rate=1e6, burst=10**6))
+    key = make_key("admin", rate=1e6, burst=10**6)
+    commands, _ = measured(redis_url, (b"x-api-key", key.encode()))
     assert commands.pop("evalsha") == 1  # one round trip: the gate runs in the write
     over = {name: n for name, n in commands.items() if n > BUDGET["redis_commands"].get(name, 0)}
     assert not over, f"more Redis commands per PATCH than budgeted: {over} (all: {commands})"
     assert sum(commands.values()) <= sum(BUDGET["redis_commands"].values())
 
 
+def test_a_patch_with_a_client_token_costs_no_more_round_trips(
+    redis_url: str, make_key: MakeKey, seeded_store: None
+) -> None:
+    """A client token is verified in the API process (a signature), and its minting key is admitted by
+    the write itself, as the key's own PATCH is: one round trip, the same commands."""
+    key = make_key("admin", rate=1e6, burst=10**6)
+    signer = Signer("t" * 40)
+    conn = sync_client(redis_url)
+    record = ApiKey.from_fields(cast(dict[str, str], conn.hgetall(KEYS.api_key(digest(key)))))
+    conn.close()
+    token, _ = signer.mint(record, digest(key), SEED_AGENT, SEED_SESSION, Role.EDITOR, 600)
+    commands, _ = measured(redis_url, (b"authorization", f"Bearer {token}".encode()))
+    by_key, _ = measured(redis_url, (b"x-api-key", key.encode()))
+    assert commands == by_key and commands["evalsha"] == 1
+
+
 def test_a_patch_makes_no_more_python_calls_than_its_budget(
     redis_url: str, make_key: MakeKey, seeded_store: None
 ) -> None:
-    key = make_key("admin", rate=1e6, burst=10**6)
+    key = (b"x-api-key", make_key("admin", rate=1e6, burst=10**6).encode())
     counts = sorted(measured(redis_url, key)[1] for _ in range(3))
     assert counts[0] <= BUDGET["python_calls"], f"{counts[0]} Python calls per PATCH (budget {BUDGET['python_calls']})"

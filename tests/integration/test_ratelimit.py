@@ -42,7 +42,7 @@ async def test_rate_1_burst_5_gives_exactly_5_then_429_until_a_token_refills(
     gate: Gate, sync_redis: redis.Redis
 ) -> None:
     secret = new_key(sync_redis, rate=1.0, burst=5)
-    results = [await gate.admit(secret, "10.0.0.1") for _ in range(7)]
+    results = [await gate.admit(digest(secret), "10.0.0.1") for _ in range(7)]
     assert [allowed for _, _, allowed in results] == [True] * 5 + [False] * 2
     assert [quota.remaining for _, quota, _ in results] == [4, 3, 2, 1, 0, 0, 0]
     _, last, _ = results[-1]
@@ -53,14 +53,14 @@ async def test_rate_1_burst_5_gives_exactly_5_then_429_until_a_token_refills(
 @pytest.mark.anyio
 async def test_tokens_refill_at_the_rate(gate: Gate, sync_redis: redis.Redis) -> None:
     secret = new_key(sync_redis, rate=20.0, burst=2)
-    assert [(await gate.admit(secret, "a"))[2] for _ in range(3)] == [True, True, False]
+    assert [(await gate.admit(digest(secret), "a"))[2] for _ in range(3)] == [True, True, False]
     await asyncio.sleep(0.06)  # > 1/20 s: one token back, not two
-    assert [(await gate.admit(secret, "a"))[2] for _ in range(2)] == [True, False]
+    assert [(await gate.admit(digest(secret), "a"))[2] for _ in range(2)] == [True, False]
 
 
 @pytest.mark.anyio
 async def test_defaults_apply_to_keys_without_their_own(gate: Gate, sync_redis: redis.Redis) -> None:
-    _, quota, _ = await gate.admit(new_key(sync_redis), "a")
+    _, quota, _ = await gate.admit(digest(new_key(sync_redis)), "a")
     assert (quota.rate, quota.burst, quota.remaining) == (50.0, 100, 99)
     assert dict(quota.headers()) == {
         "RateLimit-Policy": '"default";q=100;w=2',
@@ -72,12 +72,12 @@ async def test_defaults_apply_to_keys_without_their_own(gate: Gate, sync_redis: 
 async def test_bucket_key_expires_once_full(gate: Gate, sync_redis: redis.Redis) -> None:
     secret = new_key(sync_redis, rate=10.0, burst=3)
     bucket = KEYS.key_bucket(digest(secret))
-    await gate.admit(secret, "a")
-    await gate.admit(secret, "a")
+    await gate.admit(digest(secret), "a")
+    await gate.admit(digest(secret), "a")
     assert 0 < sync_redis.pttl(bucket) <= 200  # two tokens short at 10/s
     await asyncio.sleep(0.25)
     assert not sync_redis.exists(bucket)
-    _, quota, _ = await gate.admit(secret, "a")
+    _, quota, _ = await gate.admit(digest(secret), "a")
     assert quota.remaining == 2
 
 
@@ -90,16 +90,16 @@ async def test_failed_authentications_throttle_the_address_for_invalid_keys_only
     Keyring(sync_redis).revoke(revoked)
     for secret in ("ask_" + "x" * 32, revoked, "ask_" + "y" * 32):
         with pytest.raises(Unauthorized):
-            await gate.admit(secret, "6.6.6.6")
+            await gate.admit(digest(secret), "6.6.6.6")
     # Throttled: the next invalid key from that address is refused with 429...
     with pytest.raises(RateLimited) as info:
-        await gate.admit("ask_" + "z" * 32, "6.6.6.6")
+        await gate.admit(digest("ask_" + "z" * 32), "6.6.6.6")
     assert info.value.retry_after == 1 and info.value.reason == "address"
     # ...but a valid key from the same address is admitted and charged to its own bucket only.
-    assert (await gate.admit(good, "6.6.6.6"))[2]
+    assert (await gate.admit(digest(good), "6.6.6.6"))[2]
     assert sync_redis.exists(KEYS.key_bucket(digest(good)))
     # Other addresses are not affected, and successes cost the address nothing.
-    assert (await gate.admit(good, "7.7.7.7"))[2]
+    assert (await gate.admit(digest(good), "7.7.7.7"))[2]
     assert not sync_redis.exists("as:rl:addr:7.7.7.7")
 
 

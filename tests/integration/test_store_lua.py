@@ -10,7 +10,7 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions.auth import Role
+from agent_sessions.auth import Role, digest
 from agent_sessions.errors import (
     AgentAlreadyExists,
     AgentNotFound,
@@ -208,7 +208,7 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
     _, secret = keyring.create(Role.EDITOR, rate=1.0, burst=1)
     gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=1, failure_burst=5))
     quotas: list[Quota] = []
-    admission = gate.admission(secret, "10.0.0.1", quotas.append)
+    admission = gate.admission(digest(secret), "10.0.0.1", quotas.append)
 
     written = await store.update_session(A, S, ORIGIN, {"description": "admitted"}, admission=admission)
     assert written.fields["version"] == "2" and written.fields["description"] == "admitted"
@@ -227,7 +227,7 @@ async def test_session_update_admits_first_and_writes_only_when_admitted(store: 
             S,
             ORIGIN,
             {"description": "unknown"},
-            admission=gate.admission("ask_" + "0" * 32, "10.0.0.1", quotas.append),
+            admission=gate.admission(digest("ask_" + "0" * 32), "10.0.0.1", quotas.append),
         )
     assert len(quotas) == 2  # a refused key has no quota to report
     assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "2"
@@ -243,16 +243,20 @@ async def test_session_update_admission_ignores_a_throttled_address_for_a_valid_
     _, secret = Keyring(sync_redis).create(Role.EDITOR)
     gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=0.01, failure_burst=1))
     with pytest.raises(Unauthorized):
-        await gate.admit("ask_" + "0" * 32, "10.0.0.2")  # the address's one failure
+        await gate.admit(digest("ask_" + "0" * 32), "10.0.0.2")  # the address's one failure
     with pytest.raises(RateLimited) as refused:  # the address is throttled for invalid keys...
         await store.update_session(
-            A, S, ORIGIN, {"description": "x"}, admission=gate.admission("ask_" + "1" * 32, "10.0.0.2", lambda _: None)
+            A,
+            S,
+            ORIGIN,
+            {"description": "x"},
+            admission=gate.admission(digest("ask_" + "1" * 32), "10.0.0.2", lambda _: None),
         )
     assert refused.value.reason == "address"
     assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "1"
     # ...and not for a valid one
     await store.update_session(
-        A, S, ORIGIN, {"description": "x"}, admission=gate.admission(secret, "10.0.0.2", lambda _: None)
+        A, S, ORIGIN, {"description": "x"}, admission=gate.admission(digest(secret), "10.0.0.2", lambda _: None)
     )
     assert sync_redis.hget(KEYS.session("agt_a", "ase_1"), "version") == "2"
 

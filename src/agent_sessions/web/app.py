@@ -25,6 +25,7 @@ from agent_sessions.config import Settings
 from agent_sessions.redis import topology
 from agent_sessions.web import openapi
 from agent_sessions.web.access import AccessLog
+from agent_sessions.web.cors import Cors
 from agent_sessions.web.edge import Edge
 from agent_sessions.web.errors import HANDLERS, JSON
 from agent_sessions.web.routes import ENDPOINTS as SESSION_ENDPOINTS
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, access: AccessLog | None = None
         app.state.gate = graph.gate
         app.state.feed = graph.feed
         app.state.webhooks = graph.webhooks
+        app.state.tokens = graph.tokens
         collect_less()
         try:
             yield
@@ -89,4 +91,6 @@ def create_app(settings: Settings | None = None, access: AccessLog | None = None
     )
     inner.router.redirect_slashes = False  # a trailing slash is a 404, never a redirect built from Host
     # The PATCH's path first, behind the one other path that matches some of its URLs (…/sessions/count).
-    return Edge(inner, ENDPOINTS, (SESSION_COUNT, SESSION), access or AccessLog.of(settings))
+    origins = settings.cors_allow_origins
+    cors = (lambda app: Cors(app, origins)) if origins else None  # no origin: no CORS layer at all
+    return Edge(inner, ENDPOINTS, (SESSION_COUNT, SESSION), access or AccessLog.of(settings), cors)

@@ -23,7 +23,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agent_sessions import errors
 from agent_sessions.ids import new_id
@@ -66,12 +66,21 @@ def _regex(template: str) -> str:
 
 class Edge:
     """The ASGI application ``create_app`` returns. ``inner``: the Starlette application (lifespan,
-    state, what is not an endpoint)."""
+    state, what is not an endpoint). ``cors``: a layer between the request id, the log and the metrics
+    and the dispatch (``web/cors.py``), when origins are allowed; the dispatch itself otherwise."""
 
-    def __init__(self, inner: Any, endpoints: Iterable[Endpoint], first: tuple[str, ...], access: AccessLog) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        endpoints: Iterable[Endpoint],
+        first: tuple[str, ...],
+        access: AccessLog,
+        cors: Callable[[ASGIApp], ASGIApp] | None = None,
+    ) -> None:
         self.inner = inner
         self.paths = paths(endpoints, first)
         self.access = access
+        self.handle: ASGIApp = self.dispatch if cors is None else cors(self.dispatch)
 
     @property
     def state(self) -> Any:
@@ -83,27 +92,33 @@ class Edge:
             return
         started = time.perf_counter()
         rid = _request_id(scope["headers"])
-        scope["state"] = {"request_id": rid}
+        # What the dispatch leaves for the log and the metrics: the status, the route, the key's id.
+        state = scope["state"] = {"request_id": rid, "status": 500, "route": UNMATCHED, "key_id": None}
         scope["app"] = self.inner  # what Starlette's Request reads its app (and the state) from
-        method, found = scope["method"], self.find(scope["path"])
-        if found is None:
-            status, key_id = await self.pass_on(scope, receive, send, rid), None
-            route = getattr(scope.get("route"), "path", UNMATCHED)  # set by Starlette's router
-        else:
-            path, params = found
-            endpoint = path.methods.get("GET" if method == "HEAD" else method)
-            scope["path_params"] = params
-            call = Call(Request(scope, receive), self.inner.state.services, None, {})
-            if endpoint is None:
-                status = await self.refuse(send, call, rid, errors.MethodNotAllowed(), {"Allow": path.allow})
-            else:
-                status = await self.serve(endpoint, call, scope, receive, send, rid)
-            route, key_id = path.template, call.key_id
+        await self.handle(scope, receive, send)
         elapsed = time.perf_counter() - started
+        method, route, status = scope["method"], state["route"], state["status"]
         requests, latency = _children(method, route, status)
         requests.inc()
         latency.observe(elapsed)
-        self.access.line(rid, key_id, method, route, scope["path"], status, elapsed)
+        self.access.line(rid, state["key_id"], method, route, scope["path"], status, elapsed)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state, method, found = scope["state"], scope["method"], self.find(scope["path"])
+        rid = state["request_id"]
+        if found is None:
+            state["status"] = await self.pass_on(scope, receive, send, rid)
+            state["route"] = getattr(scope.get("route"), "path", UNMATCHED)  # set by Starlette's router
+            return
+        path, params = found
+        endpoint = path.methods.get("GET" if method == "HEAD" else method)
+        scope["path_params"] = params
+        call = Call(Request(scope, receive), self.inner.state.services, None, {})
+        if endpoint is None:
+            status = await self.refuse(send, call, rid, errors.MethodNotAllowed(), {"Allow": path.allow})
+        else:
+            status = await self.serve(endpoint, call, scope, receive, send, rid)
+        state["status"], state["route"], state["key_id"] = status, path.template, call.key_id
 
     def find(self, path: str) -> tuple[Path, dict[str, str]] | None:
         for candidate in self.paths:

@@ -83,6 +83,8 @@ def error_classes(e: Endpoint) -> list[type[errors.ServiceError]]:
     found: list[type[errors.ServiceError]] = []
     if e.role is not None:
         found += [errors.Unauthorized, errors.Forbidden, errors.RateLimited, errors.StoreUnavailable]
+    if e.tokens:
+        found.append(errors.TokenExpired)
     if e.path_params or e.body is not None or e.query:
         found.append(errors.InvalidRequest)
     if "agent_key" in e.path_keys:
@@ -254,7 +256,11 @@ def document(endpoints: tuple[Endpoint, ...], limits: models.MetadataLimits) -> 
             "headers": HEADERS,
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
-                "bearer": {"type": "http", "scheme": "bearer"},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API key (ask_...), or a client token (act_...) where the operation takes one",
+                },
             },
         },
     }

@@ -20,8 +20,18 @@ from typing import Any
 import orjson
 from starlette.requests import ClientDisconnect, Request
 
-from agent_sessions import feed, filters, models
-from agent_sessions.auth import ApiKey, Role, authorize, secret_from_headers
+from agent_sessions import feed, filters, models, tokens
+from agent_sessions.auth import (
+    SECRET_RE,
+    TOKENS_AGENT,
+    TOKENS_NONE,
+    TOKENS_SESSION,
+    ApiKey,
+    Role,
+    authorize,
+    digest,
+    presented,
+)
 from agent_sessions.errors import (
     AgentNotFound,
     CursorExpired,
@@ -33,6 +43,7 @@ from agent_sessions.errors import (
     RateLimited,
     RequestTooLarge,
     ServiceError,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from agent_sessions.events import Origin
@@ -47,6 +58,7 @@ from agent_sessions.services import (
     Services,
     check_path_keys,
 )
+from agent_sessions.tokens import Credential
 from agent_sessions.web.errors import JSON, request_id
 from agent_sessions.web.stream import EventStream
 
@@ -69,6 +81,7 @@ class Call:
     admission: Admission | None = None  # the write script is to admit the request (one round trip)
     replayed: bool = False
     key_id: str | None = None  # for the access log, once the key is known
+    credential: Credential | None = None
     response_headers: list[tuple[str, str]] = field(default_factory=list)  # the rate limit's, for any answer
 
     @property
@@ -113,6 +126,8 @@ class Endpoint:
     merge_patch: bool = False  # also takes application/merge-patch+json
     admits_in_write: bool = False  # the write script runs the gate itself for keys already known
     raises: tuple[type[ServiceError], ...] = ()  # errors beyond those the other fields imply (/openapi.json)
+    tokens: str = TOKENS_NONE  # what client tokens may do here: nothing, act on their agent, or their session
+    url_tokens: bool = False  # a client token may come as ?access_token= (the event log: EventSource)
     media_type: str = JSON  # of the success response
 
     @cached_property
@@ -183,6 +198,11 @@ WAIT = QueryParam(
     "seconds to wait for a matching event when there is none yet (long poll)",
 )
 EVENT_FILTERS = (AGENT_FILTER, SESSION_FILTER, TYPES)
+ACCESS_TOKEN = QueryParam(
+    "access_token",
+    {"type": "string", "pattern": "^act_", "maxLength": 4096},
+    "a client token (act_...), for clients that cannot send headers (EventSource); never an API key",
+)
 
 
 def query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -214,8 +234,12 @@ def event_filter(c: Call) -> feed.EventFilter:
     scope = key.agents if key is not None else ()
     if agent is not None:
         if key is not None:
-            authorize(key, Role.VIEWER, agent)
+            authorize(key, Role.VIEWER, agent, tokens=TOKENS_SESSION)
         scope = (agent,)
+    if key is not None and key.session is not None:  # a client token of one session: its events only
+        if session is not None and session != key.session:
+            raise Forbidden("this client token is limited to another session")
+        session = key.session
     return feed.EventFilter(scope, session or "", wanted)
 
 
@@ -351,9 +375,17 @@ async def get_event(c: Call) -> tuple[int, Any]:
         if EVENT_ID_RE.fullmatch(event_id)
         else None
     )
-    if event is None:
+    if event is None or (c.key is not None and c.key.session not in (None, event["session_key"])):
         raise EventNotFound()
     return 200, event
+
+
+async def create_client_token(c: Call) -> tuple[int, Any]:
+    signer: tokens.Signer | None = c.request.app.state.tokens
+    assert c.key is not None and c.credential is not None
+    if signer is None:
+        raise Forbidden("client tokens are not enabled on this server: an operator sets CLIENT_TOKENS=true")
+    return 201, await c.services.mint_token(signer, c.key, c.credential.digest, c.body)
 
 
 async def stream_events(c: Call) -> tuple[int, Any]:
@@ -408,7 +440,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=models.AgentList,
         query=(LIMIT, AGENT_PAGE_KEY),
     ),
-    Endpoint("GET", AGENT, get_agent, "Get an agent", Role.VIEWER, response=models.Agent),
+    Endpoint("GET", AGENT, get_agent, "Get an agent", Role.VIEWER, response=models.Agent, tokens=TOKENS_AGENT),
     Endpoint(
         "PATCH",
         AGENT,
@@ -431,6 +463,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         creates=True,
         etag=True,
         idempotent=True,
+        tokens=TOKENS_AGENT,
     ),
     Endpoint(
         "GET",
@@ -441,6 +474,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response=models.SessionList,
         query=(LIMIT, SESSION_SEARCH_PAGE_KEY, ENABLED, METADATA_FILTER, SORT),
         raises=(IndexNotReady,),
+        tokens=TOKENS_AGENT,
     ),
     Endpoint(
         "GET",
@@ -450,8 +484,18 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.VIEWER,
         response=models.SessionCount,
         query=(SESSION_SEARCH_PAGE_KEY, ENABLED, METADATA_FILTER),
+        tokens=TOKENS_AGENT,
     ),
-    Endpoint("GET", SESSION, get_session, "Get a session", Role.VIEWER, response=models.Session, etag=True),
+    Endpoint(
+        "GET",
+        SESSION,
+        get_session,
+        "Get a session",
+        Role.VIEWER,
+        response=models.Session,
+        etag=True,
+        tokens=TOKENS_SESSION,
+    ),
     Endpoint(
         "GET",
         f"{SESSION}/history",
@@ -460,6 +504,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.VIEWER,
         response=models.History,
         query=(LIMIT, VERSION_PAGE_KEY),
+        tokens=TOKENS_SESSION,
     ),
     Endpoint(
         "PATCH",
@@ -474,8 +519,9 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         idempotent=True,
         merge_patch=True,
         admits_in_write=True,
+        tokens=TOKENS_SESSION,
     ),
-    Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204),
+    Endpoint("DELETE", SESSION, delete_session, "Delete a session", Role.EDITOR, status=204, tokens=TOKENS_AGENT),
     Endpoint(
         "GET",
         f"{AGENT}/report",
@@ -483,6 +529,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The agent's aggregates, kept from session events (eventually consistent)",
         Role.VIEWER,
         response=Report,
+        tokens=TOKENS_AGENT,
     ),
     Endpoint(
         "GET",
@@ -491,8 +538,10 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "The event log, in commit order, from a cursor (a key limited to some agents sees theirs)",
         Role.VIEWER,
         response=models.EventList,
-        query=(*EVENT_FILTERS, AFTER, EVENT_LIMIT, WAIT),
+        query=(*EVENT_FILTERS, AFTER, EVENT_LIMIT, WAIT, ACCESS_TOKEN),
         raises=(AgentNotFound, CursorExpired),
+        tokens=TOKENS_SESSION,
+        url_tokens=True,
     ),
     Endpoint(
         "GET",
@@ -500,9 +549,11 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         stream_events,
         "The event log as Server-Sent Events: what is after Last-Event-ID (or after), then live",
         Role.VIEWER,
-        query=(*EVENT_FILTERS, AFTER),
+        query=(*EVENT_FILTERS, AFTER, ACCESS_TOKEN),
         raises=(AgentNotFound, CursorExpired),
         media_type="text/event-stream",
+        tokens=TOKENS_SESSION,
+        url_tokens=True,
     ),
     Endpoint(
         "GET",
@@ -512,6 +563,19 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         Role.VIEWER,
         response=models.Event,
         raises=(EventNotFound,),
+        tokens=TOKENS_SESSION,
+    ),
+    Endpoint(
+        "POST",
+        "/v2/client_tokens",
+        create_client_token,
+        "Mint a short-lived client token for a browser page: one agent (and optionally one of its sessions),"
+        " a role no higher than the minting key's",
+        Role.VIEWER,
+        body=models.ClientTokenCreate,
+        response=models.ClientTokenCreated,
+        status=201,
+        raises=(AgentNotFound,),
     ),
     Endpoint("GET", "/healthz", healthz, "Liveness: the process answers", response=models.Health),
     Endpoint("GET", "/readyz", readyz, "Readiness: Redis answers a PING", response=models.Health),
@@ -610,26 +674,52 @@ async def prepare(endpoint: Endpoint, call: Call) -> None:
     layout = request.app.state.layout
     if not layout.checked:  # Redis was unreachable when this process started: check before any key is used
         await layout.ensure()
-    secret = secret_from_headers(header(request, "x-api-key"), header(request, "authorization"))
-    known = request.app.state.gate.known(secret) if endpoint.admits_in_write else None
-    agent = request.path_params.get("agent_key")
-    if known is not None and allowed(known, endpoint.role, agent, endpoint.any_agent):
-        await read_then_admit_in_the_write(endpoint, call, secret, known)
+    call.credential = credential(request, endpoint)
+    known = request.app.state.gate.known(call.credential.digest) if endpoint.admits_in_write else None
+    if known is not None and allowed(call.credential.limit(known), endpoint, request):
+        await read_then_admit_in_the_write(endpoint, call, call.credential.limit(known))
     else:
-        await admit(endpoint, call, secret)
+        await admit(endpoint, call)
         await read(endpoint, call)
 
 
-async def admit(endpoint: Endpoint, call: Call, secret: str) -> None:
+def credential(request: Request, endpoint: Endpoint) -> Credential:
+    """What the request authenticates with (401 for a malformed key or token, an expired token, a key
+    in a URL): an API key, or a client token (``tokens``), sent in a header; on the event log's
+    endpoints a client token may come as ``?access_token=`` instead (EventSource sends no headers)."""
+    in_url = request.query_params.get("access_token") if b"access_token" in request.scope["query_string"] else None
+    if in_url is not None and (header(request, "x-api-key") or header(request, "authorization")):
+        in_url = None  # a credential in a header is the one
+    if in_url is not None:
+        if in_url.startswith("ask_"):
+            raise Unauthorized("API keys are never accepted in a URL: send the key in the x-api-key header")
+        if not endpoint.url_tokens:
+            raise Unauthorized("access_token is taken only by GET /v2/events and /v2/events/stream")
+        value = in_url
+    else:
+        value = presented(header(request, "x-api-key"), header(request, "authorization"))
+    if value.startswith(tokens.PREFIX):
+        signer: tokens.Signer | None = request.app.state.tokens
+        if signer is None:
+            raise Unauthorized("client tokens are not enabled on this server (CLIENT_TOKENS)")
+        token = signer.verify(value)
+        return Credential(token.key_digest, token)
+    if not SECRET_RE.fullmatch(value):
+        raise Unauthorized("malformed API key")
+    return Credential(digest(value))
+
+
+async def admit(endpoint: Endpoint, call: Call) -> None:
     """Authenticate and rate limit (one round trip; 401, 429), then authorize (403)."""
     request = call.request
-    call.key, quota, allowed_now = await request.app.state.gate.admit(secret, client_address(request))
+    assert call.credential is not None
+    found, quota, allowed_now = await request.app.state.gate.admit(call.credential.digest, client_address(request))
+    call.key = call.credential.limit(found)
     call.response_headers = quota.headers()
     call.key_id = call.key.id
     if not allowed_now:
         raise RateLimited(retry_after(quota.next_token_ms))
-    assert endpoint.role is not None
-    authorize(call.key, endpoint.role, request.path_params.get("agent_key"), any_agent=endpoint.any_agent)
+    check(call.key, endpoint, request)
 
 
 async def read(endpoint: Endpoint, call: Call) -> None:
@@ -652,7 +742,7 @@ async def read(endpoint: Endpoint, call: Call) -> None:
         call.idem = idempotency(request, call.key, raw, media, call.if_match)
 
 
-async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, secret: str, known: ApiKey) -> None:
+async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, known: ApiKey) -> None:
     """A key this process admitted before: the write script runs the gate (one round trip). The
     request is read first, which needs no Redis; if it is bad, the gate still runs first so that its
     401 / 429 / 403 win over the 400, as in the usual order. Role and scope are checked from the key's
@@ -662,17 +752,18 @@ async def read_then_admit_in_the_write(endpoint: Endpoint, call: Call, secret: s
     try:
         await read(endpoint, call)
     except ServiceError:
-        await admit(endpoint, call, secret)
+        await admit(endpoint, call)
         raise
     if call.merge:  # a merge patch reads the session before it writes: admit it first
-        await admit(endpoint, call, secret)
+        await admit(endpoint, call)
         return
     call.key_id = known.id
 
     def on_quota(quota: Quota) -> None:
         call.response_headers = quota.headers()
 
-    call.admission = request.app.state.gate.admission(secret, client_address(request), on_quota)
+    assert call.credential is not None
+    call.admission = request.app.state.gate.admission(call.credential.digest, client_address(request), on_quota)
 
 
 def answer(endpoint: Endpoint, call: Call, status: int, payload: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -692,9 +783,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def allowed(key: ApiKey, role: Role, agent: str | None, any_agent: bool) -> bool:
+def check(key: ApiKey, endpoint: Endpoint, request: Request) -> None:
+    """Authorize (403): the key's role and scope (and a client token's) for this endpoint and path."""
+    assert endpoint.role is not None
+    params = request.path_params
+    authorize(
+        key, endpoint.role, params.get("agent_key"), endpoint.any_agent, params.get("session_key"), endpoint.tokens
+    )
+
+
+def allowed(key: ApiKey, endpoint: Endpoint, request: Request) -> bool:
     try:
-        authorize(key, role, agent, any_agent)
+        check(key, endpoint, request)
     except Forbidden:
         return False
     return True
