@@ -123,6 +123,8 @@ def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLo
         rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
         allow_private=settings.webhook_allow_private_networks,
         settings_url=settings.escalation_webhook_url,
+        settings_key=settings.webhook_key,
+        timeout=settings.webhook_timeout,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
         "webhook-secret", help="print a new Standard Webhooks secret (whsec_...) for ESCALATION_WEBHOOK_SECRET"
     )
 
+    listen = sub.add_parser(
+        "listen",
+        help="forward the live events of a running API to a local URL, signed as webhooks"
+        " (AGENT_SESSIONS_URL, default http://127.0.0.1:8000; AGENT_SESSIONS_API_KEY)",
+    )
+    listen.add_argument("--forward-to", required=True, metavar="URL", help="where each event is POSTed")
+    listen.add_argument("--agent-key", help="only this agent's events")
+    listen.add_argument("--types", help="only these event types, comma-separated (e.g. session.escalated)")
+
     keys = sub.add_parser("keys", help="create, list and revoke API keys (needs REDIS_URL)")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     create = keys_sub.add_parser("create", help="make a key; prints it once, alone on the last line")
@@ -114,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "migrate":
             return _migrate(settings)
+        if args.command == "listen":
+            return _listen(args)
         if args.command == "webhook-secret":
             print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
             return 0
@@ -127,6 +139,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StoreUnavailable:
         print("agent-sessions: cannot reach Redis at REDIS_URL", file=sys.stderr)
         return 3
+
+
+def _listen(args: argparse.Namespace) -> int:
+    """A client of an API, not a part of the service: its two settings are the client's own."""
+    from agent_sessions import listen
+
+    key = os.environ.get("AGENT_SESSIONS_API_KEY", "")
+    if not key:
+        raise ConfigError("AGENT_SESSIONS_API_KEY is not set: the API key listen follows the feed with")
+    api = os.environ.get("AGENT_SESSIONS_URL") or listen.DEFAULT_URL
+    return listen.main(listen.Listen(api, key, args.forward_to, args.agent_key, args.types))
 
 
 def _migrate(settings: Settings) -> int:

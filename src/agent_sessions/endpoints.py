@@ -11,6 +11,7 @@ an endpoint taking both an update and the escalation it caused gets two distinct
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired
 
@@ -18,6 +19,7 @@ import orjson
 from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_config
 from typing_extensions import TypedDict
 
+from agent_sessions.config import webhook_key
 from agent_sessions.events import ESCALATED, TYPES, Event
 from agent_sessions.models import AgentKey, Description, EventType, Metadata, Timestamp
 from agent_sessions.representations import event_time
@@ -119,6 +121,24 @@ class Delivery(TypedDict):
     created_at: Timestamp
 
 
+class Attempt(TypedDict):
+    at: Timestamp
+    status_code: int | None  # null: no answer (refused, unreachable, timed out)
+    error: str | None  # null: delivered (2xx)
+    duration_ms: int
+
+
+class Attempts(TypedDict):
+    attempts: list[Attempt]  # oldest first
+
+
+class TestOutcome(TypedDict):
+    id: str  # the webhook-id the test message carried
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+
+
 class DeliveryPageMetadata(TypedDict):
     page_key: str | None  # not null: send it back for the next (older) page
 
@@ -203,6 +223,25 @@ def escalation_body(event: Event, fired: list[str]) -> bytes:
     """The escalation's body: the update event, with the rule that fired (the first, if several did)."""
     data = {**event, "rule": fired[0], "rules": fired}
     return orjson.dumps({"type": ESCALATED, "timestamp": event["occurred_at"], "data": data})
+
+
+TEST_TYPE = "webhook.test"  # what POST /v2/webhook_endpoints/{id}/test sends (never an event of the log)
+
+
+def attempt(stored: dict[str, Any]) -> Attempt:
+    return {
+        "at": event_time(str(stored["at"])),
+        "status_code": stored.get("status_code"),
+        "error": stored.get("error"),
+        "duration_ms": int(stored.get("duration_ms") or 0),
+    }
+
+
+def signing_keys(fields: Fields, now_ms: int | None = None) -> list[bytes]:
+    """The endpoint's secrets in use now (newest first; a rotated one until its grace ends)."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    found = orjson.loads(fields["secrets"])
+    return [webhook_key(s["secret"]) for s in found if int(s["expires_ms"]) == 0 or int(s["expires_ms"]) > now]
 
 
 def resource(endpoint: str, fields: Fields) -> Endpoint:

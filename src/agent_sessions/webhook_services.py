@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+import aiohttp
 import orjson
 
 from agent_sessions import endpoints as ep
-from agent_sessions import rules
+from agent_sessions import rules, webhooks
 from agent_sessions.destinations import check_destination
 from agent_sessions.errors import (
     AgentNotFound,
@@ -40,6 +41,7 @@ from agent_sessions.errors import (
 )
 from agent_sessions.events import ESCALATED, UPDATED, event_from_entry
 from agent_sessions.feed import decode_cursor, encode_cursor
+from agent_sessions.ids import new_id
 from agent_sessions.models import MetadataLimits, encode_metadata
 from agent_sessions.redis.events import EventLog
 from agent_sessions.redis.webhooks import Webhooks
@@ -85,6 +87,8 @@ class WebhookServices:
     default_rules: rules.Rules
     allow_private: bool = False
     settings_url: str | None = None  # ESCALATION_WEBHOOK_URL
+    settings_key: bytes | None = None  # ESCALATION_WEBHOOK_SECRET's
+    timeout: float = 10.0  # WEBHOOK_TIMEOUT: how long a test attempt may take
 
     # -- endpoints ----------------------------------------------------------------------------------
 
@@ -208,6 +212,42 @@ class WebhookServices:
             "refused": refused,
             "oldest_available": None if oldest is None else event_time(oldest),
             "page_key": encode_cursor(after) if more else None,
+        }
+
+    async def attempts(self, endpoint: str, message: str) -> ep.Attempts:
+        """Every attempt of the endpoint's delivery of a message (its newest ``ATTEMPTS_KEPT``), oldest
+        first; redeliveries add to them."""
+        await self.get(endpoint)
+        found = await self.webhooks.attempts(endpoint, message) if MESSAGE_ID_RE.fullmatch(message) else None
+        if found is None:
+            raise DeliveryNotFound()
+        return {"attempts": [ep.attempt(a) for a in found]}
+
+    async def test(self, endpoint: str) -> ep.TestOutcome:
+        """Send a signed ``webhook.test`` message to the endpoint now (from this process, through the same
+        destination checks as a delivery) and answer how it went. Nothing is queued or recorded: it is
+        not an event, and a receiver that verifies signatures may ignore its type."""
+        if endpoint == ep.SETTINGS_ENDPOINT and self.settings_url is not None and self.settings_key is not None:
+            url, keys, trusted = self.settings_url, [self.settings_key], True
+        else:
+            stored = await self._stored(endpoint)
+            url, keys, trusted = stored["url"], ep.signing_keys(stored), self.allow_private
+        message_id = new_id("msg")
+        body = orjson.dumps(
+            {
+                "type": ep.TEST_TYPE,
+                "timestamp": event_time(str(int(time.time() * 1000))),
+                "data": {"endpoint_id": endpoint, "message": "a test message from agent-sessions"},
+            }
+        )
+        timeout = aiohttp.ClientTimeout(total=self.timeout)
+        async with aiohttp.ClientSession(timeout=timeout, cookie_jar=aiohttp.DummyCookieJar()) as session:
+            went = await webhooks.attempt(session, url, keys, message_id, body, trusted)
+        return {
+            "id": message_id,
+            "status_code": went.status_code,
+            "error": went.error or None,
+            "duration_ms": went.duration_ms,
         }
 
     async def dead_letters(self) -> list[tuple[str, ep.Delivery]]:

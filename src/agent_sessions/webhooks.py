@@ -17,9 +17,11 @@ import hashlib
 import hmac
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import aiohttp
 
+from agent_sessions import destinations
 from agent_sessions.destinations import Destination
 
 ERROR_MAX_CHARS = 500
@@ -70,3 +72,36 @@ async def post(
     if not 200 <= status < 300:
         raise DeliveryFailed(f"HTTP {status} from receiver", status)
     return status
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """How one attempt went: the receiver's status (None: no answer), what went wrong ("" for a 2xx),
+    how long it took."""
+
+    status_code: int | None
+    error: str
+    duration_ms: int
+
+
+async def attempt(
+    session: aiohttp.ClientSession,
+    url: str,
+    keys: Sequence[bytes],
+    msg_id: str,
+    body: bytes,
+    allow_private: bool,
+) -> Attempt:
+    """Resolve and check the destination (``destinations``: refused when not public, unless
+    ``allow_private``), POST the signed message to the checked address, time it."""
+    started = time.monotonic()
+    status_code: int | None = None
+    error = ""
+    try:
+        destination = await destinations.resolve(url, allow_private)
+        status_code = await post(session, destination, keys, msg_id, body)
+    except destinations.Refused as exc:
+        error = f"refused: {exc}"
+    except DeliveryFailed as exc:
+        error, status_code = str(exc), exc.status_code
+    return Attempt(status_code, error, round((time.monotonic() - started) * 1000))

@@ -248,9 +248,15 @@ def test_the_delivery_log_pages_filters_by_status_and_redelivers(
 
     # A delivered message's body was dropped: a redelivery rebuilds it from the event log.
     again = api("POST", f"{HOOKS}/{made['id']}/deliveries/{row['event_id']}/redeliver", 202)
-    assert again["status"] == "pending" and again["attempts"] == 0
+    assert again["status"] == "pending" and again["attempts"] == 1  # a redelivery adds attempts, never resets
     redelivered = receiver.wait_for(6)[-1]
     assert redelivered.headers["webhook-id"] == row["event_id"]
+    attempts = f"{HOOKS}/{made['id']}/deliveries/{row['event_id']}/attempts"
+    eventually(lambda: len(api("GET", attempts)["attempts"]) == 2, "the redelivery's attempt not recorded")
+    tried = api("GET", attempts)["attempts"]
+    assert [(a["status_code"], a["error"]) for a in tried] == [(204, None), (204, None)]
+    assert tried[0]["at"] <= tried[1]["at"] and all(a["duration_ms"] >= 0 for a in tried)
+    assert api("GET", f"{HOOKS}/{made['id']}/deliveries/evt_nope/attempts", 404)["code"] == "delivery_not_found"
     assert Webhook(made["secret"]).verify(redelivered.body, redelivered.headers)["data"]["event_id"] == row["event_id"]
     missing = f"{HOOKS}/{made['id']}/deliveries/evt_nope/redeliver"
     assert api("POST", missing, 404)["code"] == "delivery_not_found"
@@ -425,3 +431,45 @@ def test_an_endpoint_gets_every_event_from_its_answer_on_and_none_after_its_remo
         assert len(rows(api, one["id"])) == 2
         (message,) = verified(two["secret"], second.deliveries)
         assert message["data"]["session"]["description"] == "v3"
+
+
+def test_every_attempt_is_recorded_and_a_redelivery_adds_to_them(
+    api: Any, pipeline: InProcess, settings: Settings, receiver: Receiver
+) -> None:
+    """The endpoint's retries (WEBHOOK_MAX_RETRIES 1 here: two tries) fail, the message is dead; a
+    redelivery tries again on a fresh schedule and succeeds: three attempts, each with its outcome."""
+    receiver.fail_next(2)
+    made = hook(api, receiver.url, ["session.created"], agent_keys=[A])
+    api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1"})
+    pipeline.drain()
+    (dead,) = eventually(lambda: rows(api, made["id"], "dead"), "not dead")
+    assert dead["attempts"] == 2 and dead["last_status_code"] == 500
+    attempts = f"{HOOKS}/{made['id']}/deliveries/{dead['event_id']}/attempts"
+    assert [(a["status_code"], a["error"]) for a in api("GET", attempts)["attempts"]] == [
+        (500, "HTTP 500 from receiver"),
+        (500, "HTTP 500 from receiver"),
+    ]
+    api("POST", f"{HOOKS}/{made['id']}/deliveries/{dead['event_id']}/redeliver", 202)
+    eventually(lambda: rows(api, made["id"], "delivered"), "not redelivered")
+    tried = api("GET", attempts)["attempts"]
+    assert [a["status_code"] for a in tried] == [500, 500, 204] and tried[-1]["error"] is None
+    (row,) = rows(api, made["id"])
+    assert row["attempts"] == 3 and row["status"] == "delivered"
+
+
+def test_a_test_event_is_sent_signed_now_and_its_outcome_answered(api: Any, receiver: Receiver) -> None:
+    made = hook(api, receiver.url, ["session.updated"])
+    went = api("POST", f"{HOOKS}/{made['id']}/test", 200)
+    assert went["status_code"] == 204 and went["error"] is None and went["duration_ms"] >= 0
+    (delivery,) = receiver.deliveries
+    sent = Webhook(made["secret"]).verify(delivery.body, delivery.headers)  # signed with the endpoint's secret
+    assert sent["type"] == "webhook.test" and sent["data"]["endpoint_id"] == made["id"]
+    assert delivery.headers["webhook-id"] == went["id"]
+    receiver.fail_next(1)
+    failed = api("POST", f"{HOOKS}/{made['id']}/test", 200)
+    assert failed["status_code"] == 500 and failed["error"] == "HTTP 500 from receiver"
+    assert rows(api, made["id"]) == []  # a test is not a delivery: nothing queued or recorded
+    unreachable = hook(api, "http://127.0.0.1:9/hook", ["session.updated"])
+    gone = api("POST", f"{HOOKS}/{unreachable['id']}/test", 200)
+    assert gone["status_code"] is None and "no answer" in gone["error"]
+    assert api("POST", f"{HOOKS}/whe_nope/test", 404)["code"] == "webhook_endpoint_not_found"

@@ -42,6 +42,7 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``whd:{<endpoint>}``, ``whb:{<endpoint>}``     | hash   | deliveries: message id -> row / body        |
 | ``whq:{<endpoint>}``                           | zset   | deliveries to attempt, by when (ms)         |
 | ``whl:{<endpoint>}`` and ``…:<status>``        | zset   | delivery log by creation: all / per status  |
+| ``wht:{<endpoint>}``                           | hash   | deliveries' attempts: message id -> JSON    |
 | ``rules:{t}:<agent>``                          | string | the agent's escalation rules (JSON)         |
 | ``metrics``                                    | hash   | the workers' counters                       |
 | ``dev:seeded``                                 | string | ``agent-sessions dev`` seeded this store    |
@@ -292,6 +293,10 @@ class Keys:
             log,
             *statuses,
         ]
+
+    def attempts(self, endpoint: str) -> str:
+        """One endpoint's attempts: message id -> the newest attempts of its delivery (JSON list)."""
+        return f"{self.prefix}wht:{{{endpoint}}}"
 
     def escalation_rules(self, agent: str) -> str:
         return f"{self.prefix}rules:{self.tag(agent)}:{agent}"

@@ -28,6 +28,9 @@ from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Call, Script, SyncScript
 
 log = logging.getLogger("agent_sessions.webhooks")
+# A delivery keeps its newest attempts, redeliveries included: with WEBHOOK_LOG_MAX rows an endpoint
+# keeps at most that many times this many attempts (each about a hundred bytes).
+ATTEMPTS_KEPT = 20
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class Claimed:
 def enqueue_call(keys: Keys, endpoint: str, message: Message, bounds: Bounds, force: bool = False) -> Call:
     check = "0" if endpoint == SETTINGS_ENDPOINT else "1"
     return (
-        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint)],
+        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint), keys.attempts(endpoint)],
         [message.id, message.type, message.body, bounds.backlog_max, bounds.log_max, check, "1" if force else "0"],
     )
 
@@ -135,7 +138,8 @@ class Webhooks:
 
     async def delete(self, endpoint: str) -> bool:
         """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
-        deleted = bool(await self._delete([self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint)], []))
+        keys = [self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint), self.keys.attempts(endpoint)]
+        deleted = bool(await self._delete(keys, []))
         listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
             first_error(await execute_async(self.redis, [("ZREM", listing, endpoint)], [listing], self.acks))
@@ -160,6 +164,19 @@ class Webhooks:
         index = log if status is None else by_status[DELIVERY_STATUSES.index(status)]
         reply = await self._page([index, rows], [before, limit])
         return [orjson.loads(row) for row in reply[1:]], cast(str, reply[0])
+
+    async def attempts(self, endpoint: str, message: str) -> list[dict[str, Any]] | None:
+        """The delivery's attempts, oldest first (the newest ``ATTEMPTS_KEPT``); None without a row."""
+        rows, *_ = self.keys.deliveries(endpoint)
+        async with outage_as_unavailable():
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hexists(rows, message)
+            pipe.hget(self.keys.attempts(endpoint), message)
+            exists, stored = await pipe.execute()
+        if not exists:
+            return None
+        found: list[dict[str, Any]] = orjson.loads(stored) if stored else []
+        return found
 
     async def row(self, endpoint: str, message: str) -> dict[str, Any] | None:
         """The message's row, with its body (None once delivered); None without a row."""
@@ -194,13 +211,21 @@ class Webhooks:
         }
 
     async def result(
-        self, endpoint: str, message: str, status_code: int | None, error: str, tries: int, backoff_ms: tuple[int, int]
+        self,
+        endpoint: str,
+        message: str,
+        status_code: int | None,
+        error: str,
+        tries: int,
+        backoff_ms: tuple[int, int],
+        duration_ms: int = 0,
     ) -> str:
-        """Record one attempt ("" error: delivered); returns the row's status after it ("gone": deleted)."""
+        """Record one attempt ("" error: delivered), in its delivery's attempts too; returns the row's
+        status after it ("gone": deleted)."""
         outcome = "failed" if error else "delivered"
         code = "" if status_code is None else str(status_code)
-        args = [message, outcome, code, error, tries, *backoff_ms]
-        reply = await self._result(self.keys.deliveries(endpoint), args)
+        args = [message, outcome, code, error, tries, *backoff_ms, duration_ms, ATTEMPTS_KEPT]
+        reply = await self._result([*self.keys.deliveries(endpoint), self.keys.attempts(endpoint)], args)
         counted = reply[2] if len(reply) > 2 else ""
         if counted:  # the counters are another slot: added after, lost only if this process dies between
             async with outage_as_unavailable():

@@ -25,6 +25,7 @@ from agent_sessions.config import Settings
 from agent_sessions.redis import topology
 from agent_sessions.web import openapi
 from agent_sessions.web.access import AccessLog
+from agent_sessions.web.console import console_routes
 from agent_sessions.web.cors import Cors
 from agent_sessions.web.edge import Edge
 from agent_sessions.web.errors import HANDLERS, JSON
@@ -85,7 +86,7 @@ def create_app(settings: Settings | None = None, access: AccessLog | None = None
         return Response(spec, media_type=JSON)
 
     inner = Starlette(
-        routes=[Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False)],
+        routes=[Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False), *console_routes()],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

@@ -81,6 +81,14 @@ async def redeliver(c: Call) -> tuple[int, Any]:
     return 202, await services(c).redeliver(endpoint_id(c), str(c.request.path_params["event_id"]))
 
 
+async def delivery_attempts(c: Call) -> tuple[int, Any]:
+    return 200, await services(c).attempts(endpoint_id(c), str(c.request.path_params["event_id"]))
+
+
+async def send_test(c: Call) -> tuple[int, Any]:
+    return 200, await services(c).test(endpoint_id(c))
+
+
 async def recover(c: Call) -> tuple[int, Any]:
     return 202, await services(c).recover(endpoint_id(c), c.body)
 
@@ -163,6 +171,21 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         response=ep.Delivery,
         status=202,
         raises=(WebhookEndpointNotFound, DeliveryNotFound, LimitReached, EventGone),
+    ),
+    admin(
+        "GET",
+        f"{ENDPOINT}/deliveries/{{event_id}}/attempts",
+        delivery_attempts,
+        "Every attempt of one delivery, oldest first (redeliveries add to them)",
+        response=ep.Attempts,
+        raises=(WebhookEndpointNotFound, DeliveryNotFound),
+    ),
+    admin(
+        "POST",
+        f"{ENDPOINT}/test",
+        send_test,
+        "Send a signed webhook.test message to the endpoint now, and answer how the attempt went",
+        response=ep.TestOutcome,
     ),
     admin(
         "POST",

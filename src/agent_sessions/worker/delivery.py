@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from agent_sessions import destinations, webhooks
+from agent_sessions import webhooks
 from agent_sessions.config import Settings, webhook_key
 from agent_sessions.endpoints import SETTINGS_ENDPOINT, Fields
 from agent_sessions.errors import StoreUnavailable
@@ -138,22 +138,15 @@ class DeliveryLoop:
         return started
 
     async def attempt(self, to: Target, message: str, body: bytes) -> None:
-        status_code: int | None = None
-        error = ""
         try:
-            try:
-                # ESCALATION_WEBHOOK_URL is the operator's own choice, not an API client's: never refused.
-                trusted = self.settings.webhook_allow_private_networks or to.id == SETTINGS_ENDPOINT
-                destination = await destinations.resolve(to.url, trusted)
-                status_code = await webhooks.post(
-                    self.client(to.id), destination, to.keys(int(time.time() * 1000)), message, body
-                )
-            except destinations.Refused as exc:
-                error = f"refused: {exc}"
-            except webhooks.DeliveryFailed as exc:
-                error, status_code = str(exc), exc.status_code
-            status = await self.store.result(to.id, message, status_code, error, to.tries, to.backoff)
-            self._log(to, message, status, error)
+            # ESCALATION_WEBHOOK_URL is the operator's own choice, not an API client's: never refused.
+            trusted = self.settings.webhook_allow_private_networks or to.id == SETTINGS_ENDPOINT
+            keys = to.keys(int(time.time() * 1000))
+            went = await webhooks.attempt(self.client(to.id), to.url, keys, message, body, trusted)
+            status = await self.store.result(
+                to.id, message, went.status_code, went.error, to.tries, to.backoff, went.duration_ms
+            )
+            self._log(to, message, status, went.error)
         except StoreUnavailable:
             log.warning("webhook %s to %s: outcome not recorded (Redis unavailable); tried again later", message, to.id)
         finally:

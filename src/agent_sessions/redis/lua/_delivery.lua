@@ -9,8 +9,16 @@
 --                                    scored at the end of its lease, after which anyone may retry it
 --   as:whl:{<endpoint>}        zset  every row, by seq (the order rows were made)
 --   as:whl:{<endpoint>}:<status> zset  the rows in each status (pending, delivered, failed, dead), by seq
+--   as:wht:{<endpoint>}        hash  message id -> its attempts (JSON list, oldest first, each
+--                                    {"at", "status_code", "error", "duration_ms"}; the newest
+--                                    ATTEMPTS_KEPT of a delivery), dropped with its row
 --
--- The scripts take these keys in this order: rows, bodies, queue, log, then the four status sets.
+-- A row's `attempts` counts every attempt of the message, redeliveries included; `tries` counts those
+-- since it was last queued (a redelivery starts a fresh retry schedule). Rows written before `tries`
+-- existed count their attempts as tries.
+--
+-- The scripts take these keys in this order: rows, bodies, queue, log, then the four status sets (and
+-- the attempts where a script names them).
 
 local STATUS_SLOT = {pending = 5, delivered = 6, failed = 7, dead = 8}
 

@@ -1,10 +1,10 @@
 -- prelude: _clock _delivery
 -- delivery_enqueue.lua: queue one message for one endpoint, at once, once; or, with force, queue it
--- again (a redelivery or a recovery), with attempts counted from zero.
+-- again (a redelivery or a recovery), with a fresh retry schedule (its attempts are kept, and counted on).
 --
 -- Key layout: see _delivery.lua; KEYS[9] is the endpoint's record (as:whe:{<endpoint>}), which must
--- exist unless check_endpoint is "0" (the endpoint the settings configure has none). KEYS[10] is
--- as:metrics, whose webhooks:dead counts the dead letters of every endpoint.
+-- exist unless check_endpoint is "0" (the endpoint the settings configure has none); KEYS[10] the
+-- endpoint's attempts (as:wht:{<endpoint>}).
 --
 -- Bounds: at most backlog_max rows not yet delivered (pending, failed, dead): past it a new message is
 -- refused ("full"; the event log still has the event, and a recovery can send it later). At most
@@ -13,7 +13,7 @@
 -- Returns "queued" | "exists" (already queued or sent, without force) | "full" | "no_endpoint"
 
 local rows, bodies, queue, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local endpoint = KEYS[9]
+local endpoint, attempts = KEYS[9], KEYS[10]
 local id, kind, body = ARGV[1], ARGV[2], ARGV[3]
 local backlog_max, log_max = tonumber(ARGV[4]), tonumber(ARGV[5])
 local check_endpoint, force = ARGV[6], ARGV[7]
@@ -34,11 +34,12 @@ if not row then
     redis.call('ZREM', status_set('delivered'), oldest)
     redis.call('ZREM', log, oldest)
     redis.call('HDEL', rows, oldest)
+    redis.call('HDEL', attempts, oldest)
   end
-  row = {type = kind, seq = redis.call('HINCRBY', rows, '#seq', 1), created_at = now}
+  row = {type = kind, seq = redis.call('HINCRBY', rows, '#seq', 1), created_at = now, attempts = 0}
   redis.call('ZADD', log, row.seq, id)
 end
-row.attempts = 0
+row.tries = 0
 row.last_status_code = cjson.null
 row.last_error = cjson.null
 row.next_attempt_at = now

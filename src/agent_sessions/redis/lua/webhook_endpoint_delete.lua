@@ -5,9 +5,9 @@
 --
 -- Returns 1 (deleted) | 0 (no such endpoint)
 
-local endpoint = KEYS[1]  -- KEYS[2..9]: the endpoint's delivery keys (_delivery.lua), one tag with it
+local endpoint = KEYS[1]  -- KEYS[2..10]: the endpoint's delivery keys and attempts (_delivery.lua), one tag
 
 if redis.call('EXISTS', endpoint) == 0 then return 0 end
 redis.call('DEL', endpoint)
-for i = 2, 9 do redis.call('UNLINK', KEYS[i]) end
+for i = 2, 10 do redis.call('UNLINK', KEYS[i]) end
 return 1
