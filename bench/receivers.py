@@ -11,6 +11,7 @@ benchmark's own process took a core at 1,000 webhooks/s, on a machine that has t
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
@@ -68,7 +69,7 @@ async def main(delays: list[float]) -> None:
     for delay in delays:
         ids: list[str] = []
         latencies: list[float] = []
-        server = await loop.create_server(lambda d=delay, i=ids, la=latencies: Receiver(d, i, la), "127.0.0.1", 0)
+        server = await loop.create_server(functools.partial(Receiver, delay, ids, latencies), "127.0.0.1", 0)
         servers.append(server)
         print(server.sockets[0].getsockname()[1], flush=True)
     await asyncio.Event().wait()

@@ -33,21 +33,23 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psutil
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.client import is_cluster, sync_client
-from agent_sessions.redis.events import LogWriter
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.server import RedisServer, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from webhooks import SLOW_S, print_webhooks, webhook_run
+
+KEYS = Keys()  # the bench's servers run with the default settings
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -190,7 +192,7 @@ def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | N
     with cluster(directory / "cluster", primaries=3) as nodes:
         url = nodes[0].url
         conn = sync_client(url)
-        _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)
+        _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)
         conn.close()
         with TestClient(create_app(Settings(redis_url=url))) as tc:
             tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
@@ -202,7 +204,7 @@ def redis_usec(conn: Any) -> float:
     """The microseconds Redis has spent in commands so far (INFO commandstats), every node's."""
     stats = conn.info("commandstats")
     if is_cluster(conn):
-        return sum(v["usec"] for node in stats.values() for k, v in node.items() if k.startswith("cmdstat_"))
+        return float(sum(v["usec"] for node in stats.values() for k, v in node.items() if k.startswith("cmdstat_")))
     return float(sum(v["usec"] for k, v in stats.items() if k.startswith("cmdstat_")))
 
 
@@ -442,15 +444,17 @@ def populate(redis_url: str, agent: str, sessions: int) -> None:
     """An agent with ``sessions`` seed-example sessions, made through the store (the create script)."""
     import asyncio
 
-    from agent_sessions.events import SYSTEM
+    from agent_sessions.config import Settings
+    from agent_sessions.events.model import SYSTEM
     from agent_sessions.redis.client import async_client
-    from agent_sessions.redis.store import Store
+    from agent_sessions.redis.keys import Keys
+    from agent_sessions.sessions.store import Store
 
     metadata = json.dumps(json.loads((HERE / "seed_patch.json").read_text().replace("__SEQ__", "1"))["metadata"])
 
     async def run() -> None:
         client = async_client(redis_url, 10.0)
-        store = Store(client)
+        store = Store(client, Keys.of(Settings()))
         try:
             await store.create_agent(agent, "to delete", "", b"{}", True)
             for start in range(0, sessions, 500):
@@ -533,7 +537,7 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
 
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     conn.flushall()
-    _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)
+    _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)
     template = (HERE / "seed_patch.json").read_text()
     body = json.loads(template.replace("__SEQ__", "1"))
     headers = {"x-api-key": key}
@@ -562,8 +566,10 @@ def memory_benchmark(redis_url: str, sessions: int) -> tuple[float, float, float
         before = int(conn.info("memory")["used_memory"])
         for seq in range(2, 2 + patches):
             client.patch(url, json=json.loads(template.replace("__SEQ__", str(seq))), headers=headers)
-        relayed = [fields for outbox in OUTBOXES for _, fields in conn.xrange(outbox)]
-        LogWriter(conn).append(relayed)  # what the relay does with them
+        relayed = [
+            fields for outbox in OUTBOXES for _, fields in cast(list[tuple[str, dict[str, str]]], conn.xrange(outbox))
+        ]
+        LogWriter(conn, KEYS).append(relayed)  # what the relay does with them
         conn.delete(*OUTBOXES, KEYS.history(AGENT, "ase_000001"), KEYS.history_bytes(AGENT, "ase_000001"))
         per_event = (int(conn.info("memory")["used_memory"]) - before) / patches
     return per_session, per_entry, per_event
@@ -574,7 +580,7 @@ def log_append_cost(redis_url: str, events: int = 50_000) -> float:
     relay's): the work the one shard holding the log does for every PATCH on a Redis Cluster."""
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     conn.delete(KEYS.events, KEYS.event_ids)
-    writer = LogWriter(conn)
+    writer = LogWriter(conn, KEYS)
     template = {  # a seed-example PATCH's event, as the update script writes it to the outbox
         "type": "session.updated",
         "agent_key": AGENT,
@@ -698,9 +704,10 @@ def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> 
     import asyncio
 
     from agent_sessions.config import Settings
-    from agent_sessions.events import SYSTEM
+    from agent_sessions.events.model import SYSTEM
     from agent_sessions.redis.client import async_client
-    from agent_sessions.redis.store import Store
+    from agent_sessions.redis.keys import Keys
+    from agent_sessions.sessions.store import Store
 
     agent = "agt_bench_search"
 
@@ -709,7 +716,7 @@ def search_benchmark(redis_url: str, key: str, sessions: int, requests: int) -> 
 
     async def populate_varied() -> None:
         client = async_client(redis_url, 10.0)
-        store = Store(client, dimensions=Settings().report_dimensions)
+        store = Store(client, Keys.of(Settings()), dimensions=Settings().report_dimensions)
         try:
             await store.create_agent(agent, "search", "", b"{}", True)
             for start in range(0, sessions, 1000):
@@ -913,7 +920,7 @@ def main() -> int:
         replicas = start_replicas(Path(tmp), server, args.replica_acks)
         try:
             conn = redis.Redis.from_url(server.url, decode_responses=True)
-            _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)  # on, but never triggered
+            _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)  # on, but never triggered
             conn.hset(f"s:{AGENT}:{SESSION}", mapping={"description": "x", "metadata": "{}", "enabled": "1"})
             from starlette.testclient import TestClient
 

@@ -26,12 +26,14 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import redis
 
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.redis.keys import Keys
+
+KEYS = Keys()  # the bench's servers run with the default settings
 
 AGENTS, SESSIONS = 10, 47
 SLOW_S = 2.0
@@ -73,7 +75,7 @@ def expected_ids(conn: redis.Redis, body: dict[str, Any]) -> set[str]:
     """The message ids an endpoint subscribes to, from the event log and the escalation records."""
     agents = set(body.get("agent_keys") or [])
     found: set[str] = set()
-    for _, fields in conn.xrange(KEYS.events):
+    for _, fields in cast(list[tuple[str, dict[str, str]]], conn.xrange(KEYS.events)):
         if agents and fields["agent_key"] not in agents:
             continue
         if fields["type"] in body["event_types"]:
@@ -102,10 +104,10 @@ def webhook_run(
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     conn.flushall()
     conn.script_flush()
-    from agent_sessions.auth import Role
-    from agent_sessions.redis.apikeys import Keyring
+    from agent_sessions.access.auth import Role
+    from agent_sessions.access.store import Keyring
 
-    _, key = Keyring(conn).create(Role.ADMIN, rate=1e9, burst=10**9)
+    _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)
     receivers, hooks = endpoints(slow_delay)
     env = {**os.environ, "REDIS_URL": redis_url, "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true", "LOG_LEVEL": "WARNING"}
     base, stop_all = serve(env)
@@ -136,7 +138,7 @@ def webhook_run(
             expected, received = expected_ids(conn, body), set(ids_got)
             _, _, _, _, pending, _, failed, dead = KEYS.deliveries(endpoint)
             undelivered = conn.zcard(pending) + conn.zcard(failed) + conn.zcard(dead)
-            queued = {m for m in expected - received if conn.hexists(KEYS.deliveries(endpoint)[0], m)}
+            queued = {m for m in expected - received if conn.hexists(KEYS.deliveries(endpoint)["rows"], m)}
             rows.append(
                 {
                     "name": name,

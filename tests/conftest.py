@@ -17,9 +17,9 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
@@ -27,6 +27,7 @@ from tests.support import clock
 from tests.support.api import IN_CI, SEED_AGENT, SEED_SESSION, MakeKey
 from tests.support.cluster import cluster
 from tests.support.inprocess import InProcess
+from tests.support.keys import KEYS
 from tests.support.rabbitmq import RABBITMQ_URL, purge_rabbitmq, rabbitmq_available
 from tests.support.receiver import Receiver
 
@@ -104,7 +105,7 @@ def make_key(redis_url: str) -> Iterator[MakeKey]:
     conn = sync_client(redis_url)
 
     def make(role: str = "admin", agents: tuple[str, ...] = (), **kwargs: Any) -> str:
-        return Keyring(conn).create(Role(role), agents, **kwargs)[1]
+        return Keyring(conn, KEYS).create(Role(role), agents, **kwargs)[1]
 
     yield make
     conn.close()

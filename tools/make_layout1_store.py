@@ -25,9 +25,10 @@ import redis
 from starlette.testclient import TestClient
 from tests.support.inprocess import InProcess
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 
@@ -67,8 +68,8 @@ def make(out: Path) -> None:
     settings = Settings(redis_url=server.url, webhook_allow_private_networks=True)
     conn = redis.Redis.from_url(server.url, decode_responses=True)
     try:
-        _, secret = Keyring(conn).create(Role.ADMIN, rate=100_000.0, burst=100_000)
-        _, editor = Keyring(conn).create(Role.EDITOR, ("agt_alpha",), rate=100_000.0, burst=100_000)
+        _, secret = Keyring(conn, Keys.of(settings)).create(Role.ADMIN, rate=100_000.0, burst=100_000)
+        _, editor = Keyring(conn, Keys.of(settings)).create(Role.EDITOR, ("agt_alpha",), rate=100_000.0, burst=100_000)
         admin = {"x-api-key": secret}
         with TestClient(create_app(settings)) as api, InProcess(settings, deliveries=False) as pipeline:
 

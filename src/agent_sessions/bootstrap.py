@@ -23,33 +23,36 @@ import dramatiq
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions import rules
+from agent_sessions.access.ratelimit import Gate, Limits
+from agent_sessions.access.store import Keyring
+from agent_sessions.access.tokens import Signer
 from agent_sessions.config import Settings
-from agent_sessions.feed import Feed
-from agent_sessions.models import MetadataLimits
-from agent_sessions.ratelimit import Gate, Limits
+from agent_sessions.escalations import rules
+from agent_sessions.escalations.store import EscalationStore
+from agent_sessions.events.feed import Feed
+from agent_sessions.events.leases import Leases
+from agent_sessions.events.outbox import Counters, Outbox
+from agent_sessions.events.relay import Relay
+from agent_sessions.events.store import EventLog, LogWriter, Retention
 from agent_sessions.redis import layout
 from agent_sessions.redis.acks import ReplicaAcks
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import Batches, async_client, sync_client
-from agent_sessions.redis.events import EventLog, LogWriter, Retention
-from agent_sessions.redis.expiry import Expirer
-from agent_sessions.redis.indexes import Reindexer, SessionIndexes
 from agent_sessions.redis.keys import Keys
-from agent_sessions.redis.leases import Leases
 from agent_sessions.redis.migrate import Migration
-from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.purge import Purger
-from agent_sessions.redis.store import Store
-from agent_sessions.redis.webhooks import Bounds, Fanout, Webhooks
-from agent_sessions.services import Services
-from agent_sessions.tokens import Signer
-from agent_sessions.webhook_services import WebhookServices
+from agent_sessions.reports.store import ReportStore
+from agent_sessions.sessions.expiry import Expirer
+from agent_sessions.sessions.indexes import Reindexer, SessionIndexes
+from agent_sessions.sessions.models import MetadataLimits
+from agent_sessions.sessions.purge import Purger
+from agent_sessions.sessions.services import Services
+from agent_sessions.sessions.store import Store
+from agent_sessions.webhooks.delivery import DeliveryLoop
+from agent_sessions.webhooks.model import SETTINGS_SUBSCRIPTION
+from agent_sessions.webhooks.services import WebhookServices
+from agent_sessions.webhooks.store import Bounds, Fanout, Webhooks
 from agent_sessions.worker.broker import make_broker
-from agent_sessions.worker.context import Worker
-from agent_sessions.worker.delivery import DeliveryLoop
+from agent_sessions.worker.context import ActorGraph, Worker
 from agent_sessions.worker.middleware import Accounting, Lifecycle
-from agent_sessions.worker.relay import Relay
 
 
 def metadata_limits(settings: Settings) -> MetadataLimits:
@@ -105,11 +108,12 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
         dimensions=settings.report_dimensions,
     )
     services = Services(store, metadata_limits(settings), settings.report_dimensions, scan_max=settings.filter_scan_max)
-    events = EventLog(client, batches, scan_max=settings.events_scan_max)
+    keys = Keys.of(settings)
+    events = EventLog(client, keys, batches, scan_max=settings.events_scan_max)
     # The feed's blocking reads return well within the client's socket timeout.
     block_ms = max(50, int(settings.redis_timeout * 500))
     feed = Feed(events, settings.sse_queue_max, settings.sse_max_subscribers, block_ms, settings.sse_max_per_key)
-    gate = Gate(client, rate_limits(settings), batches)
+    gate = Gate(client, keys, rate_limits(settings), batches)
     guard = layout.Guard(client, store.keys)
     signer = Signer(settings.client_token_secret) if settings.client_tokens and settings.client_token_secret else None
     return Api(settings, client, store, services, gate, feed, webhook_services(settings, client, events), guard, signer)
@@ -117,7 +121,7 @@ def api(settings: Settings, client: aioredis.Redis | None = None) -> Api:
 
 def webhook_services(settings: Settings, client: aioredis.Redis, events: EventLog) -> WebhookServices:
     return WebhookServices(
-        Webhooks(client, Bounds.of(settings), Keys.of(settings)),
+        Webhooks(client, Keys.of(settings), Bounds.of(settings)),
         events,
         metadata_limits(settings),
         rules.defaults(settings.escalate_when_becomes, settings.escalate_when_changes),
@@ -136,11 +140,28 @@ def dramatiq_workers(settings: Settings) -> dramatiq.Broker:
     it, each given the process's ``Worker`` (opened when the worker boots, not here)."""
     from agent_sessions.worker import actors  # the actors import this module's Worker
 
-    worker = Worker(settings)
+    worker = Worker(settings, actor_graph)
     broker = make_broker(settings, [Lifecycle(worker), Accounting(worker)])
     dramatiq.set_broker(broker)
     actors.declare(broker, worker)
     return broker
+
+
+def actor_graph(settings: Settings) -> ActorGraph:
+    """What the actors of one worker process use (``worker.context.Worker`` opens it once)."""
+    url = settings.required_redis_url("the workers")
+    client = sync_client(url, timeout=settings.redis_timeout * 5, acks=ReplicaAcks.of(settings))
+    keys = Keys.of(settings)
+    s = settings
+    fixed = [SETTINGS_SUBSCRIPTION] if s.escalation_webhook_url is not None else []
+    return ActorGraph(
+        client,
+        ReportStore(client, keys, s.report_dimensions, s.report_max_values, s.report_value_max_chars),
+        EscalationStore(client, keys, s.events_retention),
+        Counters(client, keys),
+        Fanout(client, keys, Bounds.of(s), fixed),
+        rules.defaults(s.escalate_when_becomes, s.escalate_when_changes),
+    )
 
 
 def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis) -> Loops:
@@ -150,16 +171,16 @@ def relay_loops(settings: Settings, broker: dramatiq.Broker, client: redis.Redis
     relay = Relay(
         Outbox(client, Keys.of(settings)),
         broker,
-        Fanout(client, Bounds.of(settings), Keys.of(settings)),
+        Fanout(client, Keys.of(settings), Bounds.of(settings)),
         claim_idle_ms=settings.relay_claim_idle_ms,
         linger_ms=settings.relay_linger_ms,
         log=LogWriter(client, Keys.of(settings)),
     )
-    relay.leases = Leases(client, relay.name, settings.relay_claim_idle_ms, Keys.of(settings))
-    retention = Retention(client, settings.events_retention, settings.events_max)
+    relay.leases = Leases(client, Keys.of(settings), relay.name, settings.relay_claim_idle_ms)
+    retention = Retention(client, Keys.of(settings), settings.events_retention, settings.events_max)
     dimensions = settings.report_dimensions
-    purger = Purger(client, settings.agent_delete_batch, Keys.of(settings), dimensions)
-    expirer = Expirer(client, settings.expiry_batch, Keys.of(settings), dimensions)
+    purger = Purger(client, Keys.of(settings), settings.agent_delete_batch, dimensions)
+    expirer = Expirer(client, Keys.of(settings), settings.expiry_batch, dimensions)
     return Loops(relay, purger, retention, expirer, deliveries(settings))
 
 
@@ -167,7 +188,7 @@ def deliveries(settings: Settings) -> DeliveryLoop:
     """The webhook delivery loop, with its own asyncio Redis client (it runs in a thread; its HTTP
     clients, one per endpoint, are its own too)."""
     client = async_client(settings.required_redis_url("webhook deliveries"), settings.redis_timeout * 5, 32)
-    return DeliveryLoop(settings, Webhooks(client, Bounds.of(settings), Keys.of(settings)))
+    return DeliveryLoop(settings, Webhooks(client, Keys.of(settings), Bounds.of(settings)))
 
 
 @dataclass(frozen=True)
@@ -202,13 +223,14 @@ def metrics_client(settings: Settings) -> redis.Redis:
 
 
 def keyring(settings: Settings) -> Keyring:
-    return Keyring(sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings)))
+    client = sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings))
+    return Keyring(client, Keys.of(settings))
 
 
 def reindexer(settings: Settings) -> Reindexer:
     client = sync_client(settings.required_redis_url("this command"), acks=ReplicaAcks.of(settings))
     layout.check(client, Keys.of(settings))
-    return Reindexer(client, SessionIndexes(settings.report_dimensions, keys=Keys.of(settings)))
+    return Reindexer(client, SessionIndexes(Keys.of(settings), settings.report_dimensions))
 
 
 def migration(settings: Settings) -> Migration:
@@ -220,4 +242,4 @@ def webhook_services_for_cli(settings: Settings) -> tuple[WebhookServices, Calla
     """The webhook use cases for a command, and how to close their client (from the command's loop)."""
     url = settings.required_redis_url("this command")
     client = async_client(url, settings.redis_timeout * 5, 4, ReplicaAcks.of(settings))
-    return webhook_services(settings, client, EventLog(client)), client.aclose
+    return webhook_services(settings, client, EventLog(client, Keys.of(settings))), client.aclose

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent_sessions import __version__, bootstrap
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError, ReplicasBehind, StoreUnavailable
-from agent_sessions.models import AGENT_KEY_RE
 from agent_sessions.redis.keys import LAYOUT
+from agent_sessions.sessions.models import AGENT_KEY_RE
 
 DESCRIPTION = (
     "agent-sessions: the session-update service (PATCH /v2/agents/{agent_key}/sessions/{session_key}) and"
@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _listen(args: argparse.Namespace) -> int:
     """A client of an API, not a part of the service: its two settings are the client's own."""
-    from agent_sessions import listen
+    from agent_sessions.webhooks import listen
 
     key = os.environ.get("AGENT_SESSIONS_API_KEY", "")
     if not key:

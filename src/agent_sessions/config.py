@@ -1,7 +1,10 @@
 """Settings: read once from the environment at start, validated, then passed down.
 
-Nothing else in the package reads ``os.environ``; entry points call :func:`Settings.from_env` and hand
-the result to ``create_app()`` or the CLI command they run.
+The settings are read nowhere else: entry points call :func:`Settings.from_env` and hand the result to
+``create_app()`` or the command they run. Besides them, ``os.environ`` is read only where a process
+hands its environment on: ``agent-sessions dev`` (its defaults for what is not set, and the worker it
+starts), ``serve`` (the metrics directory its workers read) and ``agent-sessions listen`` (the
+client's own AGENT_SESSIONS_URL and AGENT_SESSIONS_API_KEY, which are not server settings).
 """
 
 from __future__ import annotations

@@ -32,10 +32,10 @@ import orjson
 import uvicorn
 
 from agent_sessions import bootstrap
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
 from agent_sessions.config import Settings
 from agent_sessions.errors import AgentAlreadyExists, ConfigError, SessionAlreadyExists
-from agent_sessions.events import SYSTEM
+from agent_sessions.events.model import SYSTEM
 from agent_sessions.metrics import check_port
 from agent_sessions.process import die_with_parent
 

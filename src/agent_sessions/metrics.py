@@ -4,7 +4,7 @@
 HTTP metrics are kept per API process (prometheus-client; with ``serve --workers N`` in its
 multiprocess mode, served by the supervising process, which handles no requests). Pipeline metrics are
 the same for every process, so they are read from Redis when scraped: the outbox backlog and relay lag,
-and the counters the workers keep in Redis (``redis.outbox.Counters``) (events processed and failed per actor,
+and the counters the workers keep in Redis (``events.outbox.Counters``) (events processed and failed per actor,
 webhook deliveries and failed attempts, dead letters). A scrape is one Redis round trip plus rendering.
 """
 
@@ -20,9 +20,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from agent_sessions.errors import ConfigError
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.events.outbox import pipeline_snapshot
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outages import OUTAGE_ERRORS
-from agent_sessions.redis.outbox import pipeline_snapshot
 
 REQUESTS = Counter("agent_sessions_http_requests", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -79,7 +79,7 @@ class Exposition:
     multiprocess directory) and the pipeline's, read from Redis. A Redis outage leaves the pipeline
     metrics out of that scrape rather than failing it."""
 
-    def __init__(self, client: redis.Redis, multiprocess_dir: str | None, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, multiprocess_dir: str | None) -> None:
         self.client = client
         self.multiprocess_dir = multiprocess_dir
         self.keys = keys
@@ -111,10 +111,10 @@ def check_port(host: str, port: int, setting: str) -> None:
         ) from None
 
 
-def serve_metrics(host: str, port: int, client: redis.Redis, multiprocess_dir: str | None, keys: Keys = KEYS) -> None:
+def serve_metrics(host: str, port: int, client: redis.Redis, keys: Keys, multiprocess_dir: str | None) -> None:
     """Start the metrics listener in a daemon thread of this process."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(Exposition(client, multiprocess_dir, keys))
+    registry.register(Exposition(client, keys, multiprocess_dir))
     try:
         start_http_server(port, host, registry=registry)
     except OSError as exc:

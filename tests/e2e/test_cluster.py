@@ -17,13 +17,13 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
 from tests.support.api import IN_CI
 from tests.support.cluster import cluster
+from tests.support.keys import KEYS
 from tests.support.processes import command, env, serve, working
 from tests.support.rabbitmq import RABBITMQ_URL, purge_rabbitmq, rabbitmq_available
 from tests.support.receiver import Receiver
@@ -56,7 +56,7 @@ def test_the_service_runs_on_a_three_primary_cluster(nodes: list[RedisServer], r
     url = nodes[2].url  # any node will do
     conn: redis.Redis = sync_client(url)
     assert {node_of(nodes, KEYS.agent(agent)) for agent in AGENTS} == {0, 1, 2}  # every primary has agents
-    secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
+    secret = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
     headers = {"x-api-key": secret}
     settings = env(REDIS_URL=url, BROKER_URL=RABBITMQ_URL, WEBHOOK_ALLOW_PRIVATE_NETWORKS="true", RELAY_LINGER_MS="5")
     with serve(settings) as base, working(settings), httpx.Client(base_url=base, headers=headers, timeout=10) as api:

@@ -90,7 +90,22 @@ def family(proc: subprocess.Popen[str]) -> list[psutil.Process]:
 
 def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
     """Those still running (zombies count as gone)."""
-    return [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    return [p for p in processes if still_running(p)]
+
+
+def still_running(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:  # it ended between the two questions
+        return False
+
+
+def command_line(process: psutil.Process) -> str:
+    """Its command line; "" for a process that ended meanwhile (a child of a child, short-lived)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
@@ -99,11 +114,11 @@ def test_any_stop_of_dev_leaves_no_process_behind(tmp_path: Path, sig: signal.Si
 
         def with_workers() -> list[psutil.Process]:
             found = family(proc)
-            return found if any("dramatiq" in " ".join(c.cmdline()) for c in found) else []
+            return found if any("dramatiq" in command_line(c) for c in found) else []
 
         children = eventually(with_workers, "the Dramatiq workers did not start")
         try:
-            assert any("redis-server" in " ".join(c.cmdline()) for c in children)
+            assert any("redis-server" in command_line(c) for c in children)
             proc.send_signal(sig)
             proc.wait(60)
             eventually(lambda: not alive(children), "processes left behind", timeout=60)

@@ -18,10 +18,10 @@ import orjson
 import pytest
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.redis.server import free_port
+from tests.support.keys import KEYS
 from tests.support.processes import command, env, running, serving, wait_http, working
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +38,7 @@ def relay(redis_url: str) -> Iterator[None]:
 
 def admin(redis_url: str) -> dict[str, str]:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
+    secret = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
     conn.close()
     return {"x-api-key": secret}
 

@@ -13,8 +13,9 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from tests.support.keys import KEYS
 from tests.support.processes import serving
 
 pytestmark = pytest.mark.e2e
@@ -24,7 +25,7 @@ EXAMPLES = os.environ.get("FUZZ_EXAMPLES", "15")
 
 def test_schemathesis_finds_nothing(redis_url: str) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)
+    _, secret = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)
     with serving(redis_url, LOG_LEVEL="ERROR") as base:
         headers = {"x-api-key": secret}
         httpx.post(f"{base}/v2/agents", json={"key": "agt_customer_support", "name": "cs"}, headers=headers)

@@ -14,11 +14,12 @@ import httpx
 import psutil
 import pytest
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from tests.support import stream
+from tests.support.keys import KEYS
 from tests.support.processes import env, kill_group, serving, working
 from tests.support.wait import eventually
 
@@ -29,7 +30,7 @@ SESSION_URL = f"/v2/agents/{AGENT}/sessions/{SESSION}"
 
 
 def admin_key(redis_url: str) -> dict[str, str]:
-    secret = Keyring(sync_client(redis_url)).create(Role.ADMIN, rate=1e6, burst=1_000_000)[1]
+    secret = Keyring(sync_client(redis_url), KEYS).create(Role.ADMIN, rate=1e6, burst=1_000_000)[1]
     return {"x-api-key": secret}
 
 

@@ -16,13 +16,13 @@ import pytest
 import redis
 from standardwebhooks import Webhook
 
-from agent_sessions.auth import Role
-from agent_sessions.endpoints import SETTINGS_ENDPOINT
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from agent_sessions.webhooks.model import SETTINGS_ENDPOINT
 from tests.support import stream
 from tests.support.api import DIMS
 from tests.support.api import WEBHOOK_SECRET as SECRET
+from tests.support.keys import KEYS
 from tests.support.processes import command, env, serve, stop, working
 from tests.support.receiver import Receiver
 from tests.support.recount import recount as shared_recount
@@ -36,7 +36,7 @@ AGENT = "agt_e2e"
 def stack(redis_url: str, receiver: Receiver, **settings: str) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     """`agent-sessions serve` and `agent-sessions worker` on one Redis: (base URL, admin headers, env)."""
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.ADMIN, rate=100_000.0, burst=100_000)
+    _, secret = Keyring(conn, KEYS).create(Role.ADMIN, rate=100_000.0, burst=100_000)
     environment = env(
         REDIS_URL=redis_url,
         ESCALATION_WEBHOOK_URL=receiver.url,
@@ -75,7 +75,7 @@ def test_escalating_patch_sends_one_signed_webhook(
     assert payload["data"]["version"] == patched["version"] and payload["data"]["session_key"] == "ase_1"
     assert payload["data"]["rule"] == "priority"
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    rows = KEYS.deliveries(SETTINGS_ENDPOINT)[0]
+    rows = KEYS.deliveries(SETTINGS_ENDPOINT)["rows"]
 
     def settled() -> bool:  # recorded as delivered, every event handled by both consumers
         counters = conn.hgetall(KEYS.counters)

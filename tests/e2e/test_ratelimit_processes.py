@@ -11,8 +11,9 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from tests.support.keys import KEYS
 from tests.support.processes import serving
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +45,7 @@ async def hammer(bases: list[str], secret: str) -> list[tuple[float, float, int]
 
 def test_successes_never_exceed_burst_plus_rate_times_window(redis_url: str, two_servers: list[str]) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.VIEWER, rate=RATE, burst=BURST)
+    _, secret = Keyring(conn, KEYS).create(Role.VIEWER, rate=RATE, burst=BURST)
     results = asyncio.run(hammer(two_servers, secret))
     statuses = {status for _, _, status in results}
     assert statuses <= {200, 429}

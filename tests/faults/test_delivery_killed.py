@@ -9,10 +9,10 @@ import pytest
 import redis
 from standardwebhooks import Webhook
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from tests.faults.helpers import FAST_REDELIVERY
+from tests.support.keys import KEYS
 from tests.support.processes import env, kill_group, serve, working
 from tests.support.receiver import Receiver
 from tests.support.wait import eventually
@@ -24,7 +24,7 @@ SESSIONS = 20
 
 def test_deliveries_under_way_when_a_worker_dies_are_sent_by_the_next(redis_url: str, receiver: Receiver) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, key = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)
+    _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)
     headers = {"x-api-key": key}
     # An attempt may take 5 s, so a lease lasts 10 s (WEBHOOK_TIMEOUT + 5 s); the worker dies before.
     settings = env(
@@ -50,7 +50,7 @@ def test_deliveries_under_way_when_a_worker_dies_are_sent_by_the_next(redis_url:
             for i in range(SESSIONS):
                 created = httpx.post(f"{base}/v2/agents/{AGENT}/sessions", json={"key": f"ase_{i}"}, headers=headers)
                 assert created.status_code == 201
-            rows = KEYS.deliveries(endpoint)[0]
+            rows = KEYS.deliveries(endpoint)["rows"]
             eventually(lambda: conn.hlen(rows) > SESSIONS, "the relay did not queue the deliveries", 60)
             eventually(lambda: len(receiver.deliveries) == 0 and _leased(conn, endpoint) == 4, "no attempts", 30)
             kill_group(first)
@@ -73,4 +73,4 @@ def test_deliveries_under_way_when_a_worker_dies_are_sent_by_the_next(redis_url:
 def _leased(conn: redis.Redis, endpoint: str) -> int:
     """Messages whose next attempt lies in the future: leased by a worker (none failed yet)."""
     now_ms = int(conn.time()[0]) * 1000
-    return int(conn.zcount(KEYS.deliveries(endpoint)[2], now_ms + 1, "+inf"))
+    return int(conn.zcount(KEYS.deliveries(endpoint)["queue"], now_ms + 1, "+inf"))

@@ -12,9 +12,9 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.redis.keys import KEYS
 from tests.faults.helpers import FAST_REDELIVERY
 from tests.support import stream
+from tests.support.keys import KEYS
 from tests.support.processes import env, kill_group, working
 from tests.support.wait import eventually
 

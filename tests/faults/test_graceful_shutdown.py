@@ -12,11 +12,11 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.redis.server import free_port
 from tests.faults.helpers import FAST_REDELIVERY, assert_report_equals_recount, stream_with_fault
+from tests.support.keys import KEYS
 from tests.support.processes import command, env, running, wait_http, working
 from tests.support.wait import eventually
 
@@ -33,7 +33,7 @@ def refuses_connections(port: int) -> bool:
 
 def test_api_finishes_in_flight_request_and_refuses_new_ones(redis_url: str) -> None:
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.ADMIN)
+    _, secret = Keyring(conn, KEYS).create(Role.ADMIN)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with running([command(), "serve", "--port", str(port)], env(REDIS_URL=redis_url)) as proc:

@@ -12,10 +12,10 @@ import httpx
 import pytest
 import redis
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.redis.server import RedisServer
+from tests.support.keys import KEYS
 from tests.support.processes import serving
 from tests.support.wait import eventually
 
@@ -27,7 +27,7 @@ FAST = 1.0  # "well under a second" for a 503 while Redis is down (REDIS_TIMEOUT
 def test_no_acknowledged_patch_is_lost_and_outage_is_fast_503(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis", appendfsync="always").start()
     conn = redis.Redis.from_url(server.url, decode_responses=True)
-    _, secret = Keyring(conn).create(Role.ADMIN, rate=1e6, burst=10**6)
+    _, secret = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)
     headers = {"x-api-key": secret}
     acknowledged: list[tuple[str, int, str]] = []
     outage: list[tuple[float, int]] = []  # (seconds, status) of answers while Redis was down

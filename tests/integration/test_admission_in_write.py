@@ -9,13 +9,13 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import digest
+from agent_sessions.access.auth import digest
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
+from tests.support.keys import KEYS
 
 URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 SESSION_KEY = KEYS.session(SEED_AGENT, SEED_SESSION)
@@ -47,7 +47,7 @@ def test_revoked_after_it_became_known_401_and_nothing_written(
     secret = make_key("editor")
     headers = known(client, secret)
     before = unchanged(sync_redis)
-    Keyring(sync_redis).revoke(secret)
+    Keyring(sync_redis, KEYS).revoke(secret)
     body = error(client.patch(URL, json={"description": "x"}, headers=headers), 401, "unauthorized")
     assert body["messages"] == ["API key revoked"]
     assert client.app.state.gate.known(digest(secret)) is None  # type: ignore[attr-defined]

@@ -8,10 +8,11 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.purge import Purger
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from agent_sessions.sessions.purge import Purger
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -49,7 +50,7 @@ def test_deleting_an_agent_deletes_its_sessions(
     error(client.get(URL, headers=admin), 404, "agent_not_found")  # at once, before the purge
     error(client.patch(URL, json={"description": "x"}, headers=admin), 404, "agent_not_found")
     error(client.get(f"/v2/agents/{SEED_AGENT}/sessions", headers=admin), 404, "agent_not_found")
-    while Purger(sync_redis).step():
+    while Purger(sync_redis, KEYS).step():
         pass
     assert sync_redis.keys("as:session*") == [] and sync_redis.keys("as:history*") == []
 
@@ -127,7 +128,7 @@ def test_scoped_admin_sees_only_its_agents_and_cannot_create_new_ones(
 
 
 def test_revoked_key_is_refused_at_once(client: TestClient, sync_redis: redis.Redis, seeded: Any) -> None:
-    keyring = Keyring(sync_redis)
+    keyring = Keyring(sync_redis, KEYS)
     by_id, secret1 = keyring.create(Role.EDITOR)
     by_secret, secret2 = keyring.create(Role.EDITOR)
     assert client.get(URL, headers={"x-api-key": secret1}).status_code == 200
@@ -142,7 +143,7 @@ def test_revoked_key_is_refused_at_once(client: TestClient, sync_redis: redis.Re
 
 
 def test_only_digests_are_stored(sync_redis: redis.Redis) -> None:
-    key, secret = Keyring(sync_redis).create(Role.VIEWER, name="frontend")
+    key, secret = Keyring(sync_redis, KEYS).create(Role.VIEWER, name="frontend")
     dump = str({k: sync_redis.hgetall(k) if sync_redis.type(k) == "hash" else None for k in sync_redis.keys("*")})
     assert secret not in dump and secret[4:] not in dump
     assert key.id in dump

@@ -9,9 +9,9 @@ import redis
 from pydantic import TypeAdapter
 from starlette.testclient import TestClient
 
-from agent_sessions.models import Session, SessionList
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.sessions.models import Session, SessionList
 from tests.support.api import SEED_AGENT, SEED_REQUEST, SEED_RESPONSE, SEED_SESSION, SESSIONS, URL, error
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 

@@ -9,16 +9,27 @@ from typing import Any
 import pytest
 import redis
 from redis.exceptions import ResponseError
+from typing_extensions import TypedDict
 
 from agent_sessions.errors import StoreUnavailable
 from agent_sessions.redis.client import Batches, async_client, sync_client
-from agent_sessions.redis.scripts import Call, Lua, Script, SyncScript
+from agent_sessions.redis.scripts import Call, Declared, Lua, NoArgs, Script, SyncScript
 from agent_sessions.redis.server import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
 
+
+class Key(TypedDict):
+    key: str
+
+
+class Value(TypedDict):
+    value: str
+
+
 # Echoes its argument; fails for "boom" (one caller's error must stay that caller's).
-ECHO = Lua("echo", "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}")
+ECHO_SOURCE = "if ARGV[1] == 'boom' then return redis.error_reply('boom') end return {KEYS[1], ARGV[1]}"
+ECHO = Declared("echo", Key, Value, source=Lua("echo", ECHO_SOURCE))
 
 
 class CountingBatches(Batches):
@@ -35,9 +46,9 @@ async def test_concurrent_calls_share_pipelines_and_get_their_own_replies(redis_
     client = async_client(redis_url, 2.0)
     batches = CountingBatches(client)
     script = Script(batches, ECHO)
-    await script(["k"], ["warm"])  # loads the script
+    await script({"key": "k"}, {"value": "warm"})  # loads the script
     batches.sizes.clear()
-    replies = await asyncio.gather(*(script([f"k{i}"], [str(i)]) for i in range(20)))
+    replies = await asyncio.gather(*(script({"key": f"k{i}"}, {"value": str(i)}) for i in range(20)))
     await client.aclose()
     assert replies == [[f"k{i}", str(i)] for i in range(20)]
     assert batches.sizes == [8, 8, 4]  # one round trip each
@@ -48,7 +59,10 @@ async def test_an_error_is_its_callers_alone(redis_url: str) -> None:
     script = Script(Batches(client), ECHO)
     results: list[Any] = list(
         await asyncio.gather(
-            script(["a"], ["1"]), script(["b"], ["boom"]), script(["c"], ["3"]), return_exceptions=True
+            script({"key": "a"}, {"value": "1"}),
+            script({"key": "b"}, {"value": "boom"}),
+            script({"key": "c"}, {"value": "3"}),
+            return_exceptions=True,
         )
     )
     await client.aclose()
@@ -59,9 +73,9 @@ async def test_an_error_is_its_callers_alone(redis_url: str) -> None:
 async def test_scripts_load_again_when_redis_forgot_them(redis_url: str, sync_redis: redis.Redis) -> None:
     client = async_client(redis_url, 2.0)
     script = Script(Batches(client), ECHO)
-    await script(["k"], ["1"])
+    await script({"key": "k"}, {"value": "1"})
     sync_redis.script_flush()
-    replies = await asyncio.gather(*(script(["k"], [str(i)]) for i in range(10)))
+    replies = await asyncio.gather(*(script({"key": "k"}, {"value": str(i)}) for i in range(10)))
     await client.aclose()
     assert replies == [["k", str(i)] for i in range(10)]
 
@@ -69,13 +83,13 @@ async def test_scripts_load_again_when_redis_forgot_them(redis_url: str, sync_re
 async def test_an_outage_fails_every_call_of_the_batch() -> None:
     client = async_client(f"redis://127.0.0.1:{free_port()}/0", 0.3)  # nothing listens there
     script = Script(Batches(client), ECHO)
-    results = await asyncio.gather(*(script(["k"], [str(i)]) for i in range(5)), return_exceptions=True)
+    results = await asyncio.gather(*(script({"key": "k"}, {"value": str(i)}) for i in range(5)), return_exceptions=True)
     await client.aclose()
     assert all(isinstance(r, StoreUnavailable) for r in results)
 
 
 # Counts its calls: a call sent twice shows.
-COUNT = Lua("count", "return redis.call('INCR', KEYS[1])")
+COUNT = Declared("count", Key, NoArgs, source=Lua("count", "return redis.call('INCR', KEYS[1])"))
 
 
 async def test_many_sends_again_only_the_calls_a_node_had_forgotten_the_script_for(redis_url: str) -> None:
@@ -106,6 +120,6 @@ async def test_more_concurrent_batches_than_connections_wait_for_one(redis_url: 
     """Two connections (per node), 25 batches at once: each waits for a free connection, none fails."""
     client = async_client(redis_url, 2.0, pool_size=2)
     script = Script(Batches(client), ECHO)
-    replies = await asyncio.gather(*(script([f"k{{{i % 7}}}"], [str(i)]) for i in range(200)))
+    replies = await asyncio.gather(*(script({"key": f"k{{{i % 7}}}"}, {"value": str(i)}) for i in range(200)))
     await client.aclose()
     assert replies == [[f"k{{{i % 7}}}", str(i)] for i in range(200)]

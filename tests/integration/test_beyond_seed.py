@@ -11,10 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
+from tests.support.keys import KEYS
 from tests.support.merge_patch import json_objects, reference_merge_patch
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster

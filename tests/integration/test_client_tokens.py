@@ -12,11 +12,12 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
 from agent_sessions.errors import ConfigError
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.web.app import create_app
 from tests.support.api import MakeKey, error
+from tests.support.keys import KEYS
 
 SECRET = "s" * 40
 A, B = "agt_a", "agt_b"
@@ -125,7 +126,7 @@ def test_expired_forged_and_revoked_tokens_are_401(
     error(client.get(SESSION, headers=bearer(forged)), 401, "unauthorized")
     error(client.get(SESSION, headers=bearer("act_not.a.jwt")), 401, "unauthorized")
     assert client.get(SESSION, headers=bearer(token)).status_code == 200
-    Keyring(sync_redis).revoke(secret)
+    Keyring(sync_redis, KEYS).revoke(secret)
     error(client.get(SESSION, headers=bearer(token)), 401, "unauthorized")  # at once, by every API process
     error(client.patch(SESSION, json={"description": "x"}, headers=bearer(token)), 401, "unauthorized")
 

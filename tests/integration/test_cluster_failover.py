@@ -22,18 +22,20 @@ import redis
 from redis.crc import key_slot
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
 from agent_sessions.errors import ReplicasBehind, StoreUnavailable
 from agent_sessions.redis.acks import ReplicaAcks
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
+from agent_sessions.webhooks.lua import RULES_PUT
 from tests.support.api import error
 from tests.support.cluster import SLOTS, cluster
+from tests.support.keys import KEYS
 from tests.support.wait import eventually
 
 PRIMARIES = 3
@@ -64,7 +66,7 @@ def agents_by_primary(keys: Keys) -> list[str]:
 
 
 def seeded(client: TestClient, nodes: list[RedisServer], agents: list[str]) -> dict[str, str]:
-    secret = Keyring(sync_client(nodes[0].url)).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
+    secret = Keyring(sync_client(nodes[0].url), KEYS).create(Role.ADMIN, rate=1e6, burst=10**6)[1]
     headers = {"x-api-key": secret}
     for agent in agents:
         assert client.post("/v2/agents", json={"key": agent, "name": agent}, headers=headers).status_code == 201
@@ -91,7 +93,7 @@ def test_a_write_waits_for_the_replica_of_its_own_primary(six: list[RedisServer]
     stalled = six[PRIMARIES + 0]  # the replica of the primary that holds agents[0]
     with TestClient(create_app(settings)) as client:
         headers = seeded(client, six, agents)
-        rules = SyncScript(sync_client(six[0].url, acks=ReplicaAcks(1, 200)), "rules_put")
+        rules = SyncScript(sync_client(six[0].url, acks=ReplicaAcks(1, 200)), RULES_PUT)
         assert stalled.process is not None
         os.kill(stalled.process.pid, signal.SIGSTOP)
         try:
@@ -102,8 +104,10 @@ def test_a_write_waits_for_the_replica_of_its_own_primary(six: list[RedisServer]
                 assert other.status_code == 200, other.text
             # A worker's write (a script through the synchronous client) waits the same way.
             with pytest.raises(ReplicasBehind):
-                rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"])
-            assert rules([keys.agent(agents[1]), keys.escalation_rules(agents[1])], ["{}"]) == 1
+                rules({"agent": keys.agent(agents[0]), "rules": keys.escalation_rules(agents[0])}, {"rules": "{}"})
+            assert (
+                rules({"agent": keys.agent(agents[1]), "rules": keys.escalation_rules(agents[1])}, {"rules": "{}"}) == 1
+            )
         finally:
             os.kill(stalled.process.pid, signal.SIGCONT)
 
@@ -167,8 +171,10 @@ def test_a_primary_killed_right_after_acknowledged_writes_loses_none_of_them(six
         assert eventually(confirmed, "writes confirmed again", timeout=30)["description"] == "after"
     # A worker's synchronous client, made before the failover, also finds the new primary.
     conn = sync_client(six[1].url, acks=ReplicaAcks(0, 0))
-    rules = SyncScript(conn, "rules_put")
-    assert eventually(lambda: rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"]) == 1)
+    rules = SyncScript(conn, RULES_PUT)
+    assert eventually(
+        lambda: rules({"agent": keys.agent(agents[0]), "rules": keys.escalation_rules(agents[0])}, {"rules": "{}"}) == 1
+    )
 
 
 def test_a_cluster_that_is_down_answers_503_and_is_served_again_once_whole(tmp_path: Path) -> None:
@@ -182,7 +188,7 @@ def test_a_cluster_that_is_down_answers_503_and_is_served_again_once_whole(tmp_p
         with TestClient(create_app(settings)) as client:
             headers = seeded(client, nodes, agents[:1])
             url = f"/v2/agents/{agents[0]}/sessions/ase_0"
-            rules = SyncScript(sync_client(nodes[0].url), "rules_put")  # a worker's, made while it is whole
+            rules = SyncScript(sync_client(nodes[0].url), RULES_PUT)  # a worker's, made while it is whole
             conns = [redis.Redis.from_url(node.url, decode_responses=True) for node in nodes]
             last = SLOTS - 1  # the last primary's, and no key here: only the cluster's state changes
             for conn in conns:
@@ -192,7 +198,7 @@ def test_a_cluster_that_is_down_answers_503_and_is_served_again_once_whole(tmp_p
             assert down.headers["retry-after"] == "1" and error(down, 503, "service_unavailable")
             error(client.get(url, headers=headers), 503, "service_unavailable")
             with pytest.raises(StoreUnavailable):
-                rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"])
+                rules({"agent": keys.agent(agents[0]), "rules": keys.escalation_rules(agents[0])}, {"rules": "{}"})
             conns[-1].execute_command("CLUSTER", "ADDSLOTS", last)  # type: ignore[no-untyped-call]
             for conn in conns[:-1]:
                 conn.execute_command("CLUSTER", "SETSLOT", last, "NODE", conns[-1].execute_command("CLUSTER", "MYID"))  # type: ignore[no-untyped-call]
@@ -201,6 +207,8 @@ def test_a_cluster_that_is_down_answers_503_and_is_served_again_once_whole(tmp_p
                 return client.patch(url, json={"description": "up"}, headers=headers).status_code == 200
 
             eventually(served, "served again once every slot has a node", timeout=30)
-            assert rules([keys.agent(agents[0]), keys.escalation_rules(agents[0])], ["{}"]) == 1
+            assert (
+                rules({"agent": keys.agent(agents[0]), "rules": keys.escalation_rules(agents[0])}, {"rules": "{}"}) == 1
+            )
             for conn in conns:
                 conn.close()

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from agent_sessions.services import Services
+from agent_sessions.sessions.services import Services
 from agent_sessions.web.app import create_app
 from tests.support.api import error
 

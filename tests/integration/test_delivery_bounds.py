@@ -12,12 +12,13 @@ import anyio
 import pytest
 
 from agent_sessions.config import Settings
-from agent_sessions.destinations import resolve
 from agent_sessions.redis.client import async_client
-from agent_sessions.redis.webhooks import Bounds, Webhooks
-from agent_sessions.webhooks import ANSWER_MAX_BYTES, post
-from agent_sessions.worker.delivery import DeliveryLoop
+from agent_sessions.webhooks.delivery import DeliveryLoop
+from agent_sessions.webhooks.destinations import resolve
+from agent_sessions.webhooks.signing import ANSWER_MAX_BYTES, post
+from agent_sessions.webhooks.store import Bounds, Webhooks
 from tests.support.api import caller
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -66,7 +67,9 @@ class RawReceiver:
 @pytest.fixture
 async def loop(redis_url: str) -> AsyncIterator[DeliveryLoop]:
     client = async_client(redis_url, 2.0)
-    delivery = DeliveryLoop(Settings(redis_url=redis_url, webhook_timeout=30), Webhooks(client, Bounds(10, 10, 10)))
+    delivery = DeliveryLoop(
+        Settings(redis_url=redis_url, webhook_timeout=30), Webhooks(client, KEYS, Bounds(10, 10, 10))
+    )
     yield delivery
     for session in delivery.clients.values():
         await session.close()

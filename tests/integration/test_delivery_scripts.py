@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import anyio
 import pytest
 import redis
 
-from agent_sessions.endpoints import Message
+from agent_sessions.events.outbox import pipeline_snapshot
 from agent_sessions.redis.client import async_client
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.outbox import pipeline_snapshot
-from agent_sessions.redis.webhooks import Bounds, Webhooks
-from tests.support.clock import redis_now_ms
+from agent_sessions.webhooks.model import Message
+from agent_sessions.webhooks.store import Bounds, Webhooks
+from tests.support.clock import redis_now_ms, until_redis_time
+from tests.support.keys import KEYS
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_topologies]
 E = "whe_test"
@@ -24,7 +23,7 @@ RECORD = {"url": "http://x.test", "event_types": "[]", "agent_keys": "null", "en
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Webhooks]:
     client = async_client(redis_url, 2.0)
-    webhooks = Webhooks(client, Bounds(backlog_max=3, log_max=4, endpoints_max=5))
+    webhooks = Webhooks(client, KEYS, Bounds(backlog_max=3, log_max=4, endpoints_max=5))
     assert (await webhooks.create(E, RECORD))[0] == "ok"
     yield webhooks
     await client.aclose()
@@ -46,7 +45,7 @@ async def test_the_backlog_refuses_past_its_bound_and_the_log_drops_the_oldest_d
     assert await store.enqueue(E, messages("evt_1")) == ["exists"]  # idempotent on the message id
     assert await store.enqueue("whe_gone", messages("evt_1")) == ["no_endpoint"]
     await deliver_all(store)
-    assert sync_redis.hlen(KEYS.deliveries(E)[1]) == 0  # bodies go once delivered
+    assert sync_redis.hlen(KEYS.deliveries(E)["bodies"]) == 0  # bodies go once delivered
     assert await store.enqueue(E, messages("evt_5", "evt_6")) == ["queued", "queued"]
     rows, _ = await store.page(E, None, "", 100)
     assert [r["id"] for r in rows] == ["evt_6", "evt_5", "evt_3", "evt_2"]  # 4 rows at most: evt_1 went
@@ -54,12 +53,15 @@ async def test_the_backlog_refuses_past_its_bound_and_the_log_drops_the_oldest_d
     assert [r["id"] for r in delivered] == ["evt_3", "evt_2"]
 
 
-async def test_a_claimed_message_is_leased_and_taken_again_once_its_lease_is_over(store: Webhooks) -> None:
+async def test_a_claimed_message_is_leased_and_taken_again_once_its_lease_is_over(
+    store: Webhooks, sync_redis: redis.Redis
+) -> None:
     await store.enqueue(E, messages("evt_1"))
     first = (await store.claim([(E, 10)], 300))[E]
     assert [m for m, _ in first.messages] == ["evt_1"] and first.fields["url"] == "http://x.test"
     assert (await store.claim([(E, 10)], 300))[E].messages == []  # leased: no one else takes it
-    await anyio.sleep(0.35)  # the lease (300 ms) runs out: the worker that took it died
+    # the lease (300 ms) runs out: the worker that took it died
+    until_redis_time(sync_redis, sync_redis.zscore(KEYS.deliveries(E)["queue"], "evt_1") or 0, "the lease")
     assert [m for m, _ in (await store.claim([(E, 10)], 300))[E].messages] == ["evt_1"]
     assert (await store.claim([(E, 0)], 300))[E].messages == []  # no free slot: nothing taken
 
@@ -78,15 +80,15 @@ async def test_failures_back_off_then_die_and_the_gauge_counts_dead_letters(
         if row["status"] == "failed":
             wait_ms = int(row["next_attempt_at"]) - redis_now_ms(sync_redis)  # the scripts' clock
             assert 0 < wait_ms <= 300  # 200 ms, then 300 (the cap)
-            await anyio.sleep(wait_ms / 1000 + 0.02)
+            until_redis_time(sync_redis, int(row["next_attempt_at"]), "the backoff")
     assert outcomes == ["failed", "failed", "failed", "failed", "dead", "dead"]
     counted = {k: int(v) for k, v in sync_redis.hgetall(KEYS.counters).items()}
     assert counted == {"webhooks:failed": 6, "webhooks:dead_lettered": 2}  # each attempt once
-    assert pipeline_snapshot(sync_redis)["dead"] == 2
+    assert pipeline_snapshot(sync_redis, KEYS)["dead"] == 2
     assert await store.enqueue(E, messages("evt_1"), force=True) == ["queued"]  # redelivered
-    assert pipeline_snapshot(sync_redis)["dead"] == 1
+    assert pipeline_snapshot(sync_redis, KEYS)["dead"] == 1
     assert await store.delete(E)
-    assert pipeline_snapshot(sync_redis)["dead"] == 0
+    assert pipeline_snapshot(sync_redis, KEYS)["dead"] == 0
     # the whole log went with it (the version of the endpoints, bumped by every change, stays)
     assert [key for key in sync_redis.scan_iter("as:wh*")] == [KEYS.webhook_endpoints_version]
 

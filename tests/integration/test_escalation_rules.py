@@ -11,9 +11,9 @@ from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from agent_sessions.redis.keys import KEYS
 from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
+from tests.support.keys import KEYS
 from tests.support.receiver import Receiver
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster

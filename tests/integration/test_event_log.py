@@ -11,12 +11,12 @@ import redis
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from agent_sessions.feed import decode_cursor, encode_cursor
-from agent_sessions.redis.events import LogWriter, Retention
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.events.feed import decode_cursor, encode_cursor
+from agent_sessions.events.store import LogWriter, Retention
 from agent_sessions.web.app import create_app
 from tests.support import stream
 from tests.support.api import MakeKey, error
+from tests.support.keys import KEYS
 from tests.support.wait import eventually
 
 AGENTS = ("agt_a", "agt_b")
@@ -75,7 +75,7 @@ def test_pages_return_every_event_once_in_commit_order(client: TestClient, admin
 
 def test_the_relay_appends_each_event_once(sync_redis: redis.Redis) -> None:
     """events_append.lua: in the order given, skipping what the log has (a batch relayed again)."""
-    writer = LogWriter(sync_redis, chunk=2)
+    writer = LogWriter(sync_redis, KEYS, chunk=2)
 
     def entry(event_id: str) -> dict[str, str]:
         return {"type": "session.updated", "event_id": event_id, "agent_key": "agt_a", "version": "2"}
@@ -133,7 +133,7 @@ def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
     make_events(client, admin)
     first_two = client.get("/v2/events", params={"limit": 2}, headers=admin).json()
     cursor, dropped = first_two["metadata"]["next_cursor"], first_two["events"]
-    assert Retention(sync_redis, retention_s=3600, max_events=3, batch=2).step() == 2  # bounded steps
+    assert Retention(sync_redis, KEYS, retention_s=3600, max_events=3, batch=2).step() == 2  # bounded steps
     assert sync_redis.xlen(KEYS.events) == 3 and sync_redis.hlen(KEYS.event_ids) == 3
     assert len(follow(client, admin, 10)) == 3  # from the start: what is retained
     assert len(client.get("/v2/events", params={"after": cursor}, headers=admin).json()["events"]) == 3
@@ -144,7 +144,7 @@ def test_retention_trims_by_count_and_age_and_expired_cursors_are_410(
     error(client.get("/v2/events/stream", params={"after": before}, headers=admin), 410, "cursor_expired")
     error(client.get("/v2/events/stream", headers={**admin, "Last-Event-ID": before}), 410, "cursor_expired")
 
-    by_age = Retention(sync_redis, retention_s=0, max_events=1000)  # everything written before now
+    by_age = Retention(sync_redis, KEYS, retention_s=0, max_events=1000)  # everything written before now
     eventually(lambda: by_age.step() == 0 and sync_redis.xlen(KEYS.events) == 0, "not trimmed by age")
     error(client.get("/v2/events", params={"after": cursor}, headers=admin), 410, "cursor_expired")
     empty = client.get("/v2/events", headers=admin).json()

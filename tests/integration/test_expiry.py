@@ -12,11 +12,11 @@ import redis
 from starlette.testclient import TestClient
 
 from agent_sessions.config import Settings
-from agent_sessions.redis.expiry import Expirer
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.sessions.expiry import Expirer
 from tests.support import stream
 from tests.support.api import error
 from tests.support.inprocess import InProcess
+from tests.support.keys import KEYS
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
@@ -74,7 +74,7 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
         paged = client.get(SESSIONS, params={**params, "limit": 1}, headers=admin).json()["metadata"]
         assert paged["total_count"] == 1, params
 
-    assert Expirer(sync_redis, dimensions=DIMS).step() == {"expired": 1}
+    assert Expirer(sync_redis, KEYS, dimensions=DIMS).step() == {"expired": 1}
     assert not sync_redis.exists(KEYS.session(AGENT, "ase_short"), KEYS.history(AGENT, "ase_short"))
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "priority", "urgent"), 0, -1) == ["ase_kept"]
     assert sync_redis.zcard(KEYS.expiry(KEYS.tag(AGENT))) == 0
@@ -87,7 +87,7 @@ def test_an_idle_session_is_gone_for_readers_and_the_sweep_removes_it_with_its_e
     pipeline.drain()  # the relay appends the events to the log
     events = client.get("/v2/events", params={"types": "session.expired"}, headers=admin).json()["events"]
     assert [(e["session_key"], e["session"]["tti_minutes"]) for e in events] == [("ase_short", SHORT)]
-    assert Expirer(sync_redis, dimensions=DIMS).step() == {}  # nothing is expired twice
+    assert Expirer(sync_redis, KEYS, dimensions=DIMS).step() == {}  # nothing is expired twice
 
 
 def test_a_change_restarts_the_idle_time_and_the_sweep_keeps_a_session_changed_since_it_looked(
@@ -102,7 +102,7 @@ def test_a_change_restarts_the_idle_time_and_the_sweep_keeps_a_session_changed_s
     assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member) == updated_at + 60_000 >= (first or 0)
     # A stale entry (as if the sweep read the index before the PATCH): the script checks, and keeps it.
     sync_redis.zadd(KEYS.expiry(KEYS.tag(AGENT)), {member: 0})
-    assert Expirer(sync_redis, dimensions=DIMS).step() == {"kept": 1}
+    assert Expirer(sync_redis, KEYS, dimensions=DIMS).step() == {"kept": 1}
     assert sync_redis.zscore(KEYS.expiry(KEYS.tag(AGENT)), member) == updated_at + 60_000
     # A PATCH to tti_minutes 0: never expires, out of the expiry index.
     response = client.patch(f"{SESSIONS}/ase_1", json={"tti_minutes": 0}, headers=admin)

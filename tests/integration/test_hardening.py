@@ -11,15 +11,15 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, error
 from tests.support.cluster import valkey_executable
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -111,7 +111,7 @@ def full_redis(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Redis
 def test_a_full_redis_refuses_writes_with_507_and_keeps_serving_reads(full_redis: RedisServer) -> None:
     conn = sync_client(full_redis.url)
     assert conn.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
-    _, secret = Keyring(conn).create(Role.ADMIN)
+    _, secret = Keyring(conn, KEYS).create(Role.ADMIN)
     headers = {"x-api-key": secret}
     with TestClient(create_app(Settings(redis_url=full_redis.url))) as client:
         assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "a"}, headers=headers).status_code == 201

@@ -7,23 +7,23 @@ from __future__ import annotations
 import pytest
 import redis
 
-from agent_sessions import rules
-from agent_sessions.auth import Role, digest
-from agent_sessions.endpoints import escalation_body, escalation_message, event_message
-from agent_sessions.escalations import fired
-from agent_sessions.events import Origin, event_from_entry
-from agent_sessions.ratelimit import Gate, Limits
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.access.auth import Role, digest
+from agent_sessions.access.ratelimit import Gate, Limits
+from agent_sessions.access.store import Keyring
+from agent_sessions.escalations import rules
+from agent_sessions.escalations.model import fired
+from agent_sessions.escalations.store import EscalationStore
+from agent_sessions.events.model import Origin, event_from_entry
+from agent_sessions.events.outbox import Counters, Outbox
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.client import async_client
-from agent_sessions.redis.escalations import EscalationStore
-from agent_sessions.redis.events import LogWriter
-from agent_sessions.redis.expiry import Expirer
 from agent_sessions.redis.keys import Keys
-from agent_sessions.redis.outbox import Counters, Outbox
-from agent_sessions.redis.purge import Purger
-from agent_sessions.redis.reports import ReportStore
-from agent_sessions.redis.store import Idempotency, Query, Store
-from agent_sessions.redis.webhooks import Bounds, Fanout, Webhooks
+from agent_sessions.reports.store import ReportStore
+from agent_sessions.sessions.expiry import Expirer
+from agent_sessions.sessions.purge import Purger
+from agent_sessions.sessions.store import Idempotency, Query, Store
+from agent_sessions.webhooks.model import escalation_body, escalation_message, event_message
+from agent_sessions.webhooks.store import Bounds, Fanout, Webhooks
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.anyio
@@ -36,12 +36,12 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     client = async_client(redis_url, 2.0)
     try:
         store = Store(client, KEYS, dimensions=("priority",))
-        gate = Gate(client, Limits(0.001, 100, 0.001, 5), keys=KEYS)  # buckets refill slowly: they stay
-        await gate.admit(secret, "10.0.0.1")
+        gate = Gate(client, KEYS, Limits(0.001, 100, 0.001, 5))  # buckets refill slowly: they stay
+        await gate.admit(digest(secret), "10.0.0.1")
         await store.create_agent("agt_p", "p", "", b"{}", True)
         await store.create_session("agt_p", "ase_1", ORIGIN, "", "", b"{}", True)
         idem = Idempotency("kid_x", digest("retry-1"), "fp", 60, 10)
-        admission = gate.admission(secret, "10.0.0.1", lambda quota: None)
+        admission = gate.admission(digest(secret), "10.0.0.1", lambda quota: None)
         urgent = store.indexes.indexed({"priority": "urgent"})
         await store.update_session(
             "agt_p", "ase_1", ORIGIN, {"metadata": '{"priority":"urgent"}'}, "", idem, admission, urgent
@@ -69,7 +69,7 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     created, updated, deleted, expired = "session.created", "session.updated", "session.deleted", "session.expired"
     assert [e["type"] for e in events] == [created, updated, created, created, created, deleted, deleted, expired]
     assert LogWriter(sync_redis, KEYS).append([fields for _, fields in entries]) == len(entries)  # as the relay does
-    ReportStore(sync_redis, ("priority",), keys=KEYS).apply_all(events)
+    ReportStore(sync_redis, KEYS, ("priority",)).apply_all(events)
     escalations = EscalationStore(sync_redis, keys=KEYS)
     update = events[1]
     names = fired(rules.defaults((("priority", "urgent"),), ()), update)
@@ -77,11 +77,11 @@ async def test_every_key_written_is_under_the_configured_prefix(redis_url: str, 
     assert new
     client = async_client(redis_url, 2.0)
     try:  # an endpoint, its deliveries (one dead), an agent's rules
-        webhooks = Webhooks(client, Bounds(), KEYS)
+        webhooks = Webhooks(client, KEYS, Bounds())
         record = {"url": "http://x", "event_types": "[]", "agent_keys": "null", "enabled": "1", "secrets": "[]"}
         assert (await webhooks.create("whe_p", record))[0] == "ok"
-        Fanout(sync_redis, Bounds(), KEYS).queue([("whe_p", event_message(update))])
-        assert sync_redis.hexists(KEYS.deliveries("whe_p")[0], update["event_id"])
+        Fanout(sync_redis, KEYS, Bounds()).queue([("whe_p", event_message(update))])
+        assert sync_redis.hexists(KEYS.deliveries("whe_p")["rows"], update["event_id"])
         await webhooks.enqueue("whe_p", [escalation_message(update["event_id"], body)])
         for message, _ in (await webhooks.claim([("whe_p", 10)], 1000))["whe_p"].messages:
             assert await webhooks.result("whe_p", message, 500, "HTTP 500", 1, (1, 1)) == "dead"

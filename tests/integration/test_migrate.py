@@ -24,8 +24,8 @@ from agent_sessions.errors import ConfigError
 from agent_sessions.redis import layout
 from agent_sessions.redis.keys import LAYOUT, Keys
 from agent_sessions.redis.migrate import Migration
-from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.server import RedisServer
+from agent_sessions.sessions.purge import Purger
 from agent_sessions.web.app import create_app
 from tests.support.clock import redis_executable, redis_now_ms
 from tests.support.inprocess import InProcess

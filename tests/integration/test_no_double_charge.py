@@ -12,13 +12,13 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role, digest
+from agent_sessions.access.auth import Role, digest
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import error
+from tests.support.keys import KEYS
 from tests.support.proxy import CuttingProxy
 
 URL = "/v2/agents/agt_a/sessions/ase_1"
@@ -27,7 +27,7 @@ URL = "/v2/agents/agt_a/sessions/ase_1"
 @pytest.fixture
 def through_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[tuple[TestClient, CuttingProxy, str]]:
     direct = redis.Redis.from_url(redis_url, decode_responses=True)
-    _, secret = Keyring(direct).create(Role.ADMIN, rate=0.001, burst=100)
+    _, secret = Keyring(direct, KEYS).create(Role.ADMIN, rate=0.001, burst=100)
     with (
         CuttingProxy(redis_server.port) as proxy,
         TestClient(create_app(Settings(redis_url=proxy.url))) as client,
@@ -76,7 +76,7 @@ def test_update_reply_lost_after_a_separate_gate_applies_the_update_once(
     """A key this process has not seen: the gate and the update are two round trips; the second is lost."""
     client, proxy, secret = through_proxy
     assert client.patch(URL, json={"description": "warm"}, headers={"x-api-key": secret}).status_code == 200
-    _, fresh = Keyring(sync_redis).create(Role.EDITOR, rate=0.001, burst=100)
+    _, fresh = Keyring(sync_redis, KEYS).create(Role.EDITOR, rate=0.001, burst=100)
     headers = {"x-api-key": fresh}
     proxy.cut_after(1)  # the gate's reply passes, the update script's reply is lost
     error(client.patch(URL, json={"description": "once"}, headers=headers), 503, "service_unavailable")

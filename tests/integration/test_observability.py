@@ -22,6 +22,7 @@ from agent_sessions.web.access import AccessLog
 from agent_sessions.web.app import create_app
 from tests.support import stream
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -55,7 +56,7 @@ Scrape = Callable[[], str]
 @pytest.fixture
 def scrape(redis_url: str) -> Scrape:
     port = free_port()
-    serve_metrics("127.0.0.1", port, sync_client(redis_url), None)
+    serve_metrics("127.0.0.1", port, sync_client(redis_url), KEYS, None)
     return lambda: httpx.get(f"http://127.0.0.1:{port}/metrics").text
 
 

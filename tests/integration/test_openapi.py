@@ -11,10 +11,10 @@ import orjson
 from starlette.testclient import TestClient
 
 from agent_sessions import errors
-from agent_sessions.models import MetadataLimits, SessionPatch
+from agent_sessions.sessions.models import MetadataLimits, SessionPatch
 from agent_sessions.web import openapi
-from agent_sessions.web.app import ENDPOINTS
 from agent_sessions.web.edge import Edge
+from agent_sessions.web.routes import ENDPOINTS
 
 
 def spec(client: TestClient) -> dict[str, Any]:

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
 from tests.support.api import error
+from tests.support.keys import KEYS
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
@@ -39,7 +40,7 @@ def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 @pytest.fixture
 def setup(own_redis: RedisServer) -> Iterator[tuple[TestClient, dict[str, str]]]:
-    _, key = Keyring(sync_client(own_redis.url)).create(Role.ADMIN)
+    _, key = Keyring(sync_client(own_redis.url), KEYS).create(Role.ADMIN)
     headers = {"x-api-key": key}
     with TestClient(create_app(Settings(redis_url=own_redis.url, redis_timeout=0.3))) as client:
         assert client.post("/v2/agents", json={"key": "agt_a", "name": "a"}, headers=headers).status_code == 201
@@ -93,7 +94,7 @@ def test_unexpected_error_is_a_500_without_internals(
     async def boom(*args: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr("agent_sessions.services.Services.get_session", boom)
+    monkeypatch.setattr("agent_sessions.sessions.services.Services.get_session", boom)
     with TestClient(client.app, raise_server_exceptions=False) as fresh:
         response = fresh.get(URL, headers={**headers, "x-request-id": "trace-me"})
     body = error(response, 500, "internal_error")

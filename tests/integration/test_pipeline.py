@@ -20,21 +20,22 @@ import redis
 from standardwebhooks import Webhook
 from starlette.testclient import TestClient
 
-from agent_sessions import bootstrap, rules
+from agent_sessions import bootstrap
 from agent_sessions.config import Settings
-from agent_sessions.endpoints import SETTINGS_ENDPOINT, escalation_id
-from agent_sessions.escalations import fired
-from agent_sessions.events import DELIVER_WEBHOOK, ESCALATE, REPORT, event_from_entry
+from agent_sessions.escalations import rules
+from agent_sessions.escalations.model import fired
+from agent_sessions.escalations.store import EscalationStore
+from agent_sessions.events.model import DELIVER_WEBHOOK, ESCALATE, REPORT, event_from_entry
+from agent_sessions.events.outbox import Outbox
+from agent_sessions.events.relay import Relay
 from agent_sessions.logs import configure as configure_logging
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.escalations import EscalationStore
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.reports import ReportStore
-from agent_sessions.redis.webhooks import Bounds, Fanout
+from agent_sessions.reports.store import ReportStore
+from agent_sessions.webhooks.model import SETTINGS_ENDPOINT, escalation_id
+from agent_sessions.webhooks.store import Bounds, Fanout
 from agent_sessions.worker.middleware import Lifecycle
-from agent_sessions.worker.relay import Relay
 from tests.support import stream
+from tests.support.keys import KEYS
 from tests.support.receiver import Receiver
 from tests.support.recount import assert_report_matches
 from tests.support.recount import recount as shared_recount
@@ -98,7 +99,14 @@ def worker(pipeline_settings: Settings) -> Iterator[dramatiq.Worker]:
 @pytest.fixture
 def relay(redis_url: str) -> Iterator[Relay]:
     client = sync_client(redis_url)
-    r = Relay(Outbox(client), stub_broker, Fanout(client, Bounds()), name="relay-1", claim_idle_ms=100, block_ms=10)
+    r = Relay(
+        Outbox(client, KEYS),
+        stub_broker,
+        Fanout(client, KEYS, Bounds()),
+        name="relay-1",
+        claim_idle_ms=100,
+        block_ms=10,
+    )
     r.ensure_group()
     yield r
     client.close()
@@ -219,7 +227,7 @@ def test_relay_killed_between_enqueue_and_ack_is_redelivered_and_harmless(
     with pytest.raises(SystemExit):
         relay.step()  # enqueued, never acknowledged
     monkeypatch.undo()
-    other = Relay(Outbox(sync_client(redis_url)), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
+    other = Relay(Outbox(sync_client(redis_url), KEYS), stub_broker, name="relay-2", claim_idle_ms=100, block_ms=10)
     # Reclaimed once idle past claim_idle_ms, and enqueued again (the escalation the first relay's
     # messages led to is in the outbox meanwhile: relayed first, as new).
     relayed = 0
@@ -294,7 +302,7 @@ def test_reporting_is_exact_with_duplicates_and_any_order(
     api("POST", "/sessions", json={"key": "ase_2", "metadata": {"priority": "high"}})
     api("PATCH", "/sessions/ase_2", json={"enabled": False})
     events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
-    reports = ReportStore(sync_client(redis_url), DIMS)
+    reports = ReportStore(sync_client(redis_url), KEYS, DIMS)
     for seed in range(5):
         for key in sync_redis.scan_iter("as:report:*"):
             sync_redis.delete(key)
@@ -321,7 +329,7 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
     for i, value in enumerate(values):
         api("POST", "/sessions", json={"key": f"ase_v{i}", "metadata": {"priority": value}})
     events = [event_from_entry(fields) for _, fields in stream.entries(sync_redis)]
-    reports = ReportStore(sync_client(redis_url), DIMS, max_values=3, max_chars=64)
+    reports = ReportStore(sync_client(redis_url), KEYS, DIMS, max_values=3, max_chars=64)
     reports.apply_all(events)
     body = reports.read(A)
     assert_report_matches(body, shared_recount(sync_redis, A, DIMS), max_values=3)
@@ -343,7 +351,7 @@ def test_report_values_follow_the_stated_rule_and_stay_bounded(
 
 
 def row(sync_redis: redis.Redis, message: str, endpoint: str = SETTINGS_ENDPOINT) -> dict[str, Any]:
-    stored = sync_redis.hget(KEYS.deliveries(endpoint)[0], message)
+    stored = sync_redis.hget(KEYS.deliveries(endpoint)["rows"], message)
     assert stored is not None, f"no delivery row for {message}"
     found: dict[str, Any] = orjson.loads(stored)
     return found
@@ -372,7 +380,7 @@ def test_escalation_is_delivered_once_and_signed(
     assert event["rule"] == "priority" and event["rules"] == ["priority"]
     assert delivery.headers["webhook-id"] == escalation_id(event["event_id"])
     eventually(lambda: row(sync_redis, delivery.headers["webhook-id"])["status"] == "delivered")
-    assert EscalationStore(sync_redis).get(event["event_id"])["rules"] == "priority"
+    assert EscalationStore(sync_redis, KEYS).get(event["event_id"])["rules"] == "priority"
     assert report(client, admin)["escalations"] == {"total": 1}
     drain(relay)
     assert len(receiver.deliveries) == 1
@@ -384,7 +392,7 @@ def test_an_escalation_record_is_kept_once_as_long_as_the_log_and_at_least_a_day
 ) -> None:
     """escalation_record.lua: recorded and counted once per event; expires with the event log (never
     sooner than a day: it is what makes a re-sent event a no-op)."""
-    store = EscalationStore(sync_redis, retention_s)
+    store = EscalationStore(sync_redis, KEYS, retention_s)
     event: Any = {
         "event_id": "evt_1",
         "agent_key": "agt_a",
@@ -465,7 +473,8 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
     receiver.fail_next(0)
     redeliver = f"/v2/webhook_endpoints/{SETTINGS_ENDPOINT}/deliveries/{dead['event_id']}/redeliver"
     queued = client.post(redeliver, headers=admin)
-    assert queued.status_code == 202 and queued.json()["status"] == "pending" and queued.json()["attempts"] == 0
+    assert queued.status_code == 202 and queued.json()["status"] == "pending"
+    assert queued.json()["attempts"] == 3  # a redelivery keeps the attempts made, on a fresh schedule
     stop.clear()
     loop = threading.Thread(target=bootstrap.deliveries(pipeline_settings).run, args=(stop,), daemon=True)
     loop.start()
@@ -477,6 +486,7 @@ def test_receiver_down_past_the_retries_dead_letters_then_resends(
         loop.join(15)
     assert delivery.headers["webhook-id"] == dead["event_id"]
     assert client.get(dead_letters, headers=admin).json()["deliveries"] == []
+    assert row(sync_redis, dead["event_id"])["attempts"] == 4
 
 
 def test_workers_poll_idle_queues_at_most_every_100_ms_however_started(redis_url: str) -> None:
@@ -518,7 +528,7 @@ def test_several_relays_share_the_outbox_without_duplicates(api: Any, redis_url:
     for i in range(60):
         api("POST", "/sessions", json={"key": f"ase_{i}"})
     stub_broker.flush_all()
-    relays = [Relay(Outbox(sync_client(redis_url)), stub_broker, name=f"r{n}", block_ms=10) for n in range(3)]
+    relays = [Relay(Outbox(sync_client(redis_url), KEYS), stub_broker, name=f"r{n}", block_ms=10) for n in range(3)]
     relays[0].ensure_group()
     counts = [0, 0, 0]
 
@@ -564,7 +574,7 @@ def test_a_delivery_message_of_the_previous_version_is_queued_for_the_settings_e
         pass
     stub_broker.join(ESCALATE[1], fail_fast=False)
     (event_id,) = [k.split(":")[-1] for k in sync_redis.scan_iter(f"{KEYS.prefix}escalation:*")]
-    sync_redis.delete(KEYS.deliveries(SETTINGS_ENDPOINT)[0])  # as if recorded by the previous version
+    sync_redis.delete(KEYS.deliveries(SETTINGS_ENDPOINT)["rows"])  # as if recorded by the previous version
     actor, queue = DELIVER_WEBHOOK  # what that version enqueued: one message per escalation
     stub_broker.enqueue(dramatiq.Message(queue_name=queue, actor_name=actor, args=(event_id,), kwargs={}, options={}))
     stub_broker.join(queue, fail_fast=False)

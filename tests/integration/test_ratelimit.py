@@ -10,15 +10,15 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role, digest
+from agent_sessions.access.auth import Role, digest
+from agent_sessions.access.ratelimit import Gate, Limits, retry_after
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
 from agent_sessions.errors import RateLimited, Unauthorized
-from agent_sessions.ratelimit import Gate, Limits, retry_after
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import async_client
-from agent_sessions.redis.keys import KEYS
 from agent_sessions.web.app import create_app
 from tests.support.api import SEED_AGENT, SEED_SESSION, MakeKey, error
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -29,12 +29,12 @@ URL = f"/v2/agents/{SEED_AGENT}/sessions/{SEED_SESSION}"
 @pytest.fixture
 async def gate(redis_url: str) -> AsyncIterator[Gate]:
     client = async_client(redis_url, 2.0)
-    yield Gate(client, LIMITS)
+    yield Gate(client, KEYS, LIMITS)
     await client.aclose()
 
 
 def new_key(sync_redis: redis.Redis, **kwargs: Any) -> str:
-    return Keyring(sync_redis).create(Role.EDITOR, **kwargs)[1]
+    return Keyring(sync_redis, KEYS).create(Role.EDITOR, **kwargs)[1]
 
 
 @pytest.mark.anyio
@@ -87,7 +87,7 @@ async def test_failed_authentications_throttle_the_address_for_invalid_keys_only
 ) -> None:
     good = new_key(sync_redis)
     revoked = new_key(sync_redis)
-    Keyring(sync_redis).revoke(revoked)
+    Keyring(sync_redis, KEYS).revoke(revoked)
     for secret in ("ask_" + "x" * 32, revoked, "ask_" + "y" * 32):
         with pytest.raises(Unauthorized):
             await gate.admit(digest(secret), "6.6.6.6")

@@ -11,9 +11,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.redis.indexes import Reindexer, SessionIndexes
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.sessions.indexes import Reindexer, SessionIndexes
 from tests.support.api import error
+from tests.support.keys import KEYS
 from tests.support.processes import command, env
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
@@ -72,7 +72,7 @@ def test_changing_the_dimensions_rebuilds_their_indexes(
     client: TestClient, admin: dict[str, str], sync_redis: redis.Redis
 ) -> None:
     populate(client, admin)
-    Reindexer(sync_redis, SessionIndexes(("channel",))).run()
+    Reindexer(sync_redis, SessionIndexes(KEYS, ("channel",))).run()
     assert not list(sync_redis.scan_iter(KEYS.dimension_prefix(AGENT) + "priority=*"))
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "channel", "c1"), 0, -1) == ["ase_1", "ase_3"]
     assert set(cast(dict[str, str], sync_redis.hgetall(KEYS.indexes(KEYS.tag(AGENT))))) == {"sort", "dim:channel"}

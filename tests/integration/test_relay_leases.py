@@ -10,23 +10,24 @@ import asyncio
 import contextlib
 import random
 import threading
-import time
 from typing import Any
 
 import dramatiq
 import pytest
 import redis
 
-from agent_sessions.events import REPORT, Origin
+from agent_sessions.events.leases import Leases
+from agent_sessions.events.model import REPORT, Origin
+from agent_sessions.events.outbox import Outbox
+from agent_sessions.events.relay import Relay
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.client import async_client, sync_client
-from agent_sessions.redis.events import LogWriter
-from agent_sessions.redis.keys import KEYS, Keys
-from agent_sessions.redis.leases import Leases
-from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.reports import ReportStore
-from agent_sessions.redis.store import Store
-from agent_sessions.worker.relay import Relay
+from agent_sessions.redis.keys import Keys
+from agent_sessions.reports.store import ReportStore
+from agent_sessions.sessions.store import Store
 from tests.support import stream
+from tests.support.clock import until_redis_time
+from tests.support.keys import KEYS
 from tests.support.recount import assert_report_matches, recount
 from tests.support.stub import stub_broker
 from tests.support.wait import eventually
@@ -43,7 +44,7 @@ def owned_by(leases: list[Leases]) -> list[set[int]]:
 
 def test_relays_share_the_partitions_fairly_and_take_over_a_dead_ones(sync_redis: redis.Redis) -> None:
     keys = Keys(partitions=8)
-    relays = [Leases(sync_redis, f"r{n}", LEASE_MS, keys) for n in range(3)]
+    relays = [Leases(sync_redis, keys, f"r{n}", LEASE_MS) for n in range(3)]
     for _ in range(2):
         for relay in relays:
             relay.refresh()
@@ -51,14 +52,15 @@ def test_relays_share_the_partitions_fairly_and_take_over_a_dead_ones(sync_redis
     assert set().union(*shares) == set(range(8)) and sum(map(len, shares)) == 8  # each partition once
     assert max(map(len, shares)) <= 3  # 8 / 3, rounded up
 
-    time.sleep(LEASE_MS / 1000 + 0.1)  # r0 dies: it renews nothing, and stops counting as alive
+    # r0 dies: it renews nothing, and stops counting as alive once Redis's clock passes its last word.
+    until_redis_time(sync_redis, sync_redis.zscore(keys.relays, "r0") or 0, "r0's liveness")
     for _ in range(2):
         for relay in relays[1:]:
             relay.refresh()
     assert owned_by(relays)[1] | owned_by(relays)[2] == set(range(8))
     assert not owned_by(relays)[1] & owned_by(relays)[2]
 
-    joined = Leases(sync_redis, "r3", LEASE_MS, keys)  # a new relay: the others give up above 8 / 3
+    joined = Leases(sync_redis, keys, "r3", LEASE_MS)  # a new relay: the others give up above 8 / 3
     for _ in range(2):
         for relay in (*relays[1:], joined):
             relay.refresh()
@@ -75,13 +77,13 @@ def test_relays_share_the_partitions_fairly_and_take_over_a_dead_ones(sync_redis
 def relayer(redis_url: str, name: str, dies: threading.Event | None = None) -> Relay:
     client = sync_client(redis_url)
     relay = Relay(
-        Outbox(client),
+        Outbox(client, KEYS),
         stub_broker,
         name=name,
         claim_idle_ms=LEASE_MS,
         block_ms=20,
-        log=LogWriter(client),
-        leases=Leases(client, name, LEASE_MS),
+        log=LogWriter(client, KEYS),
+        leases=Leases(client, KEYS, name, LEASE_MS),
     )
     if dies is not None:
         acknowledge = relay.ack
@@ -116,7 +118,7 @@ def test_relays_started_and_killed_at_will_relay_every_event_in_order(redis_url:
 
     async def write() -> int:
         client = async_client(redis_url, 2.0)
-        store = Store(client, dimensions=("priority",))
+        store = Store(client, KEYS, dimensions=("priority",))
         written = 0
         try:
             for agent in agents:
@@ -164,7 +166,7 @@ def test_relays_started_and_killed_at_will_relay_every_event_in_order(redis_url:
             first_seen.setdefault((event["agent_key"], event["session_key"]), []).append(event["version"])
     assert all(versions == sorted(versions) for versions in first_seen.values())
 
-    reports = ReportStore(sync_redis, ("priority",))
+    reports = ReportStore(sync_redis, KEYS, ("priority",))
     reports.apply_all(queued)  # exactly once per event, as the actor does, duplicates and all
     for agent in agents:
         report = reports.read(agent)

@@ -14,16 +14,16 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.events.outbox import Outbox
+from agent_sessions.events.relay import Relay
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.events import LogWriter
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.outbox import Outbox
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
-from agent_sessions.worker.relay import Relay
+from tests.support.keys import KEYS
 from tests.support.stub import stub_broker
 from tests.support.wait import eventually
 
@@ -52,12 +52,13 @@ def logged_versions(conn: Any) -> list[tuple[int, float]]:
 @pytest.mark.parametrize("pause_at", [0.3, 1.1])  # lingering over the first read; during the second read
 def test_a_pause_while_the_relay_lingers_strands_nothing(own_redis: RedisServer, pause_at: float) -> None:
     conn = sync_client(own_redis.url)
-    _, key = Keyring(conn).create(Role.ADMIN)
+    _, key = Keyring(conn, KEYS).create(Role.ADMIN)
     headers = {"x-api-key": key}
     relay_client = sync_client(own_redis.url, timeout=0.5)
     relay = Relay(
-        Outbox(relay_client), stub_broker, name="relay-1", claim_idle_ms=30_000, block_ms=200, linger_ms=LINGER_MS,
-        log=LogWriter(relay_client),
+        Outbox(relay_client, KEYS), stub_broker, name="relay-1", claim_idle_ms=30_000, block_ms=200,
+        linger_ms=LINGER_MS,
+        log=LogWriter(relay_client, KEYS),
     )  # fmt: skip
     relay.ensure_group()
     stop = threading.Event()

@@ -22,21 +22,22 @@ import redis
 from prometheus_client import REGISTRY
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
 from agent_sessions.errors import ReplicasBehind
+from agent_sessions.events.outbox import Outbox
+from agent_sessions.events.relay import Relay
 from agent_sessions.redis.acks import ReplicaAcks
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.server import RedisServer
-from agent_sessions.redis.webhooks import Bounds, Fanout
+from agent_sessions.sessions.lua import AGENT_UPDATE
+from agent_sessions.sessions.purge import Purger
 from agent_sessions.web.app import create_app
-from agent_sessions.worker.relay import Relay
+from agent_sessions.webhooks.store import Bounds, Fanout
 from tests.support.api import SEED_AGENT, SESSIONS, URL, error
+from tests.support.keys import KEYS
 from tests.support.processes import command, env
 from tests.support.proxy import HoldingLink
 from tests.support.stub import stub_broker
@@ -97,7 +98,7 @@ def app_on(pair: Pair, acks: int) -> TestClient:
 
 def seeded(client: TestClient, pair: Pair) -> dict[str, str]:
     """An admin key, the agent and its session, on the replica too."""
-    secret = Keyring(sync_client(pair.primary.url)).create(Role.ADMIN)[1]
+    secret = Keyring(sync_client(pair.primary.url), KEYS).create(Role.ADMIN)[1]
     headers = {"x-api-key": secret}
     assert client.post("/v2/agents", json={"key": SEED_AGENT, "name": "a"}, headers=headers).status_code == 201
     assert client.post(SESSIONS, json={"key": URL.rsplit("/", 1)[1]}, headers=headers).status_code == 201
@@ -168,14 +169,14 @@ def test_a_write_not_confirmed_in_time_is_503_and_its_retry_with_the_same_idempo
 def test_every_writer_waits_for_its_replicas_the_workers_the_cli_and_the_rules(pair: Pair) -> None:
     acks = ReplicaAcks(1, 200)
     conn = sync_client(pair.primary.url, acks=acks)
-    keyring = Keyring(conn)
+    keyring = Keyring(conn, KEYS)
     with app_on(pair, acks=1) as client:
         headers = seeded(client, pair)
         pair.link.hold()
         # A worker's script (an actor acknowledges its message only after this returns).
-        update = SyncScript(conn, "agent_update")
+        update = SyncScript(conn, AGENT_UPDATE)
         with pytest.raises(ReplicasBehind):
-            update([KEYS.agent(SEED_AGENT)], ["name", "b"])
+            update({"agent": KEYS.agent(SEED_AGENT)}, {}, more_args=["name", "b"])
         # The CLI: a key revoked must stay revoked through a failover.
         with pytest.raises(ReplicasBehind):
             keyring.create(Role.EDITOR, (SEED_AGENT,))
@@ -195,7 +196,7 @@ def test_every_writer_waits_for_its_replicas_the_workers_the_cli_and_the_rules(p
             "service_unavailable",
         )
         pair.link.release()
-        assert update([KEYS.agent(SEED_AGENT)], ["name", "c"])[0] == "ok"
+        assert update({"agent": KEYS.agent(SEED_AGENT)}, {}, more_args=["name", "c"])[0] == "ok"
     conn.close()
 
 
@@ -225,9 +226,9 @@ def test_the_relay_waits_out_a_lagging_replica_and_then_relays_everything(pair: 
         pair.in_sync()
         conn = sync_client(pair.primary.url, acks=ReplicaAcks(1, 100))
         relay = Relay(
-            Outbox(conn),
+            Outbox(conn, KEYS),
             stub_broker,
-            Fanout(conn, Bounds.of(settings)),
+            Fanout(conn, KEYS, Bounds.of(settings)),
             name="relay-t",
             claim_idle_ms=3_600_000,
             block_ms=10,
@@ -242,7 +243,7 @@ def test_the_relay_waits_out_a_lagging_replica_and_then_relays_everything(pair: 
         time.sleep(1.5)  # several relay attempts, each refused for want of the replica
         assert thread.is_alive(), "the relay stopped"
         pair.link.release()
-        eventually(lambda: Outbox(conn).backlog() == 0)
+        eventually(lambda: Outbox(conn, KEYS).backlog() == 0)
         stop.set()
         thread.join(5)
         rows = client.get(f"/v2/webhook_endpoints/{hook['id']}/deliveries", headers=headers).json()
@@ -259,7 +260,7 @@ def test_the_background_steps_wait_out_a_lagging_replica(pair: Pair) -> None:
         assert client.delete(f"/v2/agents/{SEED_AGENT}", headers=headers).status_code == 204
     pair.in_sync()
     conn = sync_client(pair.primary.url, acks=ReplicaAcks(1, 100))
-    purger = Purger(conn, 100, dimensions=Settings().report_dimensions)
+    purger = Purger(conn, KEYS, 100, dimensions=Settings().report_dimensions)
     stop = threading.Event()
     thread = threading.Thread(target=purger.run, args=(stop, 0.05), daemon=True)
     pair.link.hold()

@@ -11,18 +11,19 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
 from agent_sessions.redis.server import RedisServer
 from agent_sessions.web.app import create_app
+from tests.support.keys import KEYS
 from tests.support.proxy import CuttingProxy
 
 URL = "/v2/agents/agt_a/sessions/ase_1"
 
 
 def test_patch_makes_one_round_trip(redis_server: RedisServer, sync_redis: redis.Redis) -> None:
-    _, secret = Keyring(sync_redis).create(Role.ADMIN)
+    _, secret = Keyring(sync_redis, KEYS).create(Role.ADMIN)
     headers = {"x-api-key": secret}
     with (
         CuttingProxy(redis_server.port) as proxy,
@@ -47,7 +48,7 @@ def test_patch_makes_one_round_trip(redis_server: RedisServer, sync_redis: redis
             client.request(method, URL, **kwargs)
             return proxy.requests - before
 
-        _, unseen = Keyring(sync_redis).create(Role.EDITOR)
+        _, unseen = Keyring(sync_redis, KEYS).create(Role.EDITOR)
         first_of_a_key = round_trips("PATCH", json={"description": "new key"}, headers={"x-api-key": unseen})
         merge = round_trips(
             "PATCH",

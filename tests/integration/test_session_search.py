@@ -15,14 +15,14 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
-from agent_sessions.redis.apikeys import Keyring
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.purge import Purger
 from agent_sessions.redis.server import RedisServer
+from agent_sessions.sessions.purge import Purger
 from agent_sessions.web.app import create_app
 from tests.support.api import error
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.both_topologies  # one Redis, and a three-primary cluster
 
@@ -224,7 +224,7 @@ def test_filters_agree_with_a_brute_force_oracle(
 ) -> None:
     with redis.Redis.from_url(redis_server.url, decode_responses=True) as conn:
         conn.flushall()
-        headers = {"x-api-key": Keyring(conn).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
+        headers = {"x-api-key": Keyring(conn, KEYS).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
     rnd = random.Random(seed)
     with TestClient(create_app(Settings(redis_url=redis_server.url))) as client:
         sessions = make_sessions(client, headers, metadatas)
@@ -247,7 +247,7 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient,
     server = RedisServer(tmp_path_factory.mktemp("redis-search")).start()
     try:
         conn = redis.Redis.from_url(server.url, decode_responses=True)
-        headers = {"x-api-key": Keyring(conn).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
+        headers = {"x-api-key": Keyring(conn, KEYS).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
         rnd = random.Random(7)
         metadatas = [random_metadata(rnd) for _ in range(260)]
         with TestClient(create_app(Settings(redis_url=server.url, filter_scan_max=100))) as client:
@@ -356,7 +356,7 @@ def test_dimension_indexes_follow_creates_patches_deletes_and_purges(
     assert sync_redis.zrange(KEYS.dimension_index(AGENT, "channel", "phone"), 0, -1) == ["ase_0000"]
     assert sync_redis.zrange(low, 0, -1) == ["ase_0000"]
     assert client.delete(f"/v2/agents/{AGENT}", headers=admin).status_code == 204
-    Purger(sync_redis, dimensions=Settings().report_dimensions).step()
+    Purger(sync_redis, KEYS, dimensions=Settings().report_dimensions).step()
     assert [
         k for k in sync_redis.keys("as:*") if "idx" in k or "sessions:" in k or str(k).startswith("as:expiry:")
     ] == []
@@ -419,7 +419,7 @@ def test_a_count_over_more_than_ten_steps_answers_in_parts_that_add_up(redis_ser
     """FILTER_SCAN_MAX 100: a count request examines at most 1,000 sessions, so 1,050 take two."""
     with redis.Redis.from_url(redis_server.url, decode_responses=True) as conn:
         conn.flushall()
-        headers = {"x-api-key": Keyring(conn).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
+        headers = {"x-api-key": Keyring(conn, KEYS).create(Role.ADMIN, (), rate=100_000.0, burst=100_000)[1]}
     with TestClient(create_app(Settings(redis_url=redis_server.url, filter_scan_max=100))) as client:
         make_sessions(client, headers, [{"n": i} for i in range(1050)])
         params = {"metadata_filter": "n >= 3"}

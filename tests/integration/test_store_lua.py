@@ -10,7 +10,9 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from agent_sessions.auth import Role, digest
+from agent_sessions.access.auth import Role, digest
+from agent_sessions.access.ratelimit import Gate, Limits, Quota
+from agent_sessions.access.store import Keyring
 from agent_sessions.errors import (
     AgentAlreadyExists,
     AgentNotFound,
@@ -19,14 +21,13 @@ from agent_sessions.errors import (
     SessionNotFound,
     Unauthorized,
 )
-from agent_sessions.events import Origin, event_from_entry
-from agent_sessions.ratelimit import Gate, Limits, Quota
-from agent_sessions.redis.apikeys import Keyring
+from agent_sessions.events.model import Origin, event_from_entry
 from agent_sessions.redis.client import async_client
-from agent_sessions.redis.keys import KEYS
-from agent_sessions.redis.purge import Purger
-from agent_sessions.redis.store import Query, Store
+from agent_sessions.sessions.purge import Purger
+from agent_sessions.sessions.store import Query, Store
 from tests.support import stream
+from tests.support.clock import until_redis_time
+from tests.support.keys import KEYS
 
 pytestmark = pytest.mark.anyio
 A, S = "agt_a", "ase_1"
@@ -37,7 +38,7 @@ ORIGIN = Origin("kid_test", "req_test")
 @pytest.fixture
 async def store(redis_url: str) -> AsyncIterator[Store]:
     client = async_client(redis_url, 2.0)
-    yield Store(client)
+    yield Store(client, KEYS)
     await client.aclose()
 
 
@@ -100,7 +101,7 @@ async def test_agent_delete_answers_at_once_and_the_purge_removes_sessions_in_bo
         await store.create_agent(A, "again", "", b"{}", True)
     assert stream.outbox_length(sync_redis) == events_before and sync_redis.zcard(KEYS.purge("agt_a")) == 5
 
-    purger = Purger(sync_redis, batch=2)
+    purger = Purger(sync_redis, KEYS, batch=2)
     assert [purger.step(), purger.step(), purger.step(), purger.step()] == [2, 2, 1, 0]
     deleted = [f for _, f in stream.entries(sync_redis)][events_before:]
     assert sorted(f["session_key"] for f in deleted) == [f"ase_{i}" for i in range(5)]
@@ -145,10 +146,10 @@ async def test_session_create_checks_agent_and_duplicates(store: Store, sync_red
     assert sync_redis.hget(KEYS.session("agt_a", "ase_on"), "version") == "1"
 
 
-async def test_session_update_bumps_version_once_and_stamps_redis_time(store: Store) -> None:
+async def test_session_update_bumps_version_once_and_stamps_redis_time(store: Store, sync_redis: redis.Redis) -> None:
     await make(store, S)
     before = await store.get_session(A, S)
-    await asyncio.sleep(0.002)
+    until_redis_time(sync_redis, int(before["updated_at"]), "the create's millisecond")
     written = await store.update_session(A, S, ORIGIN, {"description": "new", "metadata": b'{"p":1}'})
     after = written.fields
     assert written.changed
@@ -204,9 +205,9 @@ async def test_session_update_missing_agent_or_session_writes_nothing(store: Sto
 async def test_session_update_admits_first_and_writes_only_when_admitted(store: Store, sync_redis: redis.Redis) -> None:
     """session_update.lua with the gate (lua/_gate.lua) in front: one script, all or nothing."""
     await make(store, S)
-    keyring = Keyring(sync_redis)
+    keyring = Keyring(sync_redis, KEYS)
     _, secret = keyring.create(Role.EDITOR, rate=1.0, burst=1)
-    gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=1, failure_burst=5))
+    gate = Gate(store.redis, KEYS, Limits(rate=10, burst=10, failure_rate=1, failure_burst=5))
     quotas: list[Quota] = []
     admission = gate.admission(digest(secret), "10.0.0.1", quotas.append)
 
@@ -240,8 +241,8 @@ async def test_session_update_admission_ignores_a_throttled_address_for_a_valid_
     store: Store, sync_redis: redis.Redis
 ) -> None:
     await make(store, S)
-    _, secret = Keyring(sync_redis).create(Role.EDITOR)
-    gate = Gate(store.redis, Limits(rate=10, burst=10, failure_rate=0.01, failure_burst=1))
+    _, secret = Keyring(sync_redis, KEYS).create(Role.EDITOR)
+    gate = Gate(store.redis, KEYS, Limits(rate=10, burst=10, failure_rate=0.01, failure_burst=1))
     with pytest.raises(Unauthorized):
         await gate.admit(digest("ask_" + "0" * 32), "10.0.0.2")  # the address's one failure
     with pytest.raises(RateLimited) as refused:  # the address is throttled for invalid keys...
@@ -348,7 +349,7 @@ async def test_agent_delete_emits_one_deletion_per_session(store: Store, sync_re
     await store.update_session(A, "ase_2", ORIGIN, {"description": "changed"})
     sync_redis.delete(*stream.outboxes())
     await store.delete_agent(A, ORIGIN)
-    assert Purger(sync_redis).step() == 2
+    assert Purger(sync_redis, KEYS).step() == 2
     deleted = events(sync_redis)
     assert [(e["type"], e["session_key"], e["version"]) for e in deleted] == [
         ("session.deleted", "ase_1", 2),

@@ -12,15 +12,15 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 from starlette.testclient import TestClient
 
-from agent_sessions import webhook_services
 from agent_sessions.config import Settings
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.expiry import Expirer
-from agent_sessions.redis.keys import KEYS
+from agent_sessions.sessions.expiry import Expirer
 from agent_sessions.web.app import create_app
+from agent_sessions.webhooks import services as webhook_services
 from tests.support import stream
 from tests.support.api import MakeKey, caller
 from tests.support.inprocess import InProcess
+from tests.support.keys import KEYS
 from tests.support.receiver import Delivery, Receiver
 from tests.support.wait import eventually
 
@@ -355,7 +355,7 @@ def test_an_expired_session_reaches_the_endpoints_that_take_session_expired(
     made = hook(api, receiver.url, ["session.expired"], agent_keys=[A])
     api("POST", f"/v2/agents/{A}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})  # 60 ms
     api("POST", f"/v2/agents/{B}/sessions", 201, json={"key": "ase_1", "tti_minutes": 0.001})
-    expirer = Expirer(sync_redis, settings.expiry_batch, dimensions=settings.report_dimensions)
+    expirer = Expirer(sync_redis, KEYS, settings.expiry_batch, dimensions=settings.report_dimensions)
     eventually(
         lambda: (
             expirer.step(),
@@ -387,7 +387,8 @@ def test_each_endpoint_has_its_own_retry_schedule(api: Any, pipeline: InProcess,
     message = rows(api, once["id"])[0]["event_id"]
     api("POST", f"{HOOKS}/{once['id']}/deliveries/{message}/redeliver", 202)
     eventually(lambda: rows(api, once["id"], "dead"), "not dead again")
-    assert rows(api, once["id"])[0]["attempts"] == 3  # the new schedule, from the next attempt on
+    # The attempt made before, then the new schedule from the redelivery on (a try and two retries).
+    assert rows(api, once["id"])[0]["attempts"] == 1 + 3
     reset = api("PATCH", f"{HOOKS}/{once['id']}", json={"max_retries": None})
     assert reset["max_retries"] is None
     assert "max_retries" in api("PATCH", f"{HOOKS}/{once['id']}", 400, json={"max_retries": 101})["field_errors"]

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from agent_sessions.models import ErrorBody
+from agent_sessions.sessions.models import ErrorBody
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")  # a missing service fails, never skips
 MakeKey = Callable[..., str]  # the make_key fixture: make_key(role="admin", agents=(), **Keyring.create kwargs)

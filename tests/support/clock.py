@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from agent_sessions.redis.server import redis_executable as real_redis_executable
+from tests.support.wait import eventually
 
 OFFSET = os.environ.get("AGENT_SESSIONS_TEST_CLOCK", "")
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
@@ -48,3 +49,9 @@ def redis_now_ms(conn: Any) -> int:
     """Redis's own time (``TIME``), in milliseconds: "now" for fixtures."""
     seconds, micros = conn.time()
     return int(seconds) * 1000 + int(micros) // 1000
+
+
+def until_redis_time(conn: Any, ms: float, what: str) -> None:
+    """Wait until Redis's clock (the one the scripts compare with) passes ``ms``: a lease or a backoff
+    that is over in Redis's eyes, not after a guessed sleep."""
+    eventually(lambda: redis_now_ms(conn) > ms, f"Redis time never passed {what}", timeout=10)

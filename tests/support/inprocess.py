@@ -11,13 +11,13 @@ import dramatiq
 
 from agent_sessions import bootstrap
 from agent_sessions.config import Settings
-from agent_sessions.events import ESCALATE, REPORT
+from agent_sessions.events.model import ESCALATE, REPORT
+from agent_sessions.events.outbox import Outbox
+from agent_sessions.events.relay import Relay
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.client import sync_client
-from agent_sessions.redis.events import LogWriter
 from agent_sessions.redis.keys import Keys
-from agent_sessions.redis.outbox import Outbox
-from agent_sessions.redis.webhooks import Bounds, Fanout
-from agent_sessions.worker.relay import Relay
+from agent_sessions.webhooks.store import Bounds, Fanout
 from tests.support.stub import stub_broker
 from tests.support.stub import worker as worker_context
 
@@ -25,7 +25,7 @@ from tests.support.stub import worker as worker_context
 class InProcess:
     def __init__(self, settings: Settings, deliveries: bool = True) -> None:
         self.client = sync_client(settings.required_redis_url("tests"))
-        fanout = Fanout(self.client, Bounds.of(settings), Keys.of(settings))
+        fanout = Fanout(self.client, Keys.of(settings), Bounds.of(settings))
         self.relay = Relay(
             Outbox(self.client, Keys.of(settings)),
             stub_broker,

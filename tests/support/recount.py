@@ -15,7 +15,8 @@ from typing import Any
 
 import redis
 
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
+from tests.support.keys import KEYS
 
 
 def recount(

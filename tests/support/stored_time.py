@@ -16,7 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from agent_sessions.feed import CURSOR_PREFIX, decode_cursor, encode_cursor
+from agent_sessions.events.feed import CURSOR_PREFIX, decode_cursor, encode_cursor
 
 # Milliseconds since the epoch from 2001 to 2286 (13 digits), not part of a longer number.
 MILLIS = re.compile(r"(?<![0-9])([1-9][0-9]{12})(?![0-9])")

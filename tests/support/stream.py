@@ -6,7 +6,8 @@ from typing import Any, cast
 
 import redis
 
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
+from tests.support.keys import KEYS
 
 Entries = list[tuple[str, dict[str, str]]]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 
+from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.worker import actors
 from agent_sessions.worker.broker import OrjsonEncoder
@@ -16,7 +17,7 @@ from agent_sessions.worker.context import Worker
 from agent_sessions.worker.middleware import Accounting, Lifecycle
 
 dramatiq.set_encoder(OrjsonEncoder())  # as make_broker() does
-worker = Worker(Settings(redis_url="redis://127.0.0.1:1/0"))  # set per test
+worker = Worker(Settings(redis_url="redis://127.0.0.1:1/0"), bootstrap.actor_graph)  # set per test
 stub_broker = StubBroker()
 stub_broker.add_middleware(Lifecycle(worker))
 stub_broker.add_middleware(Accounting(worker))

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from agent_sessions.destinations import Refused, resolve
+from agent_sessions.webhooks.destinations import Refused, resolve
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from typing import Any
 
 from hypothesis import given
 
-from agent_sessions.services import merge_patch
+from agent_sessions.sessions.services import merge_patch
 from tests.support.merge_patch import json_objects, reference_merge_patch
 
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent_sessions.errors import InvalidMetadata, InvalidRequest
-from agent_sessions.models import MetadataLimits, SessionPatch, encode_metadata, parse_body
+from agent_sessions.sessions.models import MetadataLimits, SessionPatch, encode_metadata, parse_body
 
 LIMITS = MetadataLimits()
 

@@ -1,7 +1,7 @@
 """API keys and roles.
 
 A key is ``ask_`` + 32 url-safe random characters (24 random bytes). Only its SHA-256 digest is stored
-(``redis.apikeys.Keyring``: a record per digest with id, name, role, agents, rate, burst, created_at,
+(``access.store.Keyring``: a record per digest with id, name, role, agents, rate, burst, created_at,
 revoked_at, and an index from key ids to digests for listing and revoking by id). Whether a key is valid
 (revocation) is checked in Redis on every request, so a revoked key is refused by every API process on
 its next request; an API process keeps only the unchanging part of the records of keys it admitted

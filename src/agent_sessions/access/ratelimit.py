@@ -23,13 +23,14 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from agent_sessions.auth import ApiKey
+from agent_sessions.access import lua
+from agent_sessions.access.auth import ApiKey
+from agent_sessions.access.lua import GateArgs, GateKeys
 from agent_sessions.errors import RateLimited, Unauthorized
 from agent_sessions.redis.client import Batches, is_cluster
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.replies import raise_for
 from agent_sessions.redis.scripts import Script
-from agent_sessions.redis.store import gate_keys
 
 POLICY = "default"
 
@@ -114,21 +115,16 @@ class Gate:
 
     KNOWN_MAX = 10_000
 
-    def __init__(
-        self, client: aioredis.Redis, limits: Limits, batches: Batches | None = None, keys: Keys = KEYS
-    ) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, limits: Limits, batches: Batches | None = None) -> None:
         self.limits = limits
         self.keys = keys
         batches = batches or Batches(client)
-        self._script = Script(batches, "gate")
-        self._failure = Script(batches, "auth_failure")
+        self._script = Script(batches, lua.GATE)
+        self._failure = Script(batches, lua.AUTH_FAILURE)
         self._known: dict[str, ApiKey] = {}
         # On a Redis Cluster a key's record is in another slot than the agent's keys: no admission in
         # the write, every request goes through the gate first (one more round trip for a PATCH).
         self._admits_in_write = not is_cluster(client)
-
-    def _args(self) -> tuple[float, int]:
-        return self.limits.rate, self.limits.burst
 
     def known(self, key_digest: str) -> ApiKey | None:
         """The record of the key with this digest if this process admitted it before (it may have been
@@ -141,7 +137,9 @@ class Gate:
         Raises ``Unauthorized`` for an unknown or revoked key, or ``RateLimited`` instead when its
         address has failed too often.
         """
-        reply = cast(list[Any], await self._script(gate_keys(self.keys, key_digest), self._args()))
+        keys: GateKeys = {"key_record": self.keys.api_key(key_digest), "key_bucket": self.keys.key_bucket(key_digest)}
+        limits: GateArgs = {"default_rate": self.limits.rate, "default_burst": self.limits.burst}
+        reply = cast(list[Any], await self._script(keys, limits))
         reply = await self._charged(address, reply)
         try:
             status, quota = _verdict(reply)
@@ -163,8 +161,17 @@ class Gate:
         then {verdict} (401), or {"throttled", ms} (429)."""
         if verdict[0] != "unknown" and verdict[0] != "revoked":
             return verdict
-        args = [self.limits.failure_rate, self.limits.failure_burst, verdict[0]]
-        return cast(list[Any], await self._failure([self.keys.address_bucket(address)], args))
+        return cast(
+            list[Any],
+            await self._failure(
+                {"address_bucket": self.keys.address_bucket(address)},
+                {
+                    "failure_rate": self.limits.failure_rate,
+                    "failure_burst": self.limits.failure_burst,
+                    "verdict": verdict[0],
+                },
+            ),
+        )
 
     def admission(self, key_digest: str, address: str, on_quota: Callable[[Quota], None]) -> Admission:
         return Admission(self, key_digest, address, on_quota)

@@ -12,14 +12,14 @@ from typing import cast
 
 import redis
 
-from agent_sessions.auth import KEY_ID_RE, SECRET_RE, ApiKey, Role, digest, new_key
+from agent_sessions.access.auth import KEY_ID_RE, SECRET_RE, ApiKey, Role, digest, new_key
 from agent_sessions.redis.client import execute_sync, first_error, replica_acks
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outages import outage_as_unavailable_sync
 
 
 class Keyring:
-    def __init__(self, client: redis.Redis, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
 

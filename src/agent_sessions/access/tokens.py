@@ -20,11 +20,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated, Literal, NotRequired
 
 import jwt
+from pydantic import Field
+from typing_extensions import TypedDict
 
-from agent_sessions.auth import ApiKey, Role
+from agent_sessions.access.auth import ApiKey, Role
 from agent_sessions.errors import TokenExpired, Unauthorized
+from agent_sessions.sessions.models import STRICT, AgentKey, SessionKey, Timestamp
+
+
+class ClientTokenCreate(TypedDict):
+    __pydantic_config__ = STRICT  # type: ignore[misc]
+    agent_key: AgentKey
+    session_key: NotRequired[SessionKey]  # absent: every session of the agent
+    role: NotRequired[Literal["viewer", "editor"]]  # default viewer; never above the minting key's
+    ttl_seconds: NotRequired[Annotated[int, Field(ge=60, le=3600)]]  # default 900
+
+
+class ClientTokenCreated(TypedDict):
+    token: str  # act_…: send it as Authorization: Bearer, or ?access_token= on the event log
+    agent_key: str
+    session_key: str | None
+    role: Literal["viewer", "editor"]
+    expires_at: Timestamp
+
 
 PREFIX = "act_"
 ALGORITHM = "HS256"

@@ -1,6 +1,6 @@
 """Escalations: which updates escalate (``rules``), recorded once, then delivered as webhooks.
 
-An escalation is recorded once per event (``redis.escalations.EscalationStore``), counted in the agent's
+An escalation is recorded once per event (``escalations.store.EscalationStore``), counted in the agent's
 report in the same step, and queued as a ``session.escalated`` message for every webhook endpoint that
 subscribes to it (and for ``ESCALATION_WEBHOOK_URL``). A delivery that exhausts its retries becomes a
 dead letter of its endpoint: kept, listed (``GET /v2/webhook_endpoints/{id}/deliveries?status=dead``,
@@ -9,9 +9,9 @@ dead letter of its endpoint: kept, listed (``GET /v2/webhook_endpoints/{id}/deli
 
 from __future__ import annotations
 
-from agent_sessions.events import Event
-from agent_sessions.models import Metadata
-from agent_sessions.rules import Rules
+from agent_sessions.escalations.rules import Rules
+from agent_sessions.events.model import Event
+from agent_sessions.sessions.models import Metadata
 
 
 def before_and_after(event: Event) -> tuple[Metadata, Metadata]:

@@ -27,7 +27,7 @@ from pydantic.config import JsonDict
 from typing_extensions import TypedDict
 
 from agent_sessions.errors import InvalidRequest
-from agent_sessions.models import Metadata
+from agent_sessions.sessions.models import Metadata
 
 MAX_RULES = 32
 MAX_VALUES = 32

@@ -3,7 +3,7 @@
 An escalation is recorded once per event (``lua/escalation_record.lua``), counted in the agent's
 report and put in the outbox as a ``session.escalated`` event (the relay appends it to the event log)
 in the same step; its webhook body is fixed then, so every endpoint and every retry sends the same
-bytes. Delivering it is the webhook deliveries' job (``redis.webhooks``).
+bytes. Delivering it is the webhook deliveries' job (``webhooks.store``).
 
 A record is kept as long as the event log keeps its event (what a redelivery or a recovery rebuilds
 it from), and at least ``MIN_KEEP_MS``: it is also what makes an event the relay or Dramatiq sends again
@@ -16,20 +16,21 @@ from typing import cast
 
 import redis
 
-from agent_sessions.endpoints import escalation_id
-from agent_sessions.events import Event
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.escalations.lua import ESCALATION_RECORD
+from agent_sessions.events.model import Event
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.webhooks.model import escalation_id
 
 MIN_KEEP_MS = 24 * 3600 * 1000
 
 
 class EscalationStore:
-    def __init__(self, client: redis.Redis, retention_s: float = 24 * 3600, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, retention_s: float = 24 * 3600) -> None:
         self.redis = client
         self.keys = keys
         self.keep_ms = max(MIN_KEEP_MS, int(retention_s * 1000))
-        self._record = SyncScript(client, "escalation_record")
+        self._record = SyncScript(client, ESCALATION_RECORD)
 
     def record(self, event: Event, fired: list[str], body: bytes) -> tuple[bool, bytes]:
         """(whether this call recorded it, the body recorded first). Idempotent on the event id."""
@@ -37,23 +38,23 @@ class EscalationStore:
         reply = cast(
             list[str],
             self._record(
-                [
-                    self.keys.escalation(agent, event["event_id"]),
-                    self.keys.report(agent),
-                    self.keys.outbox(self.keys.tag(agent)),
-                ],
-                [
-                    event["event_id"],
-                    agent,
-                    event["session_key"],
-                    ",".join(fired),
-                    body,
-                    self.keep_ms,
-                    escalation_id(event["event_id"]),
-                    event["version"],
-                    event["actor"],
-                    event["request_id"],
-                ],
+                {
+                    "escalation": self.keys.escalation(agent, event["event_id"]),
+                    "report": self.keys.report(agent),
+                    "outbox": self.keys.outbox(self.keys.tag(agent)),
+                },
+                {
+                    "event_id": event["event_id"],
+                    "agent": agent,
+                    "session": event["session_key"],
+                    "rules": ",".join(fired),
+                    "body": body,
+                    "keep_ms": self.keep_ms,
+                    "escalation_id": escalation_id(event["event_id"]),
+                    "version": event["version"],
+                    "actor": event["actor"],
+                    "request_id": event["request_id"],
+                },
             ),
         )
         return reply[0] == "new", reply[1].encode()

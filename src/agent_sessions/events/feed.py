@@ -25,8 +25,8 @@ from typing import Any
 import orjson
 
 from agent_sessions.errors import InvalidRequest, RateLimited, StoreUnavailable
-from agent_sessions.events import TYPES, Event, event_from_entry
-from agent_sessions.redis.events import Entry, EventLog, entry_order
+from agent_sessions.events.model import TYPES, Event, event_from_entry
+from agent_sessions.events.store import Entry, EventLog, entry_order
 
 log = logging.getLogger("agent_sessions.feed")
 PARTITION = "0"

@@ -20,19 +20,20 @@ import zlib
 
 import redis
 
-from agent_sessions.redis.keys import KEYS, Keys
-from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.events.lua import RELAY_LEASE
+from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.scripts import Call, SyncScript
 
 
 class Leases:
-    def __init__(self, client: redis.Redis, name: str, lease_ms: int, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, name: str, lease_ms: int) -> None:
         self.redis = client
         self.name = name
         self.lease_ms = lease_ms
         self.keys = keys
         self.partitions = keys.partitions
         self.owned: set[int] = set()
-        self._lease = SyncScript(client, "relay_lease")
+        self._lease = SyncScript(client, RELAY_LEASE)
         self._next = 0.0
 
     def due(self) -> bool:
@@ -75,6 +76,6 @@ class Leases:
         self.owned = set()
         self.redis.zrem(self.keys.relays, self.name)
 
-    def _call(self, partition: int, op: str) -> tuple[list[str], list[str | int]]:
-        tag = self.keys.tags()[partition]
-        return [self.keys.relay_lease(tag)], [op, self.name, self.lease_ms]
+    def _call(self, partition: int, op: str) -> Call:
+        lease = self.keys.relay_lease(self.keys.tags()[partition])
+        return self._lease.call({"lease": lease}, {"op": op, "relay": self.name, "lease_ms": self.lease_ms})

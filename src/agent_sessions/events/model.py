@@ -19,16 +19,51 @@ version, which identify an event just as uniquely).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, Literal, NotRequired, get_args
 
 import orjson
+from typing_extensions import TypedDict
 
 from agent_sessions.ids import new_id
-from agent_sessions.models import EventType
-from agent_sessions.representations import event_time, session_resource, stored_value
+from agent_sessions.sessions.models import Change, Session, Timestamp
+from agent_sessions.sessions.representations import event_time, session_resource, stored_value
 
-# Every event type (spelled once, in ``models.EventType``). session.expired: deleted by the workers
+# Every event type (spelled once, in ``EventType``). session.expired: deleted by the workers
 # after its time-to-idle (actor "system"); session.escalated: an update that fired escalation rules.
+EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
+
+
+class EventResource(TypedDict):
+    """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
+
+    event_id: str
+    type: EventType
+    occurred_at: Timestamp
+    agent_key: str
+    session_key: str
+    version: int
+    incarnation: str
+    changes: dict[str, Change]
+    session: Session
+    actor: str
+    request_id: str
+    # session.escalated only: the rule that fired (the first, if several did), all of them, and the
+    # update that escalated (its event_id; ``version`` is the session's version it made)
+    rule: NotRequired[str]
+    rules: NotRequired[list[str]]
+    update_event_id: NotRequired[str]
+
+
+class EventPageMetadata(TypedDict):
+    next_cursor: str
+    has_more: bool
+
+
+class EventList(TypedDict):
+    events: list[EventResource]
+    metadata: EventPageMetadata
+
+
 TYPES: tuple[EventType, ...] = get_args(EventType)
 CREATED, UPDATED, DELETED, EXPIRED, ESCALATED = TYPES
 

@@ -16,7 +16,7 @@ import redis
 
 from agent_sessions.redis.acks import NO_REPLICA_ACKS
 from agent_sessions.redis.client import execute_sync, first_error, is_cluster
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 
 RELAY_GROUP = "relay"
 CLUSTER_POLL_MS = 20  # how often an idle relay looks at every partition of a Redis Cluster
@@ -28,7 +28,7 @@ class Outbox:
     acknowledged in its own stream. Each stream is read in order, so one session's events (one
     partition) are relayed in the order they were written."""
 
-    def __init__(self, client: redis.Redis, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
         self.streams = [keys.outbox(tag) for tag in keys.tags()]
@@ -122,7 +122,7 @@ class Outbox:
         return sum(pipe.execute())
 
 
-def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
+def pipeline_snapshot(client: redis.Redis, keys: Keys) -> dict[str, Any]:
     """The pipeline's state in two round trips: outbox backlog (every partition's), entries pending in
     the group, the age of the oldest entry, dead letters (every endpoint's, and the previous version's),
     and the workers' counters (``counters``)."""
@@ -132,7 +132,7 @@ def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
     pipe.hgetall(keys.counters)
     pipe.zcard(keys.dead_letters)
     for endpoint in endpoints:
-        pipe.zcard(keys.deliveries(endpoint)[-1])  # its log of dead letters (DELIVERY_STATUSES ends with dead)
+        pipe.zcard(keys.deliveries(endpoint)["dead"])  # its log of dead letters
     for stream in streams:
         pipe.xlen(stream)
         pipe.xrange(stream, count=1)
@@ -157,7 +157,7 @@ def pipeline_snapshot(client: redis.Redis, keys: Keys = KEYS) -> dict[str, Any]:
 class Counters:
     """The workers' counters for /metrics: ``<actor>:processed|failed``, ``webhooks:<outcome>``."""
 
-    def __init__(self, client: redis.Redis, keys: Keys = KEYS) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
 

@@ -1,16 +1,16 @@
-"""The outbox relay: moves events from the Redis outbox streams (``redis.outbox``, one per partition)
+"""The outbox relay: moves events from the Redis outbox streams (``events.outbox``, one per partition)
 into the event log and Dramatiq.
 
 Each relay is one consumer of the streams' consumer groups. It reads new entries (up to ``batch`` of
-each partition at a time), appends them to the event log (``redis.events.LogWriter``; idempotent on
+each partition at a time), appends them to the event log (``events.store.LogWriter``; idempotent on
 the event id, so the log holds each event once, each session's in version order), enqueues for each
 consumer actor one message holding the batch's events (by name: the relay never imports actor code),
 and only after the broker accepted them acknowledges and deletes the entries (so only acknowledged
 entries are ever trimmed). Several relays may run at once: each reads the partitions it leases
-(``redis.leases``), and relays first what the previous holder of a partition read and never
+(``events.leases``), and relays first what the previous holder of a partition read and never
 acknowledged (it died). Delivery is therefore at least once; consumers dedupe on the event. Before
 acknowledging, the relay also queues each event for the webhook endpoints subscribed to it
-(``redis.webhooks.Fanout``; the delivery loop sends them)."""
+(``webhooks.store.Fanout``; the delivery loop sends them)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ from typing import Any
 import dramatiq
 import redis
 
-from agent_sessions.endpoints import Message, event_message
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.events import ESCALATED, Event, consumers, event_from_entry
-from agent_sessions.redis.events import LogWriter
-from agent_sessions.redis.leases import Leases
+from agent_sessions.events.leases import Leases
+from agent_sessions.events.model import ESCALATED, Event, consumers, event_from_entry
+from agent_sessions.events.outbox import Entry, Outbox
+from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.outages import OUTAGE_ERRORS
-from agent_sessions.redis.outbox import Entry, Outbox
-from agent_sessions.redis.webhooks import Fanout
+from agent_sessions.webhooks.model import Message, event_message
+from agent_sessions.webhooks.store import Fanout
 
 log = logging.getLogger("agent_sessions.relay")
 

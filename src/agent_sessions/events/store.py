@@ -16,8 +16,10 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.errors import CursorExpired
+from agent_sessions.events import lua
+from agent_sessions.events.lua import EventsAppendKeys, EventsTrimKeys
 from agent_sessions.redis.client import Batches
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Script, SyncScript
 from agent_sessions.redis.steps import run_steps
@@ -47,12 +49,12 @@ def _entry(raw: list[Any]) -> Entry:
 
 class EventLog:
     def __init__(
-        self, client: aioredis.Redis, batches: Batches | None = None, keys: Keys = KEYS, scan_max: int = 5000
+        self, client: aioredis.Redis, keys: Keys, batches: Batches | None = None, scan_max: int = 5000
     ) -> None:
         self.redis = client
         self.keys = keys
         self.scan_max = scan_max
-        self._page = Script(batches or Batches(client), "events_page")
+        self._page = Script(batches or Batches(client), lua.EVENTS_PAGE)
 
     async def page(
         self, after: str, limit: int, agents: tuple[str, ...] = (), session: str = "", types: tuple[str, ...] = ()
@@ -61,8 +63,16 @@ class EventLog:
         filters, examining at most ``scan_max`` entries. Raises ``CursorExpired`` when entries after
         ``after`` were trimmed."""
         reply = await self._page(
-            [self.keys.events, self.keys.events_trimmed],
-            [after, limit, self.scan_max, ",".join(agents), session, ",".join(types), CHUNK],
+            {"log": self.keys.events, "trimmed": self.keys.events_trimmed},
+            {
+                "after": after,
+                "limit": limit,
+                "scan_max": self.scan_max,
+                "agents": ",".join(agents),
+                "session": session,
+                "types": ",".join(types),
+                "chunk": CHUNK,
+            },
         )
         if reply[0] == "cursor_expired":
             raise CursorExpired()
@@ -106,43 +116,45 @@ class LogWriter:
     """The relay's side of the log: appends the entries it relays (``lua/events_append.lua``), in
     calls of at most ``chunk`` entries, each atomic and idempotent on the event id."""
 
-    def __init__(self, client: redis.Redis, keys: Keys = KEYS, chunk: int = 500) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, chunk: int = 500) -> None:
         self.keys = keys
         self.chunk = chunk
-        self._append = SyncScript(client, "events_append")
+        self._append = SyncScript(client, lua.EVENTS_APPEND)
 
     def append(self, entries: list[dict[str, str]]) -> int:
         """Returns how many were new to the log."""
-        keys = [self.keys.events, self.keys.event_ids]
+        keys: EventsAppendKeys = {"log": self.keys.events, "ids": self.keys.event_ids}
         calls = []
         for start in range(0, len(entries), self.chunk):
             args: list[str | int] = []
             for fields in entries[start : start + self.chunk]:
                 args.append(len(fields) * 2)
                 args.extend(item for pair in fields.items() for item in pair)
-            calls.append((keys, args))
+            calls.append(self._append.call(keys, {}, more_args=args))
         return sum(int(n) for n in self._append.many(calls)) if calls else 0
 
 
 class Retention:
     """Keeps the log within ``retention_s`` seconds and ``max_events`` entries (the workers run it)."""
 
-    def __init__(
-        self, client: redis.Redis, retention_s: float, max_events: int, batch: int = 1000, keys: Keys = KEYS
-    ) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, retention_s: float, max_events: int, batch: int = 1000) -> None:
         self.redis = client
         self.retention_s = retention_s
         self.max_events = max_events
         self.batch = batch
         self.keys = keys
-        self._trim = SyncScript(client, "events_trim")
+        self._trim = SyncScript(client, lua.EVENTS_TRIM)
 
     def step(self) -> int:
         """Drop at most ``batch`` entries that are out of bounds; returns how many were dropped."""
         seconds, micros = self.redis.time()
         cutoff_ms = int((seconds + micros / 1e6 - self.retention_s) * 1000)
-        keys = [self.keys.events, self.keys.event_ids, self.keys.events_trimmed]
-        return int(self._trim(keys, [cutoff_ms, self.max_events, self.batch]))
+        keys: EventsTrimKeys = {
+            "log": self.keys.events,
+            "ids": self.keys.event_ids,
+            "trimmed": self.keys.events_trimmed,
+        }
+        return int(self._trim(keys, {"cutoff_ms": cutoff_ms, "max_events": self.max_events, "batch": self.batch}))
 
     def run(self, stop: threading.Event, idle_s: float = 1.0) -> None:
         """Trim until ``stop`` is set: step after step while there is work, every ``idle_s`` when not."""

@@ -21,8 +21,8 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from agent_sessions.errors import ServiceError
-from agent_sessions.feed import EventFilter, Feed, Subscriber, encode_cursor, page, sse_message
-from agent_sessions.redis.events import entry_order
+from agent_sessions.events.feed import EventFilter, Feed, Subscriber, encode_cursor, page, sse_message
+from agent_sessions.events.store import entry_order
 from agent_sessions.web.protocol import STOP_STREAM
 
 CATCH_UP_PAGE = 500

@@ -1,8 +1,10 @@
 """Every Redis key the service uses, named in one place under one prefix.
 
-Nothing outside ``agent_sessions.redis`` spells a key (``make check`` greps for it). The Lua scripts
-receive their keys from here through KEYS, except where a script reads keys it can only know at run
-time (a page of an index, a purge): those get the key prefix from here through ARGV instead.
+Nothing else spells a key (``make lint`` checks it: ``tools/check_redis_boundary.py``). A ``Keys`` is
+made from the settings by the bootstrap and passed down; nothing has a default one. The Lua scripts
+receive their keys from here through KEYS, by the names their declarations give them (each feature's
+``lua.py``), except where a script reads keys it can only know at run time (a page of an index, a
+purge): those get the key prefix from here through ARGV instead.
 
 Every key of one agent carries its partition's hash tag, ``{p<i>.<n>}`` (written ``{t}`` below), so
 that on a Redis Cluster an agent's keys share one hash slot. The partition is a stable hash of the
@@ -49,10 +51,12 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 
 What reads every partition (the agent list, the relay, the purge and expiry sweeps, reindex,
 /metrics) reads each partition's key. The write scripts put each event in the agent's partition's
-outbox only; the relay appends it to the event log (``{events}``). Not yet Redis Cluster ready: the
-gate reads an API key's record and bucket (one tag) with the client address's bucket, and a PATCH
-runs the gate in its write; the webhook scripts touch an endpoint's keys (tagged by its id) with the
-endpoint list or the counters, and a delivery claim reads every endpoint's queue in one script.
+outbox only; the relay appends it to the event log (``{events}``). On a Redis Cluster no script
+reaches beyond one slot: the gate reads an API key's record and bucket (one tag, the key's digest)
+and a failed authentication is charged to the address's bucket by a script of its own; the update
+script runs the gate only on one Redis (a key's slot is not its agent's); an endpoint's scripts touch
+only its own keys (tagged by its id), and the endpoint list, its version and the counters are written
+in steps of their own; a delivery claim reads one endpoint's queue per call.
 """
 
 from __future__ import annotations
@@ -62,9 +66,9 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+from typing_extensions import TypedDict
 
 from agent_sessions.config import Settings
-from agent_sessions.endpoints import DELIVERY_STATUSES
 
 PREFIX = "as:"
 LAYOUT = 2  # the version of this table; ``migrate.py`` moves older stores to it
@@ -282,17 +286,19 @@ class Keys:
     def webhook_endpoint(self, endpoint: str) -> str:
         return f"{self.prefix}whe:{{{endpoint}}}"
 
-    def deliveries(self, endpoint: str) -> list[str]:
+    def deliveries(self, endpoint: str) -> DeliveryKeys:
         """One endpoint's delivery keys: rows, bodies, the due queue, the log, the log per status."""
         log = f"{self.prefix}whl:{{{endpoint}}}"
-        statuses = [f"{log}:{status}" for status in DELIVERY_STATUSES]
-        return [
-            f"{self.prefix}whd:{{{endpoint}}}",
-            f"{self.prefix}whb:{{{endpoint}}}",
-            f"{self.prefix}whq:{{{endpoint}}}",
-            log,
-            *statuses,
-        ]
+        return {
+            "rows": f"{self.prefix}whd:{{{endpoint}}}",
+            "bodies": f"{self.prefix}whb:{{{endpoint}}}",
+            "queue": f"{self.prefix}whq:{{{endpoint}}}",
+            "log": log,
+            "pending": f"{log}:pending",
+            "delivered": f"{log}:delivered",
+            "failed": f"{log}:failed",
+            "dead": f"{log}:dead",
+        }
 
     def attempts(self, endpoint: str) -> str:
         """One endpoint's attempts: message id -> the newest attempts of its delivery (JSON list)."""
@@ -310,7 +316,18 @@ class Keys:
         return f"{self.prefix}dev:seeded"
 
 
-KEYS = Keys()
+class DeliveryKeys(TypedDict):
+    """One webhook endpoint's delivery keys (``Keys.deliveries``), named as the delivery scripts name
+    them: its rows, bodies and due queue, its log and the log of each delivery status."""
+
+    rows: str
+    bodies: str
+    queue: str
+    log: str
+    pending: str
+    delivered: str
+    failed: str
+    dead: str
 
 
 @dataclass(frozen=True)

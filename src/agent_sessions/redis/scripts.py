@@ -1,6 +1,13 @@
 """The one registry of Lua scripts, and the one way to run them: by name, with EVALSHA, loading the
 script again when Redis has forgotten it (a restart, ``SCRIPT FLUSH``).
 
+Each script's KEYS and ARGV are declared once, by name and in order (``declare``: a ``TypedDict`` of
+each, so that a caller names every one and mypy checks the names), and a caller passes them by name:
+``await script(KeysOf(...), ArgsOf(...))``. What follows the declared ones, when a script takes a
+variable tail (field/value pairs, one key per index), is named too (``more_keys``, ``more_args``) and
+passed apart. The script's header says the same (``-- KEYS: a, b, c`` and ``-- ARGV: d, e, rest...``),
+and ``tests/unit/test_script_declarations.py`` holds every header to its declaration.
+
 - ``Script``: for the API (asyncio). Calls are batched with other requests' calls (``client.Batches``);
   an outage raises ``StoreUnavailable`` and a full Redis ``InsufficientStorage``. ``many`` sends calls
   that must run in order in one pipeline of their own.
@@ -19,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from importlib.resources import files
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import redis
 from redis.exceptions import MaxConnectionsError, NoScriptError, ResponseError
+from typing_extensions import TypedDict
 
 from agent_sessions.errors import StoreUnavailable
 from agent_sessions.redis.acks import NO_REPLICA_ACKS
@@ -81,7 +89,11 @@ UNCONFIRMED = frozenset(
 )
 PRELUDE_MARK = "-- prelude: "
 LOAD_WAIT_S = 1.0  # how long a reload waits for a free connection of a busy cluster node
-Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV)
+Arg = str | bytes | int | float  # what an ARGV entry may be given as (Redis receives them all as strings)
+Call = tuple[Sequence[Any], Sequence[Any]]  # (KEYS, ARGV), positional: made by ``Declared.positions``
+K = TypeVar("K", bound=Mapping[str, object])
+A = TypeVar("A", bound=Mapping[str, object])
+DECLARED: dict[str, Declared[Any, Any]] = {}
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,55 @@ class Lua:
     @property
     def sha(self) -> str:
         return hashlib.sha1(self.source.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Declared(Generic[K, A]):
+    """A script's KEYS and ARGV: their names in order (the fields of ``keys`` and of ``args``), and the
+    names of the variable tails that follow them, if the script takes any."""
+
+    name: str
+    keys: type[K]
+    args: type[A]
+    more_keys: str = ""
+    more_args: str = ""
+    source: Lua | None = None  # None: lua/<name>.lua (given: a script of a test's own)
+
+    @cached_property
+    def lua(self) -> Lua:
+        return self.source or lua(self.name)
+
+    @cached_property
+    def key_names(self) -> tuple[str, ...]:
+        return tuple(self.keys.__annotations__)
+
+    @cached_property
+    def arg_names(self) -> tuple[str, ...]:
+        return tuple(self.args.__annotations__)
+
+    def positions(self, keys: K, args: A, more_keys: Sequence[Any] = (), more_args: Sequence[Any] = ()) -> Call:
+        """KEYS and ARGV in the script's order."""
+        # map, not a generator: this runs for every PATCH, and a generator is a Python call per item
+        return [*map(keys.__getitem__, self.key_names), *more_keys], [
+            *map(args.__getitem__, self.arg_names),
+            *more_args,
+        ]
+
+
+def declare(name: str, keys: type[K], args: type[A], more_keys: str = "", more_args: str = "") -> Declared[K, A]:
+    """Declare script ``name`` (once: a second declaration is an error)."""
+    if name in DECLARED or name not in NAMES:
+        raise ValueError(f"script {name!r} declared twice, or no such script")
+    declared = DECLARED[name] = Declared(name, keys, args, more_keys, more_args)
+    return declared
+
+
+class NoKeys(TypedDict):
+    pass
+
+
+class NoArgs(TypedDict):
+    pass
 
 
 def _read(name: str) -> str:
@@ -109,12 +170,14 @@ def lua(name: str) -> Lua:
     return Lua(name, text)
 
 
-class Script:
-    """A script run by the API: ``await script(keys, args)``."""
+class Script(Generic[K, A]):
+    """A script run by the API: ``await script(keys, args)`` (by name, as declared)."""
 
-    def __init__(self, batches: Batches, script: str | Lua) -> None:
+    def __init__(self, batches: Batches, declared: Declared[K, A]) -> None:
         self.batches = batches
-        self.lua = lua(script) if isinstance(script, str) else script
+        self.declared = declared
+        self.key_names, self.arg_names = declared.key_names, declared.arg_names
+        self.lua = declared.lua
         self.sha = self.lua.sha
         self.confirm = self.lua.name not in UNCONFIRMED
         self.acks = batches.acks if self.confirm else NO_REPLICA_ACKS
@@ -141,9 +204,15 @@ class Script:
                     await asyncio.sleep(0.001)
             self._loads += 1
 
-    async def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        # Every PATCH runs through here: the error mapping is written out rather than shared with
-        # ``many`` through a wrapper (a closure and one more await per call).
+    async def __call__(self, keys: K, args: A, more_keys: Sequence[Any] = (), more_args: Sequence[Any] = ()) -> Any:
+        # Every PATCH runs through here: the names are put in order here rather than by
+        # ``Declared.positions`` (one Python call less), and the error mapping is written out rather
+        # than shared with ``many`` through a wrapper (a closure and one more await per call).
+        keys_at = [*map(keys.__getitem__, self.key_names), *more_keys]
+        args_at = [*map(args.__getitem__, self.arg_names), *more_args]
+        return await self.positional(keys_at, args_at)
+
+    async def positional(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         try:
             try:
                 return await self.batches.evalsha(self.sha, keys, args, self.confirm)
@@ -155,6 +224,10 @@ class Script:
         except ResponseError as exc:
             raise_if_full(exc)
             raise
+
+    def call(self, keys: K, args: A, more_keys: Sequence[Any] = (), more_args: Sequence[Any] = ()) -> Call:
+        """One call of ``many``: the declared names put in the script's order."""
+        return self.declared.positions(keys, args, more_keys, more_args)
 
     async def many(self, calls: Sequence[Call]) -> list[Any]:
         """Many calls in one pipeline of their own, run in the order given (the shared batches may run
@@ -187,17 +260,23 @@ def forgotten(results: list[Any]) -> list[int]:
     return [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
 
 
-class SyncScript:
-    """A script run by a worker or the CLI: ``script(keys, args)``, or ``script.many(calls)``."""
+class SyncScript(Generic[K, A]):
+    """A script run by a worker or the CLI: ``script(keys, args)`` (by name, as declared), or
+    ``script.many(calls)`` (each call's positions from ``call``)."""
 
-    def __init__(self, client: redis.Redis, script: str | Lua) -> None:
+    def __init__(self, client: redis.Redis, declared: Declared[K, A]) -> None:
         self.client = client
-        self.lua = lua(script) if isinstance(script, str) else script
+        self.declared = declared
+        self.lua = declared.lua
         self.sha = self.lua.sha
         self.acks = replica_acks(client) if self.lua.name not in UNCONFIRMED else NO_REPLICA_ACKS
 
-    def __call__(self, keys: Sequence[Any], args: Sequence[Any]) -> Any:
-        return self.many([(keys, args)])[0]
+    def __call__(self, keys: K, args: A, more_keys: Sequence[Any] = (), more_args: Sequence[Any] = ()) -> Any:
+        return self.many([self.call(keys, args, more_keys, more_args)])[0]
+
+    def call(self, keys: K, args: A, more_keys: Sequence[Any] = (), more_args: Sequence[Any] = ()) -> Call:
+        """One call of ``many``: the declared names put in the script's order."""
+        return self.declared.positions(keys, args, more_keys, more_args)
 
     def many(self, calls: Sequence[Call]) -> list[Any]:
         """One round trip for all ``calls`` (one per node on a cluster). See ``forgotten``."""

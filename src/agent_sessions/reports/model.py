@@ -1,7 +1,7 @@
 """Per-agent reports, kept by the reporting actor from events alone (never by scanning sessions).
 
 The counting happens in ``lua/report_apply.lua`` (exactly once per event, in version order), called by
-``redis.reports.ReportStore``; this module holds the rules: which value a session counts under, and how
+``reports.store.ReportStore``; this module holds the rules: which value a session counts under, and how
 the stored hash becomes the ``GET /v2/agents/{agent_key}/report`` body.
 """
 

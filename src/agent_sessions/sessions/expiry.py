@@ -20,24 +20,23 @@ from typing import cast
 
 import redis
 
-from agent_sessions.events import new_event_id
-from agent_sessions.redis.indexes import SessionIndexes
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.events.model import new_event_id
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.steps import run_steps
+from agent_sessions.sessions.indexes import SessionIndexes
+from agent_sessions.sessions.lua import SESSION_EXPIRE, SessionExpireArgs
 
 log = logging.getLogger("agent_sessions.expiry")
 
 
 class Expirer:
-    def __init__(
-        self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS, dimensions: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, batch: int = 100, dimensions: tuple[str, ...] = ()) -> None:
         self.redis = client
         self.batch = batch
         self.keys = keys
-        self.indexes = SessionIndexes(dimensions, keys=keys)
-        self._script = SyncScript(client, "session_expire")
+        self.indexes = SessionIndexes(keys, dimensions)
+        self._script = SyncScript(client, SESSION_EXPIRE)
 
     def step(self) -> Counter[str]:
         """Expire what is due, at most ``batch`` sessions; returns the outcomes by kind."""
@@ -54,8 +53,13 @@ class Expirer:
         calls = []
         for member in due:
             agent, _, session = member.partition("/")
-            keys = self.indexes.removal_keys(agent, session)
-            calls.append((keys, [agent, session, new_event_id(), *self.indexes.script_args(agent)]))
+            args: SessionExpireArgs = {
+                "agent": agent,
+                "session": session,
+                "event_id": new_event_id(),
+                "dimension_prefix": self.keys.dimension_prefix(agent),
+            }
+            calls.append(self._script.call(self.indexes.removal_keys(agent, session), args))
         return Counter(cast(list[str], self._script.many(calls))) if calls else Counter()
 
     def run(self, stop: threading.Event, idle_s: float = 0.5) -> None:

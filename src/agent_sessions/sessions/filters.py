@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent_sessions.errors import InvalidRequest
-from agent_sessions.models import NUMBER_MAX, NUMBER_MIN
+from agent_sessions.sessions.models import NUMBER_MAX, NUMBER_MIN
 
 MAX_CHARS = 1000  # characters; as percent-encoded UTF-8 in a URL, within the 16 KiB request head
 MAX_TERMS = 32

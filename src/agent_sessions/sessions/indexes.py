@@ -18,8 +18,9 @@ from typing import Any, cast
 import orjson
 import redis
 
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
+from agent_sessions.sessions.lua import SESSIONS_REINDEX, RemovalKeys
 
 log = logging.getLogger("agent_sessions.reindex")
 
@@ -28,36 +29,36 @@ INDEXED_VALUE_MAX_BYTES = 128
 
 @dataclass(frozen=True)
 class SessionIndexes:
+    keys: Keys
     dimensions: tuple[str, ...] = ()
     max_bytes: int = INDEXED_VALUE_MAX_BYTES
-    keys: Keys = KEYS
 
-    def script_keys(self, agent: str) -> list[str]:
-        """KEYS of _index.lua's ``index_of``: created and updated sort indexes, the expiry index."""
+    def sort_keys(self, agent: str) -> tuple[str, str, str]:
+        """The keys of _index.lua's ``index_of``: the created and updated sort indexes, the expiry index."""
         k = self.keys
-        return [k.sessions_by(agent, "created"), k.sessions_by(agent, "updated"), k.expiry(k.tag(agent))]
+        return k.sessions_by(agent, "created"), k.sessions_by(agent, "updated"), k.expiry(k.tag(agent))
 
-    def removal_keys(self, agent: str, session: str) -> list[str]:
-        """KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua), in
-        the order lua/_remove.lua reads them."""
+    def removal_keys(self, agent: str, session: str) -> RemovalKeys:
+        """The KEYS of the scripts that remove one session (session_delete.lua, session_expire.lua)."""
         k = self.keys
-        return [
-            k.agent(agent),
-            k.session(agent, session),
-            *k.session_indexes(agent),
-            k.outbox(k.tag(agent)),
-            k.history(agent, session),
-            k.history_bytes(agent, session),
-            *self.script_keys(agent),
-        ]
+        created, updated, expiry = self.sort_keys(agent)
+        return {
+            "agent": k.agent(agent),
+            "session": k.session(agent, session),
+            "all_sessions": k.sessions(agent),
+            "enabled_index": k.sessions(agent, True),
+            "disabled_index": k.sessions(agent, False),
+            "outbox": k.outbox(k.tag(agent)),
+            "history": k.history(agent, session),
+            "history_bytes": k.history_bytes(agent, session),
+            "created_index": created,
+            "updated_index": updated,
+            "expiry_index": expiry,
+        }
 
     def ready_fields(self) -> list[str]:
         """The fields of the ``indexes`` hash that say these indexes are complete."""
         return ["sort", *(f"dim:{dimension}" for dimension in self.dimensions)]
-
-    def script_args(self, agent: str) -> list[str]:
-        """ARGV of ``index_of``: the dimension index prefix."""
-        return [self.keys.dimension_prefix(agent)]
 
     def indexed(self, metadata: dict[str, Any]) -> str:
         """A session's indexed values (its hash's ``ix``): JSON of the dimensions whose value is a short
@@ -85,7 +86,7 @@ class Reindexer:
         self.redis = client
         self.indexes = indexes
         self.batch = batch
-        self._script = SyncScript(client, "sessions_reindex")
+        self._script = SyncScript(client, SESSIONS_REINDEX)
 
     def run(self) -> int:
         """Returns how many agents were reindexed."""
@@ -100,20 +101,26 @@ class Reindexer:
             for key in self.redis.scan_iter(match=keys.dimension_prefix(agent) + "*", count=1000):
                 self.redis.unlink(key)
             after = ""
+            created, updated, expiry = self.indexes.sort_keys(agent)
             while True:
                 after = cast(
                     str,
                     self._script(
-                        [keys.sessions(agent), *self.indexes.script_keys(agent)],
-                        [
-                            keys.session_prefix(agent),
-                            *self.indexes.script_args(agent),
-                            ",".join(self.indexes.dimensions),
-                            self.indexes.max_bytes,
-                            agent,
-                            after,
-                            self.batch,
-                        ],
+                        {
+                            "all_sessions": keys.sessions(agent),
+                            "created_index": created,
+                            "updated_index": updated,
+                            "expiry_index": expiry,
+                        },
+                        {
+                            "session_prefix": keys.session_prefix(agent),
+                            "dimension_prefix": keys.dimension_prefix(agent),
+                            "dimensions": ",".join(self.indexes.dimensions),
+                            "max_bytes": self.indexes.max_bytes,
+                            "agent": agent,
+                            "after": after,
+                            "batch": self.batch,
+                        },
                     ),
                 )
                 if not after:

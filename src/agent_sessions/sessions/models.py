@@ -34,7 +34,7 @@ Metadata = dict[str, Any]
 # RFC 3339 UTC times: strings on the wire, typed as date-time for generated clients.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
-_STRICT = ConfigDict(extra="forbid", strict=True)
+STRICT = ConfigDict(extra="forbid", strict=True)
 
 # Time-to-idle, in minutes (fractions allowed: 0.5 is 30 s); 0: never. At most ten years.
 TTI_MAX_MINUTES = 10 * 365 * 24 * 60
@@ -47,7 +47,7 @@ def stored_minutes(minutes: float) -> str:
 
 
 class AgentCreate(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    __pydantic_config__ = STRICT  # type: ignore[misc]
     key: NotRequired[AgentKey]
     name: Name
     description: NotRequired[Description]
@@ -57,7 +57,7 @@ class AgentCreate(TypedDict):
 
 
 class AgentPatch(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    __pydantic_config__ = STRICT  # type: ignore[misc]
     name: Name
     description: Description
     metadata: Metadata
@@ -66,7 +66,7 @@ class AgentPatch(TypedDict, total=False):
 
 
 class SessionCreate(TypedDict, total=False):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    __pydantic_config__ = STRICT  # type: ignore[misc]
     key: SessionKey
     name: Annotated[str, StringConstraints(max_length=255)]
     description: Description
@@ -78,7 +78,7 @@ class SessionCreate(TypedDict, total=False):
 class SessionPatch(TypedDict, total=False):
     """The seed's PATCH body, and the time-to-idle. ``name`` is set at creation only."""
 
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
+    __pydantic_config__ = STRICT  # type: ignore[misc]
     description: Description
     metadata: Metadata
     enabled: bool
@@ -148,59 +148,9 @@ class HistoryEntry(TypedDict):
     changes: dict[str, Change]
 
 
-class ClientTokenCreate(TypedDict):
-    __pydantic_config__ = _STRICT  # type: ignore[misc]
-    agent_key: AgentKey
-    session_key: NotRequired[SessionKey]  # absent: every session of the agent
-    role: NotRequired[Literal["viewer", "editor"]]  # default viewer; never above the minting key's
-    ttl_seconds: NotRequired[Annotated[int, Field(ge=60, le=3600)]]  # default 900
-
-
-class ClientTokenCreated(TypedDict):
-    token: str  # act_…: send it as Authorization: Bearer, or ?access_token= on the event log
-    agent_key: str
-    session_key: str | None
-    role: Literal["viewer", "editor"]
-    expires_at: Timestamp
-
-
 class History(TypedDict):
     history: list[HistoryEntry]
     metadata: PageMetadata
-
-
-EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
-
-
-class Event(TypedDict):
-    """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
-
-    event_id: str
-    type: EventType
-    occurred_at: Timestamp
-    agent_key: str
-    session_key: str
-    version: int
-    incarnation: str
-    changes: dict[str, Change]
-    session: Session
-    actor: str
-    request_id: str
-    # session.escalated only: the rule that fired (the first, if several did), all of them, and the
-    # update that escalated (its event_id; ``version`` is the session's version it made)
-    rule: NotRequired[str]
-    rules: NotRequired[list[str]]
-    update_event_id: NotRequired[str]
-
-
-class EventPageMetadata(TypedDict):
-    next_cursor: str
-    has_more: bool
-
-
-class EventList(TypedDict):
-    events: list[Event]
-    metadata: EventPageMetadata
 
 
 class ErrorBody(TypedDict):

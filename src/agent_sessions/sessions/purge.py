@@ -15,46 +15,49 @@ from typing import cast
 
 import redis
 
-from agent_sessions.events import new_event_id
-from agent_sessions.redis.indexes import SessionIndexes
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.events.model import new_event_id
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.redis.steps import run_steps
+from agent_sessions.sessions.indexes import SessionIndexes
+from agent_sessions.sessions.lua import AGENT_PURGE
 
 log = logging.getLogger("agent_sessions.purge")
 
 
 class Purger:
-    def __init__(
-        self, client: redis.Redis, batch: int = 100, keys: Keys = KEYS, dimensions: tuple[str, ...] = ()
-    ) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, batch: int = 100, dimensions: tuple[str, ...] = ()) -> None:
         self.redis = client
         self.batch = batch
         self.keys = keys
-        self.indexes = SessionIndexes(dimensions, keys=keys)
-        self._script = SyncScript(client, "agent_purge")
+        self.indexes = SessionIndexes(keys, dimensions)
+        self._script = SyncScript(client, AGENT_PURGE)
 
     def step(self) -> int:
         """One step for every agent being purged; returns how many sessions it deleted."""
         deleted = 0
         for agent in self._purging():
+            tag = self.keys.tag(agent)
+            created, updated, expiry = self.indexes.sort_keys(agent)
             done, left = cast(
                 list[int],
                 self._script(
-                    [
-                        self.keys.purge(agent),
-                        self.keys.purges(self.keys.tag(agent)),
-                        self.keys.outbox(self.keys.tag(agent)),
-                        *self.indexes.script_keys(agent),
-                    ],
-                    [
-                        agent,
-                        self.batch,
-                        self.keys.session_prefix(agent),
-                        self.keys.history_prefix(agent),
-                        new_event_id(),
-                        *self.indexes.script_args(agent),
-                    ],
+                    {
+                        "purge": self.keys.purge(agent),
+                        "purges": self.keys.purges(tag),
+                        "outbox": self.keys.outbox(tag),
+                        "created_index": created,
+                        "updated_index": updated,
+                        "expiry_index": expiry,
+                    },
+                    {
+                        "agent": agent,
+                        "batch": self.batch,
+                        "session_prefix": self.keys.session_prefix(agent),
+                        "history_prefix": self.keys.history_prefix(agent),
+                        "event_id_prefix": new_event_id(),
+                        "dimension_prefix": self.keys.dimension_prefix(agent),
+                    },
                 ),
             )
             deleted += done

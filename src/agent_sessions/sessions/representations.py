@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from agent_sessions.models import Agent, Session
+from agent_sessions.sessions.models import Agent, Session
 
 Fields = dict[str, str]
 

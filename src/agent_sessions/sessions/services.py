@@ -17,11 +17,11 @@ from typing import Any
 
 import orjson
 
-from agent_sessions import filters, tokens
-from agent_sessions.auth import ApiKey, Role, article, authorize
-from agent_sessions.errors import AgentNotFound, Conflict, Forbidden, InvalidRequest, PreconditionFailed
-from agent_sessions.events import Origin
-from agent_sessions.models import (
+from agent_sessions.errors import AgentNotFound, Conflict, InvalidRequest, PreconditionFailed
+from agent_sessions.events.model import Origin
+from agent_sessions.reports.model import Report, report_from_hash
+from agent_sessions.sessions import filters
+from agent_sessions.sessions.models import (
     AGENT_KEY_PATTERN,
     AGENT_KEY_RE,
     KEY_MAX_LENGTH,
@@ -29,7 +29,6 @@ from agent_sessions.models import (
     SESSION_KEY_RE,
     Agent,
     AgentList,
-    ClientTokenCreated,
     History,
     HistoryEntry,
     MetadataLimits,
@@ -40,9 +39,8 @@ from agent_sessions.models import (
     encode_metadata,
     stored_minutes,
 )
-from agent_sessions.redis.store import Admission, Idempotency, Page, Query, Store
-from agent_sessions.reports import Report, report_from_hash
-from agent_sessions.representations import agent_resource, event_time, session_resource, stored_value
+from agent_sessions.sessions.representations import agent_resource, event_time, session_resource, stored_value
+from agent_sessions.sessions.store import AdmissionInWrite, Idempotency, Page, Query, Store
 
 VERSION_RE = re.compile(r"[1-9][0-9]{0,17}")
 
@@ -317,7 +315,7 @@ class Services:
         merge: bool = False,
         if_match: str = "",
         idem: Idempotency | None = None,
-        admission: Admission | None = None,
+        admission: AdmissionInWrite | None = None,
     ) -> tuple[Session, bool]:
         """The PATCH; returns the session after it and whether this was a replay. ``admission``: the
         request is yet to be admitted (authenticated, rate limited) by the update script itself.
@@ -360,26 +358,6 @@ class Services:
                 continue
             return session_resource(agent, session, written.fields), written.replayed
         raise Conflict(f"the session changed {MERGE_ATTEMPTS} times while this merge patch was applied; retry")
-
-    async def mint_token(
-        self, signer: tokens.Signer, key: ApiKey, key_digest: str, body: dict[str, Any]
-    ) -> ClientTokenCreated:
-        """A client token for ``body``'s agent (and session), for a key that may act on the agent with
-        at least the role asked for (a token never exceeds its minter). 404 for an unknown agent."""
-        agent, session = body["agent_key"], body.get("session_key")
-        role = Role(body.get("role", Role.VIEWER))
-        if role.rank > key.role.rank:
-            raise Forbidden(f"{article(key.role)} {key.role} key cannot mint {article(role)} {role} token")
-        authorize(key, role, agent)
-        await self.store.get_agent(agent)
-        token, expires = signer.mint(key, key_digest, agent, session, role, body.get("ttl_seconds", tokens.TTL_DEFAULT))
-        return {
-            "token": token,
-            "agent_key": agent,
-            "session_key": session,
-            "role": role.value,  # type: ignore[typeddict-item]
-            "expires_at": event_time(str(expires * 1000)),
-        }
 
     async def history(self, agent: str, session: str, page_key: str | None, limit: int) -> History:
         below = decode_version_key(page_key)

@@ -1,29 +1,25 @@
-"""The store of agents and sessions: every read and write of them, each write one Lua script.
+"""The store of sessions (and, through ``AgentStore``, of agents): every read and write of them.
 
-Every write runs as one Lua script (see ``lua/*.lua`` for each script's KEYS, ARGV and layout), so a
-write is all or nothing and timestamps come from Redis ``TIME``, never from an API server's clock.
-Methods return raw hash fields (``dict[str, str]``); ``services`` turns them into resources. A script's
-status becomes a domain error through one table (``replies``).
+Every write runs as one Lua script (``redis/lua/*.lua``; its KEYS and ARGV declared by name in
+``sessions/lua.py``), so a write is all or nothing and timestamps come from Redis ``TIME``, never from
+an API server's clock. Methods return raw hash fields (``dict[str, str]``); ``services`` turns them
+into resources. A script's status becomes a domain error through one table (``redis.replies``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol, cast
-
-import redis.asyncio as aioredis
+from typing import Any, Protocol
 
 from agent_sessions.errors import PreconditionFailed, ServiceError
-from agent_sessions.events import Origin, new_event_id
-from agent_sessions.redis.client import Batches
-from agent_sessions.redis.indexes import SessionIndexes
-from agent_sessions.redis.keys import KEYS, Keys, of_agent
-from agent_sessions.redis.outages import outage_as_unavailable
+from agent_sessions.events.model import Origin, new_event_id
+from agent_sessions.redis.keys import of_agent
 from agent_sessions.redis.replies import raise_for
-from agent_sessions.redis.scripts import Script
-from agent_sessions.representations import expires_at
+from agent_sessions.sessions.agent_store import AgentStore, Fields, Page, pairs
+from agent_sessions.sessions.lua import SessionCreateArgs, SessionCreateKeys, SessionUpdateArgs, SessionUpdateKeys
+from agent_sessions.sessions.representations import expires_at
 
-Fields = dict[str, str]
+__all__ = ["AdmissionInWrite", "Fields", "Found", "Idempotency", "Page", "Query", "Store", "Written"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +35,7 @@ class Idempotency:
     max_records: int
 
 
-class Admission(Protocol):
+class AdmissionInWrite(Protocol):
     """A request the update script is to admit before it writes (the gate of ``lua/_gate.lua``, in the
     same round trip): the API key's digest, the limits (default rate, default burst), and ``settle``,
     which takes the gate's verdict and raises when the request was refused (the script then wrote
@@ -54,14 +50,6 @@ class Admission(Protocol):
     async def settle(self, verdict: list[Any]) -> None: ...
 
 
-NOT_ADMITTING = ("", "")  # session_update.lua's admission arguments when the gate ran already
-
-
-def gate_keys(keys: Keys, key_digest: str) -> list[str]:
-    """The gate's KEYS: the key record and the key's bucket (one tag)."""
-    return [keys.api_key(key_digest), keys.key_bucket(key_digest)]
-
-
 @dataclass(frozen=True)
 class Written:
     """A write's outcome: the session's fields, whether it changed anything, whether it was a replay."""
@@ -69,13 +57,6 @@ class Written:
     fields: Fields
     changed: bool
     replayed: bool = False
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[tuple[str, Fields]]
-    total: int
-    next_member: str | None
 
 
 @dataclass(frozen=True)
@@ -104,121 +85,7 @@ class Found:
     matched: int  # matches among the sessions examined
 
 
-def _pairs(flat: list[str]) -> Fields:
-    return dict(zip(flat[::2], flat[1::2], strict=True))
-
-
-class Store:
-    def __init__(
-        self,
-        client: aioredis.Redis,
-        keys: Keys = KEYS,
-        history_max: int = 1000,
-        batches: Batches | None = None,
-        history_max_bytes: int = 1024 * 1024,
-        dimensions: tuple[str, ...] = (),
-    ) -> None:
-        self.redis = client
-        self.keys = keys
-        self.indexes = SessionIndexes(dimensions, keys=keys)
-        self.history_max = history_max
-        self.history_max_bytes = history_max_bytes
-        self._batches = batches or Batches(client)
-        self._scripts: dict[str, Script] = {}
-
-    async def _run(self, name: str, keys: list[str], args: list[Any]) -> list[Any]:
-        script = self._scripts.get(name)
-        if script is None:
-            script = self._scripts[name] = Script(self._batches, name)
-        return cast(list[Any], await script(keys, args))
-
-    async def ping(self) -> bool:
-        async with outage_as_unavailable():
-            return bool(await self.redis.ping())
-
-    # -- agents -------------------------------------------------------------------------------------
-
-    async def create_agent(
-        self, agent: str, name: str, description: str, metadata: bytes, enabled: bool, default_tti: str = "0"
-    ) -> Fields:
-        reply = await self._run(
-            "agent_create",
-            [
-                self.keys.agent(agent),
-                self.keys.agents(tag := self.keys.tag(agent)),
-                self.keys.purge(agent),
-                self.keys.indexes(tag),
-                self.keys.purges(tag),
-            ],
-            [agent, name, description, metadata, "1" if enabled else "0", default_tti, *self.indexes.ready_fields()],
-        )
-        raise_for(reply[0])
-        return _pairs(reply[1:])
-
-    async def get_agent(self, agent: str) -> Fields:
-        async with outage_as_unavailable():
-            fields = cast(Fields, await self.redis.hgetall(self.keys.agent(agent)))
-        if not fields:
-            raise_for("agent_not_found")
-        return fields
-
-    async def report_fields(self, agent: str) -> Fields:
-        return await self._under_agent(agent, self.keys.report(agent))
-
-    async def claim_seed(self) -> bool:
-        """True the first time it is called on a store (``agent-sessions dev`` seeds it then)."""
-        async with outage_as_unavailable():
-            return bool(await self.redis.set(self.keys.dev_seeded, "1", nx=True))
-
-    async def update_agent(self, agent: str, changes: dict[str, str | bytes]) -> tuple[bool, Fields]:
-        args = [item for pair in changes.items() for item in pair]
-        reply = await self._run("agent_update", [self.keys.agent(agent)], args)
-        raise_for(reply[0])
-        return reply[0] == "ok", _pairs(reply[1:])
-
-    async def delete_agent(self, agent: str, origin: Origin) -> int:
-        """Delete the agent now; returns how many of its sessions are left for the purge (``Purger``)."""
-        reply = await self._run(
-            "agent_delete",
-            [
-                self.keys.agent(agent),
-                self.keys.agents(tag := self.keys.tag(agent)),
-                *self.keys.session_indexes(agent),
-                self.keys.purge(agent),
-                self.keys.purges(tag),
-                *self.indexes.script_keys(agent)[:2],
-                self.keys.escalation_rules(agent),
-            ],
-            [agent, origin.actor, origin.request_id],
-        )
-        raise_for(reply[0])
-        return int(reply[1])
-
-    async def list_agents(self, after: str, limit: int) -> Page:
-        """A page of agents by key, merged from every partition's list, then each agent on it read (the
-        agents' hashes have their partitions' tags, so no one script can read them all). Not one
-        snapshot: an agent deleted between the two reads is left out of the page, one created meanwhile
-        is listed or not, and the total is the sum of the partitions' counts at the first read."""
-        start = f"({after}" if after else "-"
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            for tag in self.keys.tags():
-                pipe.zcard(self.keys.agents(tag))
-                pipe.zrangebylex(self.keys.agents(tag), start, "+", 0, limit + 1)  # one more: a next page?
-            replies = await pipe.execute()
-            total = sum(cast(list[int], replies[::2]))
-            members = sorted(member for page in cast(list[list[str]], replies[1::2]) for member in page)[: limit + 1]
-            next_member = members[limit - 1] if len(members) > limit else None
-            members = members[:limit]
-            pipe = self.redis.pipeline(transaction=False)
-            for member in members:
-                pipe.hgetall(self.keys.agent(member))
-            hashes = cast(list[Fields], await pipe.execute()) if members else []
-        items = [(member, fields) for member, fields in zip(members, hashes, strict=True) if fields]
-        return Page(items=items, total=total, next_member=next_member)
-
-    # -- sessions -----------------------------------------------------------------------------------
-
+class Store(AgentStore):
     async def create_session(
         self,
         agent: str,
@@ -235,42 +102,44 @@ class Store:
         """Create; returns the session key (the first request's, on a replay) and the outcome.
         ``tti_minutes``: the session's time-to-idle as stored ("" for the agent's default);
         ``indexed``: its metadata's indexed values (``SessionIndexes.indexed``)."""
-        reply = await self._run(
-            "session_create",
-            [
-                self.keys.agent(agent),
-                self.keys.session(agent, session),
-                *self.keys.session_indexes(agent),
-                self.keys.outbox(self.keys.tag(agent)),
-                self.keys.history(agent, session),
-                self.keys.history_bytes(agent, session),
-                *self._idem_keys(idem, agent),
-                *self.indexes.script_keys(agent),
-            ],
-            [
-                agent,
-                session,
-                *_event_args(origin),
-                name,
-                description,
-                metadata,
-                "1" if enabled else "0",
-                *self._idem_args(idem, agent, session),
-                self.history_max,
-                self.history_max_bytes,
-                *self.indexes.script_args(agent),
-                indexed,
-                tti_minutes,
-            ],
-        )
+        k = self.keys
+        idem_record, idem_index = self._idem_keys(idem, agent)
+        args: SessionCreateArgs = {
+            "agent": agent,
+            "session": session,
+            "event_id": new_event_id(),
+            "actor": origin.actor,
+            "request_id": origin.request_id,
+            "name": name,
+            "description": description,
+            "metadata": metadata,
+            "enabled": "1" if enabled else "0",
+            "idem_fingerprint": idem.fingerprint if idem else "",
+            "idem_ttl": idem.ttl if idem else 1,
+            "idem_max": idem.max_records if idem else 1,
+            "idem_snapshots": k.idempotency_snapshots(agent, session),
+            "history_max": self.history_max,
+            "history_max_bytes": self.history_max_bytes,
+            "dimension_prefix": k.dimension_prefix(agent),
+            "indexed": indexed,
+            "tti_minutes": tti_minutes,
+        }
+        keys: SessionCreateKeys = {
+            **self.indexes.removal_keys(agent, session),  # a session's keys, as a delete names them
+            "idem_record": idem_record,
+            "idem_index": idem_index,
+        }
+        reply = await self._session_create(keys, args)
         written = _outcome(reply)
         return written.fields.pop("key"), written
 
     async def get_session(self, agent: str, session: str) -> Fields:
         """The session's fields; 404 once it has expired (compared with Redis time), swept or not."""
-        reply = await self._run("session_get", [self.keys.agent(agent), self.keys.session(agent, session)], [])
+        reply = await self._session_get(
+            {"agent": self.keys.agent(agent), "session": self.keys.session(agent, session)}, {}
+        )
         raise_for(reply[0])
-        now, fields = int(reply[1]), _pairs(reply[2:])
+        now, fields = int(reply[1]), pairs(reply[2:])
         expiry = expires_at(fields["updated_at"], fields.get("tti_minutes")) if fields else None
         if not fields or (expiry is not None and now >= expiry):
             raise_for("session_not_found")
@@ -284,7 +153,7 @@ class Store:
         changes: dict[str, str | bytes],
         if_match: str = "",
         idem: Idempotency | None = None,
-        admission: Admission | None = None,
+        admission: AdmissionInWrite | None = None,
         indexed: str | None = None,
     ) -> Written:
         """Apply ``changes`` (all or nothing) unless ``if_match`` ("*" or versions) fails; with an
@@ -292,39 +161,50 @@ class Store:
         ``indexed``: the indexed values of the metadata in ``changes`` (None when it has none)."""
         a = of_agent(self.keys, agent)
         history = a.history_prefix + session
-        if idem is None:
-            idem_keys, idem_args = [a.no_idempotency] * 2, ["", 1, 1, f"{a.idempotency_snapshots_prefix}{session}:"]
-        else:
-            idem_keys, idem_args = self._idem_keys(idem, agent), self._idem_args(idem, agent, session)
-        keys = [
-            a.agent,
-            a.session_prefix + session,
-            a.enabled,
-            a.disabled,
-            a.outbox,
-            history,
-            history + ":bytes",
-            *idem_keys,
-            a.updated,
-            a.expiry,
-        ]
-        args: list[Any] = [
-            agent,
-            session,
-            *_event_args(origin),
-            if_match,
-            *idem_args,
-            self.history_max,
-            self.history_max_bytes,
-            *(admission.limits if admission else NOT_ADMITTING),
-            a.dimension_prefix,
-            "-" if indexed is None else indexed,
-        ]
-        if admission:
-            keys += gate_keys(self.keys, admission.key_digest)
-        for field, value in changes.items():
-            args += (field, value)
-        reply = await self._run("session_update", keys, args)
+        # Keys the script names but does not touch (no Idempotency-Key, no admission) are given the
+        # agent's placeholder, so that every key of the call is in the agent's slot.
+        idem_record = idem_index = key_record = key_bucket = a.no_idempotency
+        if idem is not None:
+            idem_record, idem_index = self._idem_keys(idem, agent)
+        rate: float | str = ""  # "": the gate ran already
+        burst: int | str = ""
+        if admission is not None:
+            key_record, key_bucket = self.keys.api_key(admission.key_digest), self.keys.key_bucket(admission.key_digest)
+            rate, burst = admission.limits
+        keys: SessionUpdateKeys = {
+            "agent": a.agent,
+            "session": a.session_prefix + session,
+            "enabled_index": a.enabled,
+            "disabled_index": a.disabled,
+            "outbox": a.outbox,
+            "history": history,
+            "history_bytes": history + ":bytes",
+            "idem_record": idem_record,
+            "idem_index": idem_index,
+            "updated_index": a.updated,
+            "expiry_index": a.expiry,
+            "key_record": key_record,
+            "key_bucket": key_bucket,
+        }
+        args: SessionUpdateArgs = {
+            "agent": agent,
+            "session": session,
+            "event_id": new_event_id(),
+            "actor": origin.actor,
+            "request_id": origin.request_id,
+            "if_match": if_match,
+            "idem_fingerprint": idem.fingerprint if idem else "",
+            "idem_ttl": idem.ttl if idem else 1,
+            "idem_max": idem.max_records if idem else 1,
+            "idem_snapshots": f"{a.idempotency_snapshots_prefix}{session}:",
+            "history_max": self.history_max,
+            "history_max_bytes": self.history_max_bytes,
+            "default_rate": rate,
+            "default_burst": burst,
+            "dimension_prefix": a.dimension_prefix,
+            "indexed": "-" if indexed is None else indexed,
+        }
+        reply = await self._session_update(keys, args, more_args=[item for pair in changes.items() for item in pair])
         if admission:
             # {verdict} when the gate refused the request (nothing written), else {verdict, write's reply}
             await admission.settle(reply[0])
@@ -335,13 +215,19 @@ class Store:
         return Written({**sent, **written.fields}, written.changed, written.replayed)
 
     async def delete_session(self, agent: str, session: str, origin: Origin) -> Fields:
-        reply = await self._run(
-            "session_delete",
+        reply = await self._session_delete(
             self.indexes.removal_keys(agent, session),
-            [agent, session, *_event_args(origin), *self.indexes.script_args(agent)],
+            {
+                "agent": agent,
+                "session": session,
+                "event_id": new_event_id(),
+                "actor": origin.actor,
+                "request_id": origin.request_id,
+                "dimension_prefix": self.keys.dimension_prefix(agent),
+            },
         )
         raise_for(reply[0])
-        return _pairs(reply[1:])
+        return pairs(reply[1:])
 
     async def find_sessions(self, agent: str, query: Query) -> Found:
         """A page (``limit`` > 0) or a count (0) of sessions, examining at most ``query.budget``."""
@@ -353,36 +239,35 @@ class Store:
         else:
             base = self.keys.sessions_by(agent, query.order)
         groups = [] if query.order != "key" else query.groups
-        index_keys = [self.keys.dimension_index(agent, d, v) for d, values in groups for v in values]
         after_score, after_member = query.after or ("", "")
-        reply = await self._run(
-            "sessions_find",
-            [
-                self.keys.agent(agent),
-                base,
-                self.keys.indexes(tag := self.keys.tag(agent)),
-                self.keys.expiry(tag),
-                *index_keys,
-            ],
-            [
-                self.keys.session_prefix(agent),
-                "key" if query.order == "key" else "desc" if query.descending else "asc",
-                after_score,
-                after_member,
-                query.limit,
-                query.budget,
-                query.program,
-                enabled,
-                ",".join(str(len(values)) for _, values in groups),
-                "1" if query.exact and len(groups) == 1 and not enabled else "",
-                ",".join(dimension for dimension, _ in groups),
-                agent,
-            ],
+        tag = self.keys.tag(agent)
+        reply = await self._sessions_find(
+            {
+                "agent": self.keys.agent(agent),
+                "base": base,
+                "ready": self.keys.indexes(tag),
+                "expiry": self.keys.expiry(tag),
+            },
+            {
+                "session_prefix": self.keys.session_prefix(agent),
+                "order": "key" if query.order == "key" else "desc" if query.descending else "asc",
+                "after_score": after_score,
+                "after_member": after_member,
+                "limit": query.limit,
+                "budget": query.budget,
+                "program": query.program,
+                "enabled": enabled,
+                "group_sizes": ",".join(str(len(values)) for _, values in groups),
+                "exact": "1" if query.exact and len(groups) == 1 and not enabled else "",
+                "group_dimensions": ",".join(dimension for dimension, _ in groups),
+                "agent": agent,
+            },
+            more_keys=[self.keys.dimension_index(agent, d, v) for d, values in groups for v in values],
         )
         raise_for(reply[0])
         total, next_score, next_member, matched = int(reply[1]), reply[2], reply[3], int(reply[4])
         return Found(
-            items=[(member, _pairs(flat)) for member, flat in reply[5:] if flat],
+            items=[(member, pairs(flat)) for member, flat in reply[5:] if flat],
             total=None if total < 0 else total,
             after=(next_score, next_member) if next_member else None,
             matched=matched,
@@ -390,42 +275,23 @@ class Store:
 
     async def history(self, agent: str, session: str, below: int | None, limit: int) -> tuple[list[str], int]:
         """Up to ``limit`` history entries (JSON) newest first, with versions below ``below``; and the count."""
-        reply = await self._run(
-            "history_page",
-            [self.keys.agent(agent), self.keys.session(agent, session), self.keys.history(agent, session)],
-            ["" if below is None else below, limit],
+        reply = await self._history_page(
+            {
+                "agent": self.keys.agent(agent),
+                "session": self.keys.session(agent, session),
+                "history": self.keys.history(agent, session),
+            },
+            {"below": "" if below is None else below, "limit": limit},
         )
         raise_for(reply[0])
         return reply[2:], int(reply[1])
 
-    def _idem_keys(self, idem: Idempotency | None, agent: str) -> list[str]:
+    def _idem_keys(self, idem: Idempotency | None, agent: str) -> tuple[str, str]:
         if idem is None:  # declared (the script names them), never read or written
-            return [self.keys.no_idempotency(agent)] * 2
-        return [
-            self.keys.idempotency(agent, idem.key_id, idem.key_digest),
-            self.keys.idempotency_index(agent, idem.key_id),
-        ]
-
-    def _idem_args(self, idem: Idempotency | None, agent: str, session: str) -> list[Any]:
-        snapshots = self.keys.idempotency_snapshots(agent, session)
-        if idem is None:
-            return ["", 1, 1, snapshots]
-        return [idem.fingerprint, idem.ttl, idem.max_records, snapshots]
-
-    async def _under_agent(self, agent: str, key: str) -> Fields:
-        """A hash that belongs to an agent, read in one round trip with the agent's existence."""
-        async with outage_as_unavailable():
-            pipe = self.redis.pipeline(transaction=False)
-            pipe.exists(self.keys.agent(agent))
-            pipe.hgetall(key)
-            agent_exists, fields = await pipe.execute()
-        if not agent_exists:
-            raise_for("agent_not_found")
-        return cast(Fields, fields)
-
-
-def _event_args(origin: Origin) -> list[str]:
-    return [new_event_id(), origin.actor, origin.request_id]
+            return self.keys.no_idempotency(agent), self.keys.no_idempotency(agent)
+        return self.keys.idempotency(agent, idem.key_id, idem.key_digest), self.keys.idempotency_index(
+            agent, idem.key_id
+        )
 
 
 def _outcome(reply: list[Any]) -> Written:
@@ -441,4 +307,4 @@ def _outcome(reply: list[Any]) -> Written:
         if isinstance(exc, PreconditionFailed) and len(reply) == 2:
             exc.current_version = int(reply[1])
         raise
-    return Written(_pairs(reply[1:]), status == "ok", replayed)
+    return Written(pairs(reply[1:]), status == "ok", replayed)

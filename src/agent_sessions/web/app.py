@@ -23,18 +23,14 @@ from starlette.routing import Route
 from agent_sessions import bootstrap
 from agent_sessions.config import Settings
 from agent_sessions.redis import topology
+from agent_sessions.sessions.routes import SESSION, SESSION_COUNT
 from agent_sessions.web import openapi
 from agent_sessions.web.access import AccessLog
 from agent_sessions.web.console import console_routes
 from agent_sessions.web.cors import Cors
 from agent_sessions.web.edge import Edge
 from agent_sessions.web.errors import HANDLERS, JSON
-from agent_sessions.web.routes import ENDPOINTS as SESSION_ENDPOINTS
-from agent_sessions.web.routes import SESSION, SESSION_COUNT
-from agent_sessions.web.webhook_routes import WEBHOOK_ENDPOINTS
-
-ENDPOINTS = SESSION_ENDPOINTS + WEBHOOK_ENDPOINTS  # what /openapi.json documents and the edge serves
-
+from agent_sessions.web.routes import ENDPOINTS
 
 # The cyclic garbage collector's first threshold: allocations (less deallocations) between collections
 # of the youngest generation. A request allocates a few hundred containers, nearly all freed by reference

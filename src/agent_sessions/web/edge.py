@@ -3,8 +3,8 @@
 - Every answer, errors included, carries ``X-Request-ID``: the client's when it is plain (no spaces,
   quotes or control characters to break a log line) and not in the server's own namespace (``req_…``),
   else a new one, so that an id always names one request.
-- The API's endpoints (``routes.ENDPOINTS``) are dispatched here, from the ASGI scope straight to their
-  pipeline (``routes.run``), and answered with raw ASGI messages. Starlette's middleware stack, router
+- The API's endpoints (``web/routes.ENDPOINTS``) are dispatched here, from the ASGI scope straight to their
+  pipeline (``pipeline.run``), and answered with raw ASGI messages. Starlette's middleware stack, router
   and Response objects cost about a tenth of a PATCH's CPU (measured with ``make bench``), and the
   endpoints use none of what they add. Everything else (``/openapi.json``, the console, the docs,
   unknown paths) is the Starlette application's, which the lifespan and the state belong to.
@@ -30,7 +30,8 @@ from agent_sessions.ids import new_id
 from agent_sessions.metrics import LATENCY, REQUESTS
 from agent_sessions.web.access import AccessLog
 from agent_sessions.web.errors import error_parts, log_internal_error
-from agent_sessions.web.routes import Call, Endpoint, answer, run
+from agent_sessions.web.framework import Call, Endpoint
+from agent_sessions.web.pipeline import answer, run
 
 CLIENT_REQUEST_ID = re.compile(r"(?!req_)[A-Za-z0-9._:-]{1,128}")
 UNMATCHED = "unmatched"  # the route label of a request no endpoint took

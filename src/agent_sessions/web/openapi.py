@@ -1,7 +1,7 @@
 """``/openapi.json``, generated from the endpoint table and the same pydantic types that validate.
 
 Which error responses an endpoint documents follows from what it does (needs a key, takes a body, has
-path keys, creates), the same facts that decide which checks ``routes.handler`` runs.
+path keys, creates), the same facts that decide which checks ``pipeline.prepare`` runs.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from pydantic import TypeAdapter
 
-from agent_sessions import __version__, errors, models
-from agent_sessions.endpoints import ENDPOINT_ID_PATTERN
-from agent_sessions.webhook_services import MESSAGE_ID_PATTERN
+from agent_sessions import __version__, errors
+from agent_sessions.sessions import models
+from agent_sessions.webhooks.model import ENDPOINT_ID_PATTERN
+from agent_sessions.webhooks.services import MESSAGE_ID_PATTERN
 
 if TYPE_CHECKING:
-    from agent_sessions.web.routes import Endpoint
+    from agent_sessions.web.framework import Endpoint
 
 REF = "#/components/schemas/{model}"
 

@@ -73,7 +73,7 @@ def run(
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiprocess_dir  # the workers read it when they start
     if settings.metrics_port and settings.redis_url:
         client = bootstrap.metrics_client(settings)
-        serve_metrics(settings.metrics_host, settings.metrics_port, client, multiprocess_dir, Keys.of(settings))
+        serve_metrics(settings.metrics_host, settings.metrics_port, client, Keys.of(settings), multiprocess_dir)
     if cfg.workers > 1:
         Multiprocess(cfg, sockets=[sock]).run()
     else:

@@ -32,11 +32,11 @@ from dataclasses import dataclass
 import aiohttp
 import orjson
 
-from agent_sessions import webhooks
 from agent_sessions.config import Settings, webhook_key
-from agent_sessions.endpoints import SETTINGS_ENDPOINT, Fields
 from agent_sessions.errors import StoreUnavailable
-from agent_sessions.redis.webhooks import Webhooks
+from agent_sessions.webhooks import signing as webhooks
+from agent_sessions.webhooks.model import SETTINGS_ENDPOINT, Fields
+from agent_sessions.webhooks.store import Webhooks
 
 log = logging.getLogger("agent_sessions.deliveries")
 POLL_S = 0.02

@@ -25,8 +25,8 @@ from urllib.parse import urlencode
 import aiohttp
 import orjson
 
-from agent_sessions import webhooks
 from agent_sessions.config import webhook_key
+from agent_sessions.webhooks import signing as webhooks
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 RETRY_MAX_S = 5.0

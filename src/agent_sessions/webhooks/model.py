@@ -2,7 +2,7 @@
 
 An endpoint receives a message for every event whose type is in its ``event_types`` and whose agent is
 in its ``agent_keys`` (null: every agent) committed after its create was answered, and none committed
-after its disable or delete was answered (``redis.webhooks.Fanout``); a change of its filters holds
+after its disable or delete was answered (``webhooks.store.Fanout``); a change of its filters holds
 from its answer on as well. A message's body is
 ``{"type", "timestamp", "data"}`` with the event as ``data``; its ``webhook-id`` is the event id, and
 for ``session.escalated`` the escalation id ``esc_…`` (the update's id with another prefix), so that
@@ -20,9 +20,9 @@ from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_
 from typing_extensions import TypedDict
 
 from agent_sessions.config import webhook_key
-from agent_sessions.events import ESCALATED, TYPES, Event
-from agent_sessions.models import AgentKey, Description, EventType, Metadata, Timestamp
-from agent_sessions.representations import event_time
+from agent_sessions.events.model import ESCALATED, TYPES, Event, EventType
+from agent_sessions.sessions.models import AgentKey, Description, Metadata, Timestamp
+from agent_sessions.sessions.representations import event_time
 
 SETTINGS_ENDPOINT = "whe_settings"  # ESCALATION_WEBHOOK_URL, as an endpoint for session.escalated
 EVENT_TYPES = TYPES
@@ -49,7 +49,7 @@ RETRY_FIELDS = ("max_retries", "min_backoff_ms", "max_backoff_ms")
 
 
 @with_config(_STRICT)
-class EndpointCreate(TypedDict):
+class WebhookEndpointCreate(TypedDict):
     url: Url
     event_types: EventTypes
     description: NotRequired[Description]
@@ -62,7 +62,7 @@ class EndpointCreate(TypedDict):
 
 
 @with_config(_STRICT)
-class EndpointPatch(TypedDict, total=False):
+class WebhookEndpointPatch(TypedDict, total=False):
     url: Url
     event_types: EventTypes
     description: Description
@@ -85,7 +85,7 @@ class Recover(TypedDict):
     page_key: NotRequired[Annotated[str, StringConstraints(max_length=200)]]
 
 
-class Endpoint(TypedDict):
+class WebhookEndpoint(TypedDict):
     id: str
     url: str
     description: str
@@ -101,12 +101,12 @@ class Endpoint(TypedDict):
     managed_by: Literal["api", "settings"]
 
 
-class EndpointWithSecret(Endpoint):
+class WebhookEndpointWithSecret(WebhookEndpoint):
     secret: str  # shown in this answer only
 
 
-class EndpointList(TypedDict):
-    webhook_endpoints: list[Endpoint]
+class WebhookEndpointList(TypedDict):
+    webhook_endpoints: list[WebhookEndpoint]
 
 
 class Delivery(TypedDict):
@@ -244,7 +244,7 @@ def signing_keys(fields: Fields, now_ms: int | None = None) -> list[bytes]:
     return [webhook_key(s["secret"]) for s in found if int(s["expires_ms"]) == 0 or int(s["expires_ms"]) > now]
 
 
-def resource(endpoint: str, fields: Fields) -> Endpoint:
+def resource(endpoint: str, fields: Fields) -> WebhookEndpoint:
     return {
         "id": endpoint,
         "url": fields["url"],
@@ -262,7 +262,7 @@ def resource(endpoint: str, fields: Fields) -> Endpoint:
     }
 
 
-def settings_resource(url: str) -> Endpoint:
+def settings_resource(url: str) -> WebhookEndpoint:
     escalated: EventType = "session.escalated"
     return {
         "id": SETTINGS_ENDPOINT,

@@ -1,5 +1,5 @@
 """The endpoints of webhook endpoints, their deliveries and the agents' escalation rules, declared like
-every other (``routes.Endpoint``): one service call each (``webhook_services``).
+every other (``framework.Endpoint``): one service call each (``webhooks.services``).
 
 Webhook endpoints are admin resources, and not for keys limited to some agents: an endpoint may
 receive every agent's events. An agent's escalation rules are read by viewers and changed by admins,
@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agent_sessions import endpoints as ep
-from agent_sessions import rules
-from agent_sessions.auth import Role
+from agent_sessions.access.auth import Role
 from agent_sessions.errors import (
     DeliveryNotFound,
     EventGone,
@@ -22,8 +20,11 @@ from agent_sessions.errors import (
     ServiceError,
     WebhookEndpointNotFound,
 )
-from agent_sessions.web.routes import AGENT, LIMIT, Call, Endpoint, QueryParam, query_limit
-from agent_sessions.webhook_services import WebhookServices, check_endpoint_id
+from agent_sessions.escalations import rules
+from agent_sessions.sessions.routes import AGENT
+from agent_sessions.web.framework import LIMIT, Call, Endpoint, QueryParam, query_limit
+from agent_sessions.webhooks import model as ep
+from agent_sessions.webhooks.services import WebhookServices, check_endpoint_id
 
 ENDPOINTS_PATH = "/v2/webhook_endpoints"
 CHANGE = (WebhookEndpointNotFound, ManagedBySettings)  # whe_settings is changed through the settings
@@ -70,8 +71,8 @@ async def rotate_webhook_secret(c: Call) -> tuple[int, Any]:
 
 async def list_deliveries(c: Call) -> tuple[int, Any]:
     params = c.request.query_params
-    status = params.get("status")
-    if status is not None and status not in ep.DELIVERY_STATUSES:
+    status = next((s for s in ep.DELIVERY_STATUSES if s == params.get("status")), None)
+    if status is None and "status" in params:
         raise InvalidRequest.for_fields({"status": "one of " + ", ".join(ep.DELIVERY_STATUSES)})
     found = await services(c).deliveries(endpoint_id(c), status, params.get("page_key"), query_limit(c.request))
     return 200, found
@@ -116,26 +117,26 @@ def admin(
     return Endpoint(method, path, handler, summary, Role.ADMIN, any_agent=False, raises=raises, **more)
 
 
-WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
+ENDPOINTS: tuple[Endpoint, ...] = (
     admin(
         "POST",
         ENDPOINTS_PATH,
         create_webhook_endpoint,
         "Create a webhook endpoint (its signing secret is in this answer only)",
-        body=ep.EndpointCreate,
-        response=ep.EndpointWithSecret,
+        body=ep.WebhookEndpointCreate,
+        response=ep.WebhookEndpointWithSecret,
         status=201,
         raises=(LimitReached,),
     ),
-    admin("GET", ENDPOINTS_PATH, list_webhook_endpoints, "List webhook endpoints", response=ep.EndpointList),
-    admin("GET", ENDPOINT, get_webhook_endpoint, "Get a webhook endpoint", response=ep.Endpoint),
+    admin("GET", ENDPOINTS_PATH, list_webhook_endpoints, "List webhook endpoints", response=ep.WebhookEndpointList),
+    admin("GET", ENDPOINT, get_webhook_endpoint, "Get a webhook endpoint", response=ep.WebhookEndpoint),
     admin(
         "PATCH",
         ENDPOINT,
         update_webhook_endpoint,
         "Change a webhook endpoint",
-        body=ep.EndpointPatch,
-        response=ep.Endpoint,
+        body=ep.WebhookEndpointPatch,
+        response=ep.WebhookEndpoint,
         raises=CHANGE,
     ),
     admin(
@@ -152,7 +153,7 @@ WEBHOOK_ENDPOINTS: tuple[Endpoint, ...] = (
         rotate_webhook_secret,
         "A new signing secret (in this answer only); the old one also signs for grace_seconds (default 1 day)",
         body=ep.RotateSecret,
-        response=ep.EndpointWithSecret,
+        response=ep.WebhookEndpointWithSecret,
         raises=CHANGE,
     ),
     admin(

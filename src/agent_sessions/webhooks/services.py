@@ -26,9 +26,6 @@ from typing import Any, Literal
 import aiohttp
 import orjson
 
-from agent_sessions import endpoints as ep
-from agent_sessions import rules, webhooks
-from agent_sessions.destinations import check_destination
 from agent_sessions.errors import (
     AgentNotFound,
     CursorExpired,
@@ -39,13 +36,17 @@ from agent_sessions.errors import (
     ManagedBySettings,
     WebhookEndpointNotFound,
 )
-from agent_sessions.events import ESCALATED, UPDATED, event_from_entry
-from agent_sessions.feed import decode_cursor, encode_cursor
+from agent_sessions.escalations import rules
+from agent_sessions.events.feed import decode_cursor, encode_cursor
+from agent_sessions.events.model import ESCALATED, UPDATED, event_from_entry
+from agent_sessions.events.store import EventLog
 from agent_sessions.ids import new_id
-from agent_sessions.models import MetadataLimits, encode_metadata
-from agent_sessions.redis.events import EventLog
-from agent_sessions.redis.webhooks import Webhooks
-from agent_sessions.representations import event_time
+from agent_sessions.sessions.models import MetadataLimits, encode_metadata
+from agent_sessions.sessions.representations import event_time
+from agent_sessions.webhooks import model as ep
+from agent_sessions.webhooks import signing as webhooks
+from agent_sessions.webhooks.destinations import check_destination
+from agent_sessions.webhooks.store import Webhooks
 
 ENDPOINT_ID_RE = re.compile(ep.ENDPOINT_ID_PATTERN)
 MESSAGE_ID_PATTERN = "^(evt|esc)_[A-Za-z0-9_-]{1,80}$"
@@ -92,7 +93,7 @@ class WebhookServices:
 
     # -- endpoints ----------------------------------------------------------------------------------
 
-    async def create(self, body: dict[str, Any]) -> ep.EndpointWithSecret:
+    async def create(self, body: dict[str, Any]) -> ep.WebhookEndpointWithSecret:
         await check_destination(body["url"], self.allow_private)
         endpoint, secret = "whe_" + secrets.token_hex(12), new_secret()
         fields = self._fields(body)
@@ -108,18 +109,18 @@ class WebhookServices:
             )
         return {**ep.resource(endpoint, stored), "secret": secret}
 
-    async def list_endpoints(self) -> ep.EndpointList:
+    async def list_endpoints(self) -> ep.WebhookEndpointList:
         found = [ep.resource(endpoint, fields) for endpoint, fields in await self.webhooks.all()]
         if self.settings_url is not None:
             found.insert(0, ep.settings_resource(self.settings_url))
         return {"webhook_endpoints": found}
 
-    async def get(self, endpoint: str) -> ep.Endpoint:
+    async def get(self, endpoint: str) -> ep.WebhookEndpoint:
         if endpoint == ep.SETTINGS_ENDPOINT and self.settings_url is not None:
             return ep.settings_resource(self.settings_url)
         return ep.resource(endpoint, await self._stored(endpoint))
 
-    async def update(self, endpoint: str, body: dict[str, Any]) -> ep.Endpoint:
+    async def update(self, endpoint: str, body: dict[str, Any]) -> ep.WebhookEndpoint:
         self._writable(endpoint)
         if "url" in body:
             await check_destination(body["url"], self.allow_private)
@@ -135,7 +136,7 @@ class WebhookServices:
         if not await self.webhooks.delete(endpoint):
             raise WebhookEndpointNotFound()
 
-    async def rotate(self, endpoint: str, body: dict[str, Any]) -> ep.EndpointWithSecret:
+    async def rotate(self, endpoint: str, body: dict[str, Any]) -> ep.WebhookEndpointWithSecret:
         self._writable(endpoint)
         grace_ms = body.get("grace_seconds", ep.DEFAULT_GRACE_SECONDS) * 1000
         secret = new_secret()
@@ -146,7 +147,9 @@ class WebhookServices:
 
     # -- deliveries ---------------------------------------------------------------------------------
 
-    async def deliveries(self, endpoint: str, status: str | None, page_key: str | None, limit: int) -> ep.DeliveryList:
+    async def deliveries(
+        self, endpoint: str, status: ep.DeliveryStatus | None, page_key: str | None, limit: int
+    ) -> ep.DeliveryList:
         await self.get(endpoint)
         if page_key is not None and not PAGE_KEY_RE.fullmatch(page_key):
             raise InvalidRequest.for_fields({"page_key": "not a page key this API returns"})

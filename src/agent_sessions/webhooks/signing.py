@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from agent_sessions import destinations
-from agent_sessions.destinations import Destination
+from agent_sessions.webhooks import destinations
+from agent_sessions.webhooks.destinations import Destination
 
 ERROR_MAX_CHARS = 500
 ANSWER_MAX_BYTES = 64 * 1024

@@ -21,11 +21,20 @@ import redis
 import redis.asyncio as aioredis
 
 from agent_sessions.config import Settings
-from agent_sessions.endpoints import DELIVERY_STATUSES, SETTINGS_ENDPOINT, Fields, Message, Subscription, subscription
 from agent_sessions.redis.client import Batches, execute_async, first_error, replica_acks
-from agent_sessions.redis.keys import KEYS, Keys
+from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.outages import outage_as_unavailable
 from agent_sessions.redis.scripts import Call, Script, SyncScript
+from agent_sessions.webhooks import lua
+from agent_sessions.webhooks.lua import DELIVERY_ENQUEUE
+from agent_sessions.webhooks.model import (
+    SETTINGS_ENDPOINT,
+    DeliveryStatus,
+    Fields,
+    Message,
+    Subscription,
+    subscription,
+)
 
 log = logging.getLogger("agent_sessions.webhooks")
 # A delivery keeps its newest attempts, redeliveries included: with WEBHOOK_LOG_MAX rows an endpoint
@@ -57,29 +66,36 @@ class Claimed:
 
 
 def enqueue_call(keys: Keys, endpoint: str, message: Message, bounds: Bounds, force: bool = False) -> Call:
-    check = "0" if endpoint == SETTINGS_ENDPOINT else "1"
-    return (
-        [*keys.deliveries(endpoint), keys.webhook_endpoint(endpoint), keys.attempts(endpoint)],
-        [message.id, message.type, message.body, bounds.backlog_max, bounds.log_max, check, "1" if force else "0"],
+    return DELIVERY_ENQUEUE.positions(
+        {**keys.deliveries(endpoint), "endpoint": keys.webhook_endpoint(endpoint), "attempts": keys.attempts(endpoint)},
+        {
+            "id": message.id,
+            "type": message.type,
+            "body": message.body,
+            "backlog_max": bounds.backlog_max,
+            "log_max": bounds.log_max,
+            "check_endpoint": "0" if endpoint == SETTINGS_ENDPOINT else "1",
+            "force": "1" if force else "0",
+        },
     )
 
 
 class Webhooks:
-    def __init__(self, client: aioredis.Redis, bounds: Bounds, keys: Keys = KEYS) -> None:
+    def __init__(self, client: aioredis.Redis, keys: Keys, bounds: Bounds) -> None:
         self.redis = client
         self.keys = keys
         self.bounds = bounds
         batches = Batches(client)
         self.acks = replica_acks(client)
-        self._create = Script(batches, "webhook_endpoint_create")
-        self._update = Script(batches, "webhook_endpoint_update")
-        self._delete = Script(batches, "webhook_endpoint_delete")
-        self._rotate = Script(batches, "webhook_secret_rotate")
-        self._enqueue = Script(batches, "delivery_enqueue")
-        self._claim = Script(batches, "delivery_claim")
-        self._result = Script(batches, "delivery_result")
-        self._page = Script(batches, "deliveries_page")
-        self._put_rules = Script(batches, "rules_put")
+        self._create = Script(batches, lua.WEBHOOK_ENDPOINT_CREATE)
+        self._update = Script(batches, lua.WEBHOOK_ENDPOINT_UPDATE)
+        self._delete = Script(batches, lua.WEBHOOK_ENDPOINT_DELETE)
+        self._rotate = Script(batches, lua.WEBHOOK_SECRET_ROTATE)
+        self._enqueue = Script(batches, DELIVERY_ENQUEUE)
+        self._claim = Script(batches, lua.DELIVERY_CLAIM)
+        self._result = Script(batches, lua.DELIVERY_RESULT)
+        self._page = Script(batches, lua.DELIVERIES_PAGE)
+        self._put_rules = Script(batches, lua.RULES_PUT)
 
     # -- endpoints -----------------------------------------------------------------------------------
 
@@ -96,7 +112,9 @@ class Webhooks:
             if listed > self.bounds.endpoints_max:
                 await self.redis.zrem(listing, endpoint)
                 return "full", {}
-        reply = await self._create([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
+        reply = await self._create(
+            {"endpoint": self.keys.webhook_endpoint(endpoint)}, {}, more_args=[i for p in fields.items() for i in p]
+        )
         if reply[0] != "ok":
             return cast(str, reply[0]), {}
         await self._changed()
@@ -130,7 +148,9 @@ class Webhooks:
         return [(endpoint, fields) for endpoint, fields in zip(ids, found, strict=True) if fields]
 
     async def update(self, endpoint: str, fields: Fields) -> Fields | None:
-        reply = await self._update([self.keys.webhook_endpoint(endpoint)], [i for p in fields.items() for i in p])
+        reply = await self._update(
+            {"endpoint": self.keys.webhook_endpoint(endpoint)}, {}, more_args=[i for p in fields.items() for i in p]
+        )
         if reply[0] == "endpoint_not_found":
             return None
         await self._changed()
@@ -138,8 +158,12 @@ class Webhooks:
 
     async def delete(self, endpoint: str) -> bool:
         """The endpoint with its delivery log (one script), then its place in the list (another slot)."""
-        keys = [self.keys.webhook_endpoint(endpoint), *self.keys.deliveries(endpoint), self.keys.attempts(endpoint)]
-        deleted = bool(await self._delete(keys, []))
+        keys: lua.DeliveryEnqueueKeys = {
+            **self.keys.deliveries(endpoint),
+            "endpoint": self.keys.webhook_endpoint(endpoint),
+            "attempts": self.keys.attempts(endpoint),
+        }
+        deleted = bool(await self._delete(keys, {}))
         listing = self.keys.webhook_endpoints
         async with outage_as_unavailable():
             first_error(await execute_async(self.redis, [("ZREM", listing, endpoint)], [listing], self.acks))
@@ -147,7 +171,10 @@ class Webhooks:
         return deleted
 
     async def rotate(self, endpoint: str, secret: str, grace_ms: int, max_secrets: int) -> Fields | None:
-        reply = await self._rotate([self.keys.webhook_endpoint(endpoint)], [secret, grace_ms, max_secrets])
+        reply = await self._rotate(
+            {"endpoint": self.keys.webhook_endpoint(endpoint)},
+            {"new_secret": secret, "grace_ms": grace_ms, "max_secrets": max_secrets},
+        )
         return None if reply[0] == "endpoint_not_found" else _pairs(reply[1:])
 
     # -- deliveries ----------------------------------------------------------------------------------
@@ -159,15 +186,17 @@ class Webhooks:
         calls = [enqueue_call(self.keys, endpoint, m, self.bounds, force) for m in messages]
         return [cast(str, reply) for reply in await self._enqueue.many(calls)]
 
-    async def page(self, endpoint: str, status: str | None, before: str, limit: int) -> tuple[list[Any], str]:
-        rows, _, _, log, *by_status = self.keys.deliveries(endpoint)
-        index = log if status is None else by_status[DELIVERY_STATUSES.index(status)]
-        reply = await self._page([index, rows], [before, limit])
+    async def page(
+        self, endpoint: str, status: DeliveryStatus | None, before: str, limit: int
+    ) -> tuple[list[Any], str]:
+        keys = self.keys.deliveries(endpoint)
+        index = keys["log"] if status is None else keys[status]
+        reply = await self._page({"log": index, "rows": keys["rows"]}, {"before": before, "limit": limit})
         return [orjson.loads(row) for row in reply[1:]], cast(str, reply[0])
 
     async def attempts(self, endpoint: str, message: str) -> list[dict[str, Any]] | None:
         """The delivery's attempts, oldest first (the newest ``ATTEMPTS_KEPT``); None without a row."""
-        rows, *_ = self.keys.deliveries(endpoint)
+        rows = self.keys.deliveries(endpoint)["rows"]
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
             pipe.hexists(rows, message)
@@ -180,11 +209,11 @@ class Webhooks:
 
     async def row(self, endpoint: str, message: str) -> dict[str, Any] | None:
         """The message's row, with its body (None once delivered); None without a row."""
-        rows, bodies, *_ = self.keys.deliveries(endpoint)
+        keys = self.keys.deliveries(endpoint)
         async with outage_as_unavailable():
             pipe = self.redis.pipeline(transaction=False)
-            pipe.hget(rows, message)
-            pipe.hget(bodies, message)
+            pipe.hget(keys["rows"], message)
+            pipe.hget(keys["bodies"], message)
             stored, body = await pipe.execute()
         if stored is None:
             return None
@@ -197,10 +226,14 @@ class Webhooks:
         script call per endpoint (one slot each), sent together (``Batches``)."""
         calls = []
         for endpoint, count in wanted:
-            _, bodies, queue, *_ = self.keys.deliveries(endpoint)
-            keys = [queue, bodies, self.keys.webhook_endpoint(endpoint)]
-            calls.append(self._claim(keys, [lease_ms, count]))
-        reply = [taken for (taken,) in await asyncio.gather(*calls)]
+            deliveries = self.keys.deliveries(endpoint)
+            keys: lua.DeliveryClaimKeys = {
+                "queue": deliveries["queue"],
+                "bodies": deliveries["bodies"],
+                "endpoint": self.keys.webhook_endpoint(endpoint),
+            }
+            calls.append(self._claim(keys, {"lease_ms": lease_ms, "count": count}))
+        reply = await asyncio.gather(*calls)
         n = len(CLAIMED_FIELDS)
         return {
             endpoint: Claimed(
@@ -224,8 +257,20 @@ class Webhooks:
         status after it ("gone": deleted)."""
         outcome = "failed" if error else "delivered"
         code = "" if status_code is None else str(status_code)
-        args = [message, outcome, code, error, tries, *backoff_ms, duration_ms, ATTEMPTS_KEPT]
-        reply = await self._result([*self.keys.deliveries(endpoint), self.keys.attempts(endpoint)], args)
+        reply = await self._result(
+            {**self.keys.deliveries(endpoint), "attempts": self.keys.attempts(endpoint)},
+            {
+                "id": message,
+                "outcome": outcome,
+                "status_code": code,
+                "error": error,
+                "tries": tries,
+                "min_backoff_ms": backoff_ms[0],
+                "max_backoff_ms": backoff_ms[1],
+                "duration_ms": duration_ms,
+                "attempts_kept": ATTEMPTS_KEPT,
+            },
+        )
         counted = reply[2] if len(reply) > 2 else ""
         if counted:  # the counters are another slot: added after, lost only if this process dies between
             async with outage_as_unavailable():
@@ -261,7 +306,8 @@ class Webhooks:
 
     async def put_rules(self, agent: str, encoded: bytes) -> bool:
         """Store an agent's rules if the agent exists (one script); False if it does not."""
-        return bool(await self._put_rules([self.keys.agent(agent), self.keys.escalation_rules(agent)], [encoded]))
+        keys: lua.RulesPutKeys = {"agent": self.keys.agent(agent), "rules": self.keys.escalation_rules(agent)}
+        return bool(await self._put_rules(keys, {"rules": encoded}))
 
     async def agent_exists(self, agent: str) -> bool:
         async with outage_as_unavailable():
@@ -284,15 +330,13 @@ class Fanout:
     queue goes with it). Times are Redis TIME; on a Redis Cluster the boundary is as exact as the
     clocks of the endpoint's node and the event's node agree."""
 
-    def __init__(
-        self, client: redis.Redis, bounds: Bounds, keys: Keys = KEYS, fixed: Sequence[Subscription] = ()
-    ) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, bounds: Bounds, fixed: Sequence[Subscription] = ()) -> None:
         """``fixed``: subscriptions with no record (ESCALATION_WEBHOOK_URL's)."""
         self.redis = client
         self.bounds = bounds
         self.keys = keys
         self.fixed = list(fixed)
-        self._enqueue = SyncScript(client, "delivery_enqueue")
+        self._enqueue = SyncScript(client, DELIVERY_ENQUEUE)
         self._subscriptions: list[Subscription] = []
         self._version: str | None = None  # of the cached subscriptions (None: not read yet)
 

@@ -8,7 +8,7 @@
 -- bucket correctly). A bucket key expires when it would be full again, so idle buckets cost nothing.
 --
 -- Key layout:
---   as:apikey:{<sha256>}    hash  the key record (see redis/apikeys.py): id, role, agents, rate, burst, revoked_at…
+--   as:apikey:{<sha256>}    hash  the key record (see access/store.py): id, role, agents, rate, burst, revoked_at…
 --   as:rl:key:{<sha256>}    hash  the key's bucket (the same tag as its record)
 --   as:rl:addr:<address>    hash  failed-authentication bucket of one client address (its own slot:
 --                                 a failed authentication takes a second call, auth_failure.lua)

@@ -11,7 +11,7 @@
 --
 -- A session's indexed values are kept in its hash, field `ix`: JSON {dimension: value} of the report
 -- dimensions whose value is a string of at most 128 bytes ("" for none). The API computes it from the
--- metadata it already parsed (redis/indexes.py), so a PATCH compares two strings and decodes nothing
+-- metadata it already parsed (sessions/indexes.py), so a PATCH compares two strings and decodes nothing
 -- unless an indexed value changed; `sessions_reindex.lua` computes it in Lua (`ix_of`).
 --
 -- `index` is {prefix = "as:idx:{t}:<agent>:", created = key, updated = key, expiry = key}.

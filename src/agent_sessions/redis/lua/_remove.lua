@@ -1,6 +1,6 @@
 -- _remove.lua: prelude of the scripts that remove one session with its event (session_delete.lua,
 -- session_expire.lua), after _clock, _change and _index. Their KEYS are laid out as
--- SessionIndexes.removal_keys makes them (agent_sessions/redis/indexes.py):
+-- SessionIndexes.removal_keys makes them (agent_sessions/sessions/indexes.py):
 --   1 agent hash, 2 session hash, 3-5 the agent's key / enabled / disabled indexes, 6 outbox,
 --   7-8 history and its byte count, 9-11 created, updated, expiry.
 

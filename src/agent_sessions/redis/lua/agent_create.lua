@@ -8,6 +8,9 @@
 --   as:purge:{t}:<agent>   zset  sessions of a deleted agent with this key, still being removed
 --
 -- Returns {"agent_exists"} | {"agent_purging"} | {"ok", field, value, ...}
+--
+-- KEYS: agent, agents, purge, ready, purges
+-- ARGV: agent, name, description, metadata, enabled, default_tti, ready_fields...
 
 local agent_hash, agents_index, purge_set = KEYS[1], KEYS[2], KEYS[3]
 local ready, purges = KEYS[4], KEYS[5]   -- see sessions_find.lua; the purges in progress

@@ -12,6 +12,10 @@
 --   as:purges:{t}          hash   agent -> "<actor> <request id>" for each purge in progress
 --
 -- Returns {"agent_not_found"} | {"ok", sessions to purge}
+--
+-- KEYS: agent, agents, all_sessions, enabled_index, disabled_index, purge, purges, created_index,
+--       updated_index, rules
+-- ARGV: agent, actor, request_id
 
 local agent_hash, agents_index = KEYS[1], KEYS[2]
 local all_sessions, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]

@@ -9,6 +9,9 @@
 -- slot of the declared keys.
 --
 -- Returns {sessions deleted by this step, sessions left}
+--
+-- KEYS: purge, purges, outbox, created_index, updated_index, expiry_index
+-- ARGV: agent, batch, session_prefix, history_prefix, event_id_prefix, dimension_prefix
 
 local purge_set, purges = KEYS[1], KEYS[2]
 local outbox = KEYS[3]   -- see emit_event in _change.lua

@@ -4,6 +4,9 @@
 -- Key layout: see agent_create.lua.
 --
 -- Returns {"agent_not_found"} | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after).
+--
+-- KEYS: agent
+-- ARGV: changes...
 
 local agent_hash = KEYS[1]
 local first_change = 1  -- ARGV[1..]: field, value pairs among name, description, metadata (JSON), enabled

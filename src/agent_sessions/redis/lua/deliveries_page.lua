@@ -3,6 +3,9 @@
 -- Key layout: see _delivery.lua. KEYS[1]: the log, or the log of one status; KEYS[2]: the rows.
 --
 -- Returns {next_seq_or_"", row, row, ...} (rows as stored, each with "id" added)
+--
+-- KEYS: log, rows
+-- ARGV: before, limit
 
 local log, rows = KEYS[1], KEYS[2]
 local before, limit = ARGV[1], tonumber(ARGV[2])  -- before: exclusive seq to start below ("" first page)

@@ -11,6 +11,9 @@
 -- log_max rows in all: the oldest delivered rows are dropped to make room.
 --
 -- Returns "queued" | "exists" (already queued or sent, without force) | "full" | "no_endpoint"
+--
+-- KEYS: rows, bodies, queue, log, pending, delivered, failed, dead, endpoint, attempts
+-- ARGV: id, type, body, backlog_max, log_max, check_endpoint, force
 
 local rows, bodies, queue, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local endpoint, attempts = KEYS[9], KEYS[10]

@@ -9,6 +9,10 @@
 -- Returns {status, attempts, counted} | {"gone"} (the row no longer exists: its endpoint was deleted);
 -- counted: the outcome to add to the workers' counters (as:metrics, another slot: the caller adds it),
 -- "delivered", "failed", "dead_lettered" (also a failure) or "" (delivered already: the first counted).
+--
+-- KEYS: rows, bodies, queue, log, pending, delivered, failed, dead, attempts
+-- ARGV: id, outcome, status_code, error, tries, min_backoff_ms, max_backoff_ms, duration_ms,
+--       attempts_kept
 
 local rows, bodies, queue = KEYS[1], KEYS[2], KEYS[3]
 local id, outcome, status_code, error_text = ARGV[1], ARGV[2], ARGV[3], ARGV[4]

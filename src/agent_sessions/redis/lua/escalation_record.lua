@@ -16,6 +16,9 @@
 --                                      actor, request_id (the update's), body (the webhook body)
 --
 -- Returns {"new" | "exists", body}
+--
+-- KEYS: escalation, report, outbox
+-- ARGV: event_id, agent, session, rules, body, keep_ms, escalation_id, version, actor, request_id
 
 local escalation, report, outbox = KEYS[1], KEYS[2], KEYS[3]
 local agent, session, rules, body = ARGV[2], ARGV[3], ARGV[4], ARGV[5]

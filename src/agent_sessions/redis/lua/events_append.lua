@@ -5,12 +5,15 @@
 --
 -- Key layout: see events_page.lua; as:{events}:ids hash event id -> log entry id.
 --
--- KEYS: the log, its index. ARGV: entries, each as its field count n, then n fields and values
--- (those of the outbox entry, event_id among them).
+-- The entries come each as its field count n, then n fields and values (those of the outbox entry,
+-- event_id among them).
 -- An event already in the log (its id in the index) is skipped: a batch relayed again (a relay died
 -- before acknowledging, or the broker refused) appends nothing twice.
 --
 -- Returns the number of entries appended.
+--
+-- KEYS: log, ids
+-- ARGV: entries...
 
 local log, ids = KEYS[1], KEYS[2]
 

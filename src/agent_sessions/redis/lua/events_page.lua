@@ -13,6 +13,9 @@
 --
 -- Returns {"cursor_expired"} (entries after `after` were trimmed)
 --       | {"ok", position to go on after (the last examined id), has_more (0/1), {id, {field, value, ...}}, ...}
+--
+-- KEYS: log, trimmed
+-- ARGV: after, limit, scan_max, agents, session, types, chunk
 
 local log, trimmed_mark = KEYS[1], KEYS[2]
 local after = ARGV[1]                  -- exclusive start entry id; "" for the oldest retained

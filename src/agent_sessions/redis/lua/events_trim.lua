@@ -7,6 +7,9 @@
 -- Key layout: see events_page.lua; as:{events}:ids hash event id -> entry id.
 --
 -- Returns the number of entries dropped (the caller steps again while it is `batch`).
+--
+-- KEYS: log, ids, trimmed
+-- ARGV: cutoff_ms, max_events, batch
 
 local log, ids, trimmed_mark = KEYS[1], KEYS[2], KEYS[3]
 local cutoff_ms = tonumber(ARGV[1])    -- entries written before this (ms since the epoch) go

@@ -4,6 +4,9 @@
 --
 -- Returns admit()'s reply; when the key was found ("ok" or "limited"), followed by the key record's
 -- field, value pairs, from which the API learns the key's role and agents.
+--
+-- KEYS: key_record, key_bucket
+-- ARGV: default_rate, default_burst
 
 local key_record, key_bucket = KEYS[1], KEYS[2]       -- one tag: the key's digest
 local default_rate, default_burst = ARGV[1], ARGV[2]  -- tokens/s and bucket size, for keys without their own

@@ -4,6 +4,9 @@
 -- newest first, so the entry of version v is at index head_version - v).
 --
 -- Returns {"agent_not_found"} | {"session_not_found"} | {"ok", total, entry, ...}
+--
+-- KEYS: agent, session, history
+-- ARGV: below, limit
 
 local agent_hash, session_hash, history = KEYS[1], KEYS[2], KEYS[3]
 local below = ARGV[1]              -- exclusive upper version ("" for the newest)

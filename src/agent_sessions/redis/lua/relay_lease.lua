@@ -1,11 +1,14 @@
--- relay_lease.lua: one relay's lease on one partition's outbox (see agent_sessions/redis/leases.py):
+-- relay_lease.lua: one relay's lease on one partition's outbox (see agent_sessions/events/leases.py):
 -- while it holds it, no other relay reads that stream, so each session's events leave in order.
 --
 -- Key layout: as:lease:{t}  string  the relay holding the partition (tag {t}); expires after lease_ms
 -- unless renewed, so a dead relay's partitions are free again within that time.
 --
--- ARGV: "take" (take it if free, renew it if ours) or "drop" (free it if ours), the relay's name,
--- lease_ms. Returns 1 (ours after "take"; freed after "drop") or 0.
+-- op: "take" (take it if free, renew it if ours) or "drop" (free it if ours); relay: the relay's
+-- name. Returns 1 (ours after "take"; freed after "drop") or 0.
+--
+-- KEYS: lease
+-- ARGV: op, relay, lease_ms
 
 local lease = KEYS[1]
 local op, relay, lease_ms = ARGV[1], ARGV[2], ARGV[3]

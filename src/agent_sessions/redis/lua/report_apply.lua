@@ -23,6 +23,9 @@
 --   as:report:ooo:{t}:<agent>:<session>:<incarnation>    set   versions above c applied out of order
 -- (<incarnation>, the creation time in ms, tells apart a session deleted and created again; {t}: the
 -- agent's partition tag, see keys.py.)
+--
+-- KEYS: report, state, out_of_order
+-- ARGV: type, version, enabled, deleted_ttl, max_values, dimension_values...
 
 local report, state, ooo = KEYS[1], KEYS[2], KEYS[3]   -- KEYS[1] report hash, [2] session state, [3] out-of-order versions
 local kind = ARGV[1]                      -- event type

@@ -16,6 +16,12 @@
 --
 -- Returns {"idempotency_mismatch"} | {"replay", status, field, value, ...}
 --       | {"agent_not_found"} | {"session_exists"} | {"ok", field, value, ...} (the new hash, plus "key").
+--
+-- KEYS: agent, session, all_sessions, enabled_index, disabled_index, outbox, history,
+--       history_bytes, idem_record, idem_index, created_index, updated_index, expiry_index
+-- ARGV: agent, session, event_id, actor, request_id, name, description, metadata, enabled,
+--       idem_fingerprint, idem_ttl, idem_max, idem_snapshots, history_max, history_max_bytes,
+--       dimension_prefix, indexed, tti_minutes
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]
 local all_index, enabled_index, disabled_index = KEYS[3], KEYS[4], KEYS[5]

@@ -6,6 +6,10 @@
 -- Key layout: see session_create.lua.
 --
 -- Returns {"agent_not_found"} | {"session_not_found"} | {"ok", field, value, ...} (the deleted hash).
+--
+-- KEYS: agent, session, all_sessions, enabled_index, disabled_index, outbox, history,
+--       history_bytes, created_index, updated_index, expiry_index
+-- ARGV: agent, session, event_id, actor, request_id, dimension_prefix
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]   -- all KEYS: see _remove.lua
 local agent, session, event_id, actor, request_id = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]

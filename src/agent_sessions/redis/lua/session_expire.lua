@@ -8,6 +8,10 @@
 --
 -- Returns "expired" | "kept" (not due) | "gone" (no such session, or its agent is being purged:
 -- the purge deletes it, with its session.deleted event)
+--
+-- KEYS: agent, session, all_sessions, enabled_index, disabled_index, outbox, history,
+--       history_bytes, created_index, updated_index, expiry_index
+-- ARGV: agent, session, event_id, dimension_prefix
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]   -- all KEYS: see _remove.lua
 local agent, session, event_id = ARGV[1], ARGV[2], ARGV[3]

@@ -6,6 +6,9 @@
 -- Key layout: see session_create.lua.
 --
 -- Returns {"agent_not_found"} | {"ok", now (ms), field, value, ...} (no fields: no such session)
+--
+-- KEYS: agent, session
+-- ARGV: (none)
 
 local agent_hash, session_hash = KEYS[1], KEYS[2]
 

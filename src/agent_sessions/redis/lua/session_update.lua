@@ -17,6 +17,12 @@
 --         fields sent and `ix`; a replay has them all).
 -- When admitting: {admit()'s reply} if the request is refused, else {admit()'s reply, the reply above}.
 -- On a Redis Cluster the API never admits here: the key's record is in another slot than the agent's.
+--
+-- KEYS: agent, session, enabled_index, disabled_index, outbox, history, history_bytes, idem_record,
+--       idem_index, updated_index, expiry_index, key_record, key_bucket
+-- ARGV: agent, session, event_id, actor, request_id, if_match, idem_fingerprint, idem_ttl,
+--       idem_max, idem_snapshots, history_max, history_max_bytes, default_rate, default_burst,
+--       dimension_prefix, indexed, changes...
 
 local agent_hash, session_hash, enabled_index, disabled_index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local history, history_bytes = KEYS[6], KEYS[7]

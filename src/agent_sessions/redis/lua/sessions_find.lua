@@ -23,6 +23,10 @@
 -- Returns {"agent_not_found"} | {"index_not_ready"}
 --       | {"ok", total, next_score, next_member, matched, {member, {field, value, ...}}, ...}
 -- next_member "" when nothing follows; matched: matches after the cursor among the sessions examined.
+--
+-- KEYS: agent, base, ready, expiry, index_keys...
+-- ARGV: session_prefix, order, after_score, after_member, limit, budget, program, enabled,
+--       group_sizes, exact, group_dimensions, agent
 
 local agent_hash, base, ready, expiry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local FIRST_GROUP_KEY = 5

@@ -4,6 +4,9 @@
 -- as the write scripts would have. Idempotent: a session already in an index stays where it is.
 --
 -- Returns the last session key of the step, or "" when the agent's sessions are done.
+--
+-- KEYS: all_sessions, created_index, updated_index, expiry_index
+-- ARGV: session_prefix, dimension_prefix, dimensions, max_bytes, agent, after, batch
 
 local all_index = KEYS[1]
 local index = index_of(ARGV[2], KEYS[2], KEYS[3], KEYS[4])

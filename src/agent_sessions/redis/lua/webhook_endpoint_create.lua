@@ -1,6 +1,6 @@
 -- prelude: _clock
 -- webhook_endpoint_create.lua: store a new webhook endpoint's record (the caller then lists it in
--- as:whes, another slot on a Redis Cluster, and checks the bound on how many there are: redis/webhooks.py).
+-- as:whes, another slot on a Redis Cluster, and checks the bound on how many there are: webhooks/store.py).
 --
 -- Key layout:
 --   as:whe:{<endpoint>} hash  url, description, event_types (JSON list), agent_keys (JSON list or
@@ -11,6 +11,9 @@
 --   as:whes             zset  endpoint ids, scored by created_at (written by the caller)
 --
 -- Returns {"exists"} | {"ok", field, value, ...} (the hash as stored)
+--
+-- KEYS: endpoint
+-- ARGV: fields...
 
 local endpoint = KEYS[1]
 local first_field = 1  -- ARGV[1..]: field, value pairs

@@ -4,10 +4,15 @@
 -- Key layout: see webhook_endpoint_create.lua and delivery_enqueue.lua.
 --
 -- Returns 1 (deleted) | 0 (no such endpoint)
+--
+-- KEYS: rows, bodies, queue, log, pending, delivered, failed, dead, endpoint, attempts
+-- ARGV: (none)
 
-local endpoint = KEYS[1]  -- KEYS[2..10]: the endpoint's delivery keys and attempts (_delivery.lua), one tag
+local endpoint = KEYS[9]  -- KEYS[1..8] and [10]: its delivery keys and attempts (_delivery.lua), one tag
 
 if redis.call('EXISTS', endpoint) == 0 then return 0 end
 redis.call('DEL', endpoint)
-for i = 2, 10 do redis.call('UNLINK', KEYS[i]) end
+for i = 1, 10 do
+  if i ~= 9 then redis.call('UNLINK', KEYS[i]) end
+end
 return 1

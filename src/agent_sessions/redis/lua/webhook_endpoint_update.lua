@@ -3,15 +3,18 @@
 -- equals the stored one. When what it subscribes to changes (event_types, agent_keys, enabled), the
 -- subscription it had is kept beside the new one with the moment of the change, so that the relay
 -- matches an event committed before the change against the subscription of that time
--- (redis/webhooks.py, Fanout), however late it relays it.
+-- (webhooks/store.py, Fanout), however late it relays it.
 --
 -- Key layout: see webhook_endpoint_create.lua; the fields of the subscription's change:
 --   subscribed_at  ms (Redis TIME) when the current subscription began (its create, or its last change)
 --   previous       JSON {"event_types", "agent_keys", "enabled"} of the subscription before it ("" at create)
 --
--- KEYS: endpoint (its record). ARGV: field, value pairs among url, description, event_types (JSON),
--- agent_keys (JSON), enabled ("1"/"0"), metadata (JSON), max_retries, min_backoff_ms, max_backoff_ms.
+-- The changes: field, value pairs among url, description, event_types (JSON), agent_keys (JSON),
+-- enabled ("1"/"0"), metadata (JSON), max_retries, min_backoff_ms, max_backoff_ms.
 -- Returns {"endpoint_not_found"} | {"noop", field, value, ...} | {"ok", field, value, ...} (the hash after).
+--
+-- KEYS: endpoint
+-- ARGV: changes...
 
 local endpoint = KEYS[1]
 local first_change = 1

@@ -6,6 +6,9 @@
 -- Key layout: see webhook_endpoint_create.lua.
 --
 -- Returns {"endpoint_not_found"} | {"ok", field, value, ...} (the hash after)
+--
+-- KEYS: endpoint
+-- ARGV: new_secret, grace_ms, max_secrets
 
 local endpoint = KEYS[1]
 local new_secret, grace_ms, max_secrets = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])

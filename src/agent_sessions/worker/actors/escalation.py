@@ -7,16 +7,16 @@ import logging
 
 import dramatiq
 
-from agent_sessions import rules
-from agent_sessions.endpoints import Message, escalation_body, escalation_message
-from agent_sessions.escalations import fired
-from agent_sessions.events import ESCALATE, ESCALATED, Event
-from agent_sessions.worker.context import Worker
+from agent_sessions.escalations import rules
+from agent_sessions.escalations.model import fired
+from agent_sessions.events.model import ESCALATE, ESCALATED, Event
+from agent_sessions.webhooks.model import Message, escalation_body, escalation_message
+from agent_sessions.worker.context import ActorGraph, Worker
 
 log = logging.getLogger("agent_sessions.actors.escalation")
 
 
-def escalate(worker: Worker, events: list[Event]) -> None:
+def escalate(worker: ActorGraph, events: list[Event]) -> None:
     defaults = worker.default_rules
     stored = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
     # Each agent's rules decoded once per batch, not once per event.
