@@ -85,7 +85,6 @@ ENV_VARS: dict[str, str] = {
     "CLIENT_TOKEN_SECRET": "client_token_secret",
 }
 
-
 ORIGIN_RE = re.compile(r"https?://[A-Za-z0-9.*-]+(:([0-9]{1,5}|\*))?")
 
 
@@ -182,8 +181,8 @@ class Settings(BaseModel):
     # Destinations in private, loopback or link-local networks are refused unless this is true.
     webhook_allow_private_networks: bool = False
     # Bounds: endpoints in all; per endpoint, messages not yet delivered (past it new ones are refused
-    # and counted; a recovery sends them later) and delivery rows kept in all (oldest delivered go
-    # first); attempts one worker process makes at once to one endpoint (a slow one holds only these).
+    # and counted; a recovery sends them later) and delivery rows kept (the oldest delivered go first);
+    # attempts one worker process makes at once to one endpoint (a slow one holds only these).
     webhook_endpoints_max: int = Field(default=100, ge=1, le=10_000)
     webhook_backlog_max: int = Field(default=10_000, ge=1, le=10_000_000)
     webhook_log_max: int = Field(default=10_000, ge=1, le=10_000_000)

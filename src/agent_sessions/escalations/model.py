@@ -10,17 +10,17 @@ dead letter of its endpoint: kept, listed (``GET /v2/webhook_endpoints/{id}/deli
 from __future__ import annotations
 
 from agent_sessions.escalations.rules import Rules
-from agent_sessions.events.model import Event
+from agent_sessions.events.model import EventDict
 from agent_sessions.sessions.models import Metadata
 
 
-def before_and_after(event: Event) -> tuple[Metadata, Metadata]:
+def before_and_after(event: EventDict) -> tuple[Metadata, Metadata]:
     """An update's metadata before and after it."""
     after: Metadata = event["session"]["metadata"]
     change = event["changes"].get("metadata")
     return (change["old"] if change else after), after
 
 
-def fired(rules: Rules, event: Event) -> list[str]:
+def fired(rules: Rules, event: EventDict) -> list[str]:
     """The names of the rules this update fires (empty: it does not escalate)."""
     return rules.fired(*before_and_after(event))

@@ -17,7 +17,7 @@ from typing import cast
 import redis
 
 from agent_sessions.escalations.lua import ESCALATION_RECORD
-from agent_sessions.events.model import Event
+from agent_sessions.events.model import EventDict
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import SyncScript
 from agent_sessions.webhooks.model import escalation_id
@@ -32,7 +32,7 @@ class EscalationStore:
         self.keep_ms = max(MIN_KEEP_MS, int(retention_s * 1000))
         self._record = SyncScript(client, ESCALATION_RECORD)
 
-    def record(self, event: Event, fired: list[str], body: bytes) -> tuple[bool, bytes]:
+    def record(self, event: EventDict, fired: list[str], body: bytes) -> tuple[bool, bytes]:
         """(whether this call recorded it, the body recorded first). Idempotent on the event id."""
         agent = event["agent_key"]
         reply = cast(

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from agent_sessions.errors import InvalidRequest, RateLimited, StoreUnavailable
-from agent_sessions.events.model import TYPES, Event, event_from_entry
+from agent_sessions.events.model import TYPES, EventDict, event_from_entry
 from agent_sessions.events.store import Entry, EventLog, entry_order
 
 log = logging.getLogger("agent_sessions.feed")
@@ -68,7 +68,7 @@ class EventFilter:
     session: str = ""  # empty: every session
     types: tuple[str, ...] = ()  # empty: every type
 
-    def matches(self, event: Event) -> bool:
+    def matches(self, event: EventDict) -> bool:
         return (
             (not self.agents or event["agent_key"] in self.agents)
             and (not self.session or event["session_key"] == self.session)
@@ -81,13 +81,13 @@ class Published:
     """One new event as the reader hands it out: decoded and encoded once for every subscriber."""
 
     entry_id: str
-    event: Event
+    event: EventDict
     data: bytes  # the event's JSON
 
 
 async def page(
     events: EventLog, where: EventFilter, after: str, limit: int
-) -> tuple[list[tuple[str, Event]], str, bool]:
+) -> tuple[list[tuple[str, EventDict]], str, bool]:
     """(events with their entry ids, the entry id to go on after, whether the log holds more)."""
     got = await events.page(after, limit, where.agents, where.session, where.types)
     items = [(entry_id, event_from_entry(fields)) for entry_id, fields in got.entries]
@@ -241,7 +241,7 @@ async def list_events(feed: Feed, where: EventFilter, after: str, limit: int, wa
     }
 
 
-async def get_event(events: EventLog, event_id: str, agents: tuple[str, ...]) -> Event | None:
+async def get_event(events: EventLog, event_id: str, agents: tuple[str, ...]) -> EventDict | None:
     """The event, or None if it is not in the log or belongs to an agent outside ``agents`` (if any)."""
     entry = await events.get(event_id)
     if entry is None:

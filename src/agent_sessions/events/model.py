@@ -33,7 +33,7 @@ from agent_sessions.sessions.representations import event_time, session_resource
 EventType = Literal["session.created", "session.updated", "session.deleted", "session.expired", "session.escalated"]
 
 
-class EventResource(TypedDict):
+class Event(TypedDict):
     """A committed change (README, "Events"): the same body the Dramatiq consumers and webhooks get."""
 
     event_id: str
@@ -60,7 +60,7 @@ class EventPageMetadata(TypedDict):
 
 
 class EventList(TypedDict):
-    events: list[EventResource]
+    events: list[Event]
     metadata: EventPageMetadata
 
 
@@ -90,10 +90,10 @@ def new_event_id() -> str:
     return new_id("evt")
 
 
-Event = dict[str, Any]
+EventDict = dict[str, Any]  # an event as the pipeline handles it (its shape: ``Event``)
 
 
-def event_from_entry(fields: dict[str, str]) -> Event:
+def event_from_entry(fields: dict[str, str]) -> EventDict:
     """An outbox stream entry (written by ``emit_event`` in lua/_change.lua, or by
     lua/escalation_record.lua) -> the event consumers receive."""
     if fields["type"] == ESCALATED:
@@ -121,11 +121,11 @@ def event_from_entry(fields: dict[str, str]) -> Event:
     }
 
 
-def escalation_event(fields: dict[str, str]) -> Event:
+def escalation_event(fields: dict[str, str]) -> EventDict:
     """A ``session.escalated`` event: the update that escalated (the webhook body's ``data``, with
     ``rule`` and ``rules``) under the escalation's own ``event_id`` (``esc_…``), type and time (when it
     was recorded), with the update's id as ``update_event_id``."""
-    update: Event = orjson.loads(fields["body"])["data"]
+    update: EventDict = orjson.loads(fields["body"])["data"]
     return {
         **update,
         "event_id": fields["event_id"],
@@ -135,7 +135,7 @@ def escalation_event(fields: dict[str, str]) -> Event:
     }
 
 
-def consumers(event: Event) -> list[tuple[str, str]]:
+def consumers(event: EventDict) -> list[tuple[str, str]]:
     """(actor, queue) of every consumer of this event (an escalation is the escalation actor's own
     output: it reaches the event log, and its webhooks are queued where it is recorded)."""
     if event["type"] == UPDATED:

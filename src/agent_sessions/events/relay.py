@@ -27,7 +27,7 @@ import redis
 
 from agent_sessions.errors import StoreUnavailable
 from agent_sessions.events.leases import Leases
-from agent_sessions.events.model import ESCALATED, Event, consumers, event_from_entry
+from agent_sessions.events.model import ESCALATED, EventDict, consumers, event_from_entry
 from agent_sessions.events.outbox import Entry, Outbox
 from agent_sessions.events.store import LogWriter
 from agent_sessions.redis.outages import OUTAGE_ERRORS
@@ -175,8 +175,8 @@ class Relay:
         """Append the entries' events to the log, enqueue them, one message per consumer (a list of
         events), queue their webhooks, then acknowledge."""
         done: list[str] = []
-        batches: dict[tuple[str, str], list[Event]] = {}
-        relayed: list[tuple[Event, int]] = []  # with when it was committed (ms, Redis TIME)
+        batches: dict[tuple[str, str], list[EventDict]] = {}
+        relayed: list[tuple[EventDict, int]] = []  # with when it was committed (ms, Redis TIME)
         logged: list[dict[str, str]] = []
         # The batch in commit order across partitions (each partition's entries are in order already):
         # the log receives them so.
@@ -203,7 +203,7 @@ class Relay:
         self.queue_webhooks(relayed)
         self.ack(done)
 
-    def queue_webhooks(self, events: list[tuple[Event, int]]) -> None:
+    def queue_webhooks(self, events: list[tuple[EventDict, int]]) -> None:
         """Queue each event (with when it was committed) for the webhook endpoints that wanted it then
         (before the entries are acknowledged: a relay that dies here leaves them to be relayed again,
         and queuing is idempotent). An event's message is made once, however many endpoints take it."""

@@ -21,7 +21,8 @@ from agent_sessions.errors import (
     InvalidRequest,
 )
 from agent_sessions.events import feed
-from agent_sessions.events.model import EventList, EventResource
+from agent_sessions.events.model import TYPES as EVENT_TYPES
+from agent_sessions.events.model import Event, EventList
 from agent_sessions.events.stream import EventStream
 from agent_sessions.sessions import models
 from agent_sessions.web.framework import (
@@ -42,7 +43,7 @@ SESSION_FILTER = QueryParam(
     {"type": "string", "pattern": models.SESSION_KEY_PATTERN, "maxLength": models.KEY_MAX_LENGTH},
     "only events of sessions with this key",
 )
-TYPE_RE = "session\\.(created|updated|deleted|expired|escalated)"
+TYPE_RE = "(" + "|".join(re.escape(t) for t in EVENT_TYPES) + ")"
 TYPES = QueryParam(
     "types",
     {"type": "string", "pattern": f"^{TYPE_RE}(,{TYPE_RE})*$"},
@@ -171,7 +172,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         get_event,
         "One event of the log",
         Role.VIEWER,
-        response=EventResource,
+        response=Event,
         raises=(EventNotFound,),
         tokens=TOKENS_SESSION,
     ),

@@ -6,7 +6,7 @@ from typing import cast
 
 import redis
 
-from agent_sessions.events.model import Event
+from agent_sessions.events.model import EventDict
 from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.scripts import Call, SyncScript
 from agent_sessions.reports.lua import REPORT_APPLY
@@ -32,11 +32,11 @@ class ReportStore:
         self.keys = keys
         self._apply = SyncScript(client, REPORT_APPLY)
 
-    def apply(self, event: Event) -> bool:
+    def apply(self, event: EventDict) -> bool:
         """Count ``event``; False when it was already counted (a redelivery)."""
         return self.apply_all([event]) == 1
 
-    def apply_all(self, events: list[Event]) -> int:
+    def apply_all(self, events: list[EventDict]) -> int:
         """Count a batch (each event exactly once); returns how many were new. One round trip: each
         event is its own script call, atomic on its own, sent together in one pipeline (no MULTI).
         Re-sending the batch (Redis forgot the script, or the actor is retried) counts nothing twice."""
@@ -45,7 +45,7 @@ class ReportStore:
         replies = self._apply.many([self._call(event) for event in events])
         return sum(reply == "applied" for reply in replies)
 
-    def _call(self, event: Event) -> Call:
+    def _call(self, event: EventDict) -> Call:
         agent, session = event["agent_key"], event["session_key"]
         incarnation = f"{agent}:{session}:{event['incarnation']}"
         metadata, values = event["session"]["metadata"], list[str]()

@@ -20,7 +20,7 @@ from pydantic import ConfigDict, Field, StringConstraints, WithJsonSchema, with_
 from typing_extensions import TypedDict
 
 from agent_sessions.config import webhook_key
-from agent_sessions.events.model import ESCALATED, TYPES, Event, EventType
+from agent_sessions.events.model import ESCALATED, TYPES, EventDict, EventType
 from agent_sessions.sessions.models import AgentKey, Description, Metadata, Timestamp
 from agent_sessions.sessions.representations import event_time
 
@@ -206,7 +206,7 @@ def _subscribed(
     return Subscription(endpoint, types, None if agents is None else frozenset(agents), enabled == "1", since, previous)
 
 
-def event_message(event: Event) -> Message:
+def event_message(event: EventDict) -> Message:
     body = orjson.dumps({"type": event["type"], "timestamp": event["occurred_at"], "data": event})
     return Message(event["event_id"], event["type"], body)
 
@@ -219,7 +219,7 @@ def escalation_message(event_id: str, body: bytes) -> Message:
     return Message(escalation_id(event_id), ESCALATED, body)
 
 
-def escalation_body(event: Event, fired: list[str]) -> bytes:
+def escalation_body(event: EventDict, fired: list[str]) -> bytes:
     """The escalation's body: the update event, with the rule that fired (the first, if several did)."""
     data = {**event, "rule": fired[0], "rules": fired}
     return orjson.dumps({"type": ESCALATED, "timestamp": event["occurred_at"], "data": data})

@@ -9,14 +9,14 @@ import dramatiq
 
 from agent_sessions.escalations import rules
 from agent_sessions.escalations.model import fired
-from agent_sessions.events.model import ESCALATE, ESCALATED, Event
+from agent_sessions.events.model import ESCALATE, ESCALATED, EventDict
 from agent_sessions.webhooks.model import Message, escalation_body, escalation_message
 from agent_sessions.worker.context import ActorGraph, Worker
 
 log = logging.getLogger("agent_sessions.actors.escalation")
 
 
-def escalate(worker: ActorGraph, events: list[Event]) -> None:
+def escalate(worker: ActorGraph, events: list[EventDict]) -> None:
     defaults = worker.default_rules
     stored = worker.fanout.rules(sorted({event["agent_key"] for event in events}))
     # Each agent's rules decoded once per batch, not once per event.
@@ -47,7 +47,7 @@ def escalate(worker: ActorGraph, events: list[Event]) -> None:
 
 
 def declare(broker: dramatiq.Broker, worker: Worker) -> None:
-    def actor(events: list[Event]) -> None:
+    def actor(events: list[EventDict]) -> None:
         escalate(worker.open(), events)
 
     dramatiq.actor(

@@ -6,20 +6,20 @@ import logging
 
 import dramatiq
 
-from agent_sessions.events.model import REPORT, Event
+from agent_sessions.events.model import REPORT, EventDict
 from agent_sessions.worker.context import ActorGraph, Worker
 
 log = logging.getLogger("agent_sessions.actors.reporting")
 
 
-def report_events(worker: ActorGraph, events: list[Event]) -> None:
+def report_events(worker: ActorGraph, events: list[EventDict]) -> None:
     # A retried batch re-applies events already counted: report_apply.lua skips those.
     counted = worker.reports.apply_all(events)
     log.debug("counted %d of %d events", counted, len(events))
 
 
 def declare(broker: dramatiq.Broker, worker: Worker) -> None:
-    def actor(events: list[Event]) -> None:
+    def actor(events: list[EventDict]) -> None:
         report_events(worker.open(), events)
 
     dramatiq.actor(
