@@ -226,6 +226,7 @@ def http_benchmark(
     connections: int,
     cluster: tuple[str, str] | None = None,
     before: Path | None = None,
+    cors: str | None = None,
 ) -> dict[str, Any]:
     """Alternate the servers, ABBA (baseline first in even rounds, ours first in odd ones), so a
     machine that speeds up or slows down during the run favours neither. Returns each side's medians
@@ -234,7 +235,8 @@ def http_benchmark(
     INFO commandstats counts in commands). Nothing is cleared between rounds: the outbox grows as it
     does between two relay reads in production. ``cluster``: (a node's URL, an admin key there): ours
     is also run on that Redis Cluster, in the same rounds. ``before``: a checkout of the code before a
-    change (a ``git worktree``), run as a third server in the same rounds."""
+    change (a ``git worktree``), run as a third server in the same rounds. ``cors``: an origin: ours is
+    also run with ``CORS_ALLOW_ORIGINS`` set to it and PATCHed with that ``Origin`` (the cost of CORS)."""
     env = {**os.environ, "REDIS_URL": redis_url}
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     servers: dict[str, subprocess.Popen[bytes]] = {}
@@ -243,16 +245,21 @@ def http_benchmark(
     port = free_port()
     servers["baseline"] = start([*uvicorn, "baseline_app:app", "--port", str(port)], env, cwd=HERE)
     targets["baseline"] = (port, env, conn)
-    sides: list[tuple[str, Path | None, str, str, Any]] = [("ours", None, redis_url, key, conn)]
+    # (name, checkout, Redis URL, API key, connection, the server's extra environment, wrk's)
+    sides: list[tuple[str, Path | None, str, str, Any, dict[str, str], dict[str, str]]] = [
+        ("ours", None, redis_url, key, conn, {}, {})
+    ]
     if before is not None:
-        sides.append(("before", before, redis_url, key, conn))
+        sides.append(("before", before, redis_url, key, conn, {}, {}))
+    if cors is not None:
+        sides.append(("cors", None, redis_url, key, conn, {"CORS_ALLOW_ORIGINS": cors}, {"ORIGIN": cors}))
     if cluster:
-        sides.append(("cluster", None, cluster[0], cluster[1], sync_client(cluster[0])))
-    for name, checkout, url, secret, side_conn in sides:
+        sides.append(("cluster", None, cluster[0], cluster[1], sync_client(cluster[0]), {}, {}))
+    for name, checkout, url, secret, side_conn, server_env, wrk_env in sides:
         port = free_port()
         command, extra = serve_command(checkout, port)
-        servers[name] = start(command, {**env, **extra, "REDIS_URL": url})
-        targets[name] = (port, {**env, "API_KEY": secret}, side_conn)
+        servers[name] = start(command, {**env, **extra, **server_env, "REDIS_URL": url})
+        targets[name] = (port, {**env, **wrk_env, "API_KEY": secret}, side_conn)
     try:
         for name, (port, _, _) in targets.items():
             wait_http(f"http://127.0.0.1:{port}/" + ("" if name == "baseline" else "healthz"))
@@ -802,6 +809,7 @@ def print_http(http: dict[str, Any], args: argparse.Namespace) -> None:
         "baseline": "baseline (bare handler)",
         "ours": "agent-sessions",
         "before": f"agent-sessions before ({args.before})",
+        "cors": f"agent-sessions, CORS on, Origin {args.cors}",
         "cluster": "agent-sessions on a 3-primary Redis Cluster",
     }
     print(f"{args.rounds} x {args.seconds:g} s rounds, {args.connections} connections")
@@ -893,6 +901,11 @@ def main() -> int:
         type=Path,
         help="a checkout of the code before a change (git worktree add DIR main): a third side of the PATCH comparison",
     )
+    parser.add_argument(
+        "--cors",
+        metavar="ORIGIN",
+        help="also run ours with CORS_ALLOW_ORIGINS=ORIGIN, PATCHed with that Origin: the cost of CORS",
+    )
     parser.add_argument("--pipeline-only", action="store_true", help="only the event pipeline and memory")
     parser.add_argument("--events-only", action="store_true", help="only the event log: export and live feed")
     parser.add_argument("--export-events", type=int, default=20_000, help="events in the log for the export")
@@ -952,7 +965,7 @@ def main() -> int:
                 log("HTTP: baseline vs ours ..." + (" (and ours on a 3-primary cluster)" if args.cluster else ""))
                 with local_cluster(Path(tmp), args.cluster) as on_cluster:
                     http = http_benchmark(
-                        server.url, key, args.rounds, args.seconds, args.connections, on_cluster, args.before
+                        server.url, key, args.rounds, args.seconds, args.connections, on_cluster, args.before, args.cors
                     )
             if not only or args.delete_only:
                 log(f"PATCH latency while an agent with {args.delete_sessions} sessions is deleted ...")
