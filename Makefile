@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 
-.PHONY: dev test check lint bench fuzz clean
+.PHONY: dev test check lint docs bench fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,13 @@ lint: $(VENV)/.installed-test
 	$(BIN)/mypy
 	$(BIN)/python tools/check_redis_boundary.py
 
-check: test lint
+# The documentation site (docs/, mkdocs.yml): the reference pages made again from the code, then built
+# with --strict (a broken link, anchor or missing page fails) into build/site/.
+docs: $(VENV)/.installed-test
+	$(BIN)/python tools/reference_docs.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+check: test lint docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info src/*.egg-info

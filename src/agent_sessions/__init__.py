@@ -1,3 +1,3 @@
 """agent-sessions: the session-update service (PATCH /v2/agents/{agent_key}/sessions/{session_key})."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -30,13 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, title="commands", metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the HTTP API (needs REDIS_URL)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="the address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="the port to listen on")
     serve.add_argument("--workers", type=int, default=1, help="API processes (stateless; share one Redis)")
 
     dev = sub.add_parser("dev", help="run everything locally on an embedded Redis")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--host", default="127.0.0.1", help="the address the API listens on")
+    dev.add_argument("--port", type=int, default=8000, help="the API's port")
     dev.add_argument("--data-dir", default=".data", help="where Redis keeps its data (default ./.data)")
 
     worker = sub.add_parser("worker", help="run the outbox relay and the Dramatiq workers (needs REDIS_URL)")
@@ -89,12 +89,12 @@ def _parser() -> argparse.ArgumentParser:
     create = keys_sub.add_parser("create", help="make a key; prints it once, alone on the last line")
     create.add_argument("--role", required=True, choices=[r.value for r in Role])
     create.add_argument("--agent", action="append", default=[], help="limit to this agent (repeatable)")
-    create.add_argument("--name", default="")
+    create.add_argument("--name", default="", help="a name to tell keys apart (shown by keys list)")
     create.add_argument("--rate", type=float, help="tokens per second (default: RATE_LIMIT_RATE)")
     create.add_argument("--burst", type=int, help="bucket size (default: RATE_LIMIT_BURST)")
     keys_sub.add_parser("list", help="list keys (never their secrets)")
     revoke = keys_sub.add_parser("revoke", help="revoke a key by id (kid_...) or by the key itself")
-    revoke.add_argument("id_or_key")
+    revoke.add_argument("id_or_key", help="the key's id (kid_...) or the key itself")
     return parser
 
 

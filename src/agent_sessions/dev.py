@@ -160,7 +160,8 @@ def banner(base_url: str, redis_url: str, secret: str, webhook_url: str | None, 
     return "\n".join(
         [
             "agent-sessions dev is running.",
-            f"  API:        {base_url}   (OpenAPI at {base_url}/openapi.json)",
+            f"  API:        {base_url}   (try it at {base_url}/docs; OpenAPI at {base_url}/openapi.json)",
+            f"  Console:    {base_url}/console   (sign in with the admin key below)",
             f"  Redis:      export REDIS_URL={redis_url}",
             f"  CLI:        {cli}   (or `source .venv/bin/activate`, then `agent-sessions ...`)",
             f"  Admin key:  {secret}",

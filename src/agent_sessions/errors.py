@@ -284,6 +284,9 @@ def described() -> list[type[ServiceError]]:
 def reference() -> str:
     """The table of every error code (Markdown), generated from this hierarchy for the docs."""
     rows = ["| HTTP | code | when |", "|---:|---|---|"]
+    said = set()
     for cls in sorted(described(), key=lambda c: (c.status, c.code)):
-        rows.append(f"| {cls.status} | `{cls.code}` | {cls.description} |")
+        if (cls.code, cls.description) not in said:  # a subclass that only refines its message
+            said.add((cls.code, cls.description))
+            rows.append(f"| {cls.status} | `{cls.code}` | {cls.description} |")
     return "\n".join(rows) + "\n"

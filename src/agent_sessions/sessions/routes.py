@@ -58,7 +58,7 @@ METADATA_FILTER = QueryParam(
     "metadata_filter",
     {"type": "string", "maxLength": filters.MAX_CHARS},
     "only sessions whose metadata makes this expression true, e.g. priority = 'urgent' AND tier >= 2 "
-    "(the README has the grammar)",
+    "(the grammar: the docs' guide Finding sessions)",
 )
 SORT = QueryParam(
     "sort",

@@ -26,10 +26,10 @@ from agent_sessions.redis import topology
 from agent_sessions.sessions.routes import SESSION, SESSION_COUNT
 from agent_sessions.web import openapi
 from agent_sessions.web.access import AccessLog
-from agent_sessions.web.console import console_routes
 from agent_sessions.web.cors import Cors
 from agent_sessions.web.edge import Edge
 from agent_sessions.web.errors import HANDLERS, JSON
+from agent_sessions.web.pages import console_routes, docs_routes
 from agent_sessions.web.routes import ENDPOINTS
 
 # The cyclic garbage collector's first threshold: allocations (less deallocations) between collections
@@ -82,7 +82,11 @@ def create_app(settings: Settings | None = None, access: AccessLog | None = None
         return Response(spec, media_type=JSON)
 
     inner = Starlette(
-        routes=[Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False), *console_routes()],
+        routes=[
+            Route("/openapi.json", openapi_json, methods=["GET"], include_in_schema=False),
+            *console_routes(),
+            *docs_routes(),
+        ],
         exception_handlers=HANDLERS,
         lifespan=lifespan,
     )

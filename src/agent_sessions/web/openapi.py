@@ -13,6 +13,7 @@ import orjson
 from pydantic import TypeAdapter
 
 from agent_sessions import __version__, errors
+from agent_sessions.access.auth import TOKENS_AGENT, TOKENS_SESSION
 from agent_sessions.sessions import models
 from agent_sessions.webhooks.model import ENDPOINT_ID_PATTERN
 from agent_sessions.webhooks.services import MESSAGE_ID_PATTERN
@@ -125,8 +126,25 @@ def _error_response(classes: list[type[errors.ServiceError]], error: dict[str, s
     return _response(text, schema, RESPONSE_HEADERS.get(classes[0].status, ()))
 
 
+TOKEN_SCOPES = {
+    TOKENS_AGENT: "a client token of the agent",
+    TOKENS_SESSION: "a client token of the agent or the session",
+}
+
+
+def who_may(e: Endpoint) -> str:
+    """Who may call it: the role it needs, and whether a client token may."""
+    if e.role is None:
+        return "No credentials needed."
+    said = f"Needs the {e.role} role (an API key, or {TOKEN_SCOPES[e.tokens]})" if e.tokens else ""
+    said = said or f"Needs an API key with the {e.role} role"
+    if not e.any_agent:
+        said += ", not limited to some agents"
+    return said + "."
+
+
 def _operation(e: Endpoint, components: dict[str, Any], error: dict[str, str]) -> dict[str, Any]:
-    op: dict[str, Any] = {"operationId": e.handler.__name__, "summary": e.summary}
+    op: dict[str, Any] = {"operationId": e.handler.__name__, "summary": e.summary, "description": who_may(e)}
     params: list[dict[str, Any]] = [
         {
             "name": k,
