@@ -57,9 +57,11 @@ def test_an_allowed_origin_gets_its_preflight_and_every_answer_carries_the_heade
         client.get(SESSION, headers={"origin": origin}),  # 401
         client.patch(SESSION, json={"description": "x"}, headers={**admin, "origin": origin, "if-match": '"9"'}),  # 412
         client.get("/v2/agents/agt_a/sessions/ase_none", headers={**admin, "origin": origin}),  # 404
+        client.get("/openapi.json", headers={"origin": origin}),  # not an endpoint: the Starlette app's
     ):
         got = cors(response)
         assert got["access-control-allow-origin"] == origin, response.status_code
+        assert response.headers["vary"] == "Origin" and response.headers["x-request-id"]
         assert set(got["access-control-expose-headers"].split(", ")) == set(EXPOSED)
         assert "access-control-allow-credentials" not in got  # no credentials mode
 
