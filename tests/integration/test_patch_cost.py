@@ -56,7 +56,7 @@ class Driver:
         await self.inbox.put({"type": "lifespan.shutdown"})
         assert (await self.outbox.get())["type"] == "lifespan.shutdown.complete"
 
-    async def patch(self, credential: tuple[bytes, bytes], n: int) -> int:
+    async def patch(self, credential: tuple[bytes, bytes], n: int, origin: str | None = None) -> int:
         metadata: dict[str, Any] = dict(SEED_REQUEST["metadata"])  # type: ignore[call-overload]
         body = orjson.dumps({**SEED_REQUEST, "metadata": {**metadata, "seq": n}})
         headers = [
@@ -64,6 +64,7 @@ class Driver:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
             credential,
+            *([(b"origin", origin.encode())] if origin else []),
         ]
         scope = {
             "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "PATCH", "scheme": "http",
@@ -90,20 +91,26 @@ def seeded_store(client: Any, admin: dict[str, str], seeded: Any) -> None:
     """The seed's agent and session (made through the API), for a PATCH to change."""
 
 
-def measured(redis_url: str, credential: tuple[bytes, bytes]) -> tuple[dict[str, int], int]:
-    """One warmed PATCH: the Redis commands it ran (name -> calls) and the Python calls it made."""
-    settings = Settings(redis_url=redis_url, client_tokens=True, client_token_secret="t" * 40)
+def measured(redis_url: str, credential: tuple[bytes, bytes], origin: str | None = None) -> tuple[dict[str, int], int]:
+    """One warmed PATCH: the Redis commands it ran (name -> calls) and the Python calls it made.
+    ``origin``: allowed by CORS_ALLOW_ORIGINS, and the PATCH sent from it (as a browser page's)."""
+    settings = Settings(
+        redis_url=redis_url,
+        client_tokens=True,
+        client_token_secret="t" * 40,
+        cors_allow_origins=(origin,) if origin else (),
+    )
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
 
     async def run() -> tuple[dict[str, int], int]:
         driver = Driver(create_app(settings, AccessLog("json", stream=io.StringIO())))
         await driver.start()
         for n in range(3):  # warm: the key is known, the script loaded, the caches filled
-            assert await driver.patch(credential, n) == 200
+            assert await driver.patch(credential, n, origin) == 200
         conn.config_resetstat()
         profile = cProfile.Profile()
         profile.enable()
-        status = await driver.patch(credential, 99)
+        status = await driver.patch(credential, 99, origin)
         profile.disable()
         assert status == 200
         stats = conn.info("commandstats")
@@ -154,3 +161,14 @@ def test_a_patch_makes_no_more_python_calls_than_its_budget(
     counts = sorted(measured(redis_url, key)[1] for _ in range(3))
     print(f"{counts[0]} Python calls per PATCH")
     assert counts[0] <= BUDGET["python_calls"], f"{counts[0]} Python calls per PATCH (budget {BUDGET['python_calls']})"
+
+
+def test_cors_adds_at_most_three_percent_to_a_patch(redis_url: str, make_key: MakeKey, seeded_store: None) -> None:
+    """With an origin configured, a PATCH from a page of that origin (its answer gets the CORS headers)
+    makes at most 3% more Python calls than a server's, and runs the same Redis commands."""
+    key = (b"x-api-key", make_key("admin", rate=1e6, burst=10**6).encode())
+    server = min(measured(redis_url, key)[1] for _ in range(3))
+    page = [measured(redis_url, key, "https://chat.example.com") for _ in range(3)]
+    print(f"{server} Python calls per PATCH; from an allowed origin {min(c for _, c in page)}")
+    assert min(calls for _, calls in page) <= server * 1.03
+    assert page[0][0] == measured(redis_url, key)[0]

@@ -53,7 +53,11 @@ class Cors(CORSMiddleware):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raw = next((v for k, v in scope["headers"] if k == b"origin"), None)
+        raw = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                raw = value
+                break
         if raw is None or not self.is_allowed_origin(raw.decode("latin-1")):
             await self.app(scope, receive, send)  # no CORS: nothing added (and no cost for a server-side client)
             return
