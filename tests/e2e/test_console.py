@@ -212,6 +212,7 @@ def webhooks(page: Page, endpoint: str, url: str) -> None:
 
     page.get_by_role("link", name=endpoint, exact=True).click()
     expect(page.get_by_role("heading", name=f"Webhook endpoint {endpoint}")).to_be_visible()
+    expect(page.locator("xpath=//dt[.='Backoff (ms)']/following-sibling::dd[1]")).to_have_text("server default")
     page.get_by_label("Status", exact=True).select_option("dead")
     dead = page.locator("table.deliveries > tbody > tr:not(.detail)")
     expect(dead).to_have_count(1)

@@ -70,7 +70,7 @@ export function render({ view, params: [id], signal, title }) {
       ["Agents", e.agent_keys ? e.agent_keys.map((key) => h("code", { class: "tag" }, key)) : "all"],
       ["Enabled", show(e.enabled)],
       ["Max retries", e.max_retries ?? "server default"],
-      ["Backoff (ms)", `${e.min_backoff_ms ?? "default"} to ${e.max_backoff_ms ?? "default"}`],
+      ["Backoff (ms)", backoff(e.min_backoff_ms, e.max_backoff_ms)],
       ["Managed by", show(e.managed_by)],
       ["Created", time(e.created_at)],
       ["Updated", time(e.updated_at)],
@@ -169,4 +169,10 @@ function localNow(offsetMs) {
   const at = new Date(Date.now() + offsetMs);
   at.setMinutes(at.getMinutes() - at.getTimezoneOffset());
   return at.toISOString().slice(0, 19);
+}
+
+// "server default" when neither bound is set, else both, each bound the server's when not set.
+function backoff(min, max) {
+  if (min == null && max == null) return "server default";
+  return `${min ?? "server default"} to ${max ?? "server default"}`;
 }
