@@ -11,7 +11,7 @@ import redis
 from agent_sessions.events.outbox import pipeline_snapshot
 from agent_sessions.redis.client import async_client
 from agent_sessions.webhooks.model import Message
-from agent_sessions.webhooks.store import Bounds, Webhooks
+from agent_sessions.webhooks.store import ATTEMPTS_KEPT, Bounds, Webhooks
 from tests.support.clock import redis_now_ms, until_redis_time
 from tests.support.keys import KEYS
 
@@ -91,6 +91,17 @@ async def test_failures_back_off_then_die_and_the_gauge_counts_dead_letters(
     assert pipeline_snapshot(sync_redis, KEYS)["dead"] == 0
     # the whole log went with it (the version of the endpoints, bumped by every change, stays)
     assert [key for key in sync_redis.scan_iter("as:wh*")] == [KEYS.webhook_endpoints_version]
+
+
+async def test_a_delivery_keeps_its_newest_attempts_only(store: Webhooks) -> None:
+    await store.enqueue(E, messages("evt_1"))
+    for i in range(ATTEMPTS_KEPT + 5):
+        assert await store.result(E, "evt_1", 500, f"attempt {i}", 1000, (1, 1)) == "failed"
+    kept = await store.attempts(E, "evt_1")
+    assert kept is not None and len(kept) == ATTEMPTS_KEPT
+    assert [a["error"] for a in kept] == [f"attempt {i}" for i in range(5, ATTEMPTS_KEPT + 5)]  # oldest first
+    row = await store.row(E, "evt_1")
+    assert row is not None and row["attempts"] == ATTEMPTS_KEPT + 5  # the count goes on
 
 
 async def test_a_rotation_keeps_at_most_the_newest_secrets_and_drops_expired_ones(
