@@ -30,13 +30,17 @@ from agent_sessions.access.auth import ApiKey, Role
 from agent_sessions.errors import TokenExpired, Unauthorized
 from agent_sessions.sessions.models import STRICT, AgentKey, SessionKey, Timestamp
 
+PREFIX = "act_"
+ALGORITHM = "HS256"
+TTL_MIN, TTL_MAX, TTL_DEFAULT = 60, 3600, 900
+
 
 class ClientTokenCreate(TypedDict):
     __pydantic_config__ = STRICT  # type: ignore[misc]
     agent_key: AgentKey
     session_key: NotRequired[SessionKey]  # absent: every session of the agent
-    role: NotRequired[Literal["viewer", "editor"]]  # default viewer; never above the minting key's
-    ttl_seconds: NotRequired[Annotated[int, Field(ge=60, le=3600)]]  # default 900
+    role: NotRequired[Literal["viewer", "editor"]]  # default viewer (never an admin); never above the minter's
+    ttl_seconds: NotRequired[Annotated[int, Field(ge=TTL_MIN, le=TTL_MAX)]]  # default TTL_DEFAULT
 
 
 class ClientTokenCreated(TypedDict):
@@ -45,12 +49,6 @@ class ClientTokenCreated(TypedDict):
     session_key: str | None
     role: Literal["viewer", "editor"]
     expires_at: Timestamp
-
-
-PREFIX = "act_"
-ALGORITHM = "HS256"
-TTL_MIN, TTL_MAX, TTL_DEFAULT = 60, 3600, 900
-ROLES = (Role.VIEWER, Role.EDITOR)  # what a token may be: never an admin
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,9 @@ async def prepare(endpoint: Endpoint, call: Call) -> None:
         await layout.ensure()
     call.credential = credential(request, endpoint)
     known = request.app.state.gate.known(call.credential.digest) if endpoint.admits_in_write else None
-    if known is not None and allowed(call.credential.limit(known), endpoint, request):
-        await read_then_admit_in_the_write(endpoint, call, call.credential.limit(known))
+    usable = None if known is None else call.credential.limit(known)
+    if usable is not None and allowed(usable, endpoint, request):
+        await read_then_admit_in_the_write(endpoint, call, usable)
     else:
         await admit(endpoint, call)
         await read(endpoint, call)
