@@ -8,9 +8,10 @@ the origins it allows.
 - Any other origin, and a request with no ``Origin``, gets no CORS header at all (Starlette's adds some
   to every answer): its request goes on as if there were no CORS, and a browser refuses the answer.
 - An answer to an allowed origin gets its headers appended to the ones the endpoint sent, by a plain
-  ``send`` wrapper, not by Starlette's ``simple_response`` (which parses and rewrites every answer's
-  headers and checks the origin a second time: about a tenth of a PATCH's CPU, measured with
-  ``make bench --cors``). The API sends no ``Vary`` of its own, so ``Vary: Origin`` is added as is.
+  ``send`` wrapper (``framework.appending``), not by Starlette's ``simple_response`` (which parses and
+  rewrites every answer's headers and checks the origin a second time: about a tenth of a PATCH's CPU,
+  measured with ``make bench --cors``). The API sends no ``Vary`` of its own, so ``Vary: Origin`` is
+  added as is.
 - No credentials mode: the API takes no cookies. ``X-API-Key`` is not among the headers a page may send:
   a browser uses a client token (``Authorization: Bearer act_…``), never an API key.
 
@@ -25,7 +26,9 @@ import re
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agent_sessions.web.framework import appending
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 HEADERS = ("Authorization", "Content-Type", "If-Match", "Idempotency-Key", "X-Request-ID", "Last-Event-ID")
@@ -72,13 +75,7 @@ class Cors(CORSMiddleware):
             (b"vary", b"Origin"),
             (b"access-control-expose-headers", EXPOSE),
         )
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *added]
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        await self.app(scope, receive, appending(send, added))
 
     def preflight_response(self, request_headers: Headers) -> Response:
         """The origin is allowed (``__call__`` checked): 204 with what the API takes; a method or header

@@ -11,12 +11,13 @@ request meets before its handler are in ``web/pipeline.py``.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from starlette.requests import Request
+from starlette.types import Message, Send
 
 from agent_sessions.access.auth import (
     TOKENS_NONE,
@@ -144,3 +145,14 @@ def header(request: Request, name: str) -> str | None:
 
 def media_type(request: Request) -> str:
     return (header(request, "content-type") or "").split(";", 1)[0].strip().lower()
+
+
+def appending(send: Send, added: Sequence[tuple[bytes, bytes]]) -> Send:
+    """``send``, with ``added`` headers after the ones the answer has (a page's security headers, CORS)."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *added]
+        await send(message)
+
+    return sending

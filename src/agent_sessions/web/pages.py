@@ -19,7 +19,9 @@ from pathlib import Path
 from starlette.responses import FileResponse
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from agent_sessions.web.framework import appending
 
 CONSOLE_DIR = Path(str(files("agent_sessions.web") / "console"))
 DOCS_DIR = Path(str(files("agent_sessions.web") / "docs"))
@@ -48,12 +50,7 @@ class Guarded:
         self.headers = headers(policy)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *self.headers]
-            await send(message)
-
-        await self.app(scope, receive, sending)
+        await self.app(scope, receive, appending(send, self.headers))
 
 
 def page_routes(path: str, directory: Path, policy: str) -> list[BaseRoute]:
