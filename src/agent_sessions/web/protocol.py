@@ -9,6 +9,13 @@
   byte: a client that sends headers too slowly gets 408; one that stalls in its body is disconnected
   (the application sees a client disconnect). Idle keep-alive connections are uvicorn's own
   ``timeout_keep_alive``.
+
+And one saving: a response whose head announces its length (every answer but a stream) goes out in
+one write, head and body together. uvicorn writes the head when the application sends
+``http.response.start`` and the body at ``http.response.body``: two ``send()`` calls, two wake-ups of
+the client, for answers that are complete at once. Each request's cycle gets a ``HeldHead`` in place of
+the transport, which holds that head until the body's first write. A stream's head (chunked) and a
+``HEAD`` answer's (no body follows) are written at once, as before.
 """
 
 from __future__ import annotations
@@ -35,6 +42,44 @@ def _error(status: bytes, code: str, message: str) -> bytes:
 
 
 STOP_STREAM = "agent_sessions.stop_stream"
+
+
+class HeldHead:
+    """The transport as one request's cycle sees it (uvicorn's cycle calls only ``write``, ``close``
+    and ``is_closing``). Its first write that is not an interim "1xx" answer is the response's head;
+    when the head announces a length, it is held and written with the next write, the body's. (No
+    reference to the cycle: a reference cycle per request would be left to the garbage collector.)"""
+
+    __slots__ = ("head", "holds", "seen", "transport")
+
+    def __init__(self, transport: asyncio.Transport, head_request: bool) -> None:
+        self.transport = transport
+        self.head = b""
+        self.seen = False  # the head has been written or held
+        self.holds = not head_request  # a HEAD answer has no body to carry its head
+
+    def write(self, data: bytes) -> None:
+        if self.seen:
+            if self.head:
+                data, self.head = self.head + data, b""
+            self.transport.write(data)
+        elif data.startswith(b"HTTP/1.1 1"):  # "100 Continue", before the answer
+            self.transport.write(data)
+        else:
+            self.seen = True
+            if self.holds and b"\r\ncontent-length: " in data:
+                self.head = data
+            else:
+                self.transport.write(data)
+
+    def close(self) -> None:
+        if self.head:  # the application failed between head and body: what it sent, then the close
+            self.transport.write(self.head)
+            self.head = b""
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -74,7 +119,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._headers_done = True
+        existing = self.cycle
         super().on_headers_complete()
+        if self.cycle is not existing:  # a request's cycle, made just now; its task has not run yet
+            self.cycle.transport = HeldHead(self.transport, self.scope["method"] == "HEAD")  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._disarm()
