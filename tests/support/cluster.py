@@ -38,6 +38,24 @@ def _node(directory: Path, bus: int, node_timeout_ms: int) -> RedisServer:
     return RedisServer(directory, executable=valkey_executable(), extra_args=options)
 
 
+def _started(directory: Path, node_timeout_ms: int, attempts: int = 3) -> tuple[RedisServer, int]:
+    """A node started on free ports, and its bus port. Ports are picked free and bound by the server a
+    moment later; in between, the machine may give one to another socket (an outgoing connection's
+    ephemeral port): the node then exits at once, and is started again on other ports."""
+    for attempt in range(attempts):
+        bus = free_port()
+        node = _node(directory / f"try{attempt}" if attempt else directory, bus, node_timeout_ms)
+        try:
+            node.start()
+        except RuntimeError:
+            node.stop()
+            if attempt == attempts - 1:
+                raise
+            continue
+        return node, bus
+    raise AssertionError("unreachable")
+
+
 def _until(done: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not done():
@@ -58,13 +76,13 @@ def cluster(
     replica of primary ``i % primaries``, in sync; yields them all (primaries first) once
     ``cluster_state:ok``. ``node_timeout_ms``: how long a silent primary takes to be failed over."""
     count = primaries + replicas
-    buses = [free_port() for _ in range(count)]
+    buses: list[int] = []
     nodes: list[RedisServer] = []
     try:
         for i in range(count):
-            node = _node(directory / f"node{i}", buses[i], node_timeout_ms)
+            node, bus = _started(directory / f"node{i}", node_timeout_ms)
             nodes.append(node)
-            node.start()
+            buses.append(bus)
         conns = [_connect(node) for node in nodes]
         for i, conn in enumerate(conns[:primaries]):
             first, last = SLOTS * i // primaries, SLOTS * (i + 1) // primaries - 1
