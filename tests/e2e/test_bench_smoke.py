@@ -46,3 +46,19 @@ def test_bench_smoke_run_prints_the_table() -> None:
     assert len(rows) == 20, out
     assert all(extra == "0" and lost == "0" for _, _, _, _, extra, lost, _ in rows), out
     assert any(name.startswith("slow") for name, *_ in rows) and int(rows[0][1]) > 0, out
+
+
+def test_script_cost_breaks_the_update_script_down_by_step() -> None:
+    """`bench/script_cost.py` in miniature: every step's marker is still in the update script (a changed
+    script fails it loudly), and each copy of the script ran."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "script_cost.py"), "--calls", "64", "--cycles", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([+-][\d.]+) \| ([\d.]+) \|$", out, re.MULTILINE)
+    assert len(rows) == 9, out
+    assert rows[0][0].startswith("the call") and rows[-1][0].startswith("the whole script"), out
+    assert float(rows[-1][1]) > float(rows[0][1]) > 0, out  # the whole script costs more than the bare call

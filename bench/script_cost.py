@@ -1,0 +1,164 @@
+"""Where the update script's Redis time goes: the PATCH's script call, cut short at each of its steps.
+
+A real PATCH of the seed's example body is made through the app on a private Redis (AOF on, as in
+``make bench``), and its script call (KEYS and ARGV) is taken as it was sent. That call is then sent
+again and again, pipelined 32 at a time, with the metadata changing every time (every call is a real
+change), to the whole script and to copies of it that return early at one step; the difference between
+two neighbours is what that step costs. Copies alternate in every cycle (so a machine whose speed drifts
+moves them alike) and each figure is the median of the cycles: the microseconds Redis counts in the
+command (``INFO commandstats``) and the server process's CPU (which adds reading the call, writing the
+answer and the append-only file).
+
+    .venv/bin/python bench/script_cost.py [--calls 3000] [--cycles 5]
+
+Nothing else runs meanwhile, so the figures are lower than ``make bench``'s, where the API and wrk share
+the machine's cores with Redis. A step the script no longer has fails loudly (its marker is not found).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+from agent_sessions.access.auth import Role
+from agent_sessions.access.store import Keyring
+from agent_sessions.config import Settings
+from agent_sessions.redis import scripts
+from agent_sessions.redis.keys import Keys
+from agent_sessions.redis.server import RedisServer
+
+HERE = Path(__file__).resolve().parent
+AGENT, SESSION = "agt_customer_support", "ase_customer_support_001"
+BATCH = 32
+STOP = "if true then return {'stopped'} end\n"
+# (what the script has done when it stops, the line it stops before); in the script's order
+STEPS = (
+    ("the call: KEYS and ARGV, the shared Lua's functions", "local agent_hash, session_hash"),
+    ("... and the script's own set-up", "if not admitting then return apply() end"),
+    ("... and the gate (key record, token bucket)", "if admitted[1] ~= 'ok' then return {admitted} end"),
+    ("... and reading the session (TIME, HGETALL, EXISTS)", "  local at = {}"),
+    ("... and If-Match, what changed, the write (HSET)", "  -- The session after the write"),
+    ("... and the indexes", "  emit_event(outbox"),
+    ("... and the event in the outbox (XADD)", "  record_history(history"),
+    ("... and the history entry", "  return finish('ok', session_fields)"),
+)
+
+
+def stopped_at(source: str, marker: str) -> str:
+    lines = source.splitlines(keepends=True)
+    found = [i for i, line in enumerate(lines) if line.startswith(marker)]
+    if len(found) != 1:
+        raise SystemExit(f"the update script has changed: {marker!r} found {len(found)} times, not once")
+    return "".join([*lines[: found[0]], STOP, *lines[found[0] :]])
+
+
+def captured_call(url: str, key: str) -> tuple[list[Any], list[Any]]:
+    """The KEYS and ARGV of a real PATCH's update script call."""
+    from starlette.testclient import TestClient
+
+    from agent_sessions.web.app import create_app
+
+    calls: list[tuple[list[Any], list[Any]]] = []
+    positional = scripts.Script.positional
+
+    async def recording(self: scripts.Script[Any, Any], keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        if self.lua.name == "session_update":
+            calls.append((list(keys), list(args)))
+        return await positional(self, keys, args)
+
+    scripts.Script.positional = recording  # type: ignore[method-assign]
+    try:
+        body = (HERE / "seed_patch.json").read_text().strip()
+        headers = {"x-api-key": key, "content-type": "application/json"}
+        with TestClient(create_app(Settings(redis_url=url))) as client:
+            client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
+            client.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers=headers)
+            for seq in range(2):  # the second is a warmed PATCH: the process knows the key
+                path = f"/v2/agents/{AGENT}/sessions/{SESSION}"
+                answer = client.patch(path, content=body.replace("__SEQ__", str(seq)), headers=headers)
+                answer.raise_for_status()
+    finally:
+        scripts.Script.positional = positional  # type: ignore[method-assign]
+    return calls[-1]
+
+
+class Caller:
+    def __init__(self, conn: redis.Redis, keys: list[Any], args: list[Any]) -> None:
+        self.conn, self.keys, self.args = conn, keys, args
+        self.at = args.index("metadata") + 1
+        metadata = args[self.at]
+        self.metadata = metadata.decode() if isinstance(metadata, bytes) else str(metadata)
+        self.seq = 0
+
+    def run(self, source: str, calls: int) -> None:
+        sha = self.conn.script_load(source)
+        pipe = self.conn.pipeline(transaction=False)
+        for _ in range(calls):
+            self.seq += 1
+            args = list(self.args)
+            args[self.at] = re.sub(r'"seq":\d+', f'"seq":{self.seq}', self.metadata)
+            pipe.evalsha(sha, len(self.keys), *self.keys, *args)
+            if len(pipe) >= BATCH:
+                pipe.execute()
+                pipe = self.conn.pipeline(transaction=False)
+        pipe.execute()
+
+
+def measure(caller: Caller, server: psutil.Process, sources: dict[str, str], calls: int, cycles: int) -> dict[str, Any]:
+    figures: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
+    for source in sources.values():
+        caller.run(source, 500)  # loaded and warm
+    names = list(sources)
+    for cycle in range(cycles):
+        for name in names if cycle % 2 == 0 else names[::-1]:
+            caller.conn.config_resetstat()
+            before = sum(server.cpu_times()[:2])
+            caller.run(sources[name], calls)
+            cpu = (sum(server.cpu_times()[:2]) - before) * 1e6 / calls
+            usec = float(caller.conn.info("commandstats")["cmdstat_evalsha"]["usec"]) / calls
+            figures[name].append((usec, cpu))
+    return {
+        name: (statistics.median(u for u, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in figures.items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=3000, help="calls per copy and cycle")
+    parser.add_argument("--cycles", type=int, default=5)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RedisServer(Path(tmp)).start()
+        try:
+            conn = redis.Redis.from_url(store.url)
+            _, key = Keyring(redis.Redis.from_url(store.url, decode_responses=True), Keys()).create(
+                Role.ADMIN, rate=1e9, burst=10**9
+            )
+            keys, args = captured_call(store.url, key)
+            whole = scripts.lua("session_update").source
+            sources = {step: stopped_at(whole, marker) for step, marker in STEPS}
+            sources["the whole script (what a PATCH costs)"] = whole
+            server = psutil.Process(int(conn.info("server")["process_id"]))
+            figures = measure(Caller(conn, keys, args), server, sources, options.calls, options.cycles)
+        finally:
+            store.stop()
+    print(f"session_update, {options.cycles} cycles x {options.calls} calls (medians)")
+    print("| the script stopped after | in the command µs | step µs | Redis process CPU µs |")
+    print("|---|---:|---:|---:|")
+    previous = 0.0
+    for name, (usec, cpu) in figures.items():
+        print(f"| {name} | {usec:.1f} | {usec - previous:+.1f} | {cpu:.1f} |")
+        previous = usec
+
+
+if __name__ == "__main__":
+    main()
