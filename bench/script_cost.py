@@ -18,6 +18,7 @@ the machine's cores with Redis. A step the script no longer has fails loudly (it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import statistics
 import tempfile
@@ -91,6 +92,8 @@ def captured_call(url: str, key: str) -> tuple[list[Any], list[Any]]:
 
 
 class Caller:
+    """Sends the captured call to a copy of the update script, through the store's own script runner."""
+
     def __init__(self, conn: redis.Redis, keys: list[Any], args: list[Any]) -> None:
         self.conn, self.keys, self.args = conn, keys, args
         self.at = args.index("metadata") + 1
@@ -99,17 +102,19 @@ class Caller:
         self.seq = 0
 
     def run(self, source: str, calls: int) -> None:
-        sha = self.conn.script_load(source)
-        pipe = self.conn.pipeline(transaction=False)
+        declared = scripts.DECLARED["session_update"]
+        script = scripts.SyncScript(self.conn, dataclasses.replace(declared, source=scripts.Lua(declared.name, source)))
+        batch: list[scripts.Call] = []
         for _ in range(calls):
             self.seq += 1
             args = list(self.args)
             args[self.at] = re.sub(r'"seq":\d+', f'"seq":{self.seq}', self.metadata)
-            pipe.evalsha(sha, len(self.keys), *self.keys, *args)
-            if len(pipe) >= BATCH:
-                pipe.execute()
-                pipe = self.conn.pipeline(transaction=False)
-        pipe.execute()
+            batch.append((self.keys, args))
+            if len(batch) >= BATCH:
+                script.many(batch)
+                batch = []
+        if batch:
+            script.many(batch)
 
 
 def measure(caller: Caller, server: psutil.Process, sources: dict[str, str], calls: int, cycles: int) -> dict[str, Any]:
