@@ -209,9 +209,10 @@ def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | N
 
 def redis_usec(conn: Any) -> float:
     """The microseconds Redis has spent in commands so far (INFO commandstats), every node's."""
-    stats = conn.info("commandstats")
-    if is_cluster(conn):
+    if is_cluster(conn):  # without target_nodes, one node's figures only
+        stats = conn.info("commandstats", target_nodes=conn.ALL_NODES)
         return float(sum(v["usec"] for node in stats.values() for k, v in node.items() if k.startswith("cmdstat_")))
+    stats = conn.info("commandstats")
     return float(sum(v["usec"] for k, v in stats.items() if k.startswith("cmdstat_")))
 
 
