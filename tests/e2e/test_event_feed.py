@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,9 @@ def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str
         setup_agent(base, headers)
         url = f"{base}/v2/agents/{AGENT}/sessions/ase_0"
 
-        async def subscribers_get(count: int, patches: int) -> tuple[int, int]:
+        async def subscribers_get(count: int, patches: int) -> tuple[int, int, int, float]:
             """``count`` subscribers, each caught up (it got a first event), then ``patches`` PATCHes:
-            (deliveries of those, log reads by Redis meanwhile)."""
+            (deliveries of those, log reads by Redis meanwhile, warm-up PATCHes before, seconds it took)."""
             limits = httpx.Limits(max_connections=count + 10)
             async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
                 warmed, all_warm = 0, asyncio.Event()
@@ -148,19 +149,23 @@ def test_many_subscribers_share_one_reader_and_all_get_each_event(redis_url: str
                     assert (await client.patch(url, json=warm_up)).status_code == 200
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(all_warm.wait(), 1)
-                before = redis_reads(conn)
+                before, started = redis_reads(conn), time.monotonic()
                 for n in range(patches):
                     assert (await client.patch(url, json={"metadata": {"n": n}})).status_code == 200
                 await asyncio.wait_for(asyncio.gather(*tasks), 60)
-                return received, redis_reads(conn) - before
+                return received, redis_reads(conn) - before, attempt, time.monotonic() - started
 
-        one, reads_one = asyncio.run(subscribers_get(1, 20))
-        many, reads_many = asyncio.run(subscribers_get(200, 20))
+        one, reads_one, _, _ = asyncio.run(subscribers_get(1, 20))
+        many, reads_many, warm_ups, seconds = asyncio.run(subscribers_get(200, 20))
     assert one == 20 and many == 200 * 20
-    # One reader per process: the log is read about as often for 200 subscribers as for one (a reader
-    # per subscriber would read it at least 200 x 20 = 4,000 times; the shared one's blocking reads also
-    # time out every half second when idle, so a longer run reads a few more times).
-    assert reads_many <= 3 * reads_one + 20, (reads_one, reads_many)
+    # One reader per process: the log is read once per relayed batch at most (one per event: the 20, and
+    # warm-up events still in the relay when counting began), however many subscribers, plus reads driven
+    # by the clock: the feed's idle blocking reads (0.5 s each) and the workers' retention step (about one
+    # a second; its script reads the log's head). The clock's share comes from the time the deliveries
+    # took: on a loaded machine pushing 4,000 events to 200 streams takes seconds (a fixed bound failed
+    # CI once, 65 reads). A reader per subscriber would read at least 200 x 20 = 4,000 times; this bound,
+    # with at most 60 warm-ups and the 60 s limit on deliveries, stays under 400.
+    assert reads_many <= 20 + warm_ups + 5 * seconds + 10, (reads_one, reads_many, warm_ups, seconds)
     # How fast is for make bench to say (feed latency); here: each of the 200 got every event.
 
 
