@@ -9,7 +9,10 @@ moves them alike) and each figure is the median of the cycles: the microseconds 
 command (``INFO commandstats``) and the server process's CPU (which adds reading the call, writing the
 answer and the append-only file).
 
-    .venv/bin/python bench/script_cost.py [--calls 3000] [--cycles 5]
+    .venv/bin/python bench/script_cost.py [--calls 3000] [--cycles 5] [--before DIR]
+
+``--before DIR``: also the whole script of another checkout (a ``git worktree`` of the code before a
+change), sent the same call in the same cycles: a change to the script measured side by side.
 
 Nothing else runs meanwhile, so the figures are lower than ``make bench``'s, where the API and wrk share
 the machine's cores with Redis. A step the script no longer has fails loudly (its marker is not found).
@@ -19,8 +22,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import re
 import statistics
+import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,7 +34,7 @@ from typing import Any
 
 import psutil
 import redis
-from run import AGENT, HERE, SESSION, seed
+from run import AGENT, HERE, OUTBOXES, SESSION, seed, settle_aof
 
 from agent_sessions.config import Settings
 from agent_sessions.redis import scripts
@@ -111,6 +117,16 @@ class Caller:
             script.many(batch)
 
 
+def settled(conn: redis.Redis) -> None:
+    """Outside the timed windows: the outbox cut back (no relay reads it here, and hundreds of thousands of
+    calls would make it gigabytes) and the AOF compacted, so that no rewrite (a fork, and every write
+    copied into its buffer meanwhile) lands in one copy's window and not another's. The append every
+    write makes stays in every window."""
+    for outbox in OUTBOXES:
+        conn.xtrim(outbox, maxlen=10_000)
+    settle_aof(conn)
+
+
 def measure(caller: Caller, server: psutil.Process, sources: dict[str, str], calls: int, cycles: int) -> dict[str, Any]:
     figures: dict[str, list[tuple[float, float]]] = {name: [] for name in sources}
     for source in sources.values():
@@ -118,6 +134,7 @@ def measure(caller: Caller, server: psutil.Process, sources: dict[str, str], cal
     names = list(sources)
     for cycle in range(cycles):
         for name in names if cycle % 2 == 0 else names[::-1]:
+            settled(caller.conn)
             caller.conn.config_resetstat()
             before = sum(server.cpu_times()[:2])
             caller.run(sources[name], calls)
@@ -130,10 +147,20 @@ def measure(caller: Caller, server: psutil.Process, sources: dict[str, str], cal
     }
 
 
+def source_of(checkout: Path) -> str:
+    """The update script as another checkout assembles it (its own preludes)."""
+    program = "from agent_sessions.redis import scripts; print(scripts.lua('session_update').source, end='')"
+    environment = {**os.environ, "PYTHONPATH": str(checkout / "src")}
+    return subprocess.run(
+        [sys.executable, "-c", program], env=environment, capture_output=True, text=True, check=True
+    ).stdout
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=3000, help="calls per copy and cycle")
     parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--before", type=Path, help="a checkout of the code before a change: its whole script too")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = RedisServer(Path(tmp)).start()
@@ -143,6 +170,8 @@ def main() -> None:
             whole = scripts.lua("session_update").source
             sources = {step: stopped_at(whole, marker) for step, marker in STEPS}
             sources["the whole script (what a PATCH costs)"] = whole
+            if options.before is not None:
+                sources[f"the whole script of {options.before}"] = source_of(options.before)
             server = psutil.Process(int(conn.info("server")["process_id"]))
             figures = measure(Caller(conn, keys, args), server, sources, options.calls, options.cycles)
         finally:
@@ -152,7 +181,8 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     previous = 0.0
     for name, (usec, cpu) in figures.items():
-        print(f"| {name} | {usec:.1f} | {usec - previous:+.1f} | {cpu:.1f} |")
+        step = f"{usec - previous:+.1f}" if name.startswith(("the call", "...", "the whole script (")) else ""
+        print(f"| {name} | {usec:.1f} | {step} | {cpu:.1f} |")
         previous = usec
 
 

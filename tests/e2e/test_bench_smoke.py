@@ -50,15 +50,27 @@ def test_bench_smoke_run_prints_the_table() -> None:
 
 def test_script_cost_breaks_the_update_script_down_by_step() -> None:
     """`bench/script_cost.py` in miniature: every step's marker is still in the update script (a changed
-    script fails it loudly), and each copy of the script ran."""
+    script fails it loudly), each copy of the script ran, and so did another checkout's whole script
+    (``--before``; this one here)."""
     out = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "script_cost.py"), "--calls", "64", "--cycles", "1"],
+        [
+            sys.executable,
+            str(ROOT / "bench" / "script_cost.py"),
+            "--calls",
+            "64",
+            "--cycles",
+            "1",
+            "--before",
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     ).stdout
-    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([+-][\d.]+) \| ([\d.]+) \|$", out, re.MULTILINE)
-    assert len(rows) == 9, out
-    assert rows[0][0].startswith("the call") and rows[-1][0].startswith("the whole script"), out
-    assert float(rows[-1][1]) > float(rows[0][1]) > 0, out  # the whole script costs more than the bare call
+    rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([+-][\d.]+|) \| ([\d.]+) \|$", out, re.MULTILINE)
+    assert len(rows) == 10, out
+    assert rows[0][0].startswith("the call") and rows[-2][0].startswith("the whole script ("), out
+    assert rows[-1][0] == f"the whole script of {ROOT}" and rows[-1][2] == "", out
+    assert float(rows[-2][1]) > float(rows[0][1]) > 0, out  # the whole script costs more than the bare call
+    assert float(rows[-1][1]) > float(rows[0][1]), out
