@@ -91,14 +91,18 @@ def seeded_store(client: Any, admin: dict[str, str], seeded: Any) -> None:
     """The seed's agent and session (made through the API), for a PATCH to change."""
 
 
-def measured(redis_url: str, credential: tuple[bytes, bytes], origin: str | None = None) -> tuple[dict[str, int], int]:
+def measured(
+    redis_url: str, credential: tuple[bytes, bytes], origin: str | None = None, history_max: int = 1000
+) -> tuple[dict[str, int], int]:
     """One warmed PATCH: the Redis commands it ran (name -> calls) and the Python calls it made.
-    ``origin``: allowed by CORS_ALLOW_ORIGINS, and the PATCH sent from it (as a browser page's)."""
+    ``origin``: allowed by CORS_ALLOW_ORIGINS, and the PATCH sent from it (as a browser page's).
+    ``history_max``: HISTORY_MAX (the warm-up's PATCHes fill a history of 2 entries or fewer)."""
     settings = Settings(
         redis_url=redis_url,
         client_tokens=True,
         client_token_secret="t" * 40,
         cors_allow_origins=(origin,) if origin else (),
+        history_max=history_max,
     )
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
 
@@ -136,6 +140,22 @@ def test_a_patch_runs_no_more_redis_commands_than_its_budget(
     over = {name: n for name, n in commands.items() if n > BUDGET["redis_commands"].get(name, 0)}
     assert not over, f"more Redis commands per PATCH than budgeted: {over} (all: {commands})"
     assert sum(commands.values()) <= sum(BUDGET["redis_commands"].values())
+
+
+def test_a_patch_at_the_history_bound_drops_one_entry_and_moves_the_byte_total_once(
+    redis_url: str, make_key: MakeKey, seeded_store: None
+) -> None:
+    """A long session's history is at its bound: each PATCH pushes one entry and drops the oldest, with one
+    INCRBY of the byte total for both (not an INCRBY and a DECRBY)."""
+    key = make_key("admin", rate=1e6, burst=10**6)
+    commands, _ = measured(redis_url, (b"x-api-key", key.encode()), history_max=2)
+    history = {name: commands.get(name, 0) for name in ("lpush", "rpop", "incrby", "decrby")}
+    assert history == {"lpush": 1, "rpop": 1, "incrby": 1, "decrby": 0}
+    conn = sync_client(redis_url)
+    entries = cast(list[str], conn.lrange(KEYS.history(SEED_AGENT, SEED_SESSION), 0, -1))
+    assert len(entries) == 2  # the bound
+    total = conn.get(KEYS.history_bytes(SEED_AGENT, SEED_SESSION))
+    assert total is not None and int(total) == sum(len(entry.encode()) for entry in entries)
 
 
 def test_a_patch_with_a_client_token_costs_no_more_round_trips(

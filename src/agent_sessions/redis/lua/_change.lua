@@ -37,7 +37,12 @@ local function record_history(key, bytes_key, version, at, actor, request_id, ol
   for i = 1, #new, 2 do n[new[i]] = new[i + 1] end
   local entry = cjson.encode({v = version, at = at, actor = actor, request_id = request_id, o = o, n = n})
   local length = redis.call('LPUSH', key, entry)
-  local total = redis.call('INCRBY', bytes_key, #entry)
+  local added = #entry
+  if cap > 0 and length > cap then  -- at the count bound (the usual case for a long session): one in,
+    added = added - #redis.call('RPOP', key)  -- one out, and the byte total moved once for both
+    length = length - 1
+  end
+  local total = redis.call('INCRBY', bytes_key, added)
   while length > 1 and ((cap > 0 and length > cap) or total > max_bytes) do
     local dropped = redis.call('RPOP', key)
     total = redis.call('DECRBY', bytes_key, #dropped)
