@@ -75,17 +75,23 @@ async def pipelined(
     client: aioredis.Redis, commands: Sequence[tuple[Any, ...]], held: HeldConnections | None = None
 ) -> list[Any]:
     """``commands`` on one connection of ``client``'s pool (or one ``held`` between calls), in one write,
-    their replies read within one ``REDIS_TIMEOUT``; each reply, or the error Redis answered, in its
+    sent and answered within one ``REDIS_TIMEOUT``; each reply, or the error Redis answered, in its
     place. What redis-py's pipeline does with ``raise_on_error=False``, for a fraction of its CPU: it
     also set up a timeout, a retry wrapper, response callbacks and timing per command, which cost a
     PATCH more than any step of ours. A failure (the connection cut, the time out) fails the whole
-    batch, and the connection, whose replies were not all read, is dropped rather than reused."""
+    batch, and the connection, whose replies were not all read, is dropped rather than reused.
+
+    The write is redis-py's own (``_send_packed_command``: the stream's write and drain) under this
+    function's timeout: its public ``send_packed_command`` wraps it in ``asyncio.wait_for``, a task and
+    a timer per batch. The connection's health check (a PING after ``health_check_interval`` idle)
+    still runs first."""
     pool = client.connection_pool
     conn = await (held.take() if held else pool.get_connection())  # type: ignore[no-untyped-call]
     try:
-        await conn.send_packed_command(conn.pack_commands(commands))
+        await conn.check_health()
         replies: list[Any] = []
         async with asyncio.timeout(conn.socket_timeout):
+            await conn._send_packed_command(conn.pack_commands(commands))
             for _ in commands:
                 try:
                     replies.append(await conn.read_response(timeout=math.inf))
