@@ -10,7 +10,6 @@ Timeouts are short so that an unreachable Redis is a fast answer, not a hung req
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
@@ -21,7 +20,7 @@ from redis.asyncio.cluster import RedisCluster as AsyncCluster
 from redis.asyncio.connection import AbstractConnection
 from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster as SyncCluster
-from redis.exceptions import DataError, ResponseError
+from redis.exceptions import DataError
 from redis.maint_notifications import MaintNotificationsConfig
 
 from agent_sessions.redis.acks import NO_REPLICA_ACKS, ReplicaAcks
@@ -81,22 +80,23 @@ async def pipelined(
     PATCH more than any step of ours. A failure (the connection cut, the time out) fails the whole
     batch, and the connection, whose replies were not all read, is dropped rather than reused.
 
-    The write is redis-py's own (``_send_packed_command``: the stream's write and drain) under this
-    function's timeout: its public ``send_packed_command`` wraps it in ``asyncio.wait_for``, a task and
-    a timer per batch. The connection's health check (a PING after ``health_check_interval`` idle)
-    still runs first."""
+    The write and the reads are redis-py's own steps under this function's one timeout: the stream's
+    write and drain (``_send_packed_command``; the public ``send_packed_command`` wraps it in
+    ``asyncio.wait_for``, a task and a timer per batch) and the parser's reads (``read_response`` of the
+    connection adds a timeout context, error wrapping and a health-check stamp per reply; the parser
+    returns an error reply as its exception, as the loop below wants it). A connection failure raises
+    ``ConnectionError`` or ``OSError`` here as there. The health check (a PING after
+    ``health_check_interval`` idle) runs first, and the batch's replies stamp it once."""
     pool = client.connection_pool
     conn = await (held.take() if held else pool.get_connection())  # type: ignore[no-untyped-call]
     try:
         await conn.check_health()
-        replies: list[Any] = []
+        read = cast(Any, conn._parser).read_response
         async with asyncio.timeout(conn.socket_timeout):
             await conn._send_packed_command(conn.pack_commands(commands))
-            for _ in commands:
-                try:
-                    replies.append(await conn.read_response(timeout=math.inf))
-                except ResponseError as exc:
-                    replies.append(exc)
+            replies: list[Any] = [await read() for _ in commands]
+        if conn.health_check_interval:
+            conn.next_health_check = asyncio.get_running_loop().time() + conn.health_check_interval
     except BaseException:
         try:
             await conn.disconnect(nowait=True)
