@@ -88,6 +88,21 @@ def test_forwarded_for_is_trusted_only_from_named_proxies(redis_url: str) -> Non
         assert statuses(base) == Counter({401: 40})
 
 
+def test_answers_carry_a_date_and_do_not_name_the_server(redis_url: str) -> None:
+    """No ``server: uvicorn`` (it tells a scanner what runs here); ``date`` stays (HTTP wants it)."""
+    headers = admin_key(redis_url)
+    with serving(redis_url) as base:
+        seed(base, headers)
+        answers = [
+            httpx.patch(f"{base}{SESSION_URL}", json={"description": "x"}, headers=headers),  # an endpoint's
+            httpx.get(f"{base}/v2/nothing-here"),  # an error's
+            httpx.get(f"{base}/openapi.json"),  # the Starlette application's
+        ]
+    assert [a.status_code for a in answers] == [200, 404, 200]
+    for answer in answers:
+        assert "server" not in answer.headers and "date" in answer.headers, answer.headers
+
+
 def test_oversized_headers_get_431_and_slow_clients_time_out(redis_url: str) -> None:
     key = admin_key(redis_url)["x-api-key"]
     with serving(redis_url, REQUEST_READ_TIMEOUT="1") as base:

@@ -35,7 +35,10 @@ def config(
         port=port,
         workers=workers,
         http=GuardedHttpToolsProtocol,
-        access_log=False,  # ours, in EdgeMiddleware
+        access_log=False,  # ours, in web/edge.py
+        # No "server: uvicorn" on every answer: it tells a scanner what runs here, and is one header
+        # more for uvicorn to check and write per response. (Date stays: HTTP wants it.)
+        server_header=False,
         proxy_headers=bool(trusted),
         forwarded_allow_ips=trusted,  # "" trusts no proxy (uvicorn's own default trusts 127.0.0.1)
         h11_max_incomplete_event_size=settings.max_header_bytes,
