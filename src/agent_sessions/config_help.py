@@ -63,7 +63,8 @@ HELP: dict[str, str] = {
     "REPORT_VALUE_MAX_CHARS": "characters of a metadata value the report counts by",
     "REDIS_POOL_SIZE": (
         "Redis connections per API process; requests beyond it wait for one (up to `REDIS_TIMEOUT`) — load "
-        "alone never makes a 503"
+        "alone never makes a 503. Each batcher of script calls keeps up to 4 of them between batches (none "
+        "when the pool has fewer than 8)"
     ),
     "REDIS_MIN_REPLICA_ACKS": (
         "replicas that must have a write before it is answered (`WAIT`, up to half `REDIS_TIMEOUT`; fewer: "
