@@ -12,13 +12,10 @@ import pytest
 import redis
 
 from agent_sessions.redis.client import Batches, async_client
-from agent_sessions.redis.scripts import Declared, Lua, NoArgs, Script
-from tests.integration.test_batches import Key
+from agent_sessions.redis.scripts import Script
+from tests.integration.test_batches import COUNT  # counts its calls: a call sent twice, or lost, shows
 
 pytestmark = pytest.mark.anyio
-
-# Counts its calls: a call sent twice, or lost, shows.
-COUNT = Declared("count", Key, NoArgs, source=Lua("count", "return redis.call('INCR', KEYS[1])"))
 
 
 async def test_batches_keep_a_connection_instead_of_borrowing_one_from_the_pool_each_time(redis_url: str) -> None:
