@@ -170,8 +170,9 @@ def main() -> None:
             whole = scripts.lua("session_update").source
             sources = {step: stopped_at(whole, marker) for step, marker in STEPS}
             sources["the whole script (what a PATCH costs)"] = whole
+            before = f"the whole script of {options.before}"
             if options.before is not None:
-                sources[f"the whole script of {options.before}"] = source_of(options.before)
+                sources[before] = source_of(options.before)
             server = psutil.Process(int(conn.info("server")["process_id"]))
             figures = measure(Caller(conn, keys, args), server, sources, options.calls, options.cycles)
         finally:
@@ -181,7 +182,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     previous = 0.0
     for name, (usec, cpu) in figures.items():
-        step = f"{usec - previous:+.1f}" if name.startswith(("the call", "...", "the whole script (")) else ""
+        step = "" if name == before else f"{usec - previous:+.1f}"  # another script: no step of this one
         print(f"| {name} | {usec:.1f} | {step} | {cpu:.1f} |")
         previous = usec
 
