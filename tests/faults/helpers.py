@@ -25,26 +25,37 @@ FAST_REDELIVERY = {
 
 def stream_with_fault(
     base: str, headers: dict[str, str], sessions: int, patches: int, fault: Callable[[], None]
-) -> None:
-    """Create the agent and sessions, then PATCH them in turn, calling ``fault`` halfway."""
+) -> int:
+    """Create the agent and sessions, then PATCH them in turn, calling ``fault`` halfway. Returns the
+    escalations the PATCHes made: the default rule escalates a session whose priority becomes urgent."""
     url = f"{base}/v2/agents/{AGENT}/sessions"
     httpx.post(f"{base}/v2/agents", json={"key": AGENT, "name": "faults"}, headers=headers)
     for i in range(sessions):
         httpx.post(url, json={"key": f"ase_{i}"}, headers=headers)
+    priorities: dict[str, str] = {}
+    escalations = 0
 
     async def stream() -> None:
+        nonlocal escalations
         async with httpx.AsyncClient(headers=headers, timeout=10) as client:
             for n in range(patches):
-                body = {"metadata": {"priority": ["low", "high", "urgent"][n % 3], "n": n}}
-                response = await client.patch(f"{url}/ase_{n % sessions}", json=body)
+                session, priority = f"ase_{n % sessions}", ["low", "high", "urgent"][n % 3]
+                response = await client.patch(f"{url}/{session}", json={"metadata": {"priority": priority, "n": n}})
                 assert response.status_code == 200
+                escalations += priority == "urgent" and priorities.get(session) != "urgent"
+                priorities[session] = priority
                 if n == patches // 2:
                     fault()
 
     asyncio.run(stream())
+    return escalations
 
 
-def assert_report_equals_recount(base: str, headers: dict[str, str], redis_url: str, timeout: float = 90) -> None:
+def assert_report_equals_recount(
+    base: str, headers: dict[str, str], redis_url: str, escalations: int, timeout: float = 90
+) -> None:
+    """The report equals the recount of the stored sessions, it counts ``escalations`` (each once), and
+    the outbox is empty."""
     conn = redis.Redis.from_url(redis_url, decode_responses=True)
     expected = recount(conn, AGENT, DIMS)
 
@@ -52,12 +63,19 @@ def assert_report_equals_recount(base: str, headers: dict[str, str], redis_url: 
         body: dict[str, Any] = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
         return body
 
+    def caught_up() -> bool:
+        counted = report()
+        return bool(counted["updates"] == expected["updates"] and counted["escalations"]["total"] == escalations)
+
     # Both: events a dead relay enqueued but never acknowledged are counted already, yet stay in the
-    # outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice.
+    # outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice. The
+    # escalations too: a worker records one as an event of its own (into the outbox), so the outbox is
+    # empty for good only once every escalation is counted.
     eventually(
-        lambda: report()["updates"] == expected["updates"] and stream.outbox_length(conn) == 0,
+        lambda: caught_up() and stream.outbox_length(conn) == 0,
         "the report did not catch up with the stored sessions",
         timeout,
     )
     assert {k: v for k, v in report().items() if k in expected} == expected
+    assert report()["escalations"]["total"] == escalations
     assert stream.outbox_length(conn) == 0

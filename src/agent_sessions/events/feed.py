@@ -132,6 +132,7 @@ class Feed:
         self._waiters = 0
         self._news = asyncio.Condition()
         self._reader: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
         self.position = "0-0"  # the newest entry the reader has seen
         self.closing = asyncio.Event()
 
@@ -180,9 +181,12 @@ class Feed:
             self._waiters -= 1
 
     async def _start(self) -> None:
-        if self._reader is None or self._reader.done():
-            self.position = await self.events.end()
-            self._reader = asyncio.get_running_loop().create_task(self._read())
+        # One reader: subscribers that arrive together would otherwise each find none while the first
+        # awaits the log's end, and each start one (every one of them reading the log).
+        async with self._starting:
+            if self._reader is None or self._reader.done():
+                self.position = await self.events.end()
+                self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
         """Follow the log while anyone listens; stop when nobody does (started again on demand)."""
