@@ -45,3 +45,26 @@ def assert_report_matches(report: Any, expected: dict[str, Any], max_values: int
         assert len(shown) <= max_values
         assert all(counts.get(value) == n for value, n in shown.items()), (dim, shown, counts)
         assert report["by_metadata_other"][dim] == sum(n for v, n in counts.items() if v not in shown)
+
+
+# The default escalation rules (settings ESCALATE_WHEN_BECOMES and ESCALATE_WHEN_CHANGES), restated.
+BECOMES = {"priority": "urgent", "resolution_status": "escalated"}
+CHANGES = ("escalation_level",)
+
+
+def recount_escalations(conn: redis.Redis, agent: str, keys: Keys = KEYS) -> int:
+    """The updates of ``agent``'s sessions that the default rules escalate, recounted from the stored
+    histories (so: while each history holds every update of its session, HISTORY_MAX)."""
+    escalations = 0
+    for key in conn.scan_iter(keys.history_prefix(agent) + "*"):
+        if key.endswith(":bytes"):
+            continue
+        for text in conn.lrange(key, 0, -1):
+            entry = json.loads(text)
+            if "metadata" not in entry["n"] or entry["v"] == 1:
+                continue
+            before, after = json.loads(entry["o"]["metadata"]), json.loads(entry["n"]["metadata"])
+            escalations += any(after.get(k) == v and before.get(k) != v for k, v in BECOMES.items()) or any(
+                k in after and after[k] != before.get(k) for k in CHANGES
+            )
+    return escalations
