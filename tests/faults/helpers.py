@@ -1,19 +1,12 @@
-"""Shared steps of the worker fault tests: a stream of PATCHes with a fault in the middle, then the
-end-to-end proof that nothing was lost (the report equals a recount of the stored sessions)."""
+"""Shared steps of the worker fault tests: a stream of PATCHes with a fault in the middle (then
+``tests.support.recount.assert_report_equals_recount``: the proof that nothing was lost)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
 
 import httpx
-import redis
-
-from tests.support import stream
-from tests.support.api import DIMS
-from tests.support.recount import recount, recount_escalations
-from tests.support.wait import eventually
 
 AGENT = "agt_faults"
 FAST_REDELIVERY = {
@@ -42,31 +35,3 @@ def stream_with_fault(
                     fault()
 
     asyncio.run(stream())
-
-
-def assert_report_equals_recount(base: str, headers: dict[str, str], redis_url: str, timeout: float = 90) -> None:
-    """The report equals the recount of the stored sessions, escalations included (each counted once),
-    and the outbox is empty."""
-    conn = redis.Redis.from_url(redis_url, decode_responses=True)
-    expected = recount(conn, AGENT, DIMS) | {"escalations": {"total": recount_escalations(conn, AGENT)}}
-    assert expected["escalations"]["total"] > 0
-
-    def report() -> dict[str, Any]:
-        body: dict[str, Any] = httpx.get(f"{base}/v2/agents/{AGENT}/report", headers=headers).json()
-        return body
-
-    def caught_up() -> bool:
-        counted = report()
-        return all(counted[k] == expected[k] for k in ("updates", "escalations"))
-
-    # Both: events a dead relay enqueued but never acknowledged are counted already, yet stay in the
-    # outbox until a live relay reclaims them (RELAY_CLAIM_IDLE_MS) — and count nothing twice. The
-    # escalations too: a worker records each as an event of its own, into the outbox, so the outbox is
-    # empty for good only once every escalation is counted.
-    eventually(
-        lambda: caught_up() and stream.outbox_length(conn) == 0,
-        "the report did not catch up with the stored sessions",
-        timeout,
-    )
-    assert {k: v for k, v in report().items() if k in expected} == expected
-    assert stream.outbox_length(conn) == 0

@@ -15,9 +15,10 @@ import redis
 from agent_sessions.access.auth import Role
 from agent_sessions.access.store import Keyring
 from agent_sessions.redis.server import free_port
-from tests.faults.helpers import FAST_REDELIVERY, assert_report_equals_recount, stream_with_fault
+from tests.faults.helpers import AGENT, FAST_REDELIVERY, stream_with_fault
 from tests.support.keys import KEYS
 from tests.support.processes import command, env, running, wait_http, working
+from tests.support.recount import assert_report_equals_recount
 from tests.support.wait import eventually
 
 pytestmark = pytest.mark.e2e
@@ -75,4 +76,4 @@ def test_worker_sigterm_mid_stream_loses_nothing(
         stream_with_fault(base, headers, sessions=5, patches=300, fault=lambda: os.killpg(first.pid, signal.SIGTERM))
         assert first.wait(60) == 0  # a clean stop, within the shutdown timeout
     with working(settings):
-        assert_report_equals_recount(base, headers, redis_url)
+        assert_report_equals_recount(base, headers, redis_url, AGENT)

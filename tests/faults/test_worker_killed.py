@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.helpers import FAST_REDELIVERY, assert_report_equals_recount, stream_with_fault
+from tests.faults.helpers import AGENT, FAST_REDELIVERY, stream_with_fault
 from tests.support.processes import env, kill_group, working
+from tests.support.recount import assert_report_equals_recount
 
 pytestmark = pytest.mark.e2e
 
@@ -20,4 +21,4 @@ def test_worker_killed_mid_stream_loses_nothing(
         # SIGKILL, mid-stream, no warning
         stream_with_fault(base, headers, sessions=10, patches=600, fault=lambda: kill_group(first))
     with working(settings):
-        assert_report_equals_recount(base, headers, redis_url)
+        assert_report_equals_recount(base, headers, redis_url, AGENT)

@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import redis
 
 from agent_sessions.redis.keys import Keys
+from tests.support import stream
+from tests.support.api import DIMS
 from tests.support.keys import KEYS
+from tests.support.wait import eventually
 
 
 def recount(
@@ -68,3 +72,35 @@ def recount_escalations(conn: redis.Redis, agent: str, keys: Keys = KEYS) -> int
                 k in after and after[k] != before.get(k) for k in CHANGES
             )
     return escalations
+
+
+def assert_report_equals_recount(
+    base: str, headers: dict[str, str], redis_url: str, agent: str, timeout: float = 90
+) -> dict[str, Any]:
+    """Once the event pipeline has drained: ``agent``'s report equals the recount of its stored sessions,
+    escalations included (each counted once), and the outbox is empty. Returns the recount."""
+    conn = redis.Redis.from_url(redis_url, decode_responses=True)
+    expected = recount(conn, agent, DIMS) | {"escalations": {"total": recount_escalations(conn, agent)}}
+    assert expected["escalations"]["total"] > 0
+
+    def report() -> dict[str, Any]:
+        body: dict[str, Any] = httpx.get(f"{base}/v2/agents/{agent}/report", headers=headers).json()
+        return body
+
+    def caught_up() -> bool:
+        counted = report()
+        return all(counted[k] == expected[k] for k in ("updates", "escalations"))
+
+    # The relay acknowledges an event after enqueueing it, so the report can be ahead of the outbox;
+    # events a dead relay enqueued but never acknowledged are counted already, yet stay in the outbox
+    # until a live relay reclaims them (RELAY_CLAIM_IDLE_MS), and count nothing twice. A worker records
+    # each escalation as an event of its own, into the outbox: the outbox is empty for good only once
+    # every escalation is counted.
+    eventually(
+        lambda: caught_up() and stream.outbox_length(conn) == 0,
+        "the report did not catch up with the stored sessions",
+        timeout,
+    )
+    assert {k: v for k, v in report().items() if k in expected} == expected
+    assert stream.outbox_length(conn) == 0
+    return expected
