@@ -10,7 +10,14 @@
   (the application sees a client disconnect). Idle keep-alive connections are uvicorn's own
   ``timeout_keep_alive``.
 
-And one saving: a response whose head announces its length (every answer but a stream) goes out in
+Both waits, the read time and uvicorn's keep-alive (``timeout_keep_alive``, between requests), are kept
+by one timer per connection that is re-armed only when it fires: a request moves a deadline, it does
+not make a timer. uvicorn's own keep-alive, and a read timer per request, cost a ``call_later`` and a
+``cancel`` each per request, about 2.4 µs of CPU per pair on uvloop (two pairs: about 2% of a PATCH).
+A connection past its deadline is closed at most a moment after it; one that moved its deadline costs a
+timer firing once per timeout, not one per request.
+
+And a saving: a response whose head announces its length (every answer but a stream) goes out in
 one write, head and body together. uvicorn writes the head when the application sends
 ``http.response.start`` and the body at ``http.response.body``: two ``send()`` calls, two wake-ups of
 the client, for answers that are complete at once. Each request's cycle gets a ``HeldHead`` in place of
@@ -21,6 +28,7 @@ the transport, which holds that head until the body's first write. A stream's he
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -90,7 +98,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._too_large = False
         self._headers_done = True
-        self._read_timer: asyncio.TimerHandle | None = None
+        # The connection's one timer (see the module's docstring): the wait it keeps, and when it fires
+        self._deadline: float | None = None
+        self._on_deadline: Callable[[], None] = self.timeout_keep_alive_handler
+        self._idle = False  # the wait is uvicorn's keep-alive, between requests
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     def shutdown(self) -> None:
         """Graceful shutdown. A response that never ends by itself (the live event feed) put an
@@ -129,8 +142,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        if self._timer is not None:  # not left to fire on a closed connection, holding it meanwhile
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, with its keep-alive timer per response replaced by the connection's one timer
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        else:
+            self._wait(self.timeout_keep_alive, self.timeout_keep_alive_handler, idle=True)
+
+    def _unset_keepalive_if_required(self) -> None:
+        # uvicorn calls this on every read, also in the middle of a request: only the keep-alive ends there
+        if self._idle:
+            self._deadline, self._idle = None, False
 
     def send_400_response(self, msg: str) -> None:
         if self._too_large:  # the parser error was ours: the headers passed the limit
@@ -153,16 +187,33 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             raise HeaderTooLarge()
 
     def _arm(self) -> None:
-        self._disarm()
-        self._read_timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
+        self._wait(self.read_timeout, self._read_timed_out, idle=False)
 
     def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
+        self._deadline, self._idle = None, False
+
+    def _wait(self, seconds: float, then: Callable[[], None], idle: bool) -> None:
+        """Call ``then`` in ``seconds`` unless the wait is moved or ended before: the timer is made anew
+        only when none is pending or it would fire too late for this deadline."""
+        deadline = self.loop.time() + seconds
+        self._deadline, self._on_deadline, self._idle = deadline, then, idle
+        if self._timer is None or deadline < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._timer_at = self.loop.call_at(deadline, self._fired), deadline
+
+    def _fired(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        if self.loop.time() + 0.001 < deadline:  # the wait moved since the timer was made
+            self._timer, self._timer_at = self.loop.call_at(deadline, self._fired), deadline
+            return
+        self._deadline, self._idle = None, False
+        self._on_deadline()
 
     def _read_timed_out(self) -> None:
-        self._read_timer = None
         if self.transport.is_closing():
             return
         if not self._headers_done:
