@@ -45,13 +45,13 @@ STOP = "if true then return {'stopped'} end\n"
 # (what the script has done when it stops, the line it stops before); in the script's order
 STEPS = (
     ("the call: KEYS and ARGV, the shared Lua's functions", "local agent_hash, session_hash"),
-    ("... and the script's own set-up", "if not admitting then return apply() end"),
-    ("... and the gate (key record, token bucket)", "if admitted[1] ~= 'ok' then return {admitted} end"),
-    ("... and reading the session (TIME, HGETALL, EXISTS)", "  local at = {}"),
-    ("... and If-Match, what changed, the write (HSET)", "  -- The session after the write"),
-    ("... and the indexes", "  emit_event(outbox"),
-    ("... and the event in the outbox (XADD)", "  record_history(history"),
-    ("... and the history entry", "  return finish('ok', session_fields)"),
+    ("... and the script's own set-up", "local admitted = admitting and admit("),
+    ("... and the gate (key record, token bucket)", "local function answer(reply)"),
+    ("... and reading the session (TIME, HGETALL, EXISTS)", "local at = {}"),
+    ("... and If-Match, what changed, the write (HSET)", "-- The session after the write"),
+    ("... and the indexes", "emit_event(outbox"),
+    ("... and the event in the outbox (XADD)", "record_history(history"),
+    ("... and the history entry", "return answer(finish('ok', session_fields))"),
 )
 
 
