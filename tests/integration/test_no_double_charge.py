@@ -40,7 +40,8 @@ def through_proxy(redis_server: RedisServer, redis_url: str) -> Iterator[tuple[T
 
 
 def tokens(sync_redis: redis.Redis, secret: str) -> int:
-    return int(float(sync_redis.hget(KEYS.key_bucket(digest(secret)), "tokens") or 0))
+    bucket = sync_redis.get(KEYS.key_bucket(digest(secret)))  # "<tokens> <ms>" (see _gate.lua)
+    return int(float(bucket.split()[0])) if bucket else 0
 
 
 def test_gate_reply_lost_charges_the_bucket_once(

@@ -82,6 +82,25 @@ async def test_bucket_key_expires_once_full(gate: Gate, sync_redis: redis.Redis)
 
 
 @pytest.mark.anyio
+async def test_a_bucket_is_one_string_with_its_expiry_and_an_older_hash_bucket_reads_as_full(
+    gate: Gate, sync_redis: redis.Redis
+) -> None:
+    secret = new_key(sync_redis, rate=10.0, burst=3)
+    bucket = KEYS.key_bucket(digest(secret))
+    sync_redis.hset(bucket, mapping={"tokens": "0.000000", "ts": "1.000"})  # as 0.2.0 kept it: empty
+    sync_redis.pexpire(bucket, 300)
+    _, quota, admitted = await gate.admit(digest(secret), "a")
+    assert admitted and quota.remaining == 2  # read as full (it would refill within its expiry anyway)
+    written = sync_redis.get(bucket)
+    assert written is not None
+    tokens, at = written.split()  # "<tokens> <ms>", written with its expiry in one SET
+    assert float(tokens) == pytest.approx(2, abs=0.01) and float(at) > 0
+    assert 0 < sync_redis.pttl(bucket) <= 100  # one token short at 10/s
+    _, quota, _ = await gate.admit(digest(secret), "a")
+    assert quota.remaining == 1
+
+
+@pytest.mark.anyio
 async def test_failed_authentications_throttle_the_address_for_invalid_keys_only(
     gate: Gate, sync_redis: redis.Redis
 ) -> None:

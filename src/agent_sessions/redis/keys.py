@@ -31,7 +31,7 @@ cluster whose slots are split evenly. ``agent-sessions migrate`` moves a store w
 | ``idem:snap:{t}:<agent>:<session>:<version>``  | hash   | the answer records of one version share     |
 | ``purge:{t}:<agent>``, ``purges:{t}``          | zset   | sessions of deleted agents still to delete  |
 | ``apikey:{<digest>}``, ``apikeys``             | hash   | API key records; key id -> digest           |
-| ``rl:key:{<digest>}``, ``rl:addr:<address>``   | hash   | token buckets                               |
+| ``rl:key:{<digest>}``, ``rl:addr:<address>``   | string | token buckets: ``<tokens> <ms>``            |
 | ``outbox:{t}``, ``outbox:poison``              | stream | events for the relay; malformed entries     |
 | ``lease:{t}``, ``relays``                      | string | the relay reading the outbox; live relays   |
 | ``{events}``, ``…:ids``, ``…:trimmed``         | stream | the event log; event id -> entry; last cut  |

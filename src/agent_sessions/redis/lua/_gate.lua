@@ -3,15 +3,18 @@
 -- knows the key's role and scope, so the PATCH is one round trip (see ratelimit.py); auth_failure.lua
 -- charges a failed authentication to its client address.
 --
--- Token buckets: a hash {tokens, ts} per bucket. Tokens refill continuously at `rate` per second up to
--- `burst`, computed from Redis TIME (never an API server's clock, so every API process shares one
--- bucket correctly). A bucket key expires when it would be full again, so idle buckets cost nothing.
+-- Token buckets: a string "<tokens> <ts>" per bucket, written with its expiry in one SET. Tokens refill
+-- continuously at `rate` per second up to `burst`, computed from Redis TIME (never an API server's
+-- clock, so every API process shares one bucket correctly). A bucket key expires when it would be full
+-- again, so idle buckets cost nothing. (Until 0.2.0 a bucket was a hash {tokens, ts}, written with
+-- HSET and PEXPIRE: one command more on every request. One of those still alive reads as a full bucket
+-- and is overwritten; it would have been full within its expiry anyway.)
 --
 -- Key layout:
 --   as:apikey:{<sha256>}    hash  the key record (see access/store.py): id, role, agents, rate, burst, revoked_at…
---   as:rl:key:{<sha256>}    hash  the key's bucket (the same tag as its record)
---   as:rl:addr:<address>    hash  failed-authentication bucket of one client address (its own slot:
---                                 a failed authentication takes a second call, auth_failure.lua)
+--   as:rl:key:{<sha256>}    string  the key's bucket (the same tag as its record)
+--   as:rl:addr:<address>    string  failed-authentication bucket of one client address (its own slot:
+--                                   a failed authentication takes a second call, auth_failure.lua)
 --
 -- admit(record, key bucket, default rate, default burst) (the defaults apply to keys without a rate or
 -- burst of their own) returns
@@ -31,10 +34,12 @@
 -- Refill a bucket and, when take is true, take one token if there is one.
 -- Returns allowed, tokens left, ms until the next whole token (0 when full).
 local function take_token(key, rate, burst, take, now)
-  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local state = redis.pcall('GET', key)  -- an error: a bucket of before 0.3.0 (a hash), as if full
   local tokens = burst
-  if state[1] then
-    tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - tonumber(state[2])) * rate / 1000)
+  local left, at = nil, nil
+  if type(state) == 'string' then left, at = string.match(state, '^(%S+) (%S+)$') end
+  if left then
+    tokens = math.min(burst, tonumber(left) + math.max(0, now - tonumber(at)) * rate / 1000)
   end
   local allowed = take and tokens >= 1
   if allowed then tokens = tokens - 1 end
@@ -42,8 +47,7 @@ local function take_token(key, rate, burst, take, now)
     if tokens >= burst then
       redis.call('DEL', key)
     else
-      local set = redis.pcall('HSET', key, 'tokens', string.format('%.6f', tokens), 'ts', string.format('%.3f', now))
-      if type(set) == 'number' then redis.call('PEXPIRE', key, math.ceil((burst - tokens) * 1000 / rate)) end
+      redis.pcall('SET', key, string.format('%.6f %.3f', tokens, now), 'PX', math.ceil((burst - tokens) * 1000 / rate))
     end
   end
   local wait = 0
