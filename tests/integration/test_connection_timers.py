@@ -6,15 +6,12 @@ are cut whatever they trickle, and many requests on one connection make no timer
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import uvicorn
-
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
+from tests.support import uvicorn_server
 
 KEEP_ALIVE_S = 0.4
 READ_S = 0.6
@@ -32,22 +29,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-@asynccontextmanager
-async def serving() -> AsyncIterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    cfg = uvicorn.Config(app, http=GuardedHttpToolsProtocol, log_level="critical", lifespan="off")
-    cfg.timeout_keep_alive = KEEP_ALIVE_S  # type: ignore[assignment]  # typed int; any delay works
-    cfg.request_read_timeout = READ_S  # type: ignore[attr-defined]
-    server = uvicorn.Server(cfg)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
+def serving() -> AbstractAsyncContextManager[int]:
+    return uvicorn_server.serving(
+        app, GuardedHttpToolsProtocol, timeout_keep_alive=KEEP_ALIVE_S, request_read_timeout=READ_S
+    )
 
 
 async def answer(reader: asyncio.StreamReader) -> bytes:

@@ -7,15 +7,13 @@ keep what they did: the head goes out when it must."""
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-import uvicorn
 
 from agent_sessions.web.protocol import GuardedHttpToolsProtocol
+from tests.support import uvicorn_server
 
 WRITES: list[bytes] = []
 
@@ -58,20 +56,8 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": answer})
 
 
-@asynccontextmanager
-async def serving() -> AsyncIterator[int]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    cfg = uvicorn.Config(app, http=CountingProtocol, log_level="critical", lifespan="off")
-    server = uvicorn.Server(cfg)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
-        await asyncio.sleep(0.01)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        server.should_exit = True
-        await task
+def serving() -> AbstractAsyncContextManager[int]:
+    return uvicorn_server.serving(app, CountingProtocol)
 
 
 async def exchange(port: int, request: bytes, then: bytes = b"", pause: float = 0.0) -> list[bytes]:
