@@ -13,7 +13,7 @@
 Both waits, the read time and uvicorn's keep-alive (``timeout_keep_alive``, between requests), are kept
 by one timer per connection that is re-armed only when it fires: a request moves a deadline, it does
 not make a timer. uvicorn's own keep-alive, and a read timer per request, cost a ``call_later`` and a
-``cancel`` each per request, about 2.4 µs of CPU per pair on uvloop (two pairs: about 2% of a PATCH).
+``cancel`` each per request, about 2.4 µs of CPU per pair on uvloop (two pairs: 2-3% of a PATCH).
 A connection past its deadline is closed at most a moment after it; one that moved its deadline costs a
 timer firing once per timeout, not one per request.
 
@@ -164,7 +164,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _unset_keepalive_if_required(self) -> None:
         # uvicorn calls this on every read, also in the middle of a request: only the keep-alive ends there
         if self._idle:
-            self._deadline, self._idle = None, False
+            self._disarm()
 
     def send_400_response(self, msg: str) -> None:
         if self._too_large:  # the parser error was ours: the headers passed the limit
